@@ -1,0 +1,245 @@
+//! The command line: `cargo seed`, `cargo seed publish`, `cargo seed list`.
+//!
+//! Settings resolve as flag > `CARGO_SEED_*` environment >
+//! `[workspace.metadata.seed]` > default.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::error::{report, ExitCode as Code};
+use crate::publish::{self, PublishOptions};
+use crate::restore::{self, RestoreOptions};
+use crate::store::{self, Store};
+use crate::ui::{self, Ui};
+use crate::workspace::Workspace;
+use crate::{git, resolve, Error};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "cargo-seed",
+    bin_name = "cargo seed",
+    version,
+    about = "Seed the build dir from the nearest CI-published snapshot, so cargo rebuilds only what changed",
+    after_help = "Exit codes: 0 done, 1 failed, 2 bad usage, 3 no usable snapshot, \
+                  4 build dir already holds build state (see --force), 130 interrupted.",
+    args_conflicts_with_subcommands = true
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Option<Command>,
+    #[command(flatten)]
+    pub restore: RestoreArgs,
+    #[command(flatten)]
+    pub global: GlobalArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct GlobalArgs {
+    /// Where snapshots live: a directory or file:// URL [default: a per-user cache directory]
+    #[arg(long, global = true, env = "CARGO_SEED_STORE", value_name = "STORE")]
+    pub store: Option<String>,
+    /// The cargo profile whose build state is published or restored
+    #[arg(
+        long,
+        global = true,
+        env = "CARGO_SEED_PROFILE",
+        default_value = "dev",
+        value_name = "PROFILE"
+    )]
+    pub profile: String,
+    /// Path to Cargo.toml
+    #[arg(long, global = true, value_name = "PATH")]
+    pub manifest_path: Option<PathBuf>,
+    /// No output but errors
+    #[arg(short, long, global = true, conflicts_with = "verbose")]
+    pub quiet: bool,
+    /// Say what is done to every unit
+    #[arg(short, long, global = true)]
+    pub verbose: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct RestoreArgs {
+    /// Seed from this commit's snapshot instead of the nearest ancestor's
+    #[arg(long, value_name = "REV")]
+    pub commit: Option<String>,
+    /// How many generations back from HEAD to look for a snapshot
+    #[arg(
+        long,
+        env = "CARGO_SEED_MAX_DISTANCE",
+        default_value_t = 200,
+        value_name = "N"
+    )]
+    pub max_distance: usize,
+    /// Replace existing build state (units it already holds are kept, not fetched)
+    #[arg(long)]
+    pub force: bool,
+    /// Say what would be restored and rebuilt; change nothing
+    #[arg(long)]
+    pub dry_run: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Publish the build state of HEAD (run in CI after the build)
+    Publish {
+        /// Extra arguments for the `cargo build` whose units are published
+        #[arg(last = true, value_name = "CARGO_BUILD_ARGS")]
+        build_args: Vec<String>,
+    },
+    /// List the snapshots reachable from HEAD and whether each is usable here
+    List {
+        /// How many generations back from HEAD to look
+        #[arg(
+            long,
+            env = "CARGO_SEED_MAX_DISTANCE",
+            default_value_t = 200,
+            value_name = "N"
+        )]
+        max_distance: usize,
+    },
+}
+
+pub fn main() -> ExitCode {
+    // As a cargo subcommand the binary is called as `cargo-seed seed …`.
+    let mut args: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    if args.get(1).is_some_and(|a| a == "seed") {
+        args.remove(1);
+    }
+    let cli = match Cli::try_parse_from(args) {
+        Ok(cli) => cli,
+        Err(e) => {
+            let _ = e.print();
+            return ExitCode::from(if e.use_stderr() { Code::Usage as u8 } else { 0 });
+        }
+    };
+    let _ = ctrlc::set_handler(|| {
+        restore::CANCEL.store(true, std::sync::atomic::Ordering::Relaxed);
+    });
+    match run(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            report(&e);
+            ExitCode::from(e.exit_code() as u8)
+        }
+    }
+}
+
+pub fn run(cli: Cli) -> Result<(), Error> {
+    let ui = Ui {
+        quiet: cli.global.quiet,
+        verbose: cli.global.verbose,
+    };
+    let ws = Workspace::load(cli.global.manifest_path.as_deref())?;
+    let store = open_store(&ws, cli.global.store.as_deref())?;
+    let profile = cli.global.profile.as_str();
+    match cli.command {
+        Some(Command::Publish { build_args }) => {
+            let opts = PublishOptions {
+                manifest_path: cli.global.manifest_path.as_deref(),
+                profile,
+                build_args: &build_args,
+            };
+            publish::publish(&ws, store.as_ref(), &opts, ui)?;
+        }
+        Some(Command::List { max_distance }) => list(&ws, store.as_ref(), profile, max_distance)?,
+        None => {
+            let a = &cli.restore;
+            let opts = RestoreOptions {
+                profile,
+                commit: a.commit.as_deref(),
+                max_distance: a.max_distance,
+                force: a.force,
+                dry_run: a.dry_run,
+            };
+            let outcome = restore::restore(&ws, store.as_ref(), &opts, ui)?;
+            if a.dry_run {
+                print_plan(&outcome, ui);
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The store from the flag or environment, else the workspace's
+/// configuration (relative to the workspace root), else the default.
+fn open_store(ws: &Workspace, flag: Option<&str>) -> Result<Box<dyn Store>, Error> {
+    let spec = match (flag, &ws.configured_store) {
+        (Some(s), _) => s.to_owned(),
+        (None, Some(s)) => s.clone(),
+        (None, None) => store::default_location().display().to_string(),
+    };
+    let cwd = std::env::current_dir().unwrap_or_else(|_| ws.root.clone());
+    let base = if flag.is_some() { cwd } else { ws.root.clone() };
+    Ok(store::open(&spec, &base)?)
+}
+
+fn print_plan(o: &restore::Outcome, ui: Ui) {
+    println!(
+        "would seed {} (distance {}): {} units reused, {} rebuilt, {} incremental dirs, {} to fetch",
+        &o.commit[..12],
+        o.distance,
+        o.reused,
+        o.rebuilt.len(),
+        o.incremental,
+        ui::bytes(o.fetched_bytes)
+    );
+    for (name, why) in &o.rebuilt {
+        println!("  rebuild {name}: {why}");
+    }
+    for note in &o.notes {
+        println!("  note: {note}");
+    }
+    let _ = ui;
+}
+
+fn list(
+    ws: &Workspace,
+    store: &dyn Store,
+    profile: &str,
+    max_distance: usize,
+) -> Result<(), Error> {
+    let want = restore::want(ws, profile)?;
+    let head = git::resolve_commit(&ws.root, "HEAD")?;
+    let ancestors = git::ancestors(&ws.root, &head, max_distance)?;
+    let found = resolve::list(store, &ancestors, &want)?;
+    if found.is_empty() {
+        println!(
+            "no snapshots in {} among {} commits from HEAD",
+            store.location(),
+            ancestors.len()
+        );
+        return Ok(());
+    }
+    println!(
+        "{:<12} {:>8}  {:<8} {:<8} {:>10} {:>5}  usable",
+        "commit", "distance", "rustc", "profile", "size", "age"
+    );
+    for l in found {
+        let (rustc, prof, size, age) = match &l.manifest {
+            Ok(m) => (
+                m.toolchain.release.clone(),
+                m.profile.clone(),
+                ui::bytes(m.total_size()),
+                ui::age(m.created),
+            ),
+            Err(_) => Default::default(),
+        };
+        let usable = match &l.unusable {
+            None => "yes".to_owned(),
+            Some(why) => format!("no: {why}"),
+        };
+        println!(
+            "{:<12} {:>8}  {:<8} {:<8} {:>10} {:>5}  {usable}",
+            &l.commit[..12],
+            l.distance,
+            rustc,
+            prof,
+            size,
+            age
+        );
+    }
+    Ok(())
+}

@@ -1,0 +1,130 @@
+//! The errors `cargo seed` reports, and the exit code of each.
+//!
+//! Exit codes (documented in the README; scripts rely on them):
+//! - 0: done (or nothing to do);
+//! - 1: failed;
+//! - 2: the command line is wrong (clap);
+//! - 3: no usable snapshot: build normally;
+//! - 4: the build dir already holds build state and `--force` was not given;
+//! - 130: interrupted (Ctrl-C); nothing was changed.
+
+use std::path::PathBuf;
+
+use crate::archive::ArchiveError;
+use crate::git::GitError;
+use crate::snapshot::SnapshotError;
+use crate::store::StoreError;
+use crate::toolchain::ToolchainError;
+use crate::workspace::WorkspaceError;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ExitCode {
+    Failure = 1,
+    Usage = 2,
+    NoSnapshot = 3,
+    BuildStatePresent = 4,
+    Interrupted = 130,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error(transparent)]
+    Workspace(#[from] WorkspaceError),
+    #[error(transparent)]
+    Toolchain(#[from] ToolchainError),
+    #[error(transparent)]
+    Git(#[from] GitError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Archive(#[from] ArchiveError),
+    #[error(transparent)]
+    Snapshot(#[from] SnapshotError),
+    #[error("{store}: manifest `{key}` is unreadable")]
+    Manifest {
+        store: String,
+        key: String,
+        #[source]
+        source: serde_json::Error,
+    },
+    #[error("failed to {op} {path}")]
+    Io {
+        op: &'static str,
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("no usable snapshot in {store}: {searched}{}", skipped_list(.skipped))]
+    NoSnapshot {
+        store: String,
+        searched: String,
+        skipped: Vec<String>,
+    },
+    #[error("{dir} already holds build state; cargo seed leaves it alone")]
+    BuildStatePresent { dir: PathBuf },
+    #[error("`{rev}` does not name a commit")]
+    UnknownRevision { rev: String },
+    #[error("interrupted; the build dir was not changed")]
+    Interrupted,
+}
+
+fn skipped_list(skipped: &[String]) -> String {
+    if skipped.is_empty() {
+        return String::new();
+    }
+    let mut s = String::from("; skipped:");
+    for line in skipped {
+        s.push_str("\n  ");
+        s.push_str(line);
+    }
+    s
+}
+
+impl Error {
+    pub fn exit_code(&self) -> ExitCode {
+        match self {
+            Error::NoSnapshot { .. } => ExitCode::NoSnapshot,
+            Error::BuildStatePresent { .. } => ExitCode::BuildStatePresent,
+            Error::Interrupted | Error::Archive(ArchiveError::Cancelled) => ExitCode::Interrupted,
+            _ => ExitCode::Failure,
+        }
+    }
+
+    /// What the user can do about it, if anything.
+    pub fn hint(&self) -> Option<String> {
+        match self {
+            Error::NoSnapshot { .. } => Some(
+                "build normally (`cargo build`); publish snapshots from CI with `cargo seed publish`"
+                    .into(),
+            ),
+            Error::BuildStatePresent { .. } => Some(
+                "pass --force to replace it (units already there are reused), or run `cargo clean` first".into(),
+            ),
+            Error::Archive(ArchiveError::Digest { .. } | ArchiveError::Corrupt { .. })
+            | Error::Store(StoreError::NotFound { .. }) => Some(
+                "the snapshot in the store is damaged or incomplete; seed another with --commit, or republish it".into(),
+            ),
+            Error::Archive(ArchiveError::Hostile { .. }) => {
+                Some("do not use this store: its snapshot tries to write outside the target dir".into())
+            }
+            Error::Store(StoreError::Unsupported { .. }) => {
+                Some("use a directory path or a file:// URL".into())
+            }
+            _ => None,
+        }
+    }
+}
+
+/// Prints `error: …`, its causes and a `hint:` line to stderr.
+pub fn report(err: &Error) {
+    let mut msg = format!("error: {err}");
+    let mut source = std::error::Error::source(err);
+    while let Some(s) = source {
+        msg.push_str(&format!("\n  caused by: {s}"));
+        source = s.source();
+    }
+    if let Some(hint) = err.hint() {
+        msg.push_str(&format!("\nhint: {hint}"));
+    }
+    eprintln!("{msg}");
+}

@@ -1,0 +1,294 @@
+//! Deciding by content which units cargo may reuse, and making cargo agree.
+//!
+//! Cargo decides a path unit's freshness by mtimes (NOTES facts 4–5), and a
+//! fresh clone's mtimes say nothing about what changed. So cargo-seed compares
+//! the digest of every file cargo tracks with what CI compiled. A unit whose
+//! inputs all match is restored, every file stamped with one time `T` that is
+//! not older than any of its inputs; a unit that differs, or depends on one
+//! that does, is not restored at all, so cargo rebuilds it by its own rules
+//! (a missing unit is never fresh, and its dependents see a stale dependency).
+//!
+//! This module must never report a unit fresh without having compared every
+//! recorded input.
+
+use std::collections::{BTreeMap, HashMap};
+use std::fs;
+use std::io::{self, Read};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime};
+
+use sha2::{Digest, Sha256};
+
+use crate::manifest::{hex, Check, Manifest, UnitKind};
+
+/// sha256 of a file, or of every file below a directory (names and contents,
+/// in sorted order); `None` when nothing is there.
+pub fn digest_path(path: &Path) -> io::Result<Option<String>> {
+    let meta = match fs::metadata(path) {
+        Ok(m) => m,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(e),
+    };
+    let mut hasher = Sha256::new();
+    if meta.is_dir() {
+        let mut files = Vec::new();
+        walk(path, Path::new(""), &mut files)?;
+        files.sort();
+        for rel in files {
+            hasher.update(rel.to_string_lossy().as_bytes());
+            hasher.update([0]);
+            hasher.update(digest_file(&path.join(&rel))?);
+            hasher.update([0]);
+        }
+    } else {
+        hasher.update(digest_file(path)?);
+    }
+    Ok(Some(hex(&hasher.finalize())))
+}
+
+fn digest_file(path: &Path) -> io::Result<[u8; 32]> {
+    let mut f = fs::File::open(path)?;
+    let mut hasher = Sha256::new();
+    let mut buf = vec![0u8; 64 << 10];
+    loop {
+        let n = f.read(&mut buf)?;
+        if n == 0 {
+            break;
+        }
+        hasher.update(&buf[..n]);
+    }
+    Ok(hasher.finalize().into())
+}
+
+fn walk(root: &Path, rel: &Path, out: &mut Vec<PathBuf>) -> io::Result<()> {
+    for entry in fs::read_dir(root.join(rel))? {
+        let entry = entry?;
+        let child = rel.join(entry.file_name());
+        if fs::metadata(entry.path())?.is_dir() {
+            walk(root, &child, out)?;
+        } else {
+            out.push(child);
+        }
+    }
+    Ok(())
+}
+
+/// Whether a unit may be restored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Verdict {
+    Reuse,
+    Rebuild(String),
+}
+
+/// Compares every unit's recorded inputs with the files under
+/// `workspace_root`, then spreads "rebuild" to every unit that depends on a
+/// rebuilt (or missing) one. Incremental state is always reused: rustc
+/// checks it itself.
+pub fn evaluate(manifest: &Manifest, workspace_root: &Path) -> BTreeMap<String, Verdict> {
+    let mut verdicts: BTreeMap<String, Verdict> = BTreeMap::new();
+    for unit in &manifest.units {
+        let v = match &unit.check {
+            Check::None => Verdict::Reuse,
+            Check::Unverifiable { reason } => Verdict::Rebuild(reason.clone()),
+            Check::Inputs(inputs) => {
+                let root = workspace_root.join(&inputs.package_root);
+                inputs
+                    .files
+                    .iter()
+                    .find_map(|input| {
+                        let local = root.join(&input.path);
+                        let shown = input.path.display();
+                        match digest_path(&local) {
+                            Ok(d) if d == input.sha256 => None,
+                            Ok(None) => Some(format!("{shown} was removed")),
+                            Ok(Some(_)) if input.sha256.is_none() => {
+                                Some(format!("{shown} was added"))
+                            }
+                            Ok(Some(_)) => Some(format!("{shown} changed")),
+                            Err(e) => Some(format!("{shown} could not be read ({e})")),
+                        }
+                    })
+                    .map_or(Verdict::Reuse, Verdict::Rebuild)
+            }
+        };
+        verdicts.insert(unit.id.clone(), v);
+    }
+    // Spread along dependency edges until nothing changes; the graph is a DAG
+    // of at most a few thousand units, so this converges quickly.
+    let names: HashMap<&str, &str> = manifest
+        .units
+        .iter()
+        .map(|u| (u.id.as_str(), u.name.as_str()))
+        .collect();
+    loop {
+        let mut changed = false;
+        for unit in &manifest.units {
+            if verdicts[&unit.id] != Verdict::Reuse || unit.kind == UnitKind::Incremental {
+                continue;
+            }
+            let why = unit.deps.iter().find_map(|dep| match verdicts.get(dep) {
+                None => Some(format!("depends on {dep}, which is not in the snapshot")),
+                Some(Verdict::Rebuild(_)) => Some(format!(
+                    "depends on {}, which is rebuilt",
+                    names[dep.as_str()]
+                )),
+                Some(Verdict::Reuse) => None,
+            });
+            if let Some(why) = why {
+                verdicts.insert(unit.id.clone(), Verdict::Rebuild(why));
+                changed = true;
+            }
+        }
+        if !changed {
+            return verdicts;
+        }
+    }
+}
+
+/// The file system's own idea of "now", read off a file written in `dir`,
+/// after waiting for its clock to tick past it.
+///
+/// Restored files are stamped with this time. Every input compared after this
+/// call returns, if edited later, gets an mtime strictly greater, so cargo's
+/// own check catches edits that race with seeding; and every input already
+/// on disk is no newer, so it does not make a matching unit stale.
+pub fn file_system_now(dir: &Path) -> io::Result<SystemTime> {
+    let probe = dir.join(".cargo-seed-clock");
+    let stamp = |i: u32| -> io::Result<SystemTime> {
+        fs::write(&probe, i.to_le_bytes())?;
+        fs::metadata(&probe)?.modified()
+    };
+    let t = stamp(0)?;
+    for i in 1.. {
+        if stamp(i)? > t {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    fs::remove_file(&probe)?;
+    Ok(t)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::manifest::{Blob, Input, Inputs, Unit, SCHEMA};
+    use crate::toolchain::Toolchain;
+
+    fn unit(id: &str, check: Check, deps: &[&str]) -> Unit {
+        Unit {
+            id: id.into(),
+            name: format!("lib {id}"),
+            kind: UnitKind::Compile,
+            package_id: None,
+            blob: Blob {
+                sha256: String::new(),
+                size: 0,
+                unpacked: 0,
+            },
+            deps: deps.iter().map(|d| d.to_string()).collect(),
+            check,
+        }
+    }
+
+    fn manifest(units: Vec<Unit>) -> Manifest {
+        Manifest {
+            schema: SCHEMA,
+            commit: String::new(),
+            created: 0,
+            toolchain: Toolchain {
+                verbose_version: String::new(),
+                release: String::new(),
+                host: String::new(),
+            },
+            target: String::new(),
+            profile: "dev".into(),
+            profile_dir: "debug".into(),
+            workspace_root: "/ci".into(),
+            cargo_home: "/ci/.cargo".into(),
+            build_dir: "/ci/target".into(),
+            dirty: false,
+            units,
+        }
+    }
+
+    #[test]
+    fn content_decides_and_rebuilds_spread_to_dependents() {
+        let ws = tempfile::tempdir().unwrap();
+        fs::create_dir_all(ws.path().join("a/src")).unwrap();
+        fs::write(ws.path().join("a/src/lib.rs"), "pub fn a() {}").unwrap();
+        let recorded = digest_path(&ws.path().join("a/src/lib.rs")).unwrap();
+        let inputs = |sha: Option<String>| {
+            Check::Inputs(Inputs {
+                package_root: "a".into(),
+                files: vec![Input {
+                    path: "src/lib.rs".into(),
+                    sha256: sha,
+                }],
+            })
+        };
+        let m = manifest(vec![
+            unit("reg", Check::None, &[]),
+            unit("a", inputs(recorded.clone()), &["reg"]),
+            unit("bin", Check::None, &["a"]),
+        ]);
+        let v = evaluate(&m, ws.path());
+        assert!(v.values().all(|v| *v == Verdict::Reuse), "{v:?}");
+
+        // Same content, any mtime: still reused. Other content: rebuilt, and
+        // so is everything above it, but not what is below.
+        fs::write(ws.path().join("a/src/lib.rs"), "pub fn a() { changed() }").unwrap();
+        let v = evaluate(&m, ws.path());
+        assert_eq!(v["reg"], Verdict::Reuse);
+        assert_eq!(v["a"], Verdict::Rebuild("src/lib.rs changed".into()));
+        assert!(matches!(&v["bin"], Verdict::Rebuild(r) if r.contains("lib a")));
+
+        fs::remove_file(ws.path().join("a/src/lib.rs")).unwrap();
+        assert_eq!(
+            evaluate(&m, ws.path())["a"],
+            Verdict::Rebuild("src/lib.rs was removed".into())
+        );
+    }
+
+    #[test]
+    fn unknown_dependencies_and_unverifiable_units_rebuild() {
+        let m = manifest(vec![
+            unit("x", Check::None, &["gone"]),
+            unit(
+                "y",
+                Check::Unverifiable {
+                    reason: "why".into(),
+                },
+                &[],
+            ),
+        ]);
+        let v = evaluate(&m, Path::new("/nonexistent"));
+        assert!(matches!(&v["x"], Verdict::Rebuild(r) if r.contains("not in the snapshot")));
+        assert_eq!(v["y"], Verdict::Rebuild("why".into()));
+    }
+
+    #[test]
+    fn directory_digest_sees_a_new_file() {
+        let d = tempfile::tempdir().unwrap();
+        fs::write(d.path().join("one"), "1").unwrap();
+        let before = digest_path(d.path()).unwrap();
+        fs::write(d.path().join("two"), "2").unwrap();
+        assert_ne!(before, digest_path(d.path()).unwrap());
+        assert_eq!(digest_path(&d.path().join("none")).unwrap(), None);
+    }
+
+    #[test]
+    fn clock_probe_is_not_in_the_future() {
+        let d = tempfile::tempdir().unwrap();
+        let t = file_system_now(d.path()).unwrap();
+        assert!(t <= SystemTime::now());
+        fs::write(d.path().join("later"), "x").unwrap();
+        assert!(
+            fs::metadata(d.path().join("later"))
+                .unwrap()
+                .modified()
+                .unwrap()
+                > t
+        );
+    }
+}

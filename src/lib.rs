@@ -1,0 +1,31 @@
+//! cargo-seed: restore a fresh checkout's build state from the nearest
+//! CI-published snapshot, soundly.
+//!
+//! Data flows one way: [`resolve`] picks the snapshot, [`store`] fetches its
+//! blobs, [`archive`] verifies and unpacks them into a staging area,
+//! [`freshness`] decides by content which units cargo may reuse, and
+//! [`restore`] swaps the result in. [`publish`] is the other direction.
+//!
+//! The one rule every module serves: cargo must never see a unit as fresh
+//! when its inputs differ from what was compiled. When in doubt a unit is left
+//! out of the restore, and cargo rebuilds it (and, through its own mtime
+//! checks, everything that depends on it).
+
+pub mod archive;
+pub mod cli;
+pub mod depinfo;
+pub mod error;
+pub mod freshness;
+pub mod git;
+pub mod manifest;
+pub mod pool;
+pub mod publish;
+pub mod resolve;
+pub mod restore;
+pub mod snapshot;
+pub mod store;
+pub mod toolchain;
+pub mod ui;
+pub mod workspace;
+
+pub use error::{Error, ExitCode};

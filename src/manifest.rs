@@ -1,0 +1,254 @@
+//! What a snapshot is: the manifest (a versioned JSON document) that names
+//! every blob and records what is needed to decide freshness by content.
+//!
+//! The manifest is the only place that says which build a blob belongs to;
+//! it is written to the store last, after every blob it names.
+
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use crate::toolchain::Toolchain;
+
+/// Bumped on any change a reader of the previous version would misread.
+pub const SCHEMA: u32 = 1;
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Manifest {
+    pub schema: u32,
+    pub commit: String,
+    /// Seconds since the Unix epoch when the snapshot was published.
+    pub created: u64,
+    pub toolchain: Toolchain,
+    pub target: String,
+    pub profile: String,
+    /// The directory under the build dir that the units live in (`debug`).
+    pub profile_dir: String,
+    /// Where the build ran: workspace root, `CARGO_HOME`, build dir.
+    pub workspace_root: PathBuf,
+    pub cargo_home: PathBuf,
+    pub build_dir: PathBuf,
+    /// Whether the publishing checkout had uncommitted changes (freshness is
+    /// decided by content either way; this is for `list`).
+    pub dirty: bool,
+    pub units: Vec<Unit>,
+}
+
+/// One build unit (or one incremental directory) and its blob.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Unit {
+    /// `<package>-<hash>` as in `.fingerprint/`, or `incremental/<dir>`.
+    pub id: String,
+    /// For people: `lib greet`, `run-build-script gen`, `incremental greet`.
+    pub name: String,
+    pub kind: UnitKind,
+    /// Cargo's package id, for compile and build-script units.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub package_id: Option<String>,
+    pub blob: Blob,
+    /// Ids of the units this one's fingerprint depends on.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub deps: Vec<String>,
+    /// How cargo decides whether the unit's sources changed.
+    pub check: Check,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum UnitKind {
+    /// rustc compiling a target (lib, bin, proc-macro, build script…).
+    Compile,
+    /// Running a build script.
+    RunBuildScript,
+    /// rustc's incremental state for one crate; rustc validates it itself.
+    Incremental,
+}
+
+/// What makes a unit fresh besides its fingerprint hash.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Check {
+    /// Nothing on the file system: registry and git units (cargo compares
+    /// their version inside the hash) and incremental state.
+    None,
+    /// Cargo compares mtimes of these files; cargo-seed compares contents.
+    Inputs(Inputs),
+    /// A path unit whose freshness cargo derives from mtimes alone (a build
+    /// script without `rerun-if-changed`): it can never be restored soundly.
+    Unverifiable { reason: String },
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Inputs {
+    /// The package root, relative to the workspace root when inside it.
+    pub package_root: PathBuf,
+    pub files: Vec<Input>,
+}
+
+/// One file cargo tracks for a unit, as cargo will look it up: relative to
+/// the package root, or absolute.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Input {
+    pub path: PathBuf,
+    /// sha256 of the contents (of every file below it, for a directory);
+    /// `None` when the path did not exist.
+    pub sha256: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Blob {
+    /// sha256 of the compressed bytes: the store key and the check on fetch.
+    pub sha256: String,
+    /// Compressed size.
+    pub size: u64,
+    /// Length of the tar stream inside: unpacking more is an error.
+    pub unpacked: u64,
+}
+
+impl Manifest {
+    /// The name of this manifest under `snapshots/<commit>/`.
+    pub fn variant(&self) -> String {
+        variant(&self.profile, &self.target, &self.toolchain)
+    }
+
+    pub fn total_size(&self) -> u64 {
+        self.units.iter().map(|u| u.blob.size).sum()
+    }
+
+    /// Why this snapshot cannot be used for `want`, or `None` if it can.
+    pub fn incompatibility(&self, want: &Want) -> Option<String> {
+        if self.schema != SCHEMA {
+            return Some(format!(
+                "manifest schema {} (this cargo-seed reads {SCHEMA})",
+                self.schema
+            ));
+        }
+        if self.profile != want.profile {
+            return Some(format!(
+                "profile `{}` (wanted `{}`)",
+                self.profile, want.profile
+            ));
+        }
+        if self.target != want.target {
+            return Some(format!("target {} (here {})", self.target, want.target));
+        }
+        if self.toolchain.verbose_version != want.toolchain.verbose_version {
+            let first = |t: &Toolchain| t.verbose_version.lines().next().unwrap_or("").to_owned();
+            let (a, b) = (first(&self.toolchain), first(&want.toolchain));
+            return Some(if a == b {
+                format!(
+                    "toolchain `{a}` built for host {} (here {})",
+                    self.toolchain.host, want.toolchain.host
+                )
+            } else {
+                format!("toolchain `{a}` (here `{b}`)")
+            });
+        }
+        None
+    }
+}
+
+/// What the local build needs a snapshot to match.
+#[derive(Debug, Clone)]
+pub struct Want {
+    pub toolchain: Toolchain,
+    pub target: String,
+    pub profile: String,
+}
+
+pub fn variant(profile: &str, target: &str, toolchain: &Toolchain) -> String {
+    format!("{profile}-{target}-{}", toolchain.key())
+}
+
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    hex(&Sha256::digest(bytes))
+}
+
+pub fn hex(bytes: &[u8]) -> String {
+    use std::fmt::Write;
+    bytes.iter().fold(String::new(), |mut s, b| {
+        let _ = write!(s, "{b:02x}");
+        s
+    })
+}
+
+/// The first 16 hex digits of a sha256: short, and stable across platforms.
+pub fn short_digest(bytes: &[u8]) -> String {
+    sha256_hex(bytes)[..16].to_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn toolchain(v: &str) -> Toolchain {
+        Toolchain {
+            verbose_version: format!("rustc {v}\nhost: x86_64-unknown-linux-gnu\nrelease: {v}"),
+            release: v.into(),
+            host: "x86_64-unknown-linux-gnu".into(),
+        }
+    }
+
+    fn manifest() -> Manifest {
+        Manifest {
+            schema: SCHEMA,
+            commit: "c".repeat(40),
+            created: 0,
+            toolchain: toolchain("1.95.0"),
+            target: "x86_64-unknown-linux-gnu".into(),
+            profile: "dev".into(),
+            profile_dir: "debug".into(),
+            workspace_root: "/ci/ws".into(),
+            cargo_home: "/ci/.cargo".into(),
+            build_dir: "/ci/ws/target".into(),
+            dirty: false,
+            units: vec![],
+        }
+    }
+
+    #[test]
+    fn compatibility_names_the_difference() {
+        let m = manifest();
+        let mut want = Want {
+            toolchain: toolchain("1.95.0"),
+            target: m.target.clone(),
+            profile: "dev".into(),
+        };
+        assert_eq!(m.incompatibility(&want), None);
+        want.toolchain = toolchain("1.94.0");
+        let why = m.incompatibility(&want).unwrap();
+        assert!(why.contains("1.95.0") && why.contains("1.94.0"), "{why}");
+        want.toolchain = toolchain("1.95.0");
+        want.profile = "release".into();
+        assert!(m.incompatibility(&want).unwrap().contains("release"));
+    }
+
+    #[test]
+    fn manifest_round_trips_through_json() {
+        let mut m = manifest();
+        m.units.push(Unit {
+            id: "greet-0123456789abcdef".into(),
+            name: "lib greet".into(),
+            kind: UnitKind::Compile,
+            package_id: Some("path+file:///ci/ws/greet#0.1.0".into()),
+            blob: Blob {
+                sha256: "ab".repeat(32),
+                size: 10,
+                unpacked: 20,
+            },
+            deps: vec!["itoa-0000000000000000".into()],
+            check: Check::Inputs(Inputs {
+                package_root: "greet".into(),
+                files: vec![Input {
+                    path: "src/lib.rs".into(),
+                    sha256: None,
+                }],
+            }),
+        });
+        let text = serde_json::to_string(&m).unwrap();
+        let back: Manifest = serde_json::from_str(&text).unwrap();
+        assert_eq!(back.units[0].blob, m.units[0].blob);
+        assert!(matches!(&back.units[0].check, Check::Inputs(i) if i.files.len() == 1));
+    }
+}

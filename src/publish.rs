@@ -1,0 +1,274 @@
+//! `cargo seed publish`: store the build state of `HEAD` so that other
+//! checkouts can seed from it.
+//!
+//! Blobs go first, each under its content digest (so unchanged units of the
+//! next commit are not uploaded again); the manifest goes last, so a reader
+//! never sees a snapshot whose blobs are not all there.
+
+use std::collections::{HashMap, HashSet};
+use std::path::{Path, PathBuf};
+use std::time::{Instant, SystemTime};
+
+use crate::git;
+use crate::manifest::{self, Blob, Check, Manifest, Unit, UnitKind};
+use crate::snapshot::{self, LiveUnit};
+use crate::store::{blob_key, snapshot_prefix, Store};
+use crate::toolchain::Toolchain;
+use crate::ui::{self, Ui};
+use crate::workspace::{self, Workspace};
+use crate::Error;
+use crate::{archive, pool};
+
+pub struct PublishOptions<'a> {
+    pub manifest_path: Option<&'a Path>,
+    pub profile: &'a str,
+    /// Extra arguments for the `cargo build` whose units are published.
+    pub build_args: &'a [String],
+}
+
+/// What was published.
+#[derive(Debug)]
+pub struct Published {
+    pub commit: String,
+    pub key: String,
+    pub units: usize,
+    pub new_blobs: usize,
+    pub new_bytes: u64,
+    pub total_bytes: u64,
+}
+
+/// A unit to pack: its record without the blob, and its files.
+struct Job {
+    unit: Unit,
+    members: Vec<PathBuf>,
+}
+
+pub fn publish(
+    ws: &Workspace,
+    store: &dyn Store,
+    opts: &PublishOptions,
+    ui: Ui,
+) -> Result<Published, Error> {
+    let started = Instant::now();
+    let toolchain = Toolchain::detect(&ws.root)?;
+    let commit = git::resolve_commit(&ws.root, "HEAD")?;
+    let dirty = git::is_dirty(&ws.root)?;
+    if dirty {
+        ui.status(
+            "Warning",
+            "the working tree has uncommitted changes; seeding still decides freshness by content",
+        );
+    }
+    let profile_dir = ws.profile_build_dir(opts.profile);
+
+    let messages = snapshot::observe_build(
+        &workspace::cargo_exe(),
+        &ws.root,
+        opts.manifest_path,
+        opts.profile,
+        opts.build_args,
+    )?;
+    let live = snapshot::live_units(&profile_dir, &messages)?;
+    let jobs = plan(ws, &profile_dir, &live)?;
+    ui.status(
+        "Packing",
+        format!("{} units of {}", jobs.len(), &commit[..12]),
+    );
+
+    let scratch = ws
+        .build_dir
+        .join(format!(".cargo-seed-tmp-{}", std::process::id()));
+    std::fs::create_dir_all(&scratch).map_err(|source| Error::Io {
+        op: "create",
+        path: scratch.clone(),
+        source,
+    })?;
+    let result = pack_and_store(store, &profile_dir, &scratch, jobs, ui);
+    let _ = std::fs::remove_dir_all(&scratch);
+    let (units, new_blobs, new_bytes) = result?;
+
+    let manifest = Manifest {
+        schema: manifest::SCHEMA,
+        commit: commit.clone(),
+        created: SystemTime::now()
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or(0),
+        target: toolchain.host.clone(),
+        toolchain,
+        profile: opts.profile.to_owned(),
+        profile_dir: workspace::profile_dir_name(opts.profile).to_owned(),
+        workspace_root: ws.root.clone(),
+        cargo_home: ws.cargo_home.clone(),
+        build_dir: ws.build_dir.clone(),
+        dirty,
+        units,
+    };
+    let key = format!("{}{}.json", snapshot_prefix(&commit), manifest.variant());
+    let tmp = ws
+        .build_dir
+        .join(format!(".cargo-seed-manifest-{}.json", std::process::id()));
+    let text = serde_json::to_vec_pretty(&manifest).expect("manifest serialises");
+    std::fs::write(&tmp, text).map_err(|source| Error::Io {
+        op: "write",
+        path: tmp.clone(),
+        source,
+    })?;
+    let put = store.put_file(&key, &tmp);
+    let _ = std::fs::remove_file(&tmp);
+    put?;
+
+    let published = Published {
+        commit,
+        key,
+        units: manifest.units.len(),
+        new_blobs,
+        new_bytes,
+        total_bytes: manifest.total_size(),
+    };
+    ui.status(
+        "Published",
+        format!(
+            "{} ({}, {}) to {}: {} units, {} new blobs ({}) of {} in {:.2}s",
+            &published.commit[..12],
+            manifest.profile,
+            manifest.toolchain.release,
+            store.location(),
+            published.units,
+            published.new_blobs,
+            ui::bytes(published.new_bytes),
+            ui::bytes(published.total_bytes),
+            started.elapsed().as_secs_f64()
+        ),
+    );
+    Ok(published)
+}
+
+/// Turns the live units into pack jobs: files, dependency edges, checks.
+fn plan(
+    ws: &Workspace,
+    profile_dir: &Path,
+    live: &std::collections::BTreeMap<String, LiveUnit>,
+) -> Result<Vec<Job>, Error> {
+    let outputs = snapshot::outputs_by_hash(profile_dir)?;
+    let mut fingerprints = HashMap::new();
+    let mut id_of_hash: HashMap<u64, &str> = HashMap::new();
+    for id in live.keys() {
+        let fp = snapshot::read_fingerprint(profile_dir, id)?;
+        id_of_hash.insert(fp.hash, id);
+        fingerprints.insert(id.clone(), fp);
+    }
+    let mut jobs = Vec::new();
+    let mut path_crates = HashSet::new();
+    for (id, unit) in live {
+        let fp = &fingerprints[id];
+        let mut deps = Vec::new();
+        for (_, name, _, hash) in &fp.json.deps {
+            match id_of_hash.get(hash) {
+                Some(dep) => deps.push((*dep).to_owned()),
+                // A dependency cargo-seed did not find among the live units:
+                // name it so the unit is rebuilt rather than trusted.
+                None => deps.push(format!("{name}-{hash:016x}")),
+            }
+        }
+        let check = snapshot::unit_check(unit, fp, &ws.build_dir, &ws.root)?;
+        if unit.kind == UnitKind::Compile && unit.package_id.starts_with("path+") {
+            path_crates.insert(unit.crate_name.clone());
+        }
+        let mut members = snapshot::unit_members(profile_dir, id);
+        if let Some((_, hash)) = id.rsplit_once('-') {
+            members.extend(outputs.get(hash).into_iter().flatten().cloned());
+        }
+        jobs.push(Job {
+            unit: Unit {
+                id: id.clone(),
+                name: unit.name.clone(),
+                kind: unit.kind,
+                package_id: Some(unit.package_id.clone()),
+                blob: Blob {
+                    sha256: String::new(),
+                    size: 0,
+                    unpacked: 0,
+                },
+                deps,
+                check,
+            },
+            members,
+        });
+    }
+    for (dir, members) in snapshot::incremental_dirs(profile_dir, &path_crates)? {
+        let krate = dir
+            .rsplit_once('-')
+            .map(|(k, _)| k)
+            .unwrap_or(&dir)
+            .to_owned();
+        jobs.push(Job {
+            unit: Unit {
+                id: format!("incremental/{dir}"),
+                name: format!("incremental {krate}"),
+                kind: UnitKind::Incremental,
+                package_id: None,
+                blob: Blob {
+                    sha256: String::new(),
+                    size: 0,
+                    unpacked: 0,
+                },
+                deps: Vec::new(),
+                check: Check::None,
+            },
+            members,
+        });
+    }
+    Ok(jobs)
+}
+
+/// Packs every job on all cores and uploads the blobs the store lacks.
+/// Returns the units (with their blobs), the number of new blobs and bytes.
+fn pack_and_store(
+    store: &dyn Store,
+    profile_dir: &Path,
+    scratch: &Path,
+    jobs: Vec<Job>,
+    ui: Ui,
+) -> Result<(Vec<Unit>, usize, u64), Error> {
+    let packed = pool::map(&jobs, pool::threads(), |job| {
+        pack_one(store, profile_dir, scratch, job)
+    })?;
+    let mut units = Vec::new();
+    let (mut new_blobs, mut new_bytes) = (0, 0);
+    for (unit, uploaded) in packed {
+        if uploaded {
+            new_blobs += 1;
+            new_bytes += unit.blob.size;
+            ui.detail(format!(
+                "stored {} ({})",
+                unit.name,
+                ui::bytes(unit.blob.size)
+            ));
+        }
+        units.push(unit);
+    }
+    Ok((units, new_blobs, new_bytes))
+}
+
+fn pack_one(
+    store: &dyn Store,
+    profile_dir: &Path,
+    scratch: &Path,
+    job: &Job,
+) -> Result<(Unit, bool), Error> {
+    // Unit ids are unique file names already.
+    let tmp = scratch.join(format!("{}.zst", job.unit.id.replace('/', "_")));
+    let blob = archive::pack(profile_dir, &job.members, &tmp)?;
+    let key = blob_key(&blob.sha256);
+    let uploaded = if store.exists(&key)? {
+        false
+    } else {
+        store.put_file(&key, &tmp)?;
+        true
+    };
+    let _ = std::fs::remove_file(&tmp);
+    let mut unit = job.unit.clone();
+    unit.blob = blob;
+    Ok((unit, uploaded))
+}

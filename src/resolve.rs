@@ -1,0 +1,130 @@
+//! Which snapshot: the nearest ancestor of `HEAD` (or the commit asked for)
+//! that has a snapshot this toolchain, target and profile can reuse.
+
+use std::io::Read;
+
+use crate::manifest::{Manifest, Want};
+use crate::store::{snapshot_prefix, Store};
+use crate::Error;
+
+/// A snapshot found in the store, usable or not.
+#[derive(Debug)]
+pub struct Listed {
+    pub commit: String,
+    pub distance: usize,
+    pub key: String,
+    /// The manifest, or why it could not be read.
+    pub manifest: Result<Manifest, String>,
+    /// Why it cannot be used here; `None` if it can.
+    pub unusable: Option<String>,
+}
+
+/// The snapshot chosen for restoring.
+#[derive(Debug)]
+pub struct Found {
+    pub commit: String,
+    pub distance: usize,
+    pub key: String,
+    pub manifest: Manifest,
+}
+
+pub fn read_manifest(store: &dyn Store, key: &str) -> Result<Manifest, Error> {
+    let mut body = Vec::new();
+    store
+        .get(key)?
+        .read_to_end(&mut body)
+        .map_err(|source| crate::store::StoreError::Io {
+            store: store.location(),
+            op: "read",
+            key: key.to_owned(),
+            source,
+        })?;
+    serde_json::from_slice(&body).map_err(|source| Error::Manifest {
+        store: store.location(),
+        key: key.to_owned(),
+        source,
+    })
+}
+
+/// Every snapshot of `commit` in the store, judged against `want`.
+pub fn snapshots_at(
+    store: &dyn Store,
+    commit: &str,
+    distance: usize,
+    want: &Want,
+) -> Result<Vec<Listed>, Error> {
+    let mut out = Vec::new();
+    for key in store.list(&snapshot_prefix(commit))? {
+        if !key.ends_with(".json") {
+            continue;
+        }
+        let (manifest, unusable) = match read_manifest(store, &key) {
+            Ok(m) => {
+                let why = m.incompatibility(want);
+                (Ok(m), why)
+            }
+            Err(e) => {
+                let why = format!("unreadable manifest ({e})");
+                (Err(why.clone()), Some(why))
+            }
+        };
+        out.push(Listed {
+            commit: commit.to_owned(),
+            distance,
+            key,
+            manifest,
+            unusable,
+        });
+    }
+    Ok(out)
+}
+
+/// Every snapshot among `ancestors`, nearest first.
+pub fn list(
+    store: &dyn Store,
+    ancestors: &[(String, usize)],
+    want: &Want,
+) -> Result<Vec<Listed>, Error> {
+    let mut out = Vec::new();
+    for (commit, distance) in ancestors {
+        out.extend(snapshots_at(store, commit, *distance, want)?);
+    }
+    Ok(out)
+}
+
+/// The nearest usable snapshot among `ancestors` (nearest first), or a
+/// [`Error::NoSnapshot`] that says what was searched and why each found
+/// snapshot was skipped.
+pub fn nearest(
+    store: &dyn Store,
+    ancestors: &[(String, usize)],
+    want: &Want,
+    searched: String,
+) -> Result<Found, Error> {
+    let mut skipped = Vec::new();
+    for (commit, distance) in ancestors {
+        for listed in snapshots_at(store, commit, *distance, want)? {
+            match (listed.manifest, listed.unusable) {
+                (Ok(manifest), None) => {
+                    return Ok(Found {
+                        commit: listed.commit,
+                        distance: listed.distance,
+                        key: listed.key,
+                        manifest,
+                    })
+                }
+                (_, why) => skipped.push(format!(
+                    "{} (distance {}): {}",
+                    &commit[..commit.len().min(12)],
+                    distance,
+                    why.unwrap_or_default()
+                )),
+            }
+        }
+    }
+    Err(Error::NoSnapshot {
+        store: store.location(),
+        searched,
+        skipped,
+    })
+}

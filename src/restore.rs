@@ -1,0 +1,453 @@
+//! `cargo seed`: fetch, verify and unpack the chosen snapshot into a staging
+//! directory beside the build dir's profile directory, then swap it in.
+//!
+//! Until the swap, nothing the user had is touched: any failure (a damaged or
+//! missing blob, a hostile entry, a full disk, Ctrl-C) removes the staging
+//! directory and leaves the build dir exactly as it was.
+
+use std::collections::BTreeMap;
+use std::fs::{self, File, FileTimes};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::Mutex;
+use std::time::{Duration, Instant, SystemTime};
+
+use serde::{Deserialize, Serialize};
+
+use crate::archive::{self, Unpacked};
+use crate::freshness::{self, Verdict};
+use crate::manifest::{Check, Manifest, Unit, UnitKind, Want};
+use crate::resolve::{self, Found};
+use crate::store::{blob_key, Store};
+use crate::toolchain::Toolchain;
+use crate::ui::{self, Ui};
+use crate::workspace::{self, Workspace};
+use crate::{git, pool, Error};
+
+/// Set by the Ctrl-C handler; workers stop at the next entry.
+pub static CANCEL: AtomicBool = AtomicBool::new(false);
+
+/// The record cargo-seed leaves in a profile dir it restored, so that a later
+/// `--force` seed can keep units that are still exactly as unpacked.
+const STATE_FILE: &str = ".cargo-seed.json";
+
+pub struct RestoreOptions<'a> {
+    pub profile: &'a str,
+    pub commit: Option<&'a str>,
+    pub max_distance: usize,
+    pub force: bool,
+    pub dry_run: bool,
+}
+
+/// What a restore did (or, with `--dry-run`, would do).
+#[derive(Debug)]
+pub struct Outcome {
+    pub commit: String,
+    pub distance: usize,
+    pub reused: usize,
+    /// Units left for cargo to rebuild, with the reason.
+    pub rebuilt: Vec<(String, String)>,
+    pub incremental: usize,
+    pub fetched_bytes: u64,
+    /// Units kept from the existing build dir instead of fetched.
+    pub kept: usize,
+    pub notes: Vec<String>,
+}
+
+#[derive(Serialize, Deserialize, Default)]
+struct State {
+    commit: String,
+    /// The mtime every restored file was stamped with, in nanoseconds.
+    stamp_nanos: u128,
+    units: BTreeMap<String, UnitState>,
+}
+
+#[derive(Serialize, Deserialize)]
+struct UnitState {
+    blob: String,
+    unpacked: Unpacked,
+}
+
+fn io<'a>(op: &'static str, path: &'a Path) -> impl FnOnce(std::io::Error) -> Error + 'a {
+    move |source| Error::Io {
+        op,
+        path: path.to_owned(),
+        source,
+    }
+}
+
+/// Chooses the snapshot: `--commit`, or the nearest usable ancestor of HEAD.
+pub fn choose(
+    ws: &Workspace,
+    store: &dyn Store,
+    want: &Want,
+    commit: Option<&str>,
+    max_distance: usize,
+) -> Result<Found, Error> {
+    match commit {
+        Some(rev) => {
+            let id = git::resolve_commit(&ws.root, rev).map_err(|_| Error::UnknownRevision {
+                rev: rev.to_owned(),
+            })?;
+            let distance = git::ancestors(&ws.root, "HEAD", max_distance)
+                .ok()
+                .and_then(|a| a.into_iter().find(|(c, _)| *c == id).map(|(_, d)| d))
+                .unwrap_or(0);
+            let searched = format!("commit {} (from --commit {rev})", &id[..12]);
+            resolve::nearest(store, &[(id, distance)], want, searched)
+        }
+        None => {
+            let head = git::resolve_commit(&ws.root, "HEAD")?;
+            let ancestors = git::ancestors(&ws.root, &head, max_distance)?;
+            let searched = format!(
+                "{} commits from HEAD ({}) back to distance {max_distance}",
+                ancestors.len(),
+                &head[..12]
+            );
+            resolve::nearest(store, &ancestors, want, searched)
+        }
+    }
+}
+
+pub fn want(ws: &Workspace, profile: &str) -> Result<Want, Error> {
+    let toolchain = Toolchain::detect(&ws.root)?;
+    Ok(Want {
+        target: toolchain.host.clone(),
+        toolchain,
+        profile: profile.to_owned(),
+    })
+}
+
+/// Verdicts for every unit, including what cargo itself will reject.
+fn judge(
+    ws: &Workspace,
+    manifest: &Manifest,
+    notes: &mut Vec<String>,
+) -> BTreeMap<String, Verdict> {
+    let mut verdicts = freshness::evaluate(manifest, &ws.root);
+    if manifest.cargo_home != ws.cargo_home {
+        // Cargo hashes the absolute source path of registry and git units
+        // (NOTES fact 2): they, and everything above them, will rebuild.
+        notes.push(format!(
+            "CARGO_HOME differs from the snapshot's ({}): cargo rebuilds registry and git dependencies",
+            manifest.cargo_home.display()
+        ));
+        let mut relocated = manifest.clone();
+        for unit in &mut relocated.units {
+            let from_registry = unit
+                .package_id
+                .as_deref()
+                .is_some_and(|p| !p.starts_with("path+"));
+            if from_registry {
+                unit.check = Check::Unverifiable {
+                    reason: "its source path under CARGO_HOME differs".into(),
+                };
+            }
+        }
+        verdicts = freshness::evaluate(&relocated, &ws.root);
+    }
+    if manifest.workspace_root != ws.root {
+        notes.push(format!(
+            "the workspace root differs from the snapshot's ({}): rustc ignores its incremental state",
+            manifest.workspace_root.display()
+        ));
+    }
+    verdicts
+}
+
+pub fn restore(
+    ws: &Workspace,
+    store: &dyn Store,
+    opts: &RestoreOptions,
+    ui: Ui,
+) -> Result<Outcome, Error> {
+    let started = Instant::now();
+    let want = want(ws, opts.profile)?;
+    let found = choose(ws, store, &want, opts.commit, opts.max_distance)?;
+    let manifest = &found.manifest;
+    ui.status(
+        "Resolved",
+        format!(
+            "{} (distance {} from HEAD, {} profile, {})",
+            &found.commit[..12],
+            found.distance,
+            manifest.profile,
+            ui::bytes(manifest.total_size())
+        ),
+    );
+    let dest = ws.profile_build_dir(opts.profile);
+    let has_state = fs::read_dir(dest.join(".fingerprint"))
+        .map(|mut d| d.next().is_some())
+        .unwrap_or(false);
+    if has_state && !opts.force && !opts.dry_run {
+        return Err(Error::BuildStatePresent { dir: dest });
+    }
+
+    let mut outcome = Outcome {
+        commit: found.commit.clone(),
+        distance: found.distance,
+        reused: 0,
+        rebuilt: Vec::new(),
+        incremental: 0,
+        fetched_bytes: 0,
+        kept: 0,
+        notes: Vec::new(),
+    };
+
+    if opts.dry_run {
+        let verdicts = judge(ws, manifest, &mut outcome.notes);
+        tally(manifest, &verdicts, &mut outcome);
+        outcome.fetched_bytes = selected(manifest, &verdicts).map(|u| u.blob.size).sum();
+        return Ok(outcome);
+    }
+
+    fs::create_dir_all(&ws.build_dir).map_err(io("create", &ws.build_dir))?;
+    let lock_path = ws.build_dir.join(".cargo-seed.lock");
+    let seed_lock = File::create(&lock_path).map_err(io("create", &lock_path))?;
+    seed_lock.lock().map_err(io("lock", &lock_path))?;
+    let profile_name = workspace::profile_dir_name(opts.profile);
+    remove_leftovers(&ws.build_dir, profile_name);
+
+    let staging = Staging::new(ws.build_dir.join(format!(
+        ".cargo-seed-staging.{profile_name}.{}",
+        std::process::id()
+    )))?;
+    // The stamp is taken before any input is compared: see file_system_now.
+    let stamp = freshness::file_system_now(&staging.0).map_err(io("stamp", &staging.0))?;
+    let verdicts = judge(ws, manifest, &mut outcome.notes);
+    tally(manifest, &verdicts, &mut outcome);
+
+    let old_state = if has_state { read_state(&dest) } else { None };
+    let units: Vec<&Unit> = selected(manifest, &verdicts).collect();
+    let total: u64 = units.iter().map(|u| u.blob.size).sum();
+    let bar = ui.bytes_bar(total, "Fetching");
+    let state = Mutex::new(State {
+        commit: found.commit.clone(),
+        stamp_nanos: stamp
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .unwrap_or_default()
+            .as_nanos(),
+        units: BTreeMap::new(),
+    });
+    let fetched = AtomicU64::new(0);
+    let kept = AtomicUsize::new(0);
+    let result = pool::map(&units, pool::threads().max(2), |unit| {
+        let unpacked = match old_state
+            .as_ref()
+            .and_then(|old| keep_from(old, unit, &dest, &staging.0, stamp))
+        {
+            Some(unpacked) => {
+                kept.fetch_add(1, Ordering::Relaxed);
+                unpacked
+            }
+            None => {
+                let unpacked = fetch_one(store, unit, &staging.0, stamp)?;
+                fetched.fetch_add(unit.blob.size, Ordering::Relaxed);
+                unpacked
+            }
+        };
+        bar.inc(unit.blob.size);
+        state.lock().unwrap().units.insert(
+            unit.id.clone(),
+            UnitState {
+                blob: unit.blob.sha256.clone(),
+                unpacked,
+            },
+        );
+        Ok::<_, Error>(())
+    });
+    bar.finish_and_clear();
+    result?;
+    if CANCEL.load(Ordering::Relaxed) {
+        return Err(Error::Interrupted);
+    }
+    outcome.fetched_bytes = fetched.into_inner();
+    outcome.kept = kept.into_inner();
+
+    let state_path = staging.0.join(STATE_FILE);
+    let text = serde_json::to_vec(&state.into_inner().unwrap()).expect("state serialises");
+    fs::write(&state_path, text).map_err(io("write", &state_path))?;
+    staging.swap_into(&dest)?;
+
+    let rebuilt = outcome.rebuilt.len();
+    let reasons: Vec<String> = outcome
+        .rebuilt
+        .iter()
+        .take(3)
+        .map(|(name, why)| format!("{name}: {why}"))
+        .collect();
+    let more = if rebuilt > 3 {
+        format!("; {} more", rebuilt - 3)
+    } else {
+        String::new()
+    };
+    for note in &outcome.notes {
+        ui.status("Note", note);
+    }
+    ui.status(
+        "Seeded",
+        format!(
+            "{} (distance {}) into {}: {} units reused, {} to rebuild{}, {} incremental dirs, {} fetched{} in {:.2}s",
+            &outcome.commit[..12],
+            outcome.distance,
+            dest.display(),
+            outcome.reused,
+            rebuilt,
+            if rebuilt > 0 { format!(" ({}{more})", reasons.join("; ")) } else { String::new() },
+            outcome.incremental,
+            ui::bytes(outcome.fetched_bytes),
+            if outcome.kept > 0 { format!(", {} units kept from the build dir", outcome.kept) } else { String::new() },
+            started.elapsed().as_secs_f64()
+        ),
+    );
+    Ok(outcome)
+}
+
+/// The units to put in place: those reused, and all incremental state.
+fn selected<'a>(
+    manifest: &'a Manifest,
+    verdicts: &'a BTreeMap<String, Verdict>,
+) -> impl Iterator<Item = &'a Unit> + 'a {
+    manifest
+        .units
+        .iter()
+        .filter(|u| verdicts[&u.id] == Verdict::Reuse)
+}
+
+fn tally(manifest: &Manifest, verdicts: &BTreeMap<String, Verdict>, outcome: &mut Outcome) {
+    for unit in &manifest.units {
+        match (&verdicts[&unit.id], unit.kind) {
+            (_, UnitKind::Incremental) => outcome.incremental += 1,
+            (Verdict::Reuse, _) => outcome.reused += 1,
+            (Verdict::Rebuild(why), _) => outcome.rebuilt.push((unit.name.clone(), why.clone())),
+        }
+    }
+}
+
+fn fetch_one(
+    store: &dyn Store,
+    unit: &Unit,
+    root: &Path,
+    stamp: SystemTime,
+) -> Result<Unpacked, Error> {
+    let reader = store.get(&blob_key(&unit.blob.sha256))?;
+    Ok(archive::unpack(reader, &unit.blob, root, stamp, &CANCEL)?)
+}
+
+/// Copies a unit from the existing profile dir when a previous seed put the
+/// same blob there and every file is still as it was unpacked (same size, the
+/// seed's own stamp: cargo rewrites a file it rebuilds).
+fn keep_from(
+    old: &State,
+    unit: &Unit,
+    dest: &Path,
+    staging: &Path,
+    stamp: SystemTime,
+) -> Option<Unpacked> {
+    let prev = old.units.get(&unit.id)?;
+    if prev.blob != unit.blob.sha256 || prev.unpacked.symlinks {
+        return None;
+    }
+    let old_stamp =
+        SystemTime::UNIX_EPOCH + Duration::from_nanos(u64::try_from(old.stamp_nanos).ok()?);
+    for (rel, size) in &prev.unpacked.files {
+        let meta = fs::symlink_metadata(dest.join(rel)).ok()?;
+        if !meta.is_file() || meta.len() != *size || meta.modified().ok()? != old_stamp {
+            return None;
+        }
+    }
+    let times = FileTimes::new().set_modified(stamp).set_accessed(stamp);
+    for (rel, _) in &prev.unpacked.files {
+        let to = staging.join(rel);
+        fs::create_dir_all(to.parent()?).ok()?;
+        fs::copy(dest.join(rel), &to).ok()?;
+        File::options()
+            .write(true)
+            .open(&to)
+            .ok()?
+            .set_times(times)
+            .ok()?;
+    }
+    Some(prev.unpacked.clone())
+}
+
+fn read_state(profile_dir: &Path) -> Option<State> {
+    serde_json::from_slice(&fs::read(profile_dir.join(STATE_FILE)).ok()?).ok()
+}
+
+/// Staging and swapped-out directories of runs that were killed.
+fn remove_leftovers(build_dir: &Path, profile: &str) {
+    let Ok(entries) = fs::read_dir(build_dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if name.starts_with(&format!(".cargo-seed-staging.{profile}."))
+            || name.starts_with(&format!(".cargo-seed-old.{profile}."))
+        {
+            let _ = fs::remove_dir_all(entry.path());
+        }
+    }
+}
+
+/// The staging directory; removed on drop unless swapped in.
+struct Staging(PathBuf);
+
+impl Staging {
+    fn new(path: PathBuf) -> Result<Staging, Error> {
+        let _ = fs::remove_dir_all(&path);
+        fs::create_dir_all(&path).map_err(io("create", &path))?;
+        Ok(Staging(path))
+    }
+
+    /// Replaces `dest` with the staged directory while holding cargo's lock
+    /// on both, so a concurrent `cargo build` waits and then sees the whole
+    /// restored state. On failure `dest` is put back as it was.
+    fn swap_into(self, dest: &Path) -> Result<(), Error> {
+        let new_lock = lock_cargo(&self.0)?;
+        let old_lock = if dest.exists() {
+            Some(lock_cargo(dest)?)
+        } else {
+            None
+        };
+        let aside = dest.with_file_name(format!(
+            ".cargo-seed-old.{}.{}",
+            dest.file_name().unwrap_or_default().to_string_lossy(),
+            std::process::id()
+        ));
+        if old_lock.is_some() {
+            fs::rename(dest, &aside).map_err(io("move aside", dest))?;
+        }
+        if let Err(e) = fs::rename(&self.0, dest) {
+            if old_lock.is_some() {
+                let _ = fs::rename(&aside, dest);
+            }
+            return Err(io("move into place", dest)(e));
+        }
+        drop(new_lock);
+        drop(old_lock);
+        let _ = fs::remove_dir_all(&aside);
+        std::mem::forget(self);
+        Ok(())
+    }
+}
+
+impl Drop for Staging {
+    fn drop(&mut self) {
+        let _ = fs::remove_dir_all(&self.0);
+    }
+}
+
+/// Takes cargo's own exclusive lock on a profile dir (`.cargo-lock`).
+fn lock_cargo(profile_dir: &Path) -> Result<File, Error> {
+    let path = profile_dir.join(".cargo-lock");
+    let file = File::options()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(&path)
+        .map_err(io("open", &path))?;
+    file.lock().map_err(io("lock", &path))?;
+    Ok(file)
+}

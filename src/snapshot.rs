@@ -1,0 +1,519 @@
+//! What a snapshot is made of, read off a build dir after a build: the units
+//! the current build uses, the files of each, and what cargo checks to decide
+//! whether each is fresh.
+//!
+//! The set of units comes from cargo itself (`--message-format json` of a
+//! no-op build), never from the directory listing: a CI cache holds units of
+//! earlier builds (old dependency versions…) that must not be published.
+
+use std::collections::{BTreeMap, HashMap};
+use std::fs;
+use std::io::{self, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+use cargo_metadata::Message;
+use serde::Deserialize;
+
+use crate::depinfo::{self, PathBase};
+use crate::freshness::digest_path;
+use crate::manifest::{Check, Input, Inputs, UnitKind};
+
+#[derive(Debug, thiserror::Error)]
+pub enum SnapshotError {
+    #[error("failed to run `{cmd}`")]
+    Spawn {
+        cmd: String,
+        #[source]
+        source: io::Error,
+    },
+    #[error("`{cmd}` failed ({status})")]
+    BuildFailed { cmd: String, status: String },
+    #[error("failed to read {path}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+    #[error("cargo reported an artifact cargo-seed cannot place: {path}")]
+    UnknownArtifact { path: PathBuf },
+}
+
+fn io_err(path: &Path) -> impl FnOnce(io::Error) -> SnapshotError + '_ {
+    move |source| SnapshotError::Io {
+        path: path.to_owned(),
+        source,
+    }
+}
+
+/// One unit of the current build, as found in the build dir.
+#[derive(Debug, Clone)]
+pub struct LiveUnit {
+    /// `.fingerprint/<id>`, e.g. `greet-d2c3ef4c070f78bb`.
+    pub id: String,
+    pub kind: UnitKind,
+    pub package_id: String,
+    /// A human name: `lib greet`, `build-script gen`, `run-build-script gen`.
+    pub name: String,
+    /// The crate name rustc uses (for the incremental directory).
+    pub crate_name: String,
+    pub package_root: PathBuf,
+}
+
+/// Runs the build (a no-op right after CI's own) and returns cargo's messages.
+pub fn observe_build(
+    cargo: &Path,
+    workspace_root: &Path,
+    manifest_path: Option<&Path>,
+    profile: &str,
+    extra_args: &[String],
+) -> Result<Vec<Message>, SnapshotError> {
+    let mut cmd = Command::new(cargo);
+    cmd.current_dir(workspace_root)
+        .args(["build", "--profile", profile])
+        .arg("--message-format=json-render-diagnostics");
+    if let Some(m) = manifest_path {
+        cmd.arg("--manifest-path").arg(m);
+    }
+    cmd.args(extra_args).stdout(Stdio::piped());
+    let shown = format!("cargo build --profile {profile} {}", extra_args.join(" "));
+    let mut child = cmd.spawn().map_err(|source| SnapshotError::Spawn {
+        cmd: shown.clone(),
+        source,
+    })?;
+    let stdout = child.stdout.take().expect("piped");
+    let messages: Vec<Message> = Message::parse_stream(BufReader::new(stdout))
+        .filter_map(Result::ok)
+        .collect();
+    let status = child.wait().map_err(|source| SnapshotError::Spawn {
+        cmd: shown.clone(),
+        source,
+    })?;
+    if !status.success() {
+        return Err(SnapshotError::BuildFailed {
+            cmd: shown.trim().to_owned(),
+            status: status.to_string(),
+        });
+    }
+    Ok(messages)
+}
+
+/// The `-<hash>` suffix cargo gives a unit's files and directories.
+fn unit_hash(name: &str) -> Option<&str> {
+    let stem = name.split('.').next()?;
+    let (_, hash) = stem.rsplit_once('-')?;
+    (hash.len() == 16 && hash.bytes().all(|b| b.is_ascii_hexdigit())).then_some(hash)
+}
+
+/// Files of `deps/` and `examples/` indexed by unit hash and by inode.
+struct OutputIndex {
+    by_hash: HashMap<String, Vec<PathBuf>>,
+    by_inode: HashMap<(u64, u64), String>,
+}
+
+impl OutputIndex {
+    fn scan(profile_dir: &Path) -> Result<OutputIndex, SnapshotError> {
+        let mut idx = OutputIndex {
+            by_hash: HashMap::new(),
+            by_inode: HashMap::new(),
+        };
+        for sub in ["deps", "examples"] {
+            let dir = profile_dir.join(sub);
+            let Ok(entries) = fs::read_dir(&dir) else {
+                continue;
+            };
+            for entry in entries {
+                let entry = entry.map_err(io_err(&dir))?;
+                let name = entry.file_name().to_string_lossy().into_owned();
+                let Some(hash) = unit_hash(&name) else {
+                    continue;
+                };
+                if let Ok(meta) = entry.metadata() {
+                    if let Some(key) = inode_key(&meta) {
+                        idx.by_inode.insert(key, hash.to_owned());
+                    }
+                }
+                idx.by_hash
+                    .entry(hash.to_owned())
+                    .or_default()
+                    .push(Path::new(sub).join(&name));
+            }
+        }
+        Ok(idx)
+    }
+}
+
+#[cfg(unix)]
+fn inode_key(meta: &fs::Metadata) -> Option<(u64, u64)> {
+    use std::os::unix::fs::MetadataExt;
+    Some((meta.dev(), meta.ino()))
+}
+#[cfg(not(unix))]
+fn inode_key(_: &fs::Metadata) -> Option<(u64, u64)> {
+    None
+}
+
+/// The units of the build that produced `messages`, keyed by id.
+pub fn live_units(
+    profile_dir: &Path,
+    messages: &[Message],
+) -> Result<BTreeMap<String, LiveUnit>, SnapshotError> {
+    let index = OutputIndex::scan(profile_dir)?;
+    let fp_dir = profile_dir.join(".fingerprint");
+    let mut id_of_hash = HashMap::new();
+    for entry in fs::read_dir(&fp_dir).map_err(io_err(&fp_dir))? {
+        let name = entry.map_err(io_err(&fp_dir))?.file_name();
+        let name = name.to_string_lossy().into_owned();
+        if let Some((_, hash)) = name.rsplit_once('-') {
+            id_of_hash.insert(hash.to_owned(), name.clone());
+        }
+    }
+    let hash_of = |path: &Path| -> Option<String> {
+        let parent = path.parent()?;
+        if parent.parent().map(|p| p.ends_with("build")) == Some(true) {
+            return unit_hash(&parent.file_name()?.to_string_lossy()).map(str::to_owned);
+        }
+        if parent.ends_with("build") {
+            return unit_hash(&path.file_name()?.to_string_lossy()).map(str::to_owned);
+        }
+        if let Some(h) = unit_hash(&path.file_name()?.to_string_lossy()) {
+            return Some(h.to_owned());
+        }
+        // An uplifted copy (`target/debug/app`) is a hard link to its unit's output.
+        let meta = fs::metadata(path).ok()?;
+        index.by_inode.get(&inode_key(&meta)?).cloned()
+    };
+
+    let mut roots: HashMap<String, PathBuf> = HashMap::new();
+    let mut units = BTreeMap::new();
+    let mut add =
+        |hash: String, kind, package_id: &str, name: String, crate_name: String, root: PathBuf| {
+            if let Some(id) = id_of_hash.get(&hash) {
+                units.insert(
+                    id.clone(),
+                    LiveUnit {
+                        id: id.clone(),
+                        kind,
+                        package_id: package_id.to_owned(),
+                        name,
+                        crate_name,
+                        package_root: root,
+                    },
+                );
+                true
+            } else {
+                false
+            }
+        };
+    for msg in messages {
+        if let Message::CompilerArtifact(a) = msg {
+            let root = PathBuf::from(a.manifest_path.parent().map(|p| p.as_str()).unwrap_or(""));
+            roots.insert(a.package_id.repr.clone(), root.clone());
+            let kind_name = a
+                .target
+                .kind
+                .first()
+                .map(|k| k.to_string())
+                .unwrap_or_default();
+            let name = if kind_name == "custom-build" {
+                format!("build-script {}", package_name(&a.package_id.repr))
+            } else {
+                format!("{kind_name} {}", a.target.name)
+            };
+            let crate_name = a.target.name.replace('-', "_");
+            let mut placed = false;
+            for file in &a.filenames {
+                if let Some(hash) = hash_of(file.as_std_path()) {
+                    placed |= add(
+                        hash,
+                        UnitKind::Compile,
+                        &a.package_id.repr,
+                        name.clone(),
+                        crate_name.clone(),
+                        root.clone(),
+                    );
+                }
+            }
+            if !placed {
+                if let Some(f) = a.filenames.first() {
+                    return Err(SnapshotError::UnknownArtifact {
+                        path: f.clone().into(),
+                    });
+                }
+            }
+        }
+    }
+    for msg in messages {
+        if let Message::BuildScriptExecuted(b) = msg {
+            let out_dir = b.out_dir.as_std_path();
+            let Some(hash) = out_dir
+                .parent()
+                .and_then(|p| unit_hash(&p.file_name()?.to_string_lossy()).map(str::to_owned))
+            else {
+                return Err(SnapshotError::UnknownArtifact {
+                    path: out_dir.to_owned(),
+                });
+            };
+            let root = roots.get(&b.package_id.repr).cloned().unwrap_or_default();
+            let name = format!("run-build-script {}", package_name(&b.package_id.repr));
+            add(
+                hash,
+                UnitKind::RunBuildScript,
+                &b.package_id.repr,
+                name,
+                String::new(),
+                root,
+            );
+        }
+    }
+    Ok(units)
+}
+
+/// `serde` from `registry+https://…#serde@1.0.0` or `path+file:///…/app#0.1.0`.
+pub fn package_name(package_id: &str) -> String {
+    let frag = package_id
+        .rsplit_once('#')
+        .map(|(_, f)| f)
+        .unwrap_or(package_id);
+    match frag.split_once('@') {
+        Some((name, _)) => name.to_owned(),
+        // `…/app#0.1.0`: the name is the last path component.
+        None => package_id
+            .rsplit_once('#')
+            .map(|(url, _)| url.rsplit('/').next().unwrap_or(url).to_owned())
+            .unwrap_or_else(|| frag.to_owned()),
+    }
+}
+
+/// The files of a unit, relative to the profile dir.
+pub fn unit_members(profile_dir: &Path, id: &str) -> Vec<PathBuf> {
+    let mut out = vec![Path::new(".fingerprint").join(id)];
+    if profile_dir.join("build").join(id).is_dir() {
+        out.push(Path::new("build").join(id));
+    }
+    out
+}
+
+/// The `deps/` and `examples/` outputs of every unit, by unit hash.
+pub fn outputs_by_hash(profile_dir: &Path) -> Result<HashMap<String, Vec<PathBuf>>, SnapshotError> {
+    Ok(OutputIndex::scan(profile_dir)?.by_hash)
+}
+
+/// rustc's incremental directories of the given crates, session by session,
+/// relative to the profile dir; unfinished (`-working`) sessions are left out.
+pub fn incremental_dirs(
+    profile_dir: &Path,
+    crate_names: &std::collections::HashSet<String>,
+) -> Result<Vec<(String, Vec<PathBuf>)>, SnapshotError> {
+    let dir = profile_dir.join("incremental");
+    let mut out = Vec::new();
+    let Ok(entries) = fs::read_dir(&dir) else {
+        return Ok(out);
+    };
+    for entry in entries {
+        let entry = entry.map_err(io_err(&dir))?;
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let Some((krate, _)) = name.rsplit_once('-') else {
+            continue;
+        };
+        if !crate_names.contains(krate) || !entry.path().is_dir() {
+            continue;
+        }
+        let sub = entry.path();
+        let mut members = Vec::new();
+        for s in fs::read_dir(&sub).map_err(io_err(&sub))? {
+            let s = s
+                .map_err(io_err(&sub))?
+                .file_name()
+                .to_string_lossy()
+                .into_owned();
+            if !s.ends_with("-working") {
+                members.push(Path::new("incremental").join(&name).join(s));
+            }
+        }
+        out.push((name, members));
+    }
+    out.sort();
+    Ok(out)
+}
+
+/// The parts of a fingerprint's `.json` that cargo-seed reads.
+#[derive(Debug, Deserialize)]
+pub struct FingerprintJson {
+    #[serde(default)]
+    pub deps: Vec<(u64, String, bool, u64)>,
+    #[serde(default)]
+    pub local: Vec<serde_json::Value>,
+}
+
+/// A unit's fingerprint: the hash cargo stored and the fields beside it.
+pub struct Fingerprint {
+    pub hash: u64,
+    pub json: FingerprintJson,
+}
+
+/// Reads `.fingerprint/<id>/<kind>-<name>{,.json}`.
+pub fn read_fingerprint(profile_dir: &Path, id: &str) -> Result<Fingerprint, SnapshotError> {
+    let dir = profile_dir.join(".fingerprint").join(id);
+    let mut json_path = None;
+    for entry in fs::read_dir(&dir).map_err(io_err(&dir))? {
+        let path = entry.map_err(io_err(&dir))?.path();
+        if path.extension().is_some_and(|e| e == "json") {
+            json_path = Some(path);
+        }
+    }
+    let json_path = json_path.ok_or_else(|| SnapshotError::Io {
+        path: dir.clone(),
+        source: io::Error::new(io::ErrorKind::NotFound, "no fingerprint .json"),
+    })?;
+    let bad = |why: &str| SnapshotError::Io {
+        path: json_path.clone(),
+        source: io::Error::new(io::ErrorKind::InvalidData, why.to_owned()),
+    };
+    let json: FingerprintJson =
+        serde_json::from_slice(&fs::read(&json_path).map_err(io_err(&json_path))?)
+            .map_err(|e| bad(&e.to_string()))?;
+    let hash_path = json_path.with_extension("");
+    let text = fs::read_to_string(&hash_path).map_err(io_err(&hash_path))?;
+    let hash = parse_hash_file(&text).ok_or_else(|| bad("unreadable fingerprint hash"))?;
+    Ok(Fingerprint { hash, json })
+}
+
+/// The hash file holds the u64 as hex of its little-endian bytes.
+pub fn parse_hash_file(text: &str) -> Option<u64> {
+    let text = text.trim();
+    if text.len() != 16 {
+        return None;
+    }
+    let mut bytes = [0u8; 8];
+    for (i, b) in bytes.iter_mut().enumerate() {
+        *b = u8::from_str_radix(text.get(2 * i..2 * i + 2)?, 16).ok()?;
+    }
+    Some(u64::from_le_bytes(bytes))
+}
+
+/// Decides how the unit's freshness can be checked, and records the digests
+/// of everything cargo would mtime-check.
+pub fn unit_check(
+    unit: &LiveUnit,
+    fp: &Fingerprint,
+    build_root: &Path,
+    workspace_root: &Path,
+) -> Result<Check, SnapshotError> {
+    let is_path = unit.package_id.starts_with("path+");
+    let mut files: Vec<PathBuf> = Vec::new();
+    let mut tracked = false;
+    for local in &fp.json.local {
+        let Some((variant, body)) = local.as_object().and_then(|o| o.iter().next()) else {
+            return Ok(unverifiable("an unreadable fingerprint entry"));
+        };
+        match variant.as_str() {
+            "CheckDepInfo" => {
+                tracked = true;
+                let Some(rel) = body.get("dep_info").and_then(|d| d.as_str()) else {
+                    return Ok(unverifiable("a dep-info entry without a path"));
+                };
+                let path = build_root.join(rel);
+                let bytes = fs::read(&path).map_err(io_err(&path))?;
+                let Some(info) = depinfo::parse(&bytes) else {
+                    return Ok(unverifiable("a dep-info file in an unknown format"));
+                };
+                for (base, p) in info.files {
+                    match base {
+                        PathBase::Package => files.push(p),
+                        // Generated under the build dir: restored with the
+                        // snapshot, and fresh only if its producer is.
+                        PathBase::Build if p.is_relative() => {}
+                        PathBase::Build => files.push(p),
+                    }
+                }
+            }
+            "RerunIfChanged" => {
+                tracked = true;
+                let paths = body.get("paths").and_then(|p| p.as_array());
+                for p in paths.into_iter().flatten().filter_map(|p| p.as_str()) {
+                    files.push(PathBuf::from(p));
+                }
+            }
+            "RerunIfEnvChanged" => {}
+            "Precalculated" if !is_path => {}
+            "Precalculated" => {
+                return Ok(unverifiable(
+                    "cargo decides it by the newest mtime in the package \
+                     (a build script without rerun-if-changed)",
+                ))
+            }
+            other => {
+                return Ok(unverifiable(&format!(
+                    "an unknown fingerprint kind `{other}`"
+                )))
+            }
+        }
+    }
+    if !tracked {
+        return Ok(Check::None);
+    }
+    let package_root = unit
+        .package_root
+        .strip_prefix(workspace_root)
+        .map(Path::to_owned)
+        .unwrap_or_else(|_| unit.package_root.clone());
+    files.sort();
+    files.dedup();
+    let mut inputs = Vec::with_capacity(files.len());
+    for path in files {
+        let abs = unit.package_root.join(&path);
+        let sha256 = digest_path(&abs).map_err(io_err(&abs))?;
+        inputs.push(Input { path, sha256 });
+    }
+    Ok(Check::Inputs(Inputs {
+        package_root,
+        files: inputs,
+    }))
+}
+
+fn unverifiable(reason: &str) -> Check {
+    Check::Unverifiable {
+        reason: reason.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unit_hash_from_file_names() {
+        assert_eq!(
+            unit_hash("libgreet-d2c3ef4c070f78bb.rmeta"),
+            Some("d2c3ef4c070f78bb")
+        );
+        assert_eq!(unit_hash("app-3f5d035ce61743c3"), Some("3f5d035ce61743c3"));
+        assert_eq!(
+            unit_hash("build_script_build-6b6761007ad40275.d"),
+            Some("6b6761007ad40275")
+        );
+        assert_eq!(unit_hash("libgreet.rlib"), None);
+        assert_eq!(unit_hash("serde-json"), None);
+    }
+
+    #[test]
+    fn hash_file_is_little_endian_hex() {
+        assert_eq!(parse_hash_file("0100000000000000"), Some(1));
+        assert_eq!(parse_hash_file("00000000000000ff\n"), Some(0xff << 56));
+        assert_eq!(parse_hash_file("xyz"), None);
+    }
+
+    #[test]
+    fn package_names_from_ids() {
+        assert_eq!(
+            package_name("registry+https://github.com/rust-lang/crates.io-index#itoa@1.0.18"),
+            "itoa"
+        );
+        assert_eq!(package_name("path+file:///tmp/ws1/gen#0.1.0"), "gen");
+        assert_eq!(
+            package_name("path+file:///tmp/ws1/my-dir#my-pkg@0.1.0"),
+            "my-pkg"
+        );
+    }
+}

@@ -1,0 +1,104 @@
+//! The workspace as cargo sees it: asked of `cargo metadata`, never guessed.
+//!
+//! Honours `--manifest-path`, `CARGO_TARGET_DIR`, `build.target-dir` and
+//! `build.build-dir` because cargo does the resolving.
+
+use std::path::{Path, PathBuf};
+
+#[derive(Debug, thiserror::Error)]
+pub enum WorkspaceError {
+    #[error("`cargo metadata` failed")]
+    Metadata(#[source] cargo_metadata::Error),
+    #[error("could not read the home directory to locate CARGO_HOME")]
+    NoCargoHome,
+}
+
+/// What cargo-seed needs to know about the workspace it runs in.
+#[derive(Debug, Clone)]
+pub struct Workspace {
+    pub root: PathBuf,
+    /// Where final artifacts go (`target/`).
+    pub target_dir: PathBuf,
+    /// Where intermediate artifacts go: `.fingerprint`, `deps`, `build`,
+    /// `incremental`. The same as `target_dir` unless `build.build-dir` is set.
+    pub build_dir: PathBuf,
+    /// `[workspace.metadata.seed] store = "…"`, if any.
+    pub configured_store: Option<String>,
+    pub cargo_home: PathBuf,
+}
+
+/// The cargo executable: `$CARGO` when run as a cargo subcommand.
+pub fn cargo_exe() -> PathBuf {
+    std::env::var_os("CARGO")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("cargo"))
+}
+
+impl Workspace {
+    pub fn load(manifest_path: Option<&Path>) -> Result<Workspace, WorkspaceError> {
+        let mut cmd = cargo_metadata::MetadataCommand::new();
+        cmd.cargo_path(cargo_exe()).no_deps();
+        if let Some(path) = manifest_path {
+            cmd.manifest_path(path);
+        }
+        let meta = cmd.exec().map_err(WorkspaceError::Metadata)?;
+        let configured_store = meta
+            .workspace_metadata
+            .get("seed")
+            .and_then(|seed| seed.get("store"))
+            .and_then(|s| s.as_str())
+            .map(str::to_owned);
+        let target_dir = PathBuf::from(meta.target_directory);
+        let build_dir = meta
+            .build_directory
+            .map(PathBuf::from)
+            .unwrap_or_else(|| target_dir.clone());
+        Ok(Workspace {
+            root: meta.workspace_root.into(),
+            target_dir,
+            build_dir,
+            configured_store,
+            cargo_home: cargo_home()?,
+        })
+    }
+
+    /// `<build-dir>/<profile dir>`: the directory a snapshot restores.
+    pub fn profile_build_dir(&self, profile: &str) -> PathBuf {
+        self.build_dir.join(profile_dir_name(profile))
+    }
+}
+
+/// `CARGO_HOME` as cargo resolves it.
+pub fn cargo_home() -> Result<PathBuf, WorkspaceError> {
+    if let Some(home) = std::env::var_os("CARGO_HOME").filter(|h| !h.is_empty()) {
+        let home = PathBuf::from(home);
+        return Ok(if home.is_absolute() {
+            home
+        } else {
+            std::env::current_dir().unwrap_or_default().join(home)
+        });
+    }
+    dirs::home_dir()
+        .map(|h| h.join(".cargo"))
+        .ok_or(WorkspaceError::NoCargoHome)
+}
+
+/// The directory cargo uses for a profile: `dev` and `test` build into
+/// `debug`, `release` and `bench` into `release`, a custom profile into its name.
+pub fn profile_dir_name(profile: &str) -> &str {
+    match profile {
+        "dev" | "test" => "debug",
+        "release" | "bench" => "release",
+        other => other,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn profile_dirs() {
+        assert_eq!(super::profile_dir_name("dev"), "debug");
+        assert_eq!(super::profile_dir_name("bench"), "release");
+        assert_eq!(super::profile_dir_name("ci"), "ci");
+    }
+}
