@@ -203,8 +203,9 @@ pub fn restore(
 
     fs::create_dir_all(&ws.build_dir).map_err(io("create", &ws.build_dir))?;
     let lock_path = ws.build_dir.join(".cargo-seed.lock");
-    let seed_lock = File::create(&lock_path).map_err(io("create", &lock_path))?;
-    seed_lock.lock().map_err(io("lock", &lock_path))?;
+    // One seed at a time per build dir; opened without truncation so a
+    // failed seed leaves even this file's mtime as it was.
+    let _seed_lock = lock_file(&lock_path)?;
     let profile_name = workspace::profile_dir_name(opts.profile);
     remove_leftovers(&ws.build_dir, profile_name);
 
@@ -440,14 +441,18 @@ impl Drop for Staging {
 
 /// Takes cargo's own exclusive lock on a profile dir (`.cargo-lock`).
 fn lock_cargo(profile_dir: &Path) -> Result<File, Error> {
-    let path = profile_dir.join(".cargo-lock");
+    lock_file(&profile_dir.join(".cargo-lock"))
+}
+
+/// An exclusive advisory lock (flock), as cargo takes on its lock files.
+fn lock_file(path: &Path) -> Result<File, Error> {
     let file = File::options()
         .read(true)
         .write(true)
         .create(true)
         .truncate(false)
-        .open(&path)
-        .map_err(io("open", &path))?;
-    file.lock().map_err(io("lock", &path))?;
+        .open(path)
+        .map_err(io("open", path))?;
+    file.lock().map_err(io("lock", path))?;
     Ok(file)
 }

@@ -1,0 +1,346 @@
+//! Shared test harness: the fixture workspace as a real git repository, CI's
+//! checkout that builds and publishes, and fresh clones at other paths.
+//!
+//! The expensive part (CI's build) happens once per test binary; every test
+//! then works in its own clone, so tests can run in parallel.
+
+#![allow(dead_code)]
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::SystemTime;
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_cargo-seed");
+
+/// Environment that would redirect or change the fixture's builds.
+const SCRUB: &[&str] = &[
+    "CARGO_TARGET_DIR",
+    "CARGO_BUILD_TARGET_DIR",
+    "CARGO_BUILD_BUILD_DIR",
+    "CARGO_SEED_STORE",
+    "CARGO_SEED_PROFILE",
+    "CARGO_INCREMENTAL",
+    "RUSTFLAGS",
+    "CARGO_ENCODED_RUSTFLAGS",
+    "RUSTC_WRAPPER",
+    "CARGO_MANIFEST_DIR",
+    "CARGO_PKG_NAME",
+];
+
+pub fn command(program: impl AsRef<std::ffi::OsStr>, dir: &Path) -> Command {
+    let mut cmd = Command::new(program);
+    cmd.current_dir(dir);
+    for var in SCRUB {
+        cmd.env_remove(var);
+    }
+    let bin_dir = Path::new(BIN).parent().unwrap();
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    let mut paths = vec![bin_dir.to_owned()];
+    paths.extend(std::env::split_paths(&path));
+    cmd.env("PATH", std::env::join_paths(paths).unwrap())
+        .env("CARGO_TERM_COLOR", "never")
+        .env("GIT_AUTHOR_NAME", "ci")
+        .env("GIT_AUTHOR_EMAIL", "ci@example.com")
+        .env("GIT_COMMITTER_NAME", "ci")
+        .env("GIT_COMMITTER_EMAIL", "ci@example.com");
+    cmd
+}
+
+/// Runs and returns the output; panics with both streams if it fails.
+pub fn ok(cmd: &mut Command) -> Output {
+    let out = cmd.output().expect("spawn");
+    assert!(
+        out.status.success(),
+        "{cmd:?} failed ({}):\n--- stdout\n{}\n--- stderr\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+pub fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+pub fn git(dir: &Path, args: &[&str]) -> String {
+    text(&ok(command("git", dir).args(args)).stdout)
+        .trim()
+        .to_owned()
+}
+
+/// `cargo seed <args>` in `dir` (not asserted: tests check the outcome).
+pub fn seed(dir: &Path, args: &[&str]) -> Output {
+    command("cargo", dir)
+        .arg("seed")
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+/// What `cargo build -v` said about each package.
+#[derive(Debug, Default)]
+pub struct BuildReport {
+    pub fresh: Vec<String>,
+    pub compiled: Vec<String>,
+    pub ran_build_scripts: usize,
+    pub stderr: String,
+}
+
+pub fn cargo_build(dir: &Path) -> BuildReport {
+    let out = ok(command("cargo", dir).args(["build", "-v"]));
+    let stderr = text(&out.stderr);
+    let mut r = BuildReport::default();
+    for line in stderr.lines() {
+        let line = line.trim_start();
+        let name = |rest: &str| rest.split_whitespace().next().unwrap_or("").to_owned();
+        if let Some(rest) = line.strip_prefix("Fresh ") {
+            r.fresh.push(name(rest));
+        } else if let Some(rest) = line.strip_prefix("Compiling ") {
+            r.compiled.push(name(rest));
+        } else if line.starts_with("Running `") && line.contains("build-script-build`") {
+            r.ran_build_scripts += 1;
+        }
+    }
+    r.fresh.sort();
+    r.compiled.sort();
+    r.stderr = stderr;
+    r
+}
+
+/// What the fixture's binary prints.
+pub fn run_app(dir: &Path) -> String {
+    text(&ok(&mut command(dir.join("target/debug/app"), dir)).stdout)
+}
+
+/// The commits of the fixture's history, oldest first.
+pub struct Commits {
+    /// The fixture as committed.
+    pub base: String,
+    /// `greet` prints "hi there" instead of "hello".
+    pub greet_changed: String,
+    /// The build script's input `gen/data/greeting.txt` changed.
+    pub data_changed: String,
+}
+
+pub struct World {
+    pub root: PathBuf,
+    pub origin: PathBuf,
+    pub ci: PathBuf,
+    pub store: PathBuf,
+    pub commits: Commits,
+    /// `.fingerprint` dirs a build with `greet/extra` left in CI's build dir.
+    pub leftovers: Vec<String>,
+    /// Output of the two publishes.
+    pub publish_base: String,
+    pub publish_greet: String,
+    counter: AtomicUsize,
+}
+
+fn copy_tree(from: &Path, to: &Path) {
+    fs::create_dir_all(to).unwrap();
+    for entry in fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let name = entry.file_name();
+        if name == "target" {
+            continue;
+        }
+        let (src, dst) = (entry.path(), to.join(&name));
+        if entry.file_type().unwrap().is_dir() {
+            copy_tree(&src, &dst);
+        } else {
+            fs::copy(&src, &dst).unwrap();
+        }
+    }
+}
+
+pub fn fingerprint_dirs(profile_dir: &Path) -> Vec<String> {
+    let mut v: Vec<String> = fs::read_dir(profile_dir.join(".fingerprint"))
+        .map(|d| {
+            d.map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+                .collect()
+        })
+        .unwrap_or_default();
+    v.sort();
+    v
+}
+
+impl World {
+    /// Builds the history, then plays CI: build and publish `base`, then
+    /// `greet_changed`. `data_changed` has no snapshot.
+    pub fn create() -> World {
+        let root = PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
+            .join(format!("seed-tests-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&root);
+        let origin = root.join("origin");
+        copy_tree(
+            &Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/sample-ws"),
+            &origin,
+        );
+        git(&origin, &["init", "-q", "-b", "main"]);
+        git(&origin, &["add", "-A"]);
+        git(&origin, &["commit", "-qm", "base"]);
+        let base = git(&origin, &["rev-parse", "HEAD"]);
+        edit(&origin.join("greet/src/lib.rs"), "hello, ", "hi there, ");
+        git(&origin, &["commit", "-qam", "greet says hi"]);
+        let greet_changed = git(&origin, &["rev-parse", "HEAD"]);
+        fs::write(origin.join("gen/data/greeting.txt"), "regenerated\n").unwrap();
+        git(&origin, &["commit", "-qam", "new build-script input"]);
+        let data_changed = git(&origin, &["rev-parse", "HEAD"]);
+
+        let store = root.join("store");
+        let ci = root.join("ci-checkout");
+        git(
+            &root,
+            &[
+                "clone",
+                "-q",
+                origin.to_str().unwrap(),
+                ci.to_str().unwrap(),
+            ],
+        );
+        git(&ci, &["checkout", "-q", "--detach", &base]);
+        let profile_dir = ci.join("target/debug");
+        ok(command("cargo", &ci).args(["build", "--locked"]));
+        let current = fingerprint_dirs(&profile_dir);
+        // An earlier CI run with other features: its units stay in the cache.
+        ok(command("cargo", &ci).args(["build", "--locked", "--features", "greet/extra"]));
+        let leftovers: Vec<String> = fingerprint_dirs(&profile_dir)
+            .into_iter()
+            .filter(|d| !current.contains(d))
+            .collect();
+        ok(command("cargo", &ci).args(["build", "--locked"]));
+        let store_arg = store.to_str().unwrap();
+        let publish_base = text(
+            &ok(command("cargo", &ci).args(["seed", "publish", "--store", store_arg, "-v"])).stderr,
+        );
+        git(&ci, &["checkout", "-q", "--detach", &greet_changed]);
+        ok(command("cargo", &ci).args(["build", "--locked"]));
+        let publish_greet = text(
+            &ok(command("cargo", &ci).args(["seed", "publish", "--store", store_arg, "-v"])).stderr,
+        );
+        World {
+            root,
+            origin,
+            ci,
+            store,
+            commits: Commits {
+                base,
+                greet_changed,
+                data_changed,
+            },
+            leftovers,
+            publish_base,
+            publish_greet,
+            counter: AtomicUsize::new(0),
+        }
+    }
+
+    /// A fresh clone at a new absolute path, checked out at `commit`.
+    pub fn clone_at(&self, commit: &str) -> PathBuf {
+        let n = self.counter.fetch_add(1, Ordering::Relaxed);
+        let dir = self.root.join(format!("dev-{n}/work/app"));
+        fs::create_dir_all(dir.parent().unwrap()).unwrap();
+        git(
+            &self.root,
+            &[
+                "clone",
+                "-q",
+                self.origin.to_str().unwrap(),
+                dir.to_str().unwrap(),
+            ],
+        );
+        git(&dir, &["checkout", "-q", "--detach", commit]);
+        dir
+    }
+
+    pub fn store_arg(&self) -> &str {
+        self.store.to_str().unwrap()
+    }
+
+    /// A copy of the store that a test may damage.
+    pub fn store_copy(&self, name: &str) -> PathBuf {
+        let to = self.root.join(format!("store-{name}"));
+        copy_tree(&self.store, &to);
+        to
+    }
+
+    pub fn manifest_path(store: &Path, commit: &str) -> PathBuf {
+        let dir = store.join("snapshots").join(commit);
+        let entry = fs::read_dir(&dir).unwrap().next().unwrap().unwrap();
+        entry.path()
+    }
+
+    pub fn manifest(store: &Path, commit: &str) -> serde_json::Value {
+        serde_json::from_slice(&fs::read(Self::manifest_path(store, commit)).unwrap()).unwrap()
+    }
+}
+
+pub fn edit(path: &Path, from: &str, to: &str) {
+    let s = fs::read_to_string(path).unwrap();
+    assert!(s.contains(from), "{} lacks {from:?}", path.display());
+    fs::write(path, s.replacen(from, to, 1)).unwrap();
+}
+
+/// Sets a file's mtime to a fixed time long ago.
+pub fn backdate(path: &Path) {
+    let t = SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(1_000_000_000);
+    fs::File::options()
+        .write(true)
+        .open(path)
+        .unwrap()
+        .set_times(fs::FileTimes::new().set_modified(t).set_accessed(t))
+        .unwrap();
+}
+
+/// Every file below `dir` with its size, mtime and a digest of its bytes:
+/// two equal listings mean nothing was changed.
+pub fn tree_listing(dir: &Path) -> BTreeMap<PathBuf, (u64, SystemTime, u64)> {
+    let mut out = BTreeMap::new();
+    let mut stack = vec![dir.to_owned()];
+    while let Some(d) = stack.pop() {
+        for entry in fs::read_dir(&d).unwrap() {
+            let entry = entry.unwrap();
+            let meta = fs::symlink_metadata(entry.path()).unwrap();
+            if meta.is_dir() {
+                stack.push(entry.path());
+            } else {
+                let bytes = fs::read(entry.path()).unwrap_or_default();
+                let digest = bytes.iter().fold(0xcbf29ce484222325u64, |h, b| {
+                    (h ^ *b as u64).wrapping_mul(0x100000001b3)
+                });
+                out.insert(
+                    entry.path().strip_prefix(dir).unwrap().to_owned(),
+                    (meta.len(), meta.modified().unwrap(), digest),
+                );
+            }
+        }
+    }
+    out
+}
+
+/// Asserts two listings are equal, naming only what differs.
+pub fn assert_same_tree(
+    before: &BTreeMap<PathBuf, (u64, SystemTime, u64)>,
+    after: &BTreeMap<PathBuf, (u64, SystemTime, u64)>,
+) {
+    let mut diffs = Vec::new();
+    for (path, b) in before {
+        match after.get(path) {
+            None => diffs.push(format!("removed {}", path.display())),
+            Some(a) if a != b => diffs.push(format!("changed {}: {b:?} -> {a:?}", path.display())),
+            _ => {}
+        }
+    }
+    for path in after.keys().filter(|p| !before.contains_key(*p)) {
+        diffs.push(format!("added {}", path.display()));
+    }
+    assert!(
+        diffs.is_empty(),
+        "the target dir changed:\n{}",
+        diffs.join("\n")
+    );
+}

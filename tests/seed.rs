@@ -1,0 +1,432 @@
+//! End to end on a local store: CI publishes, a developer's fresh clone at
+//! another absolute path seeds, and `cargo build -v` must agree that exactly
+//! the right units are fresh.
+
+mod common;
+
+use std::fs;
+use std::path::Path;
+use std::sync::OnceLock;
+
+use common::*;
+
+fn world() -> &'static World {
+    static WORLD: OnceLock<World> = OnceLock::new();
+    WORLD.get_or_init(World::create)
+}
+
+const WORKSPACE: [&str; 4] = ["app", "gen", "greet", "shout"];
+const REGISTRY: [&str; 2] = ["itoa", "memchr"];
+
+fn sorted(v: &[&str]) -> Vec<String> {
+    let mut v: Vec<String> = v.iter().map(|s| s.to_string()).collect();
+    v.sort();
+    v
+}
+
+fn stderr(out: &std::process::Output) -> String {
+    text(&out.stderr)
+}
+
+fn assert_seeded(out: &std::process::Output) {
+    assert!(out.status.success(), "cargo seed failed:\n{}", stderr(out));
+}
+
+#[test]
+fn same_commit_compiles_nothing() {
+    let w = world();
+    let dir = w.clone_at(&w.commits.base);
+    let out = seed(&dir, &["--store", w.store_arg()]);
+    assert_seeded(&out);
+    assert!(
+        stderr(&out).contains(&w.commits.base[..12]),
+        "{}",
+        stderr(&out)
+    );
+
+    let build = cargo_build(&dir);
+    assert!(
+        build.compiled.is_empty(),
+        "compiled {:?}\n{}",
+        build.compiled,
+        build.stderr
+    );
+    assert_eq!(build.ran_build_scripts, 0, "{}", build.stderr);
+    let mut all: Vec<&str> = WORKSPACE.to_vec();
+    all.extend(REGISTRY);
+    assert_eq!(build.fresh, sorted(&all), "{}", build.stderr);
+    assert_eq!(
+        run_app(&dir),
+        "hello, seed (v1)\ngenerated: from the build script\nshout: QUIET!\ncount: 4\n"
+    );
+}
+
+#[test]
+fn older_snapshot_by_commit_rebuilds_the_changed_member_and_its_dependents() {
+    let w = world();
+    let dir = w.clone_at(&w.commits.greet_changed);
+    let out = seed(
+        &dir,
+        &["--store", w.store_arg(), "--commit", &w.commits.base],
+    );
+    assert_seeded(&out);
+    assert!(
+        stderr(&out).contains(&w.commits.base[..12]),
+        "{}",
+        stderr(&out)
+    );
+    assert!(
+        stderr(&out).contains("lib greet: src/lib.rs changed"),
+        "{}",
+        stderr(&out)
+    );
+
+    let build = cargo_build(&dir);
+    assert_eq!(
+        build.compiled,
+        sorted(&["app", "greet"]),
+        "{}",
+        build.stderr
+    );
+    assert_eq!(build.fresh, sorted(&["gen", "itoa", "memchr", "shout"]));
+    assert!(run_app(&dir).starts_with("hi there, seed"));
+
+    // Now the exact snapshot: units the build dir already holds are kept,
+    // only the rest is fetched, and cargo finds everything fresh.
+    let out = seed(&dir, &["--store", w.store_arg(), "--force"]);
+    assert_seeded(&out);
+    let said = stderr(&out);
+    assert!(said.contains(&w.commits.greet_changed[..12]), "{said}");
+    assert!(said.contains("units kept from the build dir"), "{said}");
+    let build = cargo_build(&dir);
+    assert!(build.compiled.is_empty(), "{}", build.stderr);
+    assert!(run_app(&dir).starts_with("hi there, seed"));
+}
+
+#[test]
+fn build_script_input_change_reruns_the_build_script() {
+    let w = world();
+    // The nearest snapshot is one commit back, before the input changed.
+    let dir = w.clone_at(&w.commits.data_changed);
+    let out = seed(&dir, &["--store", w.store_arg()]);
+    assert_seeded(&out);
+    assert!(stderr(&out).contains("(distance 1"), "{}", stderr(&out));
+
+    let build = cargo_build(&dir);
+    assert_eq!(build.ran_build_scripts, 1, "{}", build.stderr);
+    assert_eq!(build.compiled, sorted(&["app", "gen"]), "{}", build.stderr);
+    assert!(run_app(&dir).contains("generated: regenerated\n"));
+}
+
+#[test]
+fn uncommitted_edit_older_than_the_snapshot_is_rebuilt() {
+    let w = world();
+    let dir = w.clone_at(&w.commits.base);
+    let file = dir.join("shout/src/lib.rs");
+    edit(&file, "{word}!", "{word}!!");
+    // Older than anything restored: cargo's mtime check alone would miss it.
+    backdate(&file);
+    let out = seed(&dir, &["--store", w.store_arg()]);
+    assert_seeded(&out);
+
+    let build = cargo_build(&dir);
+    assert_eq!(
+        build.compiled,
+        sorted(&["app", "shout"]),
+        "{}",
+        build.stderr
+    );
+    assert!(run_app(&dir).contains("shout: QUIET!!\n"));
+}
+
+#[test]
+fn dry_run_says_what_would_happen_and_changes_nothing() {
+    let w = world();
+    let dir = w.clone_at(&w.commits.base);
+    edit(&dir.join("greet/src/lib.rs"), "hello, ", "hey, ");
+    let out = seed(&dir, &["--store", w.store_arg(), "--dry-run"]);
+    assert_seeded(&out);
+    let said = text(&out.stdout);
+    assert!(
+        said.contains("rebuild lib greet: src/lib.rs changed"),
+        "{said}"
+    );
+    assert!(
+        said.contains("rebuild bin app: depends on lib greet"),
+        "{said}"
+    );
+    assert!(!dir.join("target").exists());
+}
+
+#[test]
+fn publish_keeps_only_the_current_build_and_stores_unchanged_units_once() {
+    let w = world();
+    let base = World::manifest(&w.store, &w.commits.base);
+    let next = World::manifest(&w.store, &w.commits.greet_changed);
+    let units = |m: &serde_json::Value| -> Vec<(String, String, String)> {
+        m["units"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|u| {
+                let s = |k: &str| u[k].as_str().unwrap().to_owned();
+                (
+                    s("id"),
+                    s("name"),
+                    u["blob"]["sha256"].as_str().unwrap().to_owned(),
+                )
+            })
+            .collect()
+    };
+    let (base, next) = (units(&base), units(&next));
+
+    // The build with `greet/extra` left units behind; none was published.
+    assert!(!w.leftovers.is_empty());
+    for (id, name, _) in &base {
+        assert!(
+            !w.leftovers.contains(id),
+            "leftover {name} ({id}) was published"
+        );
+    }
+    let ci_units = fingerprint_dirs(&w.ci.join("target/debug"));
+    let published = base
+        .iter()
+        .filter(|(id, ..)| !id.starts_with("incremental/"))
+        .count();
+    assert!(published < ci_units.len());
+
+    // Publishing the next commit stored only the units that changed.
+    let mut changed: Vec<&str> = next
+        .iter()
+        .filter(|n| !base.iter().any(|b| b.2 == n.2))
+        .map(|n| n.1.as_str())
+        .collect();
+    changed.sort();
+    assert_eq!(
+        changed,
+        [
+            "bin app",
+            "incremental app",
+            "incremental greet",
+            "lib greet"
+        ],
+        "publish output:\n{}",
+        w.publish_greet
+    );
+    let mut blobs = 0;
+    for dir in fs::read_dir(w.store.join("blobs")).unwrap() {
+        blobs += fs::read_dir(dir.unwrap().path()).unwrap().count();
+    }
+    assert_eq!(blobs, base.len() + changed.len());
+    assert!(w
+        .publish_greet
+        .contains(&format!("{} new blobs", changed.len())));
+}
+
+/// The blob of `unit` (by name) in `commit`'s manifest of `store`.
+fn blob_of(store: &Path, commit: &str, unit: &str) -> std::path::PathBuf {
+    let m = World::manifest(store, commit);
+    let u = m["units"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|u| u["name"] == unit)
+        .unwrap();
+    let sha = u["blob"]["sha256"].as_str().unwrap();
+    store
+        .join("blobs")
+        .join(&sha[..2])
+        .join(format!("{sha}.zst"))
+}
+
+#[test]
+fn bad_stores_fail_clearly_and_leave_the_build_dir_as_it_was() {
+    let w = world();
+    let dir = w.clone_at(&w.commits.base);
+    assert_seeded(&seed(&dir, &["--store", w.store_arg()]));
+    assert!(cargo_build(&dir).compiled.is_empty());
+    let before = tree_listing(&dir.join("target"));
+    // The other snapshot's incremental state for `greet` differs from what
+    // the build dir holds, so seeding it must fetch that blob.
+    let target = w.commits.greet_changed.as_str();
+    let victim = "incremental greet";
+
+    // A flipped byte.
+    let damaged = w.store_copy("damaged");
+    let blob = blob_of(&damaged, target, victim);
+    let mut bytes = fs::read(&blob).unwrap();
+    let mid = bytes.len() / 2;
+    bytes[mid] ^= 1;
+    fs::write(&blob, bytes).unwrap();
+    let out = seed(
+        &dir,
+        &[
+            "--store",
+            damaged.to_str().unwrap(),
+            "--force",
+            "--commit",
+            target,
+        ],
+    );
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("does not match its digest"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(stderr(&out).contains("hint:"), "{}", stderr(&out));
+    assert_same_tree(&before, &tree_listing(&dir.join("target")));
+
+    // A missing blob.
+    let missing = w.store_copy("missing");
+    fs::remove_file(blob_of(&missing, target, victim)).unwrap();
+    let out = seed(
+        &dir,
+        &[
+            "--store",
+            missing.to_str().unwrap(),
+            "--force",
+            "--commit",
+            target,
+        ],
+    );
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(stderr(&out).contains("does not exist"), "{}", stderr(&out));
+    assert_same_tree(&before, &tree_listing(&dir.join("target")));
+
+    // A blob whose digest is right but whose tar escapes the target dir.
+    let hostile = w.store_copy("hostile");
+    let mut tar = tar::Builder::new(Vec::new());
+    let mut h = tar::Header::new_old();
+    let name = b"../../../escaped";
+    h.as_old_mut().name[..name.len()].copy_from_slice(name);
+    h.set_size(4);
+    h.set_mode(0o644);
+    h.set_cksum();
+    tar.append(&h, &b"evil"[..]).unwrap();
+    let tar = tar.into_inner().unwrap();
+    let zst = zstd::encode_all(&tar[..], 3).unwrap();
+    let sha = cargo_seed::manifest::sha256_hex(&zst);
+    let blob_dir = hostile.join("blobs").join(&sha[..2]);
+    fs::create_dir_all(&blob_dir).unwrap();
+    fs::write(blob_dir.join(format!("{sha}.zst")), &zst).unwrap();
+    let path = World::manifest_path(&hostile, target);
+    let mut m = World::manifest(&hostile, target);
+    for u in m["units"].as_array_mut().unwrap() {
+        if u["name"] == victim {
+            u["blob"] =
+                serde_json::json!({"sha256": sha, "size": zst.len(), "unpacked": tar.len()});
+        }
+    }
+    fs::write(&path, serde_json::to_vec(&m).unwrap()).unwrap();
+    let out = seed(
+        &dir,
+        &[
+            "--store",
+            hostile.to_str().unwrap(),
+            "--force",
+            "--commit",
+            target,
+        ],
+    );
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(stderr(&out).contains("rejected entry"), "{}", stderr(&out));
+    for up in [
+        dir.join("target"),
+        dir.clone(),
+        dir.parent().unwrap().to_owned(),
+    ] {
+        assert!(!up.join("escaped").exists());
+    }
+    assert_same_tree(&before, &tree_listing(&dir.join("target")));
+
+    // No staging directory is left behind, and the build still works.
+    let leftovers: Vec<_> = fs::read_dir(dir.join("target"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with(".cargo-seed-staging") || n.starts_with(".cargo-seed-old"))
+        .collect();
+    assert!(leftovers.is_empty(), "{leftovers:?}");
+    assert!(cargo_build(&dir).compiled.is_empty());
+}
+
+#[test]
+fn existing_build_state_needs_force() {
+    let w = world();
+    let dir = w.clone_at(&w.commits.base);
+    assert_seeded(&seed(&dir, &["--store", w.store_arg()]));
+    let before = tree_listing(&dir.join("target"));
+    let out = seed(&dir, &["--store", w.store_arg()]);
+    assert_eq!(out.status.code(), Some(4), "{}", stderr(&out));
+    assert!(stderr(&out).contains("--force"), "{}", stderr(&out));
+    assert_same_tree(&before, &tree_listing(&dir.join("target")));
+}
+
+#[test]
+fn no_usable_snapshot_has_its_own_exit_code_and_says_why() {
+    let w = world();
+    let dir = w.clone_at(&w.commits.base);
+    let empty = w.root.join("empty-store");
+    let out = seed(&dir, &["--store", empty.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("no usable snapshot"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(
+        stderr(&out).contains("hint: build normally"),
+        "{}",
+        stderr(&out)
+    );
+
+    // A snapshot from another toolchain is skipped, and the reason is named.
+    let other = w.store_copy("other-toolchain");
+    let path = World::manifest_path(&other, &w.commits.base);
+    let mut m = World::manifest(&other, &w.commits.base);
+    m["toolchain"]["verbose_version"] = "rustc 1.80.0 (051478957 2024-07-21)".into();
+    m["toolchain"]["release"] = "1.80.0".into();
+    fs::write(&path, serde_json::to_vec(&m).unwrap()).unwrap();
+    let out = seed(
+        &dir,
+        &[
+            "--store",
+            other.to_str().unwrap(),
+            "--commit",
+            &w.commits.base,
+        ],
+    );
+    assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("toolchain `rustc 1.80.0"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(!dir.join("target").exists());
+
+    let out = seed(&dir, &["list", "--store", other.to_str().unwrap()]);
+    assert!(out.status.success());
+    let listing = text(&out.stdout);
+    assert!(listing.contains("no: toolchain `rustc 1.80.0"), "{listing}");
+}
+
+#[test]
+fn list_shows_reachable_snapshots_nearest_first() {
+    let w = world();
+    let dir = w.clone_at(&w.commits.data_changed);
+    let out = seed(&dir, &["list", "--store", w.store_arg()]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let listing = text(&out.stdout);
+    let rows: Vec<&str> = listing.lines().skip(1).collect();
+    assert_eq!(rows.len(), 2, "{listing}");
+    assert!(
+        rows[0].starts_with(&w.commits.greet_changed[..12]),
+        "{listing}"
+    );
+    assert!(rows[1].starts_with(&w.commits.base[..12]), "{listing}");
+    assert!(
+        rows[0].contains(" 1 ") && rows[1].contains(" 2 "),
+        "{listing}"
+    );
+    assert!(rows.iter().all(|r| r.ends_with("yes")), "{listing}");
+}
