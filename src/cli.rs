@@ -115,9 +115,6 @@ pub fn main() -> ExitCode {
             return ExitCode::from(if e.use_stderr() { Code::Usage as u8 } else { 0 });
         }
     };
-    let _ = ctrlc::set_handler(|| {
-        restore::CANCEL.store(true, std::sync::atomic::Ordering::Relaxed);
-    });
     match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
@@ -146,6 +143,11 @@ pub fn run(cli: Cli) -> Result<(), Error> {
         }
         Some(Command::List { max_distance }) => list(&ws, store.as_ref(), profile, max_distance)?,
         None => {
+            // Restoring stops cleanly at the next archive entry and removes
+            // its staging directory; elsewhere Ctrl-C keeps its default.
+            let _ = ctrlc::set_handler(|| {
+                restore::CANCEL.store(true, std::sync::atomic::Ordering::Relaxed);
+            });
             let a = &cli.restore;
             let opts = RestoreOptions {
                 profile,

@@ -11,6 +11,7 @@ use std::fs;
 use std::io::{self, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
+use std::time::SystemTime;
 
 use cargo_metadata::Message;
 use serde::Deserialize;
@@ -403,6 +404,14 @@ pub fn unit_check(
     let is_path = unit.package_id.starts_with("path+");
     let mut files: Vec<PathBuf> = Vec::new();
     let mut tracked = false;
+    // Cargo's reference time for the unit: no input may be newer, or what is
+    // on disk now is not what was compiled.
+    let mut reference: Option<SystemTime> = None;
+    let mut note_reference = |path: &Path| -> Result<(), SnapshotError> {
+        let t = fs::metadata(path).and_then(|m| m.modified()).map_err(io_err(path))?;
+        reference = Some(reference.map_or(t, |r| r.min(t)));
+        Ok(())
+    };
     for local in &fp.json.local {
         let Some((variant, body)) = local.as_object().and_then(|o| o.iter().next()) else {
             return Ok(unverifiable("an unreadable fingerprint entry"));
@@ -414,6 +423,7 @@ pub fn unit_check(
                     return Ok(unverifiable("a dep-info entry without a path"));
                 };
                 let path = build_root.join(rel);
+                note_reference(&path)?;
                 let bytes = fs::read(&path).map_err(io_err(&path))?;
                 let Some(info) = depinfo::parse(&bytes) else {
                     return Ok(unverifiable("a dep-info file in an unknown format"));
@@ -430,6 +440,9 @@ pub fn unit_check(
             }
             "RerunIfChanged" => {
                 tracked = true;
+                if let Some(output) = body.get("output").and_then(|o| o.as_str()) {
+                    note_reference(&build_root.join(output))?;
+                }
                 let paths = body.get("paths").and_then(|p| p.as_array());
                 for p in paths.into_iter().flatten().filter_map(|p| p.as_str()) {
                     files.push(PathBuf::from(p));
@@ -464,12 +477,34 @@ pub fn unit_check(
     for path in files {
         let abs = unit.package_root.join(&path);
         let sha256 = digest_path(&abs).map_err(io_err(&abs))?;
+        // Checked after reading: an edit during the read shows up here too.
+        if let (Some(reference), Ok(modified)) = (reference, newest_mtime(&abs)) {
+            if modified > reference {
+                return Ok(unverifiable(&format!(
+                    "{} changed after the unit was compiled",
+                    path.display()
+                )));
+            }
+        }
         inputs.push(Input { path, sha256 });
     }
     Ok(Check::Inputs(Inputs {
         package_root,
         files: inputs,
     }))
+}
+
+/// The mtime cargo compares: the file's own, or for a directory the newest
+/// below it.
+fn newest_mtime(path: &Path) -> io::Result<SystemTime> {
+    let meta = fs::metadata(path)?;
+    let mut t = meta.modified()?;
+    if meta.is_dir() {
+        for entry in fs::read_dir(path)? {
+            t = t.max(newest_mtime(&entry?.path())?);
+        }
+    }
+    Ok(t)
 }
 
 fn unverifiable(reason: &str) -> Check {
@@ -502,6 +537,48 @@ mod tests {
         assert_eq!(parse_hash_file("0100000000000000"), Some(1));
         assert_eq!(parse_hash_file("00000000000000ff\n"), Some(0xff << 56));
         assert_eq!(parse_hash_file("xyz"), None);
+    }
+
+    #[test]
+    fn an_input_newer_than_its_compile_is_not_vouched_for() {
+        let d = tempfile::tempdir().unwrap();
+        let (build, pkg) = (d.path().join("target"), d.path().join("ws/app"));
+        fs::create_dir_all(build.join("debug/.fingerprint/app-0")).unwrap();
+        fs::create_dir_all(pkg.join("src")).unwrap();
+        // cargo's encoded dep-info listing src/main.rs (package-relative).
+        let mut dep = vec![1, 0, 0, 0, 0xff, 1, 1, 0, 0, 0, 0, 11, 0, 0, 0];
+        dep.extend(b"src/main.rs");
+        dep.extend([0, 0, 0, 0, 0]);
+        let dep_path = build.join("debug/.fingerprint/app-0/dep-bin-app");
+        fs::write(pkg.join("src/main.rs"), "fn main() {}").unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        fs::write(&dep_path, &dep).unwrap();
+        let unit = LiveUnit {
+            id: "app-0".into(),
+            kind: UnitKind::Compile,
+            package_id: "path+file:///ws/app#0.1.0".into(),
+            name: "bin app".into(),
+            crate_name: "app".into(),
+            package_root: pkg.clone(),
+        };
+        let fp = Fingerprint {
+            hash: 0,
+            json: serde_json::from_str(
+                r#"{"deps":[],"local":[{"CheckDepInfo":{"dep_info":"debug/.fingerprint/app-0/dep-bin-app","checksum":false}}]}"#,
+            )
+            .unwrap(),
+        };
+        let check = unit_check(&unit, &fp, &build, &d.path().join("ws")).unwrap();
+        let Check::Inputs(inputs) = check else { panic!("{check:?}") };
+        assert_eq!(inputs.package_root, PathBuf::from("app"));
+        assert_eq!(inputs.files[0].path, PathBuf::from("src/main.rs"));
+        assert!(inputs.files[0].sha256.is_some());
+
+        // Edited after the compile: the digest would not be of what was built.
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        fs::write(pkg.join("src/main.rs"), "fn main() { edited() }").unwrap();
+        let check = unit_check(&unit, &fp, &build, &d.path().join("ws")).unwrap();
+        assert!(matches!(&check, Check::Unverifiable { reason } if reason.contains("after")), "{check:?}");
     }
 
     #[test]
