@@ -41,7 +41,10 @@ fn measure(dir: &Path, program: &str, args: &[&str]) -> (f64, i64) {
     assert_eq!(r, pid);
     let secs = start.elapsed().as_secs_f64();
     std::mem::forget(child.stdin.take());
-    assert!(libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0, "{program} {args:?} failed");
+    assert!(
+        libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0,
+        "{program} {args:?} failed"
+    );
     (secs, usage.ru_maxrss)
 }
 
@@ -54,7 +57,11 @@ fn dir_size(p: &Path) -> u64 {
     let mut n = 0;
     for e in fs::read_dir(p).into_iter().flatten().flatten() {
         let m = e.metadata().unwrap();
-        n += if m.is_dir() { dir_size(&e.path()) } else { m.len() };
+        n += if m.is_dir() {
+            dir_size(&e.path())
+        } else {
+            m.len()
+        };
     }
     n
 }
@@ -68,7 +75,10 @@ fn seed_bench(root: &Path, label: &str, src: &Path) -> (f64, i64) {
     let (publish_s, _) = measure(&ci, BIN, &["seed", "publish", "-q", "--store", store]);
 
     // Baseline: the whole profile dir as one tar.zst.
-    sh(&ci, "tar -C target -cf - debug | zstd -q -3 -T0 -o ../archive.tar.zst");
+    sh(
+        &ci,
+        "tar -C target -cf - debug | zstd -q -3 -T0 -o ../archive.tar.zst",
+    );
     let archive = fs::metadata(root.join("archive.tar.zst")).unwrap().len();
     let mut base = Vec::new();
     let mut ours = Vec::new();
@@ -81,7 +91,10 @@ fn seed_bench(root: &Path, label: &str, src: &Path) -> (f64, i64) {
         base.push(t.elapsed().as_secs_f64());
 
         let dev = root.join(format!("dev-{i}/app"));
-        sh(root, &format!("git clone -q {} {}", src.display(), dev.display()));
+        sh(
+            root,
+            &format!("git clone -q {} {}", src.display(), dev.display()),
+        );
         let (s, r) = measure(&dev, BIN, &["seed", "-q", "--store", store]);
         ours.push(s);
         rss = rss.max(r);
@@ -129,7 +142,11 @@ fn main() {
     let before = blobs();
     sh(&ci, "echo '// bench edit' >> src/ui.rs && git -c user.name=b -c user.email=b@b commit -qam edit && cargo build -q");
     let store = large.join("store");
-    measure(&ci, BIN, &["seed", "publish", "-q", "--store", store.to_str().unwrap()]);
+    measure(
+        &ci,
+        BIN,
+        &["seed", "publish", "-q", "--store", store.to_str().unwrap()],
+    );
     println!(
         "next commit (one file of one crate edited): {:.2} MiB stored of {:.1} MiB",
         (blobs() - before) as f64 / 1048576.0,

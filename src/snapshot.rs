@@ -408,7 +408,9 @@ pub fn unit_check(
     // on disk now is not what was compiled.
     let mut reference: Option<SystemTime> = None;
     let mut note_reference = |path: &Path| -> Result<(), SnapshotError> {
-        let t = fs::metadata(path).and_then(|m| m.modified()).map_err(io_err(path))?;
+        let t = fs::metadata(path)
+            .and_then(|m| m.modified())
+            .map_err(io_err(path))?;
         reference = Some(reference.map_or(t, |r| r.min(t)));
         Ok(())
     };
@@ -569,7 +571,9 @@ mod tests {
             .unwrap(),
         };
         let check = unit_check(&unit, &fp, &build, &d.path().join("ws")).unwrap();
-        let Check::Inputs(inputs) = check else { panic!("{check:?}") };
+        let Check::Inputs(inputs) = check else {
+            panic!("{check:?}")
+        };
         assert_eq!(inputs.package_root, PathBuf::from("app"));
         assert_eq!(inputs.files[0].path, PathBuf::from("src/main.rs"));
         assert!(inputs.files[0].sha256.is_some());
@@ -578,7 +582,10 @@ mod tests {
         std::thread::sleep(std::time::Duration::from_millis(20));
         fs::write(pkg.join("src/main.rs"), "fn main() { edited() }").unwrap();
         let check = unit_check(&unit, &fp, &build, &d.path().join("ws")).unwrap();
-        assert!(matches!(&check, Check::Unverifiable { reason } if reason.contains("after")), "{check:?}");
+        assert!(
+            matches!(&check, Check::Unverifiable { reason } if reason.contains("after")),
+            "{check:?}"
+        );
     }
 
     #[test]
