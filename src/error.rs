@@ -107,6 +107,9 @@ impl Error {
             Error::Archive(ArchiveError::Hostile { .. }) => {
                 Some("do not use this store: its snapshot tries to write outside the target dir".into())
             }
+            Error::Archive(ArchiveError::Io { .. }) => Some(
+                "check free space and permissions where the build dir is; nothing was changed".into(),
+            ),
             Error::Store(StoreError::Unsupported { .. }) => {
                 Some("use a directory path or a file:// URL".into())
             }

@@ -358,16 +358,21 @@ fn keep_from(
         }
     }
     let times = FileTimes::new().set_modified(stamp).set_accessed(stamp);
-    for (rel, _) in &prev.unpacked.files {
+    let copy = |rel: &PathBuf| -> std::io::Result<()> {
         let to = staging.join(rel);
-        fs::create_dir_all(to.parent()?).ok()?;
-        fs::copy(dest.join(rel), &to).ok()?;
-        File::options()
-            .write(true)
-            .open(&to)
-            .ok()?
-            .set_times(times)
-            .ok()?;
+        fs::create_dir_all(to.parent().unwrap_or(staging))?;
+        fs::copy(dest.join(rel), &to)?;
+        File::options().write(true).open(&to)?.set_times(times)
+    };
+    for (i, (rel, _)) in prev.unpacked.files.iter().enumerate() {
+        if copy(rel).is_err() {
+            // Undo, so that fetching the blob instead starts from nothing
+            // (and reports the real problem if it recurs, e.g. a full disk).
+            for (done, _) in &prev.unpacked.files[..=i] {
+                let _ = fs::remove_file(staging.join(done));
+            }
+            return None;
+        }
     }
     Some(prev.unpacked.clone())
 }

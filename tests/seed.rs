@@ -430,3 +430,37 @@ fn list_shows_reachable_snapshots_nearest_first() {
     );
     assert!(rows.iter().all(|r| r.ends_with("yes")), "{listing}");
 }
+
+#[test]
+fn a_failing_disk_write_leaves_the_build_dir_as_it_was() {
+    use std::os::unix::process::CommandExt;
+    let w = world();
+    let dir = w.clone_at(&w.commits.base);
+    assert_seeded(&seed(&dir, &["--store", w.store_arg()]));
+    let before = tree_listing(&dir.join("target"));
+
+    // A 1 MiB file-size limit: writing a larger restored file fails like a
+    // full disk does, with an error from write(2). Copying the units the
+    // build dir already holds fails first, then fetching them does.
+    let mut cmd = command(BIN, &dir);
+    cmd.args(["seed", "--store", w.store_arg(), "--force"]);
+    // SAFETY: only async-signal-safe libc calls between fork and exec.
+    unsafe {
+        cmd.pre_exec(|| {
+            libc::signal(libc::SIGXFSZ, libc::SIG_IGN);
+            let lim = libc::rlimit {
+                rlim_cur: 1 << 20,
+                rlim_max: 1 << 20,
+            };
+            if libc::setrlimit(libc::RLIMIT_FSIZE, &lim) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    let out = cmd.output().unwrap();
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(stderr(&out).contains("failed to write"), "{}", stderr(&out));
+    assert_same_tree(&before, &tree_listing(&dir.join("target")));
+    assert!(cargo_build(&dir).compiled.is_empty());
+}
