@@ -19,7 +19,7 @@ use std::time::{Duration, SystemTime};
 
 use sha2::{Digest, Sha256};
 
-use crate::manifest::{hex, Check, Manifest, UnitKind};
+use crate::manifest::{hex, Check, InputBase, Manifest, UnitKind};
 
 /// sha256 of a file, or of every file below a directory (names and contents,
 /// in sorted order); `None` when nothing is there.
@@ -84,7 +84,11 @@ pub enum Verdict {
 /// `workspace_root`, then spreads "rebuild" to every unit that depends on a
 /// rebuilt (or missing) one. Incremental state is always reused: rustc
 /// checks it itself.
-pub fn evaluate(manifest: &Manifest, workspace_root: &Path) -> BTreeMap<String, Verdict> {
+pub fn evaluate(
+    manifest: &Manifest,
+    workspace_root: &Path,
+    build_dir: &Path,
+) -> BTreeMap<String, Verdict> {
     let mut verdicts: BTreeMap<String, Verdict> = BTreeMap::new();
     for unit in &manifest.units {
         let v = match &unit.check {
@@ -96,7 +100,10 @@ pub fn evaluate(manifest: &Manifest, workspace_root: &Path) -> BTreeMap<String, 
                     .files
                     .iter()
                     .find_map(|input| {
-                        let local = root.join(&input.path);
+                        let local = match input.base {
+                            InputBase::Package => root.join(&input.path),
+                            InputBase::BuildDir => build_dir.join(&input.path),
+                        };
                         let shown = input.path.display();
                         match digest_path(&local) {
                             Ok(d) if d == input.sha256 => None,
@@ -222,6 +229,7 @@ mod tests {
             Check::Inputs(Inputs {
                 package_root: "a".into(),
                 files: vec![Input {
+                    base: InputBase::Package,
                     path: "src/lib.rs".into(),
                     sha256: sha,
                 }],
@@ -232,20 +240,20 @@ mod tests {
             unit("a", inputs(recorded.clone()), &["reg"]),
             unit("bin", Check::None, &["a"]),
         ]);
-        let v = evaluate(&m, ws.path());
+        let v = evaluate(&m, ws.path(), Path::new("/nonexistent"));
         assert!(v.values().all(|v| *v == Verdict::Reuse), "{v:?}");
 
         // Same content, any mtime: still reused. Other content: rebuilt, and
         // so is everything above it, but not what is below.
         fs::write(ws.path().join("a/src/lib.rs"), "pub fn a() { changed() }").unwrap();
-        let v = evaluate(&m, ws.path());
+        let v = evaluate(&m, ws.path(), Path::new("/nonexistent"));
         assert_eq!(v["reg"], Verdict::Reuse);
         assert_eq!(v["a"], Verdict::Rebuild("src/lib.rs changed".into()));
         assert!(matches!(&v["bin"], Verdict::Rebuild(r) if r.contains("lib a")));
 
         fs::remove_file(ws.path().join("a/src/lib.rs")).unwrap();
         assert_eq!(
-            evaluate(&m, ws.path())["a"],
+            evaluate(&m, ws.path(), Path::new("/nonexistent"))["a"],
             Verdict::Rebuild("src/lib.rs was removed".into())
         );
     }
@@ -262,7 +270,7 @@ mod tests {
                 &[],
             ),
         ]);
-        let v = evaluate(&m, Path::new("/nonexistent"));
+        let v = evaluate(&m, Path::new("/nonexistent"), Path::new("/nonexistent"));
         assert!(matches!(&v["x"], Verdict::Rebuild(r) if r.contains("not in the snapshot")));
         assert_eq!(v["y"], Verdict::Rebuild("why".into()));
     }

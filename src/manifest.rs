@@ -90,10 +90,30 @@ pub struct Inputs {
 /// the package root, or absolute.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Input {
+    /// What `path` is relative to (when it is relative).
+    #[serde(default, skip_serializing_if = "InputBase::is_package")]
+    pub base: InputBase,
     pub path: PathBuf,
     /// sha256 of the contents (of every file below it, for a directory);
     /// `None` when the path did not exist.
     pub sha256: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum InputBase {
+    /// The package root.
+    #[default]
+    Package,
+    /// The build dir (the directory holding `debug/`): a file cargo found
+    /// there that no dependency of the unit produced.
+    BuildDir,
+}
+
+impl InputBase {
+    fn is_package(&self) -> bool {
+        *self == InputBase::Package
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -241,6 +261,7 @@ mod tests {
             check: Check::Inputs(Inputs {
                 package_root: "greet".into(),
                 files: vec![Input {
+                    base: InputBase::Package,
                     path: "src/lib.rs".into(),
                     sha256: None,
                 }],

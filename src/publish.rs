@@ -171,7 +171,18 @@ fn plan(
                 None => deps.push(format!("{name}-{hash:016x}")),
             }
         }
-        let check = snapshot::unit_check(unit, fp, &ws.build_dir, &ws.root)?;
+        let profile_rel = profile_dir
+            .strip_prefix(&ws.build_dir)
+            .unwrap_or(profile_dir);
+        let produced: Vec<PathBuf> = deps
+            .iter()
+            .filter(|d| {
+                live.get(*d)
+                    .is_some_and(|u| u.kind == UnitKind::RunBuildScript)
+            })
+            .map(|d| profile_rel.join("build").join(d))
+            .collect();
+        let check = snapshot::unit_check(unit, fp, &ws.build_dir, &ws.root, &produced)?;
         if unit.kind == UnitKind::Compile && unit.package_id.starts_with("path+") {
             path_crates.insert(unit.crate_name.clone());
         }

@@ -124,7 +124,7 @@ fn judge(
     manifest: &Manifest,
     notes: &mut Vec<String>,
 ) -> BTreeMap<String, Verdict> {
-    let mut verdicts = freshness::evaluate(manifest, &ws.root);
+    let mut verdicts = freshness::evaluate(manifest, &ws.root, &ws.build_dir);
     if manifest.cargo_home != ws.cargo_home {
         // Cargo hashes the absolute source path of registry and git units
         // (NOTES fact 2): they, and everything above them, will rebuild.
@@ -144,7 +144,7 @@ fn judge(
                 };
             }
         }
-        verdicts = freshness::evaluate(&relocated, &ws.root);
+        verdicts = freshness::evaluate(&relocated, &ws.root, &ws.build_dir);
     }
     if manifest.workspace_root != ws.root {
         notes.push(format!(

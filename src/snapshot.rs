@@ -18,7 +18,7 @@ use serde::Deserialize;
 
 use crate::depinfo::{self, PathBase};
 use crate::freshness::digest_path;
-use crate::manifest::{Check, Input, Inputs, UnitKind};
+use crate::manifest::{Check, Input, InputBase, Inputs, UnitKind};
 
 #[derive(Debug, thiserror::Error)]
 pub enum SnapshotError {
@@ -395,14 +395,21 @@ pub fn parse_hash_file(text: &str) -> Option<u64> {
 
 /// Decides how the unit's freshness can be checked, and records the digests
 /// of everything cargo would mtime-check.
+///
+/// `produced` are the directories (relative to `build_root`) of the build
+/// script runs this unit depends on: files there are restored with those
+/// units and are fresh exactly when they are. Any other file under the build
+/// dir is an input like a source file (a generated file, an artifact of
+/// another build) and is compared by content.
 pub fn unit_check(
     unit: &LiveUnit,
     fp: &Fingerprint,
     build_root: &Path,
     workspace_root: &Path,
+    produced: &[PathBuf],
 ) -> Result<Check, SnapshotError> {
     let is_path = unit.package_id.starts_with("path+");
-    let mut files: Vec<PathBuf> = Vec::new();
+    let mut files: Vec<(InputBase, PathBuf)> = Vec::new();
     let mut tracked = false;
     // Cargo's reference time for the unit: no input may be newer, or what is
     // on disk now is not what was compiled.
@@ -432,11 +439,10 @@ pub fn unit_check(
                 };
                 for (base, p) in info.files {
                     match base {
-                        PathBase::Package => files.push(p),
-                        // Generated under the build dir: restored with the
-                        // snapshot, and fresh only if its producer is.
-                        PathBase::Build if p.is_relative() => {}
-                        PathBase::Build => files.push(p),
+                        PathBase::Package => files.push((InputBase::Package, p)),
+                        PathBase::Build if p.is_absolute() => files.push((InputBase::Package, p)),
+                        PathBase::Build if produced.iter().any(|d| p.starts_with(d)) => {}
+                        PathBase::Build => files.push((InputBase::BuildDir, p)),
                     }
                 }
             }
@@ -447,7 +453,7 @@ pub fn unit_check(
                 }
                 let paths = body.get("paths").and_then(|p| p.as_array());
                 for p in paths.into_iter().flatten().filter_map(|p| p.as_str()) {
-                    files.push(PathBuf::from(p));
+                    files.push((InputBase::Package, PathBuf::from(p)));
                 }
             }
             "RerunIfEnvChanged" => {}
@@ -476,8 +482,11 @@ pub fn unit_check(
     files.sort();
     files.dedup();
     let mut inputs = Vec::with_capacity(files.len());
-    for path in files {
-        let abs = unit.package_root.join(&path);
+    for (base, path) in files {
+        let abs = match base {
+            InputBase::Package => unit.package_root.join(&path),
+            InputBase::BuildDir => build_root.join(&path),
+        };
         let sha256 = digest_path(&abs).map_err(io_err(&abs))?;
         // Checked after reading: an edit during the read shows up here too.
         if let (Some(reference), Ok(modified)) = (reference, newest_mtime(&abs)) {
@@ -488,7 +497,7 @@ pub fn unit_check(
                 )));
             }
         }
-        inputs.push(Input { path, sha256 });
+        inputs.push(Input { base, path, sha256 });
     }
     Ok(Check::Inputs(Inputs {
         package_root,
@@ -570,7 +579,7 @@ mod tests {
             )
             .unwrap(),
         };
-        let check = unit_check(&unit, &fp, &build, &d.path().join("ws")).unwrap();
+        let check = unit_check(&unit, &fp, &build, &d.path().join("ws"), &[]).unwrap();
         let Check::Inputs(inputs) = check else {
             panic!("{check:?}")
         };
@@ -581,10 +590,61 @@ mod tests {
         // Edited after the compile: the digest would not be of what was built.
         std::thread::sleep(std::time::Duration::from_millis(20));
         fs::write(pkg.join("src/main.rs"), "fn main() { edited() }").unwrap();
-        let check = unit_check(&unit, &fp, &build, &d.path().join("ws")).unwrap();
+        let check = unit_check(&unit, &fp, &build, &d.path().join("ws"), &[]).unwrap();
         assert!(
             matches!(&check, Check::Unverifiable { reason } if reason.contains("after")),
             "{check:?}"
+        );
+    }
+
+    #[test]
+    fn build_dir_inputs_are_compared_unless_a_dependency_produced_them() {
+        let d = tempfile::tempdir().unwrap();
+        let (build, pkg) = (d.path().join("target"), d.path().join("ws/app"));
+        fs::create_dir_all(build.join("debug/.fingerprint/app-0")).unwrap();
+        fs::create_dir_all(build.join("debug/build/app-1/out")).unwrap();
+        fs::create_dir_all(build.join("gen")).unwrap();
+        fs::create_dir_all(&pkg).unwrap();
+        fs::write(build.join("gen/data.txt"), "made by another tool").unwrap();
+        fs::write(build.join("debug/build/app-1/out/x.rs"), "// by build.rs").unwrap();
+        let mut dep = vec![1, 0, 0, 0, 0xff, 1, 2, 0, 0, 0];
+        for path in ["gen/data.txt", "debug/build/app-1/out/x.rs"] {
+            dep.push(1);
+            dep.extend((path.len() as u32).to_le_bytes());
+            dep.extend(path.as_bytes());
+            dep.push(0);
+        }
+        dep.extend([0, 0, 0, 0]);
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        fs::write(build.join("debug/.fingerprint/app-0/dep-lib-app"), &dep).unwrap();
+        let unit = LiveUnit {
+            id: "app-0".into(),
+            kind: UnitKind::Compile,
+            package_id: "path+file:///ws/app#0.1.0".into(),
+            name: "lib app".into(),
+            crate_name: "app".into(),
+            package_root: pkg,
+        };
+        let fp = Fingerprint {
+            hash: 0,
+            json: serde_json::from_str(
+                r#"{"local":[{"CheckDepInfo":{"dep_info":"debug/.fingerprint/app-0/dep-lib-app","checksum":false}}]}"#,
+            )
+            .unwrap(),
+        };
+        let produced = [PathBuf::from("debug/build/app-1")];
+        let check = unit_check(&unit, &fp, &build, &d.path().join("ws"), &produced).unwrap();
+        let Check::Inputs(inputs) = check else {
+            panic!("{check:?}")
+        };
+        let files: Vec<_> = inputs
+            .files
+            .iter()
+            .map(|i| (i.base, i.path.clone()))
+            .collect();
+        assert_eq!(
+            files,
+            vec![(InputBase::BuildDir, PathBuf::from("gen/data.txt"))]
         );
     }
 
