@@ -152,28 +152,38 @@ pub fn evaluate(
     }
 }
 
-/// The file system's own idea of "now", read off a file written in `dir`,
-/// after waiting for its clock to tick past it.
+/// The earliest of the file systems' own ideas of "now", read off a file
+/// written in each of `dirs`, after waiting for each clock to tick past it.
 ///
 /// Restored files are stamped with this time. Every input compared after this
 /// call returns, if edited later, gets an mtime strictly greater, so cargo's
 /// own check catches edits that race with seeding; and every input already
-/// on disk is no newer, so it does not make a matching unit stale.
-pub fn file_system_now(dir: &Path) -> io::Result<SystemTime> {
-    let probe = dir.join(".cargo-seed-clock");
-    let stamp = |i: u32| -> io::Result<SystemTime> {
-        fs::write(&probe, i.to_le_bytes())?;
-        fs::metadata(&probe)?.modified()
-    };
-    let t = stamp(0)?;
-    for i in 1.. {
-        if stamp(i)? > t {
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(1));
+/// on disk is no newer, so it does not make a matching unit stale. Sources
+/// and the build dir may sit on different file systems (a network mount, a
+/// VM share, coarse timestamps), hence one probe each.
+pub fn file_system_now(dirs: &[&Path]) -> io::Result<SystemTime> {
+    let mut earliest: Option<SystemTime> = None;
+    for dir in dirs {
+        let probe = dir.join(format!(".cargo-seed-clock-{}", std::process::id()));
+        let stamp = |i: u32| -> io::Result<SystemTime> {
+            fs::write(&probe, i.to_le_bytes())?;
+            fs::metadata(&probe)?.modified()
+        };
+        let result = (|| -> io::Result<SystemTime> {
+            let t = stamp(0)?;
+            for i in 1.. {
+                if stamp(i)? > t {
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(1));
+            }
+            Ok(t)
+        })();
+        let _ = fs::remove_file(&probe);
+        let t = result?;
+        earliest = Some(earliest.map_or(t, |e: SystemTime| e.min(t)));
     }
-    fs::remove_file(&probe)?;
-    Ok(t)
+    Ok(earliest.unwrap_or_else(SystemTime::now))
 }
 
 #[cfg(test)]
@@ -288,7 +298,8 @@ mod tests {
     #[test]
     fn clock_probe_is_not_in_the_future() {
         let d = tempfile::tempdir().unwrap();
-        let t = file_system_now(d.path()).unwrap();
+        let other = tempfile::tempdir().unwrap();
+        let t = file_system_now(&[d.path(), other.path()]).unwrap();
         assert!(t <= SystemTime::now());
         fs::write(d.path().join("later"), "x").unwrap();
         assert!(

@@ -214,7 +214,8 @@ pub fn restore(
         std::process::id()
     )))?;
     // The stamp is taken before any input is compared: see file_system_now.
-    let stamp = freshness::file_system_now(&staging.0).map_err(io("stamp", &staging.0))?;
+    let stamp = freshness::file_system_now(&[&staging.0, &ws.root])
+        .map_err(io("read the clock of", &staging.0))?;
     let verdicts = judge(ws, manifest, &mut outcome.notes);
     tally(manifest, &verdicts, &mut outcome);
 
