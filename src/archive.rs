@@ -179,13 +179,18 @@ impl Unpacked {
     }
 }
 
+/// Which paths (relative to the root) a blob may create: `(path, is_dir)`.
+pub type Owns<'a> = &'a (dyn Fn(&Path, bool) -> bool + Sync);
+
 /// Unpacks `blob` read from `reader` below `root`, stamping every file with
-/// `mtime`. The digest is checked over the whole stream; the caller must
-/// discard `root` on any error.
+/// `mtime`. Every entry must be a path `owns` accepts, so a blob cannot plant
+/// files of another unit. The digest is checked over the whole stream; the
+/// caller must discard `root` on any error.
 pub fn unpack(
     reader: impl Read,
     blob: &Blob,
     root: &Path,
+    owns: Owns,
     mtime: SystemTime,
     cancel: &AtomicBool,
 ) -> Result<Unpacked, ArchiveError> {
@@ -206,7 +211,7 @@ pub fn unpack(
             left: blob.unpacked,
         };
         let mut archive = tar::Archive::new(limited);
-        let written = unpack_entries(&mut archive, name, root, mtime, cancel)?;
+        let written = unpack_entries(&mut archive, name, root, owns, mtime, cancel)?;
         let mut rest = archive.into_inner();
         io::copy(&mut rest, &mut io::sink()).map_err(|e| corrupt(e.to_string()))?;
         Ok(written)
@@ -233,6 +238,7 @@ fn unpack_entries<R: Read>(
     archive: &mut tar::Archive<R>,
     name: &str,
     root: &Path,
+    owns: Owns,
     mtime: SystemTime,
     cancel: &AtomicBool,
 ) -> Result<Unpacked, ArchiveError> {
@@ -259,6 +265,9 @@ fn unpack_entries<R: Read>(
         }
         let dest = root.join(&rel);
         let kind = entry.header().entry_type();
+        if !owns(&rel, kind.is_dir()) {
+            return Err(hostile(&rel, "a path outside its own unit"));
+        }
         if kind.is_dir() {
             fs::create_dir_all(&dest).map_err(io_err("create", &dest))?;
             continue;
@@ -459,6 +468,10 @@ mod tests {
         AtomicBool::new(false)
     }
 
+    fn any(_: &Path, _: bool) -> bool {
+        true
+    }
+
     fn sample(dir: &Path) -> PathBuf {
         let root = dir.join("src");
         fs::create_dir_all(root.join("unit/out")).unwrap();
@@ -482,7 +495,7 @@ mod tests {
         let dest = dir.path().join("dest");
         let t = SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(1_700_000_000);
         let f = File::open(dir.path().join("1.zst")).unwrap();
-        unpack(f, &b1, &dest, t, &no_cancel()).unwrap();
+        unpack(f, &b1, &dest, &any, t, &no_cancel()).unwrap();
         assert_eq!(fs::read(dest.join("unit/a")).unwrap(), b"alpha");
         assert_eq!(fs::read(dest.join("unit/out/b")).unwrap().len(), 100_000);
         assert_eq!(
@@ -514,6 +527,7 @@ mod tests {
             &bytes[..],
             &blob,
             &dir.path().join("d"),
+            &any,
             SystemTime::now(),
             &no_cancel(),
         )
@@ -585,7 +599,8 @@ mod tests {
             let root = dir.path().join("root");
             fs::create_dir(&root).unwrap();
             let (z, blob) = hostile_blob(|b| build(b));
-            let err = unpack(&z[..], &blob, &root, SystemTime::now(), &no_cancel()).unwrap_err();
+            let err =
+                unpack(&z[..], &blob, &root, &any, SystemTime::now(), &no_cancel()).unwrap_err();
             assert!(matches!(err, ArchiveError::Hostile { .. }), "{what}: {err}");
             assert!(!dir.path().join("escape").exists(), "{what}");
             assert!(
@@ -601,7 +616,15 @@ mod tests {
         let (z, mut blob) =
             hostile_blob(|b| raw_entry(b, tar::EntryType::Regular, b"big", b"", &[1u8; 4096]));
         blob.unpacked = 1024;
-        let err = unpack(&z[..], &blob, dir.path(), SystemTime::now(), &no_cancel()).unwrap_err();
+        let err = unpack(
+            &z[..],
+            &blob,
+            dir.path(),
+            &any,
+            SystemTime::now(),
+            &no_cancel(),
+        )
+        .unwrap_err();
         assert!(err.to_string().contains("more bytes than"), "{err}");
     }
 }

@@ -22,7 +22,7 @@ use crate::store::{blob_key, Store};
 use crate::toolchain::Toolchain;
 use crate::ui::{self, Ui};
 use crate::workspace::{self, Workspace};
-use crate::{git, pool, Error};
+use crate::{git, pool, snapshot, Error};
 
 /// Set by the Ctrl-C handler; workers stop at the next entry.
 pub static CANCEL: AtomicBool = AtomicBool::new(false);
@@ -333,7 +333,10 @@ fn fetch_one(
     stamp: SystemTime,
 ) -> Result<Unpacked, Error> {
     let reader = store.get(&blob_key(&unit.blob.sha256))?;
-    Ok(archive::unpack(reader, &unit.blob, root, stamp, &CANCEL)?)
+    let owns = |path: &Path, is_dir: bool| snapshot::owns(&unit.id, path, is_dir);
+    Ok(archive::unpack(
+        reader, &unit.blob, root, &owns, stamp, &CANCEL,
+    )?)
 }
 
 /// Copies a unit from the existing profile dir when a previous seed put the

@@ -295,6 +295,32 @@ pub fn unit_members(profile_dir: &Path, id: &str) -> Vec<PathBuf> {
     out
 }
 
+/// Whether `path` (relative to the profile dir) belongs to the unit `id`:
+/// the files [`unit_members`] and the `deps/`/`examples/` outputs give it, or
+/// for `incremental/<dir>`, that directory. The top-level directories
+/// themselves are shared.
+pub fn owns(id: &str, path: &Path, is_dir: bool) -> bool {
+    let mut parts = path.components().map(|c| c.as_os_str().to_string_lossy());
+    let (Some(top), second) = (parts.next(), parts.next()) else {
+        return false;
+    };
+    let Some(second) = second else {
+        return is_dir
+            && matches!(
+                &*top,
+                ".fingerprint" | "build" | "deps" | "examples" | "incremental"
+            );
+    };
+    match (&*top, id.split_once('/')) {
+        ("incremental", Some(("incremental", dir))) => second == dir,
+        (".fingerprint" | "build", None) => second == id,
+        ("deps" | "examples", None) => {
+            parts.next().is_none() && id.rsplit_once('-').map(|(_, h)| h) == unit_hash(&second)
+        }
+        _ => false,
+    }
+}
+
 /// The `deps/` and `examples/` outputs of every unit, by unit hash.
 pub fn outputs_by_hash(profile_dir: &Path) -> Result<HashMap<String, Vec<PathBuf>>, SnapshotError> {
     Ok(OutputIndex::scan(profile_dir)?.by_hash)
@@ -541,6 +567,33 @@ mod tests {
         );
         assert_eq!(unit_hash("libgreet.rlib"), None);
         assert_eq!(unit_hash("serde-json"), None);
+    }
+
+    #[test]
+    fn units_own_only_their_paths() {
+        let id = "greet-d2c3ef4c070f78bb";
+        let own = |p: &str, dir| owns(id, Path::new(p), dir);
+        assert!(own(".fingerprint/greet-d2c3ef4c070f78bb/lib-greet", false));
+        assert!(own("build/greet-d2c3ef4c070f78bb/out/x.rs", false));
+        assert!(own("deps/libgreet-d2c3ef4c070f78bb.rlib", false));
+        assert!(own("deps", true));
+        assert!(!own("deps", false));
+        assert!(!own("deps/libitoa-d62e748016f8bd79.rlib", false));
+        assert!(!own(".fingerprint/itoa-d62e748016f8bd79/lib-itoa", false));
+        assert!(!own("deps/sub/libgreet-d2c3ef4c070f78bb.rlib", false));
+        assert!(!own("app", false));
+        assert!(!own("incremental/greet-2bym/s-1/dep-graph.bin", false));
+        let inc = "incremental/greet-2bym";
+        assert!(owns(
+            inc,
+            Path::new("incremental/greet-2bym/s-1/dep-graph.bin"),
+            false
+        ));
+        assert!(!owns(
+            inc,
+            Path::new("incremental/app-31li/s-1/dep-graph.bin"),
+            false
+        ));
     }
 
     #[test]

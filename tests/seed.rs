@@ -294,51 +294,64 @@ fn bad_stores_fail_clearly_and_leave_the_build_dir_as_it_was() {
     assert!(stderr(&out).contains("does not exist"), "{}", stderr(&out));
     assert_same_tree(&before, &tree_listing(&dir.join("target")));
 
-    // A blob whose digest is right but whose tar escapes the target dir.
-    let hostile = w.store_copy("hostile");
-    let mut tar = tar::Builder::new(Vec::new());
-    let mut h = tar::Header::new_old();
-    let name = b"../../../escaped";
-    h.as_old_mut().name[..name.len()].copy_from_slice(name);
-    h.set_size(4);
-    h.set_mode(0o644);
-    h.set_cksum();
-    tar.append(&h, &b"evil"[..]).unwrap();
-    let tar = tar.into_inner().unwrap();
-    let zst = zstd::encode_all(&tar[..], 3).unwrap();
-    let sha = cargo_seed::manifest::sha256_hex(&zst);
-    let blob_dir = hostile.join("blobs").join(&sha[..2]);
-    fs::create_dir_all(&blob_dir).unwrap();
-    fs::write(blob_dir.join(format!("{sha}.zst")), &zst).unwrap();
-    let path = World::manifest_path(&hostile, target);
-    let mut m = World::manifest(&hostile, target);
-    for u in m["units"].as_array_mut().unwrap() {
-        if u["name"] == victim {
-            u["blob"] =
-                serde_json::json!({"sha256": sha, "size": zst.len(), "unpacked": tar.len()});
+    // Blobs whose digest is right but whose tar escapes the target dir, or
+    // plants a file of another unit (a fresh-looking output of a unit that
+    // must be rebuilt).
+    let greet_rlib = fs::read_dir(w.ci.join("target/debug/deps"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .find(|n| n.starts_with("libgreet-") && n.ends_with(".rlib"))
+        .unwrap();
+    let planted = format!("deps/{greet_rlib}");
+    for (case, entry) in [("escape", "../../../escaped"), ("plant", planted.as_str())] {
+        let hostile = w.store_copy(&format!("hostile-{case}"));
+        let mut tar = tar::Builder::new(Vec::new());
+        let mut h = tar::Header::new_old();
+        h.as_old_mut().name[..entry.len()].copy_from_slice(entry.as_bytes());
+        h.set_size(4);
+        h.set_mode(0o644);
+        h.set_cksum();
+        tar.append(&h, &b"evil"[..]).unwrap();
+        let tar = tar.into_inner().unwrap();
+        let zst = zstd::encode_all(&tar[..], 3).unwrap();
+        let sha = cargo_seed::manifest::sha256_hex(&zst);
+        let blob_dir = hostile.join("blobs").join(&sha[..2]);
+        fs::create_dir_all(&blob_dir).unwrap();
+        fs::write(blob_dir.join(format!("{sha}.zst")), &zst).unwrap();
+        let path = World::manifest_path(&hostile, target);
+        let mut m = World::manifest(&hostile, target);
+        for u in m["units"].as_array_mut().unwrap() {
+            if u["name"] == victim {
+                u["blob"] =
+                    serde_json::json!({"sha256": sha, "size": zst.len(), "unpacked": tar.len()});
+            }
         }
+        fs::write(&path, serde_json::to_vec(&m).unwrap()).unwrap();
+        let out = seed(
+            &dir,
+            &[
+                "--store",
+                hostile.to_str().unwrap(),
+                "--force",
+                "--commit",
+                target,
+            ],
+        );
+        assert_eq!(out.status.code(), Some(1), "{case}: {}", stderr(&out));
+        assert!(
+            stderr(&out).contains("rejected entry"),
+            "{case}: {}",
+            stderr(&out)
+        );
+        for up in [
+            dir.join("target"),
+            dir.clone(),
+            dir.parent().unwrap().to_owned(),
+        ] {
+            assert!(!up.join("escaped").exists());
+        }
+        assert_same_tree(&before, &tree_listing(&dir.join("target")));
     }
-    fs::write(&path, serde_json::to_vec(&m).unwrap()).unwrap();
-    let out = seed(
-        &dir,
-        &[
-            "--store",
-            hostile.to_str().unwrap(),
-            "--force",
-            "--commit",
-            target,
-        ],
-    );
-    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
-    assert!(stderr(&out).contains("rejected entry"), "{}", stderr(&out));
-    for up in [
-        dir.join("target"),
-        dir.clone(),
-        dir.parent().unwrap().to_owned(),
-    ] {
-        assert!(!up.join("escaped").exists());
-    }
-    assert_same_tree(&before, &tree_listing(&dir.join("target")));
 
     // No staging directory is left behind, and the build still works.
     let leftovers: Vec<_> = fs::read_dir(dir.join("target"))
