@@ -176,9 +176,7 @@ pub fn restore(
         ),
     );
     let dest = ws.profile_build_dir(opts.profile);
-    let has_state = fs::read_dir(dest.join(".fingerprint"))
-        .map(|mut d| d.next().is_some())
-        .unwrap_or(false);
+    let has_state = holds_build_state(&dest);
     if has_state && !opts.force && !opts.dry_run {
         return Err(Error::BuildStatePresent { dir: dest });
     }
@@ -207,7 +205,12 @@ pub fn restore(
     // failed seed leaves even this file's mtime as it was.
     let _seed_lock = lock_file(&lock_path)?;
     let profile_name = workspace::profile_dir_name(opts.profile);
-    remove_leftovers(&ws.build_dir, profile_name);
+    if let Some(note) = recover_or_remove_leftovers(&ws.build_dir, &dest, profile_name)? {
+        ui.status("Recovered", note);
+        if holds_build_state(&dest) && !opts.force {
+            return Err(Error::BuildStatePresent { dir: dest });
+        }
+    }
 
     let staging = Staging::new(ws.build_dir.join(format!(
         ".cargo-seed-staging.{profile_name}.{}",
@@ -219,7 +222,15 @@ pub fn restore(
     let verdicts = judge(ws, manifest, &mut outcome.notes);
     tally(manifest, &verdicts, &mut outcome);
 
-    let old_state = if has_state { read_state(&dest) } else { None };
+    // Cargo's lock on the existing profile dir, held from before units are
+    // kept from it until it has been swapped out, so a concurrent cargo
+    // (rust-analyzer's `cargo check`, say) cannot change a file in between.
+    let dest_lock = if dest.join(".cargo-lock").exists() {
+        Some(lock_cargo(&dest, ui)?)
+    } else {
+        None
+    };
+    let old_state = read_state(&dest);
     let units: Vec<&Unit> = selected(manifest, &verdicts).collect();
     let total: u64 = units.iter().map(|u| u.blob.size).sum();
     let bar = ui.bytes_bar(total, "Fetching");
@@ -269,7 +280,7 @@ pub fn restore(
     let state_path = staging.0.join(STATE_FILE);
     let text = serde_json::to_vec(&state.into_inner().unwrap()).expect("state serialises");
     fs::write(&state_path, text).map_err(io("write", &state_path))?;
-    staging.swap_into(&dest)?;
+    staging.swap_into(&dest, dest_lock, ui)?;
 
     let rebuilt = outcome.rebuilt.len();
     let reasons: Vec<String> = outcome
@@ -385,19 +396,49 @@ fn read_state(profile_dir: &Path) -> Option<State> {
     serde_json::from_slice(&fs::read(profile_dir.join(STATE_FILE)).ok()?).ok()
 }
 
-/// Staging and swapped-out directories of runs that were killed.
-fn remove_leftovers(build_dir: &Path, profile: &str) {
+/// Whether a profile dir holds anything cargo built: any file but the lock.
+fn holds_build_state(dir: &Path) -> bool {
+    fn any_file(dir: &Path, top: bool) -> bool {
+        let Ok(entries) = fs::read_dir(dir) else {
+            return false;
+        };
+        entries.flatten().any(|e| match e.file_type() {
+            Ok(t) if t.is_dir() => any_file(&e.path(), false),
+            _ => !(top && e.file_name() == ".cargo-lock"),
+        })
+    }
+    any_file(dir, true)
+}
+
+/// Deals with what a killed run left: staging directories are removed; a
+/// profile dir that was moved aside but never replaced is put back, so a
+/// crash between the two renames of a swap loses nothing.
+fn recover_or_remove_leftovers(
+    build_dir: &Path,
+    dest: &Path,
+    profile: &str,
+) -> Result<Option<String>, Error> {
     let Ok(entries) = fs::read_dir(build_dir) else {
-        return;
+        return Ok(None);
     };
+    let mut note = None;
     for entry in entries.flatten() {
         let name = entry.file_name().to_string_lossy().into_owned();
-        if name.starts_with(&format!(".cargo-seed-staging.{profile}."))
-            || name.starts_with(&format!(".cargo-seed-old.{profile}."))
-        {
+        if name.starts_with(&format!(".cargo-seed-staging.{profile}.")) {
             let _ = fs::remove_dir_all(entry.path());
+        } else if name.starts_with(&format!(".cargo-seed-old.{profile}.")) {
+            if dest.exists() {
+                let _ = fs::remove_dir_all(entry.path());
+            } else {
+                fs::rename(entry.path(), dest).map_err(io("put back", dest))?;
+                note = Some(format!(
+                    "{} from an interrupted seed, as it was before it",
+                    dest.display()
+                ));
+            }
         }
     }
+    Ok(note)
 }
 
 /// The staging directory; removed on drop unless swapped in.
@@ -413,24 +454,26 @@ impl Staging {
     /// Replaces `dest` with the staged directory while holding cargo's lock
     /// on both, so a concurrent `cargo build` waits and then sees the whole
     /// restored state. On failure `dest` is put back as it was.
-    fn swap_into(self, dest: &Path) -> Result<(), Error> {
-        let new_lock = lock_cargo(&self.0)?;
-        let old_lock = if dest.exists() {
-            Some(lock_cargo(dest)?)
-        } else {
-            None
-        };
+    fn swap_into(self, dest: &Path, old_lock: Option<File>, ui: Ui) -> Result<(), Error> {
+        let new_lock = lock_cargo(&self.0, ui)?;
         let aside = dest.with_file_name(format!(
             ".cargo-seed-old.{}.{}",
             dest.file_name().unwrap_or_default().to_string_lossy(),
             std::process::id()
         ));
-        if old_lock.is_some() {
+        let had_dest = dest.exists();
+        if had_dest {
             fs::rename(dest, &aside).map_err(io("move aside", dest))?;
         }
         if let Err(e) = fs::rename(&self.0, dest) {
-            if old_lock.is_some() {
-                let _ = fs::rename(&aside, dest);
+            if had_dest {
+                if let Err(back) = fs::rename(&aside, dest) {
+                    return Err(Error::Io {
+                        op: "move back (the previous build state is intact at the path below)",
+                        path: aside,
+                        source: back,
+                    });
+                }
             }
             return Err(io("move into place", dest)(e));
         }
@@ -448,20 +491,34 @@ impl Drop for Staging {
     }
 }
 
-/// Takes cargo's own exclusive lock on a profile dir (`.cargo-lock`).
-fn lock_cargo(profile_dir: &Path) -> Result<File, Error> {
-    lock_file(&profile_dir.join(".cargo-lock"))
+/// Takes cargo's own exclusive lock on a profile dir (`.cargo-lock`),
+/// saying so if another process holds it, as cargo does.
+fn lock_cargo(profile_dir: &Path, ui: Ui) -> Result<File, Error> {
+    let path = profile_dir.join(".cargo-lock");
+    let file = open_lock(&path)?;
+    if file.try_lock().is_err() {
+        ui.status(
+            "Blocking",
+            format!("waiting for file lock on {}", profile_dir.display()),
+        );
+        file.lock().map_err(io("lock", &path))?;
+    }
+    Ok(file)
 }
 
 /// An exclusive advisory lock (flock), as cargo takes on its lock files.
 fn lock_file(path: &Path) -> Result<File, Error> {
-    let file = File::options()
+    let file = open_lock(path)?;
+    file.lock().map_err(io("lock", path))?;
+    Ok(file)
+}
+
+fn open_lock(path: &Path) -> Result<File, Error> {
+    File::options()
         .read(true)
         .write(true)
         .create(true)
         .truncate(false)
         .open(path)
-        .map_err(io("open", path))?;
-    file.lock().map_err(io("lock", path))?;
-    Ok(file)
+        .map_err(io("open", path))
 }

@@ -373,6 +373,37 @@ fn existing_build_state_needs_force() {
     assert_eq!(out.status.code(), Some(4), "{}", stderr(&out));
     assert!(stderr(&out).contains("--force"), "{}", stderr(&out));
     assert_same_tree(&before, &tree_listing(&dir.join("target")));
+
+    // Outputs without fingerprints are build state too (an aborted build).
+    let other = w.clone_at(&w.commits.base);
+    fs::create_dir_all(other.join("target/debug/deps")).unwrap();
+    fs::write(other.join("target/debug/deps/libmine.rlib"), "mine").unwrap();
+    let out = seed(&other, &["--store", w.store_arg()]);
+    assert_eq!(out.status.code(), Some(4), "{}", stderr(&out));
+    assert_eq!(
+        fs::read(other.join("target/debug/deps/libmine.rlib")).unwrap(),
+        b"mine"
+    );
+}
+
+#[test]
+fn a_swap_cut_short_by_a_crash_is_undone_by_the_next_seed() {
+    let w = world();
+    let dir = w.clone_at(&w.commits.base);
+    assert_seeded(&seed(&dir, &["--store", w.store_arg()]));
+    let before = tree_listing(&dir.join("target/debug"));
+    // What a seed killed between its two renames leaves: the user's profile
+    // dir moved aside and nothing in its place.
+    fs::rename(
+        dir.join("target/debug"),
+        dir.join("target/.cargo-seed-old.debug.4242"),
+    )
+    .unwrap();
+    let out = seed(&dir, &["--store", w.store_arg()]);
+    assert!(stderr(&out).contains("Recovered"), "{}", stderr(&out));
+    assert_eq!(out.status.code(), Some(4), "{}", stderr(&out));
+    assert_same_tree(&before, &tree_listing(&dir.join("target/debug")));
+    assert!(cargo_build(&dir).compiled.is_empty());
 }
 
 #[test]
