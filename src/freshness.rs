@@ -21,8 +21,9 @@ use sha2::{Digest, Sha256};
 
 use crate::manifest::{hex, Check, InputBase, Manifest, UnitKind};
 
-/// sha256 of a file, or of every file below a directory (names and contents,
-/// in sorted order); `None` when nothing is there.
+/// sha256 of a file, or of everything below a directory (the names of its
+/// files and subdirectories, empty ones included, and each file's contents
+/// and executable bit, in sorted order); `None` when nothing is there.
 pub fn digest_path(path: &Path) -> io::Result<Option<String>> {
     let meta = match fs::metadata(path) {
         Ok(m) => m,
@@ -31,19 +32,33 @@ pub fn digest_path(path: &Path) -> io::Result<Option<String>> {
     };
     let mut hasher = Sha256::new();
     if meta.is_dir() {
-        let mut files = Vec::new();
-        walk(path, Path::new(""), &mut files)?;
-        files.sort();
-        for rel in files {
+        let mut entries = Vec::new();
+        walk(path, Path::new(""), &mut entries)?;
+        entries.sort();
+        for (rel, is_dir) in entries {
+            hasher.update(if is_dir { b"d\0" } else { b"f\0" });
             hasher.update(rel.to_string_lossy().as_bytes());
             hasher.update([0]);
-            hasher.update(digest_file(&path.join(&rel))?);
-            hasher.update([0]);
+            if !is_dir {
+                let file = path.join(&rel);
+                hasher.update([u8::from(is_executable(&fs::metadata(&file)?))]);
+                hasher.update(digest_file(&file)?);
+            }
         }
     } else {
         hasher.update(digest_file(path)?);
     }
     Ok(Some(hex(&hasher.finalize())))
+}
+
+#[cfg(unix)]
+fn is_executable(meta: &fs::Metadata) -> bool {
+    use std::os::unix::fs::PermissionsExt;
+    meta.permissions().mode() & 0o111 != 0
+}
+#[cfg(not(unix))]
+fn is_executable(_: &fs::Metadata) -> bool {
+    false
 }
 
 fn digest_file(path: &Path) -> io::Result<[u8; 32]> {
@@ -60,15 +75,15 @@ fn digest_file(path: &Path) -> io::Result<[u8; 32]> {
     Ok(hasher.finalize().into())
 }
 
-fn walk(root: &Path, rel: &Path, out: &mut Vec<PathBuf>) -> io::Result<()> {
+fn walk(root: &Path, rel: &Path, out: &mut Vec<(PathBuf, bool)>) -> io::Result<()> {
     for entry in fs::read_dir(root.join(rel))? {
         let entry = entry?;
         let child = rel.join(entry.file_name());
-        if fs::metadata(entry.path())?.is_dir() {
+        let is_dir = fs::metadata(entry.path())?.is_dir();
+        if is_dir {
             walk(root, &child, out)?;
-        } else {
-            out.push(child);
         }
+        out.push((child, is_dir));
     }
     Ok(())
 }
@@ -291,7 +306,14 @@ mod tests {
         fs::write(d.path().join("one"), "1").unwrap();
         let before = digest_path(d.path()).unwrap();
         fs::write(d.path().join("two"), "2").unwrap();
-        assert_ne!(before, digest_path(d.path()).unwrap());
+        let two = digest_path(d.path()).unwrap();
+        assert_ne!(before, two);
+        fs::create_dir(d.path().join("empty")).unwrap();
+        assert_ne!(
+            two,
+            digest_path(d.path()).unwrap(),
+            "an empty directory counts"
+        );
         assert_eq!(digest_path(&d.path().join("none")).unwrap(), None);
     }
 
