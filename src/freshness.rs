@@ -220,6 +220,7 @@ mod tests {
             },
             deps: deps.iter().map(|d| d.to_string()).collect(),
             check,
+            baked: vec![],
         }
     }
 

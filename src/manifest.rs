@@ -52,6 +52,26 @@ pub struct Unit {
     pub deps: Vec<String>,
     /// How cargo decides whether the unit's sources changed.
     pub check: Check,
+    /// Environment variables the crate read with `env!` whose value was an
+    /// absolute path of the build machine. Cargo does not track the ones it
+    /// sets itself (`CARGO_MANIFEST_DIR`…), so a moved checkout would reuse
+    /// code that embeds the old path.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub baked: Vec<BakedPath>,
+}
+
+/// An `env!` value that embeds one of the build machine's directories.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BakedPath {
+    pub var: String,
+    pub under: BakedRoot,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum BakedRoot {
+    Workspace,
+    CargoHome,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -258,6 +278,7 @@ mod tests {
                 unpacked: 20,
             },
             deps: vec!["itoa-0000000000000000".into()],
+            baked: vec![],
             check: Check::Inputs(Inputs {
                 package_root: "greet".into(),
                 files: vec![Input {

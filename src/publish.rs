@@ -190,6 +190,12 @@ fn plan(
         if let Some((_, hash)) = id.rsplit_once('-') {
             members.extend(outputs.get(hash).into_iter().flatten().cloned());
         }
+        let baked = rustc_dep_info(profile_dir, &members)
+            .map(|text| {
+                let env = snapshot::rustc_env_deps(&text);
+                snapshot::baked_paths(&env, &ws.root, &ws.cargo_home, &ws.build_dir)
+            })
+            .unwrap_or_default();
         jobs.push(Job {
             unit: Unit {
                 id: id.clone(),
@@ -203,6 +209,7 @@ fn plan(
                 },
                 deps,
                 check,
+                baked,
             },
             members,
         });
@@ -226,11 +233,37 @@ fn plan(
                 },
                 deps: Vec::new(),
                 check: Check::None,
+                baked: Vec::new(),
             },
             members,
         });
     }
     Ok(jobs)
+}
+
+/// rustc's own dep-info of a compile unit (`deps/<name>-<hash>.d`, or the
+/// build script's `.d` in its `build/` directory).
+fn rustc_dep_info(profile_dir: &Path, members: &[PathBuf]) -> Option<String> {
+    let mut candidates: Vec<PathBuf> = members
+        .iter()
+        .filter(|m| m.extension().is_some_and(|e| e == "d"))
+        .cloned()
+        .collect();
+    for m in members.iter().filter(|m| m.starts_with("build")) {
+        for entry in std::fs::read_dir(profile_dir.join(m))
+            .into_iter()
+            .flatten()
+            .flatten()
+        {
+            let path = entry.path();
+            if path.extension().is_some_and(|e| e == "d") {
+                candidates.push(path);
+            }
+        }
+    }
+    candidates
+        .into_iter()
+        .find_map(|c| std::fs::read_to_string(profile_dir.join(c)).ok())
 }
 
 /// Packs every job on all cores and uploads the blobs the store lacks.

@@ -16,7 +16,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::archive::{self, Unpacked};
 use crate::freshness::{self, Verdict};
-use crate::manifest::{Check, Manifest, Unit, UnitKind, Want};
+use crate::manifest::{BakedRoot, Check, Manifest, Unit, UnitKind, Want};
 use crate::resolve::{self, Found};
 use crate::store::{blob_key, Store};
 use crate::toolchain::Toolchain;
@@ -118,41 +118,49 @@ pub fn want(ws: &Workspace, profile: &str) -> Result<Want, Error> {
     })
 }
 
-/// Verdicts for every unit, including what cargo itself will reject.
+/// Verdicts for every unit: what differs by content, and what cannot be
+/// reused at this checkout's paths.
 fn judge(
     ws: &Workspace,
     manifest: &Manifest,
     notes: &mut Vec<String>,
 ) -> BTreeMap<String, Verdict> {
-    let mut verdicts = freshness::evaluate(manifest, &ws.root, &ws.build_dir);
-    if manifest.cargo_home != ws.cargo_home {
+    let home_moved = manifest.cargo_home != ws.cargo_home;
+    let root_moved = manifest.workspace_root != ws.root;
+    if home_moved {
         // Cargo hashes the absolute source path of registry and git units
         // (NOTES fact 2): they, and everything above them, will rebuild.
         notes.push(format!(
             "CARGO_HOME differs from the snapshot's ({}): cargo rebuilds registry and git dependencies",
             manifest.cargo_home.display()
         ));
-        let mut relocated = manifest.clone();
-        for unit in &mut relocated.units {
-            let from_registry = unit
-                .package_id
-                .as_deref()
-                .is_some_and(|p| !p.starts_with("path+"));
-            if from_registry {
-                unit.check = Check::Unverifiable {
-                    reason: "its source path under CARGO_HOME differs".into(),
-                };
-            }
-        }
-        verdicts = freshness::evaluate(&relocated, &ws.root, &ws.build_dir);
     }
-    if manifest.workspace_root != ws.root {
+    if root_moved {
         notes.push(format!(
             "the workspace root differs from the snapshot's ({}): rustc ignores its incremental state",
             manifest.workspace_root.display()
         ));
     }
-    verdicts
+    let mut marked = manifest.clone();
+    for unit in &mut marked.units {
+        let from_registry = unit
+            .package_id
+            .as_deref()
+            .is_some_and(|p| !p.starts_with("path+"));
+        let baked = unit.baked.iter().find(|b| match b.under {
+            BakedRoot::Workspace => root_moved,
+            BakedRoot::CargoHome => home_moved,
+        });
+        let reason = if home_moved && from_registry {
+            "its source path under CARGO_HOME differs".to_owned()
+        } else if let Some(b) = baked {
+            format!("it embeds env!(\"{}\"), a path that differs here", b.var)
+        } else {
+            continue;
+        };
+        unit.check = Check::Unverifiable { reason };
+    }
+    freshness::evaluate(&marked, &ws.root, &ws.build_dir)
 }
 
 pub fn restore(

@@ -18,7 +18,7 @@ use serde::Deserialize;
 
 use crate::depinfo::{self, PathBase};
 use crate::freshness::digest_path;
-use crate::manifest::{Check, Input, InputBase, Inputs, UnitKind};
+use crate::manifest::{BakedPath, BakedRoot, Check, Input, InputBase, Inputs, UnitKind};
 
 #[derive(Debug, thiserror::Error)]
 pub enum SnapshotError {
@@ -364,6 +364,59 @@ pub fn incremental_dirs(
     Ok(out)
 }
 
+/// The `# env-dep:VAR=value` lines of rustc's own dep-info (`*.d`): every
+/// `env!`/`option_env!` the crate read, with the value it saw (`None` if
+/// unset). Values are unescaped as rustc escapes them.
+pub fn rustc_env_deps(text: &str) -> Vec<(String, Option<String>)> {
+    text.lines()
+        .filter_map(|l| l.strip_prefix("# env-dep:"))
+        .map(|dep| match dep.split_once('=') {
+            Some((k, v)) => (
+                k.to_owned(),
+                Some(v.replace("\\n", "\n").replace("\\\\", "\\")),
+            ),
+            None => (dep.to_owned(), None),
+        })
+        .collect()
+}
+
+/// Which `env!` values of a unit embed the build machine's workspace root or
+/// `CARGO_HOME`. Values under the build dir (`OUT_DIR` and paths below it)
+/// are left out on purpose, as cargo itself leaves them when a target dir
+/// moves: the files there are compared by content, and a crate that embeds
+/// the directory's name as a string keeps the old one (cargo's
+/// `dep_info.rs` documents the same gap).
+pub fn baked_paths(
+    env: &[(String, Option<String>)],
+    workspace_root: &Path,
+    cargo_home: &Path,
+    build_dir: &Path,
+) -> Vec<BakedPath> {
+    let has = |v: &str, p: &Path| !p.as_os_str().is_empty() && v.contains(&*p.to_string_lossy());
+    let mut out: Vec<BakedPath> = env
+        .iter()
+        .filter_map(|(var, value)| {
+            let v = value.as_deref()?;
+            let under = if has(v, build_dir) {
+                return None;
+            } else if has(v, workspace_root) {
+                BakedRoot::Workspace
+            } else if has(v, cargo_home) {
+                BakedRoot::CargoHome
+            } else {
+                return None;
+            };
+            Some(BakedPath {
+                var: var.clone(),
+                under,
+            })
+        })
+        .collect();
+    out.sort_by(|a, b| a.var.cmp(&b.var));
+    out.dedup();
+    out
+}
+
 /// The parts of a fingerprint's `.json` that cargo-seed reads.
 #[derive(Debug, Deserialize)]
 pub struct FingerprintJson {
@@ -594,6 +647,38 @@ mod tests {
             Path::new("incremental/app-31li/s-1/dep-graph.bin"),
             false
         ));
+    }
+
+    #[test]
+    fn env_deps_that_embed_machine_paths() {
+        let d = "/ci/ws/target/debug/deps/app-1: src/main.rs\n\n\
+                 # env-dep:CARGO_MANIFEST_DIR=/ci/ws/app\n\
+                 # env-dep:OUT_DIR=/ci/ws/target/debug/build/app-2/out\n\
+                 # env-dep:REG=/ci/home/registry/src/x\n\
+                 # env-dep:GREETING=hi\n\
+                 # env-dep:UNSET\n";
+        let env = rustc_env_deps(d);
+        assert_eq!(env.len(), 5);
+        assert_eq!(env[4], ("UNSET".to_owned(), None));
+        let baked = baked_paths(
+            &env,
+            Path::new("/ci/ws"),
+            Path::new("/ci/home"),
+            Path::new("/ci/ws/target"),
+        );
+        assert_eq!(
+            baked,
+            vec![
+                BakedPath {
+                    var: "CARGO_MANIFEST_DIR".into(),
+                    under: BakedRoot::Workspace
+                },
+                BakedPath {
+                    var: "REG".into(),
+                    under: BakedRoot::CargoHome
+                },
+            ]
+        );
     }
 
     #[test]

@@ -508,3 +508,60 @@ fn a_failing_disk_write_leaves_the_build_dir_as_it_was() {
     assert_same_tree(&before, &tree_listing(&dir.join("target")));
     assert!(cargo_build(&dir).compiled.is_empty());
 }
+
+#[test]
+fn a_crate_that_embeds_its_manifest_dir_is_rebuilt_at_another_path() {
+    let w = world();
+    let origin = w.root.join("baked-origin");
+    fs::create_dir_all(origin.join("src")).unwrap();
+    fs::write(
+        origin.join("Cargo.toml"),
+        "[package]\nname = \"where\"\nversion = \"0.1.0\"\nedition = \"2021\"\n",
+    )
+    .unwrap();
+    fs::write(
+        origin.join("src/main.rs"),
+        "fn main() { println!(\"{}\", env!(\"CARGO_MANIFEST_DIR\")); }\n",
+    )
+    .unwrap();
+    fs::write(origin.join(".gitignore"), "/target\n").unwrap();
+    git(&origin, &["init", "-q"]);
+    git(&origin, &["add", "-A"]);
+    git(&origin, &["commit", "-qm", "where am I"]);
+    let store = w.root.join("baked-store");
+    let store = store.to_str().unwrap();
+    let ci = w.root.join("baked-ci");
+    git(
+        &w.root,
+        &[
+            "clone",
+            "-q",
+            origin.to_str().unwrap(),
+            ci.to_str().unwrap(),
+        ],
+    );
+    ok(command("cargo", &ci).args(["build"]));
+    ok(command("cargo", &ci).args(["seed", "publish", "--store", store]));
+
+    let dev = w.root.join("baked-dev/elsewhere");
+    git(
+        &w.root,
+        &[
+            "clone",
+            "-q",
+            origin.to_str().unwrap(),
+            dev.to_str().unwrap(),
+        ],
+    );
+    let out = seed(&dev, &["--store", store]);
+    assert_seeded(&out);
+    assert!(
+        stderr(&out).contains("embeds env!(\"CARGO_MANIFEST_DIR\")"),
+        "{}",
+        stderr(&out)
+    );
+    let build = cargo_build(&dev);
+    assert_eq!(build.compiled, vec!["where".to_owned()], "{}", build.stderr);
+    let printed = text(&ok(&mut command(dev.join("target/debug/where"), &dev)).stdout);
+    assert_eq!(printed.trim(), dev.to_str().unwrap());
+}
