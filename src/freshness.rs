@@ -241,6 +241,8 @@ mod tests {
             cargo_home: "/ci/.cargo".into(),
             build_dir: "/ci/target".into(),
             dirty: false,
+            libc: None,
+            native_cpu: false,
             units,
         }
     }

@@ -32,6 +32,14 @@ pub struct Manifest {
     /// Whether the publishing checkout had uncommitted changes (freshness is
     /// decided by content either way; this is for `list`).
     pub dirty: bool,
+    /// The C library of the build machine (`glibc 2.36`), when known: reused
+    /// binaries and build-script probes depend on it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub libc: Option<String>,
+    /// Some unit was compiled with `-C target-cpu=native`: its code may use
+    /// instructions this CPU lacks.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub native_cpu: bool,
     pub units: Vec<Unit>,
 }
 
@@ -173,6 +181,14 @@ impl Manifest {
         if self.target != want.target {
             return Some(format!("target {} (here {})", self.target, want.target));
         }
+        if self.native_cpu {
+            return Some("built with -C target-cpu=native, for the build machine's CPU".into());
+        }
+        if let (Some(theirs), Some(ours)) = (&self.libc, &want.libc) {
+            if theirs != ours {
+                return Some(format!("C library {theirs} (here {ours})"));
+            }
+        }
         if self.toolchain.verbose_version != want.toolchain.verbose_version {
             let first = |t: &Toolchain| t.verbose_version.lines().next().unwrap_or("").to_owned();
             let (a, b) = (first(&self.toolchain), first(&want.toolchain));
@@ -195,6 +211,18 @@ pub struct Want {
     pub toolchain: Toolchain,
     pub target: String,
     pub profile: String,
+    pub libc: Option<String>,
+}
+
+/// The C library this machine runs, as `getconf GNU_LIBC_VERSION` says
+/// (`glibc 2.36`); `None` where it cannot tell (musl, other systems).
+pub fn detect_libc() -> Option<String> {
+    let out = std::process::Command::new("getconf")
+        .arg("GNU_LIBC_VERSION")
+        .output()
+        .ok()?;
+    let v = String::from_utf8(out.stdout).ok()?.trim().to_owned();
+    (out.status.success() && !v.is_empty()).then_some(v)
 }
 
 pub fn variant(profile: &str, target: &str, toolchain: &Toolchain) -> String {
@@ -243,6 +271,8 @@ mod tests {
             cargo_home: "/ci/.cargo".into(),
             build_dir: "/ci/ws/target".into(),
             dirty: false,
+            libc: Some("glibc 2.36".into()),
+            native_cpu: false,
             units: vec![],
         }
     }
@@ -254,6 +284,7 @@ mod tests {
             toolchain: toolchain("1.95.0"),
             target: m.target.clone(),
             profile: "dev".into(),
+            libc: Some("glibc 2.36".into()),
         };
         assert_eq!(m.incompatibility(&want), None);
         want.toolchain = toolchain("1.94.0");
@@ -262,6 +293,24 @@ mod tests {
         want.toolchain = toolchain("1.95.0");
         want.profile = "release".into();
         assert!(m.incompatibility(&want).unwrap().contains("release"));
+        want.profile = "dev".into();
+        want.libc = Some("glibc 2.31".into());
+        assert_eq!(
+            m.incompatibility(&want).unwrap(),
+            "C library glibc 2.36 (here glibc 2.31)"
+        );
+        want.libc = None;
+        assert_eq!(
+            m.incompatibility(&want),
+            None,
+            "an unknown libc is not a difference"
+        );
+        let mut native = m.clone();
+        native.native_cpu = true;
+        assert!(native
+            .incompatibility(&want)
+            .unwrap()
+            .contains("target-cpu=native"));
     }
 
     #[test]

@@ -69,7 +69,7 @@ pub fn publish(
         opts.build_args,
     )?;
     let live = snapshot::live_units(&profile_dir, &messages)?;
-    let jobs = plan(ws, &profile_dir, &live)?;
+    let (jobs, native_cpu) = plan(ws, &profile_dir, &live)?;
     ui.status(
         "Packing",
         format!("{} units of {}", jobs.len(), &commit[..12]),
@@ -102,6 +102,8 @@ pub fn publish(
         cargo_home: ws.cargo_home.clone(),
         build_dir: ws.build_dir.clone(),
         dirty,
+        libc: manifest::detect_libc(),
+        native_cpu,
         units,
     };
     let key = format!("{}{}.json", snapshot_prefix(&commit), manifest.variant());
@@ -149,7 +151,7 @@ fn plan(
     ws: &Workspace,
     profile_dir: &Path,
     live: &std::collections::BTreeMap<String, LiveUnit>,
-) -> Result<Vec<Job>, Error> {
+) -> Result<(Vec<Job>, bool), Error> {
     let outputs = snapshot::outputs_by_hash(profile_dir)?;
     let mut fingerprints = HashMap::new();
     let mut id_of_hash: HashMap<u64, &str> = HashMap::new();
@@ -160,6 +162,12 @@ fn plan(
     }
     let mut jobs = Vec::new();
     let mut path_crates = HashSet::new();
+    let native_cpu = fingerprints.values().any(|fp| {
+        fp.json
+            .rustflags
+            .iter()
+            .any(|f| f.contains("target-cpu=native"))
+    });
     for (id, unit) in live {
         let fp = &fingerprints[id];
         let mut deps = Vec::new();
@@ -238,7 +246,7 @@ fn plan(
             members,
         });
     }
-    Ok(jobs)
+    Ok((jobs, native_cpu))
 }
 
 /// rustc's own dep-info of a compile unit (`deps/<name>-<hash>.d`, or the

@@ -115,6 +115,7 @@ pub fn want(ws: &Workspace, profile: &str) -> Result<Want, Error> {
         target: toolchain.host.clone(),
         toolchain,
         profile: profile.to_owned(),
+        libc: crate::manifest::detect_libc(),
     })
 }
 

@@ -424,6 +424,8 @@ pub struct FingerprintJson {
     pub deps: Vec<(u64, String, bool, u64)>,
     #[serde(default)]
     pub local: Vec<serde_json::Value>,
+    #[serde(default)]
+    pub rustflags: Vec<String>,
 }
 
 /// A unit's fingerprint: the hash cargo stored and the fields beside it.
