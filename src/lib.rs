@@ -15,6 +15,7 @@ pub mod archive;
 pub mod cli;
 pub mod depinfo;
 pub mod error;
+pub mod fingerprint;
 pub mod freshness;
 pub mod git;
 pub mod manifest;

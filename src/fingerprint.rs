@@ -1,0 +1,198 @@
+//! Cargo's fingerprint hash, reproduced, so that fingerprints can be rewritten
+//! for another `CARGO_HOME` (NOTES facts 2 and 2b).
+//!
+//! Cargo hashes the fields of its private `Fingerprint` type with
+//! `rustc-stable-hash`'s `StableSipHasher128`. The types below mirror cargo
+//! 1.95's field for field; the JSON beside each hash file has exactly these
+//! fields. Nothing here is trusted on its own: [`Fields::hash`] must give back
+//! the hash cargo wrote before any rewritten hash is used, and any field or
+//! variant this module does not know makes the fingerprint unreadable (the
+//! unit is then rebuilt), never guessed at.
+
+use std::hash::{Hash, Hasher};
+use std::path::{Path, PathBuf};
+
+use rustc_stable_hash::StableSipHasher128;
+use serde::{Deserialize, Serialize};
+
+/// `LocalFingerprint` of cargo 1.95 (`core/compiler/fingerprint/mod.rs`):
+/// the derive(Hash) order of variants and fields matters.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+enum LocalFingerprint {
+    Precalculated(String),
+    CheckDepInfo {
+        dep_info: PathBuf,
+        checksum: bool,
+    },
+    RerunIfChanged {
+        output: PathBuf,
+        paths: Vec<PathBuf>,
+    },
+    RerunIfEnvChanged {
+        var: String,
+        val: Option<String>,
+    },
+}
+
+/// The serialized fields of cargo's `Fingerprint`, in cargo's order.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Fields {
+    rustc: u64,
+    features: String,
+    declared_features: String,
+    target: u64,
+    profile: u64,
+    path: u64,
+    /// `(package id hash, name, public, dependency's fingerprint hash)`.
+    deps: Vec<(u64, String, bool, u64)>,
+    local: Vec<LocalFingerprint>,
+    rustflags: Vec<String>,
+    config: u64,
+    compile_kind: u64,
+}
+
+impl Fields {
+    pub fn parse(json: &str) -> Option<Fields> {
+        serde_json::from_str(json).ok()
+    }
+
+    /// The JSON cargo would write for these fields.
+    pub fn to_json(&self) -> String {
+        serde_json::to_string(self).expect("fingerprint fields serialise")
+    }
+
+    /// Cargo's `impl Hash for Fingerprint`: the scalar fields and `local` as
+    /// one tuple (note `path` before `profile`), then the deps one by one.
+    pub fn hash(&self) -> u64 {
+        let mut h = StableSipHasher128::new();
+        (
+            self.rustc,
+            &self.features,
+            &self.declared_features,
+            self.target,
+            self.path,
+            self.profile,
+            &self.local,
+            self.config,
+            self.compile_kind,
+            &self.rustflags,
+        )
+            .hash(&mut h);
+        h.write_usize(self.deps.len());
+        for (pkg_id, name, public, fingerprint) in &self.deps {
+            pkg_id.hash(&mut h);
+            name.as_str().hash(&mut h);
+            public.hash(&mut h);
+            h.write_u64(*fingerprint);
+        }
+        Hasher::finish(&h)
+    }
+
+    /// The `path` field: for a unit outside the workspace, the hash of its
+    /// target's absolute source path.
+    pub fn path(&self) -> u64 {
+        self.path
+    }
+
+    pub fn set_path(&mut self, path: u64) {
+        self.path = path;
+    }
+
+    pub fn dep_hashes(&self) -> impl Iterator<Item = u64> + '_ {
+        self.deps.iter().map(|d| d.3)
+    }
+
+    /// Replaces each dependency's fingerprint hash through `map`; `None`
+    /// when a dependency has no new hash.
+    pub fn map_deps(&mut self, map: impl Fn(u64) -> Option<u64>) -> Option<()> {
+        for dep in &mut self.deps {
+            dep.3 = map(dep.3)?;
+        }
+        Some(())
+    }
+}
+
+/// How cargo hashes a source path for `path` (`util::hash_u64(PathBuf)`).
+pub fn hash_path(path: &Path) -> u64 {
+    let mut h = StableSipHasher128::new();
+    path.to_path_buf().hash(&mut h);
+    Hasher::finish(&h)
+}
+
+/// The hash file holds the u64 as hex of its little-endian bytes.
+pub fn to_hash_file(hash: u64) -> String {
+    crate::manifest::hex(&hash.to_le_bytes())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Fingerprints cargo 1.95.0 wrote for the fixture (`fixtures/sample-ws`)
+    /// in a build dir: the hash file and the JSON beside it, verbatim. A bin
+    /// with deps, a build-script run (`RerunIfChanged`), a build-script
+    /// compile, and two registry crates (features, declared features).
+    const PINNED: &[(&str, &str)] = &[
+        (
+            "1d3c57ee8da6e016",
+            r#"{"rustc":7458672600737419911,"features":"[]","declared_features":"[]","target":12687594469746301899,"profile":8731458305071235362,"path":14551431238439086303,"deps":[[3900269124202853587,"greet",false,706937449378014100],[5843223417424653345,"gen",false,8561263918725201136],[8467425647369411091,"shout",false,9975683994709422570]],"local":[{"CheckDepInfo":{"dep_info":"debug/.fingerprint/app-3f5d035ce61743c3/dep-bin-app","checksum":false}}],"rustflags":[],"config":8247474407144887393,"compile_kind":0}"#,
+        ),
+        (
+            "282e3af627a52429",
+            r#"{"rustc":7458672600737419911,"features":"","declared_features":"","target":0,"profile":0,"path":0,"deps":[[5843223417424653345,"build_script_build",false,48901855850700115]],"local":[{"RerunIfChanged":{"output":"debug/build/gen-13ecbe69c179598a/output","paths":["data/greeting.txt"]}}],"rustflags":[],"config":0,"compile_kind":0}"#,
+        ),
+        (
+            "539dd692fabbad00",
+            r#"{"rustc":7458672600737419911,"features":"[]","declared_features":"[]","target":5408242616063297496,"profile":7409704062750675268,"path":6629525625083499096,"deps":[],"local":[{"CheckDepInfo":{"dep_info":"debug/.fingerprint/gen-6b6761007ad40275/dep-build-script-build-script-build","checksum":false}}],"rustflags":[],"config":8247474407144887393,"compile_kind":0}"#,
+        ),
+        (
+            "41c03e3f594e65f5",
+            r#"{"rustc":7458672600737419911,"features":"[]","declared_features":"[\"no-panic\"]","target":18426369533666673425,"profile":15657897354478470176,"path":3355421602437736376,"deps":[],"local":[{"CheckDepInfo":{"dep_info":"debug/.fingerprint/itoa-d62e748016f8bd79/dep-lib-itoa","checksum":false}}],"rustflags":[],"config":8247474407144887393,"compile_kind":0}"#,
+        ),
+        (
+            "f2bb0a756b906ccd",
+            r#"{"rustc":7458672600737419911,"features":"[\"alloc\", \"default\", \"std\"]","declared_features":"[\"alloc\", \"core\", \"default\", \"libc\", \"logging\", \"rustc-dep-of-std\", \"std\", \"use_std\"]","target":11745930252914242013,"profile":15657897354478470176,"path":11512394480622317980,"deps":[],"local":[{"CheckDepInfo":{"dep_info":"debug/.fingerprint/memchr-173228ab5b53d47a/dep-lib-memchr","checksum":false}}],"rustflags":[],"config":8247474407144887393,"compile_kind":0}"#,
+        ),
+    ];
+
+    /// itoa's `path`: the hash of its absolute source path when built under
+    /// `CARGO_HOME=/root/.cargo`.
+    const ITOA_SRC: &str =
+        "/root/.cargo/registry/src/index.crates.io-1949cf8c6b5b557f/itoa-1.0.18/src/lib.rs";
+
+    #[test]
+    fn reproduces_the_hashes_cargo_wrote() {
+        for (hash, json) in PINNED {
+            let fields = Fields::parse(json).unwrap();
+            assert_eq!(to_hash_file(fields.hash()), *hash, "{json}");
+        }
+    }
+
+    #[test]
+    fn reproduces_a_registry_path_hash() {
+        let itoa = PINNED.iter().find(|(_, j)| j.contains("no-panic")).unwrap();
+        assert_eq!(
+            hash_path(Path::new(ITOA_SRC)),
+            Fields::parse(itoa.1).unwrap().path()
+        );
+    }
+
+    #[test]
+    fn json_round_trips_byte_for_byte() {
+        for (_, json) in PINNED {
+            assert_eq!(Fields::parse(json).unwrap().to_json(), *json);
+        }
+    }
+
+    #[test]
+    fn unknown_shapes_are_refused() {
+        let newer = PINNED[0]
+            .1
+            .replace("\"compile_kind\":0", "\"compile_kind\":0,\"new\":1");
+        assert!(Fields::parse(&newer).is_none());
+        let variant = PINNED[0].1.replace("CheckDepInfo", "CheckDepInfoV2");
+        assert!(Fields::parse(&variant).is_none());
+    }
+}
