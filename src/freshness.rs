@@ -221,6 +221,8 @@ mod tests {
             deps: deps.iter().map(|d| d.to_string()).collect(),
             check,
             baked: vec![],
+            fingerprint: None,
+            src_path: None,
         }
     }
 

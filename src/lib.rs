@@ -21,6 +21,7 @@ pub mod git;
 pub mod manifest;
 pub mod pool;
 pub mod publish;
+pub mod relocate;
 pub mod resolve;
 pub mod restore;
 pub mod snapshot;

@@ -66,6 +66,23 @@ pub struct Unit {
     /// code that embeds the old path.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub baked: Vec<BakedPath>,
+    /// Cargo's fingerprint of the unit, for rewriting it at other paths.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fingerprint: Option<FingerprintRecord>,
+    /// The target's source file on the build machine (compile units).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub src_path: Option<PathBuf>,
+}
+
+/// A unit's fingerprint files as cargo wrote them.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FingerprintRecord {
+    /// `lib-greet`: the hash file's name (the JSON is `<file>.json`).
+    pub file: String,
+    /// The hash file's text.
+    pub hash: String,
+    /// The JSON file's text.
+    pub fields: String,
 }
 
 /// An `env!` value that embeds one of the build machine's directories.
@@ -328,6 +345,8 @@ mod tests {
             },
             deps: vec!["itoa-0000000000000000".into()],
             baked: vec![],
+            fingerprint: None,
+            src_path: None,
             check: Check::Inputs(Inputs {
                 package_root: "greet".into(),
                 files: vec![Input {

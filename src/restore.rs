@@ -17,6 +17,7 @@ use serde::{Deserialize, Serialize};
 use crate::archive::{self, Unpacked};
 use crate::freshness::{self, Verdict};
 use crate::manifest::{BakedRoot, Check, Manifest, Unit, UnitKind, Want};
+use crate::relocate::{self, Moves};
 use crate::resolve::{self, Found};
 use crate::store::{blob_key, Store};
 use crate::toolchain::Toolchain;
@@ -30,6 +31,9 @@ pub static CANCEL: AtomicBool = AtomicBool::new(false);
 /// The record cargo-seed leaves in a profile dir it restored, so that a later
 /// `--force` seed can keep units that are still exactly as unpacked.
 const STATE_FILE: &str = ".cargo-seed.json";
+/// Source-path maps for debuggers, written when paths differ from CI's.
+const GDB_SCRIPT: &str = "cargo-seed-paths.gdb";
+const LLDB_SCRIPT: &str = "cargo-seed-paths.lldb";
 
 pub struct RestoreOptions<'a> {
     pub profile: &'a str,
@@ -59,6 +63,9 @@ struct State {
     commit: String,
     /// The mtime every restored file was stamped with, in nanoseconds.
     stamp_nanos: u128,
+    /// The build machine's directories and this one's, as relocated.
+    #[serde(default)]
+    moves: Vec<(PathBuf, PathBuf)>,
     units: BTreeMap<String, UnitState>,
 }
 
@@ -119,21 +126,36 @@ pub fn want(ws: &Workspace, profile: &str) -> Result<Want, Error> {
     })
 }
 
-/// Verdicts for every unit: what differs by content, and what cannot be
-/// reused at this checkout's paths.
+/// Verdicts for every unit (what differs by content, what cannot be reused
+/// at this checkout's paths), and how fingerprints are rewritten for them.
 fn judge(
     ws: &Workspace,
     manifest: &Manifest,
     notes: &mut Vec<String>,
-) -> BTreeMap<String, Verdict> {
+) -> (BTreeMap<String, Verdict>, Moves, relocate::Plan) {
     let home_moved = manifest.cargo_home != ws.cargo_home;
     let root_moved = manifest.workspace_root != ws.root;
+    let moves = Moves::new(manifest, &ws.cargo_home, &ws.root, &ws.build_dir);
+    // Fingerprints only change for units whose source lies under a moved
+    // directory (registry and git crates under CARGO_HOME, vendored ones),
+    // and for what depends on them.
+    let needs_rewrite = manifest.units.iter().any(|u| {
+        u.package_id
+            .as_deref()
+            .is_some_and(|p| !p.starts_with("path+"))
+            && u.src_path.as_deref().and_then(|s| moves.map(s)).is_some()
+    });
+    let plan = if needs_rewrite {
+        relocate::plan(manifest, &moves)
+    } else {
+        relocate::Plan::default()
+    };
     if home_moved {
-        // Cargo hashes the absolute source path of registry and git units
-        // (NOTES fact 2): they, and everything above them, will rebuild.
         notes.push(format!(
-            "CARGO_HOME differs from the snapshot's ({}): cargo rebuilds registry and git dependencies",
-            manifest.cargo_home.display()
+            "CARGO_HOME differs from the snapshot's ({}): {} fingerprints rewritten for it, {} units cannot be",
+            manifest.cargo_home.display(),
+            plan.rewrites.len(),
+            plan.failed.len()
         ));
     }
     if root_moved {
@@ -144,16 +166,12 @@ fn judge(
     }
     let mut marked = manifest.clone();
     for unit in &mut marked.units {
-        let from_registry = unit
-            .package_id
-            .as_deref()
-            .is_some_and(|p| !p.starts_with("path+"));
         let baked = unit.baked.iter().find(|b| match b.under {
             BakedRoot::Workspace => root_moved,
             BakedRoot::CargoHome => home_moved,
         });
-        let reason = if home_moved && from_registry {
-            "its source path under CARGO_HOME differs".to_owned()
+        let reason = if let Some(why) = plan.failed.get(&unit.id) {
+            why.clone()
         } else if let Some(b) = baked {
             format!("it embeds env!(\"{}\"), a path that differs here", b.var)
         } else {
@@ -161,7 +179,8 @@ fn judge(
         };
         unit.check = Check::Unverifiable { reason };
     }
-    freshness::evaluate(&marked, &ws.root, &ws.build_dir)
+    let verdicts = freshness::evaluate(&marked, &ws.root, &ws.build_dir);
+    (verdicts, moves, plan)
 }
 
 pub fn restore(
@@ -202,7 +221,7 @@ pub fn restore(
     };
 
     if opts.dry_run {
-        let verdicts = judge(ws, manifest, &mut outcome.notes);
+        let (verdicts, ..) = judge(ws, manifest, &mut outcome.notes);
         tally(manifest, &verdicts, &mut outcome);
         outcome.fetched_bytes = selected(manifest, &verdicts).map(|u| u.blob.size).sum();
         return Ok(outcome);
@@ -228,7 +247,7 @@ pub fn restore(
     // The stamp is taken before any input is compared: see file_system_now.
     let stamp = freshness::file_system_now(&[&staging.0, &ws.root])
         .map_err(io("read the clock of", &staging.0))?;
-    let verdicts = judge(ws, manifest, &mut outcome.notes);
+    let (verdicts, moves, plan) = judge(ws, manifest, &mut outcome.notes);
     tally(manifest, &verdicts, &mut outcome);
 
     // Cargo's lock on the existing profile dir, held from before units are
@@ -249,15 +268,19 @@ pub fn restore(
             .duration_since(SystemTime::UNIX_EPOCH)
             .unwrap_or_default()
             .as_nanos(),
+        moves: moves.pairs().to_vec(),
         units: BTreeMap::new(),
     });
     let fetched = AtomicU64::new(0);
     let kept = AtomicUsize::new(0);
+    let old_state = old_state.filter(|old| old.moves == moves.pairs());
     let result = pool::map(&units, pool::threads().max(2), |unit| {
         let unpacked = match old_state
             .as_ref()
             .and_then(|old| keep_from(old, unit, &dest, &staging.0, stamp))
         {
+            // Kept files are as the previous seed left them: relocated for
+            // the same paths already.
             Some(unpacked) => {
                 kept.fetch_add(1, Ordering::Relaxed);
                 unpacked
@@ -265,7 +288,7 @@ pub fn restore(
             None => {
                 let unpacked = fetch_one(store, unit, &staging.0, stamp)?;
                 fetched.fetch_add(unit.blob.size, Ordering::Relaxed);
-                unpacked
+                relocate_unit(&staging.0, unit, unpacked, &moves, &plan, stamp)?
             }
         };
         bar.inc(unit.blob.size);
@@ -286,6 +309,20 @@ pub fn restore(
     outcome.fetched_bytes = fetched.into_inner();
     outcome.kept = kept.into_inner();
 
+    if !moves.is_empty() {
+        let (gdb, lldb) = relocate::debugger_scripts(&moves);
+        for (name, text) in [(GDB_SCRIPT, gdb), (LLDB_SCRIPT, lldb)] {
+            let path = staging.0.join(name);
+            fs::write(&path, text).map_err(io("write", &path))?;
+        }
+        outcome.notes.push(format!(
+            "reused code carries the build machine's paths in its debug info: \
+             `gdb -x {0}` or `lldb -s {1}` maps them (in {2})",
+            GDB_SCRIPT,
+            LLDB_SCRIPT,
+            dest.display()
+        ));
+    }
     let state_path = staging.0.join(STATE_FILE);
     let text = serde_json::to_vec(&state.into_inner().unwrap()).expect("state serialises");
     fs::write(&state_path, text).map_err(io("write", &state_path))?;
@@ -344,6 +381,48 @@ fn tally(manifest: &Manifest, verdicts: &BTreeMap<String, Verdict>, outcome: &mu
             (Verdict::Rebuild(why), _) => outcome.rebuilt.push((unit.name.clone(), why.clone())),
         }
     }
+}
+
+/// Rewrites what a fetched unit says about the build machine's paths: its
+/// fingerprint (when the plan changed it), rustc's `*.d` files and a build
+/// script's `output`. Returns the unpacked files with their new sizes.
+fn relocate_unit(
+    root: &Path,
+    unit: &Unit,
+    mut unpacked: Unpacked,
+    moves: &Moves,
+    plan: &relocate::Plan,
+    stamp: SystemTime,
+) -> Result<Unpacked, Error> {
+    if moves.is_empty() {
+        return Ok(unpacked);
+    }
+    if let Some(record) = plan.rewrites.get(&unit.id) {
+        relocate::write_fingerprint(root, &unit.id, record, stamp).map_err(io(
+            "rewrite the fingerprint in",
+            &root.join(".fingerprint").join(&unit.id),
+        ))?;
+    }
+    for (rel, size) in &mut unpacked.files {
+        let is_text = rel.extension().is_some_and(|e| e == "d")
+            || (rel.starts_with("build") && rel.file_name().is_some_and(|n| n == "output"));
+        if !is_text || rel.starts_with(".fingerprint") {
+            continue;
+        }
+        let path = root.join(&*rel);
+        relocate::rewrite_text(&path, moves, stamp).map_err(io("rewrite", &path))?;
+        *size = fs::metadata(&path).map_err(io("read", &path))?.len();
+    }
+    if plan.rewrites.contains_key(&unit.id) {
+        for (rel, size) in &mut unpacked.files {
+            if rel.starts_with(".fingerprint") {
+                *size = fs::metadata(root.join(&*rel))
+                    .map_err(io("read", rel))?
+                    .len();
+            }
+        }
+    }
+    Ok(unpacked)
 }
 
 fn fetch_one(

@@ -18,7 +18,9 @@ use serde::Deserialize;
 
 use crate::depinfo::{self, PathBase};
 use crate::freshness::digest_path;
-use crate::manifest::{BakedPath, BakedRoot, Check, Input, InputBase, Inputs, UnitKind};
+use crate::manifest::{
+    BakedPath, BakedRoot, Check, FingerprintRecord, Input, InputBase, Inputs, UnitKind,
+};
 
 #[derive(Debug, thiserror::Error)]
 pub enum SnapshotError {
@@ -59,6 +61,8 @@ pub struct LiveUnit {
     /// The crate name rustc uses (for the incremental directory).
     pub crate_name: String,
     pub package_root: PathBuf,
+    /// The target's source file (absolute), for compile units.
+    pub src_path: Option<PathBuf>,
 }
 
 /// Runs the build (a no-op right after CI's own) and returns cargo's messages.
@@ -187,25 +191,20 @@ pub fn live_units(
 
     let mut roots: HashMap<String, PathBuf> = HashMap::new();
     let mut units = BTreeMap::new();
-    let mut add =
-        |hash: String, kind, package_id: &str, name: String, crate_name: String, root: PathBuf| {
-            if let Some(id) = id_of_hash.get(&hash) {
-                units.insert(
-                    id.clone(),
-                    LiveUnit {
-                        id: id.clone(),
-                        kind,
-                        package_id: package_id.to_owned(),
-                        name,
-                        crate_name,
-                        package_root: root,
-                    },
-                );
-                true
-            } else {
-                false
-            }
-        };
+    // Files the id of the unit `hash` names; false if there is none.
+    let mut add = |hash: &str, unit: LiveUnit| match id_of_hash.get(hash) {
+        Some(id) => {
+            units.insert(
+                id.clone(),
+                LiveUnit {
+                    id: id.clone(),
+                    ..unit
+                },
+            );
+            true
+        }
+        None => false,
+    };
     for msg in messages {
         if let Message::CompilerArtifact(a) = msg {
             let root = PathBuf::from(a.manifest_path.parent().map(|p| p.as_str()).unwrap_or(""));
@@ -221,18 +220,19 @@ pub fn live_units(
             } else {
                 format!("{kind_name} {}", a.target.name)
             };
-            let crate_name = a.target.name.replace('-', "_");
+            let unit = LiveUnit {
+                id: String::new(),
+                kind: UnitKind::Compile,
+                package_id: a.package_id.repr.clone(),
+                name,
+                crate_name: a.target.name.replace('-', "_"),
+                package_root: root,
+                src_path: Some(a.target.src_path.clone().into()),
+            };
             let mut placed = false;
             for file in &a.filenames {
                 if let Some(hash) = hash_of(file.as_std_path()) {
-                    placed |= add(
-                        hash,
-                        UnitKind::Compile,
-                        &a.package_id.repr,
-                        name.clone(),
-                        crate_name.clone(),
-                        root.clone(),
-                    );
+                    placed |= add(&hash, unit.clone());
                 }
             }
             if !placed {
@@ -258,12 +258,16 @@ pub fn live_units(
             let root = roots.get(&b.package_id.repr).cloned().unwrap_or_default();
             let name = format!("run-build-script {}", package_name(&b.package_id.repr));
             add(
-                hash,
-                UnitKind::RunBuildScript,
-                &b.package_id.repr,
-                name,
-                String::new(),
-                root,
+                &hash,
+                LiveUnit {
+                    id: String::new(),
+                    kind: UnitKind::RunBuildScript,
+                    package_id: b.package_id.repr.clone(),
+                    name,
+                    crate_name: String::new(),
+                    package_root: root,
+                    src_path: None,
+                },
             );
         }
     }
@@ -432,6 +436,8 @@ pub struct FingerprintJson {
 pub struct Fingerprint {
     pub hash: u64,
     pub json: FingerprintJson,
+    /// As cargo wrote them: the hash file's name, its text and the JSON.
+    pub record: FingerprintRecord,
 }
 
 /// Reads `.fingerprint/<id>/<kind>-<name>{,.json}`.
@@ -452,13 +458,24 @@ pub fn read_fingerprint(profile_dir: &Path, id: &str) -> Result<Fingerprint, Sna
         path: json_path.clone(),
         source: io::Error::new(io::ErrorKind::InvalidData, why.to_owned()),
     };
-    let json: FingerprintJson =
-        serde_json::from_slice(&fs::read(&json_path).map_err(io_err(&json_path))?)
-            .map_err(|e| bad(&e.to_string()))?;
+    let fields = fs::read_to_string(&json_path).map_err(io_err(&json_path))?;
+    let json: FingerprintJson = serde_json::from_str(&fields).map_err(|e| bad(&e.to_string()))?;
     let hash_path = json_path.with_extension("");
     let text = fs::read_to_string(&hash_path).map_err(io_err(&hash_path))?;
     let hash = parse_hash_file(&text).ok_or_else(|| bad("unreadable fingerprint hash"))?;
-    Ok(Fingerprint { hash, json })
+    let file = hash_path
+        .file_name()
+        .map(|f| f.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    Ok(Fingerprint {
+        hash,
+        json,
+        record: FingerprintRecord {
+            file,
+            hash: text.trim().to_owned(),
+            fields,
+        },
+    })
 }
 
 /// The hash file holds the u64 as hex of its little-endian bytes.
@@ -711,9 +728,11 @@ mod tests {
             name: "bin app".into(),
             crate_name: "app".into(),
             package_root: pkg.clone(),
+            src_path: None,
         };
         let fp = Fingerprint {
             hash: 0,
+            record: FingerprintRecord::default(),
             json: serde_json::from_str(
                 r#"{"deps":[],"local":[{"CheckDepInfo":{"dep_info":"debug/.fingerprint/app-0/dep-bin-app","checksum":false}}]}"#,
             )
@@ -764,9 +783,11 @@ mod tests {
             name: "lib app".into(),
             crate_name: "app".into(),
             package_root: pkg,
+            src_path: None,
         };
         let fp = Fingerprint {
             hash: 0,
+            record: FingerprintRecord::default(),
             json: serde_json::from_str(
                 r#"{"local":[{"CheckDepInfo":{"dep_info":"debug/.fingerprint/app-0/dep-lib-app","checksum":false}}]}"#,
             )

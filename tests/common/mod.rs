@@ -172,8 +172,15 @@ impl World {
     /// Builds the history, then plays CI: build and publish `base`, then
     /// `greet_changed`. `data_changed` has no snapshot.
     pub fn create() -> World {
+        World::create_in("seed-tests", None)
+    }
+
+    /// As [`World::create`], under `target/tmp/<tag>-<pid>`; with
+    /// `ci_cargo_home`, CI builds and publishes under that `CARGO_HOME`
+    /// (filled from crates.io first) instead of the default one.
+    pub fn create_in(tag: &str, ci_cargo_home: Option<&str>) -> World {
         let root = PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
-            .join(format!("seed-tests-{}", std::process::id()));
+            .join(format!("{tag}-{}", std::process::id()));
         let _ = fs::remove_dir_all(&root);
         let origin = root.join("origin");
         copy_tree(
@@ -203,25 +210,44 @@ impl World {
             ],
         );
         git(&ci, &["checkout", "-q", "--detach", &base]);
+        let ci_home = ci_cargo_home.map(|h| root.join(h));
+        let cargo_ci = |args: &[&str]| {
+            let mut cmd = command("cargo", &ci);
+            if let Some(home) = &ci_home {
+                cmd.env("CARGO_HOME", home);
+            }
+            cmd.args(args);
+            ok(&mut cmd)
+        };
+        if let Some(home) = &ci_home {
+            fs::create_dir_all(home).unwrap();
+            // Keep the user's registry configuration (mirrors, replacements).
+            let default_home = std::env::var_os("CARGO_HOME")
+                .map(PathBuf::from)
+                .unwrap_or_else(|| PathBuf::from(std::env::var_os("HOME").unwrap()).join(".cargo"));
+            for name in ["config.toml", "config"] {
+                if default_home.join(name).is_file() {
+                    fs::copy(default_home.join(name), home.join(name)).unwrap();
+                }
+            }
+            cargo_ci(&["fetch", "--locked"]);
+        }
         let profile_dir = ci.join("target/debug");
-        ok(command("cargo", &ci).args(["build", "--locked"]));
+        cargo_ci(&["build", "--locked"]);
         let current = fingerprint_dirs(&profile_dir);
         // An earlier CI run with other features: its units stay in the cache.
-        ok(command("cargo", &ci).args(["build", "--locked", "--features", "greet/extra"]));
+        cargo_ci(&["build", "--locked", "--features", "greet/extra"]);
         let leftovers: Vec<String> = fingerprint_dirs(&profile_dir)
             .into_iter()
             .filter(|d| !current.contains(d))
             .collect();
-        ok(command("cargo", &ci).args(["build", "--locked"]));
+        cargo_ci(&["build", "--locked"]);
         let store_arg = store.to_str().unwrap();
-        let publish_base = text(
-            &ok(command("cargo", &ci).args(["seed", "publish", "--store", store_arg, "-v"])).stderr,
-        );
+        let publish_base = text(&cargo_ci(&["seed", "publish", "--store", store_arg, "-v"]).stderr);
         git(&ci, &["checkout", "-q", "--detach", &greet_changed]);
-        ok(command("cargo", &ci).args(["build", "--locked"]));
-        let publish_greet = text(
-            &ok(command("cargo", &ci).args(["seed", "publish", "--store", store_arg, "-v"])).stderr,
-        );
+        cargo_ci(&["build", "--locked"]);
+        let publish_greet =
+            text(&cargo_ci(&["seed", "publish", "--store", store_arg, "-v"]).stderr);
         World {
             root,
             origin,

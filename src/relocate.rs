@@ -1,0 +1,266 @@
+//! Making a snapshot's units reusable at this machine's paths.
+//!
+//! Cargo hashes the absolute source path of every unit outside the workspace
+//! (registry and git crates, under `CARGO_HOME`) into its fingerprint, and a
+//! unit's hash covers its dependencies' hashes (NOTES fact 2). So when
+//! `CARGO_HOME` differs, every fingerprint from those crates up to the
+//! workspace members is recomputed here for the local paths.
+//!
+//! Each unit is proven first: its recorded fields must hash to the value cargo
+//! wrote, and its source path to the recorded `path` field. A unit that fails
+//! either, or depends on one that does, is not relocated and is rebuilt;
+//! nothing is rewritten on a guess.
+
+use std::collections::{BTreeMap, HashMap};
+use std::fs::{self, File, FileTimes};
+use std::io;
+use std::path::{Path, PathBuf};
+use std::time::SystemTime;
+
+use crate::fingerprint::{self, Fields};
+use crate::manifest::{FingerprintRecord, Manifest, UnitKind};
+use crate::snapshot::parse_hash_file;
+
+/// The build machine's directories and this one's.
+#[derive(Debug, Clone)]
+pub struct Moves {
+    /// `(from, to)`, longest `from` first so that nested roots map right.
+    pairs: Vec<(PathBuf, PathBuf)>,
+}
+
+impl Moves {
+    pub fn new(manifest: &Manifest, cargo_home: &Path, root: &Path, build_dir: &Path) -> Moves {
+        let mut pairs: Vec<(PathBuf, PathBuf)> = [
+            (&manifest.build_dir, build_dir),
+            (&manifest.workspace_root, root),
+            (&manifest.cargo_home, cargo_home),
+        ]
+        .into_iter()
+        .filter(|(from, to)| from.as_path() != *to && !from.as_os_str().is_empty())
+        .map(|(from, to)| (from.clone(), to.to_owned()))
+        .collect();
+        pairs.sort_by_key(|(from, _)| std::cmp::Reverse(from.as_os_str().len()));
+        Moves { pairs }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.pairs.is_empty()
+    }
+
+    pub fn pairs(&self) -> &[(PathBuf, PathBuf)] {
+        &self.pairs
+    }
+
+    /// `path` on this machine, if it lies under a moved directory.
+    pub fn map(&self, path: &Path) -> Option<PathBuf> {
+        self.pairs
+            .iter()
+            .find_map(|(from, to)| Some(to.join(path.strip_prefix(from).ok()?)))
+    }
+
+    /// Replaces every moved directory in `text`.
+    pub fn map_text(&self, text: &str) -> String {
+        let mut out = text.to_owned();
+        for (from, to) in &self.pairs {
+            out = out.replace(&*from.to_string_lossy(), &to.to_string_lossy());
+        }
+        out
+    }
+}
+
+/// The fingerprints to write and the units that cannot be relocated.
+#[derive(Debug, Default)]
+pub struct Plan {
+    /// New fingerprint files by unit id, for units whose hash changes.
+    pub rewrites: BTreeMap<String, FingerprintRecord>,
+    /// Why a unit cannot be reused here, by unit id.
+    pub failed: BTreeMap<String, String>,
+}
+
+/// Recomputes every unit's fingerprint for the local paths.
+pub fn plan(manifest: &Manifest, moves: &Moves) -> Plan {
+    let mut plan = Plan::default();
+    if moves.is_empty() {
+        return plan;
+    }
+    let units: HashMap<&str, &crate::manifest::Unit> = manifest
+        .units
+        .iter()
+        .filter(|u| u.kind != UnitKind::Incremental)
+        .map(|u| (u.id.as_str(), u))
+        .collect();
+    let id_of_hash: HashMap<u64, &str> = units
+        .values()
+        .filter_map(|u| {
+            Some((
+                parse_hash_file(&u.fingerprint.as_ref()?.hash)?,
+                u.id.as_str(),
+            ))
+        })
+        .collect();
+    let mut memo: HashMap<&str, Result<u64, String>> = HashMap::new();
+    for id in units.keys() {
+        let _ = relocate_one(id, &units, &id_of_hash, moves, &mut memo, &mut plan);
+    }
+    for (id, result) in memo {
+        if let Err(why) = result {
+            plan.failed.insert(id.to_owned(), why);
+        }
+    }
+    plan
+}
+
+/// The new hash of unit `id`, after its dependencies'.
+fn relocate_one<'a>(
+    id: &'a str,
+    units: &HashMap<&'a str, &'a crate::manifest::Unit>,
+    id_of_hash: &HashMap<u64, &'a str>,
+    moves: &Moves,
+    memo: &mut HashMap<&'a str, Result<u64, String>>,
+    plan: &mut Plan,
+) -> Result<u64, String> {
+    if let Some(done) = memo.get(id) {
+        return done.clone();
+    }
+    // Marks the unit while its dependencies are computed: a cycle (which
+    // cargo never writes) then fails instead of recursing forever.
+    memo.insert(id, Err("its fingerprints depend on each other".into()));
+    let result = (|| {
+        let unit = units[id];
+        let record = unit
+            .fingerprint
+            .as_ref()
+            .ok_or("the snapshot has no fingerprint for it")?;
+        let mut fields = Fields::parse(&record.fields)
+            .ok_or("its fingerprint has fields this cargo-seed does not know")?;
+        let old = parse_hash_file(&record.hash).ok_or("its fingerprint hash is unreadable")?;
+        if fields.hash() != old {
+            return Err("cargo-seed cannot reproduce its fingerprint hash".to_owned());
+        }
+        let outside_workspace = unit
+            .package_id
+            .as_deref()
+            .is_some_and(|p| !p.starts_with("path+"));
+        if let (true, Some(src)) = (outside_workspace, &unit.src_path) {
+            if fingerprint::hash_path(src) != fields.path() {
+                return Err("cargo-seed cannot reproduce the hash of its source path".into());
+            }
+            if let Some(local) = moves.map(src) {
+                fields.set_path(fingerprint::hash_path(&local));
+            }
+        }
+        let mut deps = Vec::new();
+        for dep in fields.dep_hashes() {
+            let dep_id = *id_of_hash
+                .get(&dep)
+                .ok_or("it depends on a unit the snapshot does not hold")?;
+            deps.push((dep, dep_id));
+        }
+        let mut new_deps = HashMap::new();
+        for (dep, dep_id) in deps {
+            let new = relocate_one(dep_id, units, id_of_hash, moves, memo, plan).map_err(|_| {
+                format!(
+                    "it depends on {}, which cannot be relocated",
+                    units[dep_id].name
+                )
+            })?;
+            new_deps.insert(dep, new);
+        }
+        fields
+            .map_deps(|d| new_deps.get(&d).copied())
+            .ok_or("a dependency has no new hash")?;
+        let new = fields.hash();
+        if new != old {
+            plan.rewrites.insert(
+                id.to_owned(),
+                FingerprintRecord {
+                    file: record.file.clone(),
+                    hash: fingerprint::to_hash_file(new),
+                    fields: fields.to_json(),
+                },
+            );
+        }
+        Ok(new)
+    })();
+    memo.insert(id, result.clone());
+    result
+}
+
+/// Writes the rewritten fingerprint of a restored unit into `profile_dir`.
+pub fn write_fingerprint(
+    profile_dir: &Path,
+    id: &str,
+    record: &FingerprintRecord,
+    stamp: SystemTime,
+) -> io::Result<()> {
+    let dir = profile_dir.join(".fingerprint").join(id);
+    let hash = dir.join(&record.file);
+    let json = dir.join(format!("{}.json", record.file));
+    write_stamped(&hash, record.hash.as_bytes(), stamp)?;
+    write_stamped(&json, record.fields.as_bytes(), stamp)
+}
+
+/// Rewrites the build machine's directories in a text file that tools read
+/// (rustc's `*.d`, a build script's `output`); other files are left alone.
+pub fn rewrite_text(path: &Path, moves: &Moves, stamp: SystemTime) -> io::Result<()> {
+    let Ok(text) = fs::read_to_string(path) else {
+        return Ok(());
+    };
+    let mapped = moves.map_text(&text);
+    if mapped != text {
+        write_stamped(path, mapped.as_bytes(), stamp)?;
+    }
+    Ok(())
+}
+
+/// Replaces a file's contents in place (keeping its inode, so hard links to
+/// it see the change) and stamps it.
+fn write_stamped(path: &Path, bytes: &[u8], stamp: SystemTime) -> io::Result<()> {
+    fs::write(path, bytes)?;
+    File::options()
+        .write(true)
+        .open(path)?
+        .set_times(FileTimes::new().set_modified(stamp).set_accessed(stamp))
+}
+
+/// Commands for gdb and lldb that map the build machine's source paths, which
+/// reused object code carries in its debug info, to this machine's.
+pub fn debugger_scripts(moves: &Moves) -> (String, String) {
+    let mut gdb = String::from("# Generated by cargo seed: `gdb -x <this file>`\n");
+    let mut lldb = String::from("# Generated by cargo seed: `lldb -s <this file>`\n");
+    for (from, to) in moves.pairs() {
+        let (from, to) = (from.display(), to.display());
+        gdb.push_str(&format!("set substitute-path {from} {to}\n"));
+        lldb.push_str(&format!("settings append target.source-map {from} {to}\n"));
+    }
+    (gdb, lldb)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn nested_directories_map_to_their_own_counterparts() {
+        let moves = Moves {
+            pairs: vec![
+                ("/ci/ws/target".into(), "/home/me/t".into()),
+                ("/ci/ws".into(), "/home/me/app".into()),
+                ("/ci/.cargo".into(), "/home/me/.cargo".into()),
+            ],
+        };
+        assert_eq!(
+            moves.map(Path::new("/ci/ws/target/debug/x")),
+            Some(PathBuf::from("/home/me/t/debug/x"))
+        );
+        assert_eq!(
+            moves.map(Path::new("/ci/ws/src/lib.rs")),
+            Some(PathBuf::from("/home/me/app/src/lib.rs"))
+        );
+        assert_eq!(moves.map(Path::new("/usr/include/x.h")), None);
+        assert_eq!(
+            moves.map_text("a: /ci/ws/src/a.rs /ci/.cargo/registry/x.rs\n"),
+            "a: /home/me/app/src/a.rs /home/me/.cargo/registry/x.rs\n"
+        );
+    }
+}

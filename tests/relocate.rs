@@ -1,0 +1,127 @@
+//! Seeding under another CARGO_HOME and workspace path than CI's: registry
+//! units must be reused through rewritten fingerprints, and a fingerprint
+//! cargo-seed cannot reproduce must be rebuilt, never trusted.
+
+mod common;
+
+use std::fs;
+use std::sync::OnceLock;
+
+use common::*;
+
+fn world() -> &'static World {
+    static WORLD: OnceLock<World> = OnceLock::new();
+    WORLD.get_or_init(|| World::create_in("relocate-tests", Some("ci-cargo-home")))
+}
+
+fn sorted(v: &[&str]) -> Vec<String> {
+    let mut v: Vec<String> = v.iter().map(|s| s.to_string()).collect();
+    v.sort();
+    v
+}
+
+fn seeded(out: &std::process::Output) -> String {
+    let said = text(&out.stderr);
+    assert!(out.status.success(), "cargo seed failed:\n{said}");
+    said
+}
+
+#[test]
+fn same_commit_under_another_cargo_home_compiles_nothing() {
+    let w = world();
+    let dir = w.clone_at(&w.commits.base);
+    let said = seeded(&seed(&dir, &["--store", w.store_arg()]));
+    assert!(said.contains("CARGO_HOME differs"), "{said}");
+    assert!(said.contains("0 units cannot be"), "{said}");
+
+    let build = cargo_build(&dir);
+    assert!(build.compiled.is_empty(), "{}", build.stderr);
+    assert_eq!(
+        build.fresh,
+        sorted(&["app", "gen", "greet", "itoa", "memchr", "shout"]),
+        "{}",
+        build.stderr
+    );
+    assert!(run_app(&dir).starts_with("hello, seed"));
+
+    // Paths that tools read now name this machine's directories.
+    let ci_home = w.root.join("ci-cargo-home");
+    let gdb = fs::read_to_string(dir.join("target/debug/cargo-seed-paths.gdb")).unwrap();
+    assert!(
+        gdb.contains(&format!("set substitute-path {}", ci_home.display())),
+        "{gdb}"
+    );
+    for entry in fs::read_dir(dir.join("target/debug/deps")).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_some_and(|e| e == "d") {
+            let d = fs::read_to_string(&path).unwrap();
+            assert!(
+                !d.contains(&*ci_home.to_string_lossy()),
+                "{}: {d}",
+                path.display()
+            );
+            assert!(
+                !d.contains(&*w.ci.to_string_lossy()),
+                "{}: {d}",
+                path.display()
+            );
+        }
+    }
+}
+
+#[test]
+fn a_later_commit_rebuilds_exactly_the_changed_member_and_its_dependents() {
+    let w = world();
+    let dir = w.clone_at(&w.commits.greet_changed);
+    seeded(&seed(
+        &dir,
+        &["--store", w.store_arg(), "--commit", &w.commits.base],
+    ));
+    let build = cargo_build(&dir);
+    assert_eq!(
+        build.compiled,
+        sorted(&["app", "greet"]),
+        "{}",
+        build.stderr
+    );
+    assert!(run_app(&dir).starts_with("hi there, seed"));
+}
+
+#[test]
+fn a_fingerprint_that_cannot_be_reproduced_is_rebuilt_with_its_dependents() {
+    let w = world();
+    let store = w.store_copy("tampered");
+    let path = World::manifest_path(&store, &w.commits.base);
+    let mut m = World::manifest(&store, &w.commits.base);
+    for u in m["units"].as_array_mut().unwrap() {
+        if u["name"] == "lib itoa" {
+            // One hex digit of the hash cargo wrote: the recorded fields no
+            // longer hash to it.
+            let hash = u["fingerprint"]["hash"].as_str().unwrap().to_owned();
+            let flipped = if hash.starts_with('0') { "1" } else { "0" };
+            u["fingerprint"]["hash"] = format!("{flipped}{}", &hash[1..]).into();
+        }
+    }
+    fs::write(&path, serde_json::to_vec(&m).unwrap()).unwrap();
+
+    let dir = w.clone_at(&w.commits.base);
+    let said = seeded(&seed(&dir, &["--store", store.to_str().unwrap()]));
+    assert!(
+        said.contains("cannot reproduce its fingerprint hash"),
+        "{said}"
+    );
+    let build = cargo_build(&dir);
+    assert_eq!(
+        build.compiled,
+        sorted(&["app", "greet", "itoa"]),
+        "{}",
+        build.stderr
+    );
+    assert_eq!(
+        build.fresh,
+        sorted(&["gen", "memchr", "shout"]),
+        "{}",
+        build.stderr
+    );
+    assert!(run_app(&dir).starts_with("hello, seed"));
+}
