@@ -103,8 +103,14 @@ pub enum Command {
 }
 
 pub fn main() -> ExitCode {
-    // As a cargo subcommand the binary is called as `cargo-seed seed …`.
+    // As a cargo subcommand the binary is called as `cargo-seed seed …`; as
+    // RUSTC_WRAPPER, as `cargo-seed /path/to/rustc …`.
     let mut args: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    if args.get(1).is_some_and(crate::wrapper::is_wrapper_call) {
+        let mut rest = args.split_off(1).into_iter();
+        let rustc = rest.next().expect("checked above");
+        return crate::wrapper::run(rustc, rest.collect());
+    }
     if args.get(1).is_some_and(|a| a == "seed") {
         args.remove(1);
     }

@@ -223,6 +223,7 @@ mod tests {
             baked: vec![],
             fingerprint: None,
             src_path: None,
+            rustc: None,
         }
     }
 

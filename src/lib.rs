@@ -18,6 +18,7 @@ pub mod error;
 pub mod fingerprint;
 pub mod freshness;
 pub mod git;
+pub mod incremental;
 pub mod manifest;
 pub mod pool;
 pub mod publish;
@@ -29,5 +30,6 @@ pub mod store;
 pub mod toolchain;
 pub mod ui;
 pub mod workspace;
+pub mod wrapper;
 
 pub use error::{Error, ExitCode};

@@ -72,6 +72,10 @@ pub struct Unit {
     /// The target's source file on the build machine (compile units).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub src_path: Option<PathBuf>,
+    /// rustc's exact command line, when CI built through
+    /// `RUSTC_WRAPPER=cargo-seed`: what relocating incremental state needs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rustc: Option<crate::wrapper::Invocation>,
 }
 
 /// A unit's fingerprint files as cargo wrote them.
@@ -347,6 +351,7 @@ mod tests {
             baked: vec![],
             fingerprint: None,
             src_path: None,
+            rustc: None,
             check: Check::Inputs(Inputs {
                 package_root: "greet".into(),
                 files: vec![Input {

@@ -240,6 +240,9 @@ fn plan(
                 baked,
                 fingerprint: Some(fp.record.clone()),
                 src_path: unit.src_path.clone(),
+                rustc: id
+                    .rsplit_once('-')
+                    .and_then(|(_, hash)| crate::wrapper::recorded(profile_dir, hash)),
             },
             members,
         });
@@ -266,6 +269,7 @@ fn plan(
                 baked: Vec::new(),
                 fingerprint: None,
                 src_path: None,
+                rustc: None,
             },
             members,
         });

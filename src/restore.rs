@@ -23,7 +23,7 @@ use crate::store::{blob_key, Store};
 use crate::toolchain::Toolchain;
 use crate::ui::{self, Ui};
 use crate::workspace::{self, Workspace};
-use crate::{git, pool, snapshot, Error};
+use crate::{git, incremental, pool, snapshot, Error};
 
 /// Set by the Ctrl-C handler; workers stop at the next entry.
 pub static CANCEL: AtomicBool = AtomicBool::new(false);
@@ -156,12 +156,6 @@ fn judge(
             manifest.cargo_home.display(),
             plan.rewrites.len(),
             plan.failed.len()
-        ));
-    }
-    if root_moved {
-        notes.push(format!(
-            "the workspace root differs from the snapshot's ({}): rustc ignores its incremental state",
-            manifest.workspace_root.display()
         ));
     }
     let mut marked = manifest.clone();
@@ -309,6 +303,10 @@ pub fn restore(
     outcome.fetched_bytes = fetched.into_inner();
     outcome.kept = kept.into_inner();
 
+    if manifest.workspace_root != ws.root {
+        let note = relocate_incremental(manifest, &staging.0, &moves, stamp);
+        outcome.notes.push(note);
+    }
     if !moves.is_empty() {
         let (gdb, lldb) = relocate::debugger_scripts(&moves);
         for (name, text) in [(GDB_SCRIPT, gdb), (LLDB_SCRIPT, lldb)] {
@@ -381,6 +379,98 @@ fn tally(manifest: &Manifest, verdicts: &BTreeMap<String, Verdict>, outcome: &mu
             (Verdict::Rebuild(why), _) => outcome.rebuilt.push((unit.name.clone(), why.clone())),
         }
     }
+}
+
+/// Points the staged incremental sessions of every workspace crate at this
+/// checkout's working directory (see [`incremental`]), and says how it went.
+fn relocate_incremental(
+    manifest: &Manifest,
+    staging: &Path,
+    moves: &Moves,
+    stamp: SystemTime,
+) -> String {
+    let from = manifest.workspace_root.display();
+    let candidates: Vec<&Unit> = manifest
+        .units
+        .iter()
+        .filter(|u| u.kind == UnitKind::Compile && u.rustc.is_some() && u.src_path.is_some())
+        .filter(|u| {
+            let krate = u.rustc.as_ref().and_then(|r| crate_name(&r.args));
+            krate.is_some_and(|k| has_incremental_dir(staging, k))
+        })
+        .collect();
+    if candidates.is_empty() {
+        return format!(
+            "the workspace root differs from the snapshot's ({from}) and the snapshot has no \
+             recorded rustc command lines, so rustc ignores its incremental state \
+             (hint: build in CI with RUSTC_WRAPPER=cargo-seed before publishing)"
+        );
+    }
+    let rustc = std::env::var_os("RUSTC").map_or_else(|| PathBuf::from("rustc"), PathBuf::from);
+    let scratch = staging.join(".cargo-seed-replay");
+    let results = pool::map(&candidates, pool::threads(), |unit| {
+        let inv = unit.rustc.as_ref().expect("filtered");
+        let src = unit.src_path.as_deref().expect("filtered");
+        let cwd = moves.map(&inv.cwd).unwrap_or_else(|| inv.cwd.clone());
+        let dir = scratch.join(unit.id.replace('/', "_"));
+        let patched = incremental::expected_header(&rustc, inv, src, &cwd, &dir).and_then(
+            |(name, header)| {
+                let mut n = 0;
+                for session in incremental::sessions(&staging.join("incremental").join(&name)) {
+                    let ok = incremental::patch(&session, &header).map_err(|e| e.to_string())?;
+                    if !ok {
+                        return Err("its session was written by another rustc or format".into());
+                    }
+                    let times = FileTimes::new().set_modified(stamp).set_accessed(stamp);
+                    if let Ok(f) = File::options().write(true).open(&session) {
+                        let _ = f.set_times(times);
+                    }
+                    n += 1;
+                }
+                Ok(n)
+            },
+        );
+        Ok::<_, std::convert::Infallible>((unit.name.clone(), patched))
+    });
+    let _ = fs::remove_dir_all(&scratch);
+    let results = match results {
+        Ok(r) => r,
+        Err(never) => match never {},
+    };
+    let done = results
+        .iter()
+        .filter(|(_, r)| matches!(r, Ok(n) if *n > 0))
+        .count();
+    let failed: Vec<String> = results
+        .iter()
+        .filter_map(|(name, r)| r.as_ref().err().map(|e| format!("{name}: {e}")))
+        .collect();
+    let mut note = format!(
+        "the workspace root differs from the snapshot's ({from}): incremental state relocated \
+         for {done} of {} crates",
+        results.len()
+    );
+    if !failed.is_empty() {
+        note.push_str(&format!(
+            " (left as is, so rustc ignores it: {})",
+            failed.join("; ")
+        ));
+    }
+    note
+}
+
+fn crate_name(args: &[String]) -> Option<&str> {
+    let i = args.iter().position(|a| a == "--crate-name")?;
+    args.get(i + 1).map(String::as_str)
+}
+
+fn has_incremental_dir(staging: &Path, krate: &str) -> bool {
+    let prefix = format!("{krate}-");
+    fs::read_dir(staging.join("incremental"))
+        .into_iter()
+        .flatten()
+        .flatten()
+        .any(|e| e.file_name().to_string_lossy().starts_with(&prefix))
 }
 
 /// Rewrites what a fetched unit says about the build machine's paths: its

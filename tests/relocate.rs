@@ -125,3 +125,78 @@ fn a_fingerprint_that_cannot_be_reproduced_is_rebuilt_with_its_dependents() {
     );
     assert!(run_app(&dir).starts_with("hello, seed"));
 }
+
+/// The options hash in the header of each session of `krate` under `dir`.
+fn session_hashes(dir: &std::path::Path, krate: &str) -> Vec<(String, [u8; 8])> {
+    let mut out = Vec::new();
+    for entry in fs::read_dir(dir.join("target/debug/incremental")).unwrap() {
+        let crate_dir = entry.unwrap().path();
+        let name = crate_dir
+            .file_name()
+            .unwrap()
+            .to_string_lossy()
+            .into_owned();
+        if !name.starts_with(&format!("{krate}-")) {
+            continue;
+        }
+        for session in cargo_seed::incremental::sessions(&crate_dir) {
+            let header = cargo_seed::incremental::read_header(&session)
+                .unwrap()
+                .unwrap();
+            let sname = session
+                .parent()
+                .unwrap()
+                .file_name()
+                .unwrap()
+                .to_string_lossy()
+                .into_owned();
+            out.push((sname, header.options_hash));
+        }
+    }
+    out.sort();
+    out
+}
+
+#[test]
+fn incremental_state_is_relocated_so_rustc_accepts_it() {
+    let w = world();
+    let dir = w.clone_at(&w.commits.greet_changed);
+    let said = seeded(&seed(
+        &dir,
+        &["--store", w.store_arg(), "--commit", &w.commits.base],
+    ));
+    assert!(
+        said.contains("incremental state relocated for 5 of 5 crates"),
+        "{said}"
+    );
+
+    // CI's sessions for `greet` carry the hash of CI's working directory;
+    // the restored copy of the one the current build uses was rewritten.
+    // (The other is from CI's earlier `--features greet/extra` build.)
+    let ci = session_hashes(&w.ci, "greet");
+    let restored = session_hashes(&dir, "greet");
+    let rewritten: Vec<_> = restored
+        .iter()
+        .filter(|(name, hash)| ci.iter().any(|(n, h)| n == name && h != hash))
+        .collect();
+    assert_eq!(rewritten.len(), 1, "ci {ci:?}, restored {restored:?}");
+
+    // rustc now compiles the changed crate here and writes a new session: its
+    // header is what rustc compares a previous session's with before loading
+    // it, and it must be exactly what cargo-seed wrote.
+    let build = cargo_build(&dir);
+    assert_eq!(
+        build.compiled,
+        sorted(&["app", "greet"]),
+        "{}",
+        build.stderr
+    );
+    let after = session_hashes(&dir, "greet");
+    let new: Vec<_> = after.iter().filter(|s| !restored.contains(s)).collect();
+    assert_eq!(new.len(), 1, "{after:?}");
+    assert_eq!(
+        new[0].1, rewritten[0].1,
+        "rustc expects another options hash than cargo-seed wrote"
+    );
+    assert!(run_app(&dir).starts_with("hi there, seed"));
+}
