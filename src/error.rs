@@ -110,8 +110,15 @@ impl Error {
             Error::Archive(ArchiveError::Io { .. }) => Some(
                 "check free space and permissions where the build dir is; nothing was changed".into(),
             ),
+            Error::Store(StoreError::Denied { .. }) => Some(
+                "check the store's credentials: CARGO_SEED_TOKEN for HTTP, AWS_* for S3".into(),
+            ),
+            Error::Store(StoreError::Http { .. }) => Some(
+                "check that the store is reachable (--store, CARGO_SEED_STORE, HTTPS_PROXY/NO_PROXY)"
+                    .into(),
+            ),
             Error::Store(StoreError::Unsupported { .. }) => {
-                Some("use a directory path or a file:// URL".into())
+                Some("use a directory path, a file:// URL or an http(s):// URL".into())
             }
             _ => None,
         }

@@ -4,7 +4,7 @@
 use std::io::Read;
 
 use crate::manifest::{Manifest, Want};
-use crate::store::{snapshot_prefix, Store};
+use crate::store::{snapshot_prefix, Store, StoreError};
 use crate::Error;
 
 /// A snapshot found in the store, usable or not.
@@ -53,20 +53,34 @@ pub fn snapshots_at(
     distance: usize,
     want: &Want,
 ) -> Result<Vec<Listed>, Error> {
+    let prefix = snapshot_prefix(commit);
+    // A store that cannot list (plain HTTP) is asked for the one manifest
+    // this toolchain, target and profile would use.
+    let (keys, exact) = match store.list(&prefix)? {
+        Some(keys) => (keys, false),
+        None => {
+            let variant = crate::manifest::variant(&want.profile, &want.target, &want.toolchain);
+            (vec![format!("{prefix}{variant}.json")], true)
+        }
+    };
     let mut out = Vec::new();
-    for key in store.list(&snapshot_prefix(commit))? {
+    for key in keys {
         if !key.ends_with(".json") {
             continue;
         }
         let (manifest, unusable) = match read_manifest(store, &key) {
+            Err(Error::Store(StoreError::NotFound { .. })) if exact => continue,
             Ok(m) => {
                 let why = m.incompatibility(want);
                 (Ok(m), why)
             }
-            Err(e) => {
+            // A manifest that is there but unreadable is skipped and named;
+            // a store that cannot be read is an error of its own.
+            Err(e @ Error::Manifest { .. }) => {
                 let why = format!("unreadable manifest ({e})");
                 (Err(why.clone()), Some(why))
             }
+            Err(e) => return Err(e),
         };
         out.push(Listed {
             commit: commit.to_owned(),
@@ -79,6 +93,21 @@ pub fn snapshots_at(
     Ok(out)
 }
 
+/// How many commits are asked about at once: a remote store answers each
+/// in a round trip, so resolution among hundreds of ancestors overlaps them.
+const CONCURRENT_LOOKUPS: usize = 16;
+
+/// The snapshots of every ancestor, in the ancestors' order.
+fn ask_all(
+    store: &dyn Store,
+    ancestors: &[(String, usize)],
+    want: &Want,
+) -> Result<Vec<Vec<Listed>>, Error> {
+    crate::pool::map(ancestors, CONCURRENT_LOOKUPS, |(commit, distance)| {
+        snapshots_at(store, commit, *distance, want)
+    })
+}
+
 /// Every snapshot among `ancestors`, nearest first.
 pub fn list(
     store: &dyn Store,
@@ -86,8 +115,8 @@ pub fn list(
     want: &Want,
 ) -> Result<Vec<Listed>, Error> {
     let mut out = Vec::new();
-    for (commit, distance) in ancestors {
-        out.extend(snapshots_at(store, commit, *distance, want)?);
+    for found in ask_all(store, ancestors, want)? {
+        out.extend(found);
     }
     Ok(out)
 }
@@ -102,8 +131,8 @@ pub fn nearest(
     searched: String,
 ) -> Result<Found, Error> {
     let mut skipped = Vec::new();
-    for (commit, distance) in ancestors {
-        for listed in snapshots_at(store, commit, *distance, want)? {
+    for ((commit, distance), found) in ancestors.iter().zip(ask_all(store, ancestors, want)?) {
+        for listed in found {
             match (listed.manifest, listed.unusable) {
                 (Ok(manifest), None) => {
                     return Ok(Found {

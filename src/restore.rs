@@ -14,7 +14,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use serde::{Deserialize, Serialize};
 
-use crate::archive::{self, Unpacked};
+use crate::archive::{self, ArchiveError, Unpacked};
 use crate::freshness::{self, Verdict};
 use crate::manifest::{BakedRoot, Check, Manifest, Unit, UnitKind, Want};
 use crate::relocate::{self, Moves};
@@ -515,17 +515,47 @@ fn relocate_unit(
     Ok(unpacked)
 }
 
+/// Fetches and unpacks one unit. A blob that arrives damaged (wrong digest,
+/// undecodable) is fetched once more, from nothing, before the seed fails.
 fn fetch_one(
     store: &dyn Store,
     unit: &Unit,
     root: &Path,
     stamp: SystemTime,
 ) -> Result<Unpacked, Error> {
-    let reader = store.get(&blob_key(&unit.blob.sha256))?;
     let owns = |path: &Path, is_dir: bool| snapshot::owns(&unit.id, path, is_dir);
-    Ok(archive::unpack(
-        reader, &unit.blob, root, &owns, stamp, &CANCEL,
-    )?)
+    let attempt = || -> Result<Unpacked, Error> {
+        let reader = store.get(&blob_key(&unit.blob.sha256))?;
+        Ok(archive::unpack(
+            reader, &unit.blob, root, &owns, stamp, &CANCEL,
+        )?)
+    };
+    match attempt() {
+        Err(Error::Archive(ArchiveError::Digest { .. } | ArchiveError::Corrupt { .. })) => {
+            remove_unit(root, &unit.id);
+            attempt()
+        }
+        other => other,
+    }
+}
+
+/// Removes whatever a failed unpack of unit `id` left in `root`.
+fn remove_unit(root: &Path, id: &str) {
+    for top in [".fingerprint", "build", "deps", "examples", "incremental"] {
+        for entry in fs::read_dir(root.join(top)).into_iter().flatten().flatten() {
+            let rel = Path::new(top).join(entry.file_name());
+            let is_dir = entry.file_type().is_ok_and(|t| t.is_dir());
+            let owned =
+                snapshot::owns(id, &rel, false) || snapshot::owns(id, &rel.join("x"), false);
+            if owned {
+                let _ = if is_dir {
+                    fs::remove_dir_all(entry.path())
+                } else {
+                    fs::remove_file(entry.path())
+                };
+            }
+        }
+    }
 }
 
 /// Copies a unit from the existing profile dir when a previous seed put the

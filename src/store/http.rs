@@ -1,0 +1,307 @@
+//! A store behind a plain HTTP(S) server: GET/HEAD to read (with `Range` to
+//! resume a dropped download), PUT to publish (WebDAV-style servers such as
+//! nginx with `dav_methods PUT`, or an authenticated endpoint), DELETE for
+//! retention.
+//!
+//! Transient failures (connection errors, timeouts, 5xx, 429) are retried
+//! with bounded exponential backoff, honouring `Retry-After`. The bearer
+//! token from `CARGO_SEED_TOKEN` is sent but never printed. Proxies follow
+//! `HTTP(S)_PROXY`/`NO_PROXY`; TLS is rustls.
+
+use std::io::{self, Read};
+use std::path::Path;
+use std::time::Duration;
+
+use reqwest::blocking::{Client, RequestBuilder, Response};
+use reqwest::header::{CONTENT_LENGTH, CONTENT_RANGE, RANGE, RETRY_AFTER};
+use reqwest::StatusCode;
+
+use super::{Store, StoreError};
+
+/// How many times a request is sent before its failure is reported.
+const ATTEMPTS: u32 = 5;
+/// How many times one download may be resumed after its connection broke.
+const RESUMES: u32 = 5;
+const BACKOFF_START: Duration = Duration::from_millis(100);
+const BACKOFF_MAX: Duration = Duration::from_secs(5);
+/// The longest `Retry-After` honoured; a server asking for more gets this.
+const RETRY_AFTER_MAX: Duration = Duration::from_secs(30);
+
+#[derive(Clone)]
+pub struct HttpStore {
+    /// The base URL, ending with `/`.
+    base: String,
+    client: Client,
+    token: Option<String>,
+}
+
+impl HttpStore {
+    pub fn new(url: &str) -> Result<HttpStore, StoreError> {
+        let base = if url.ends_with('/') {
+            url.to_owned()
+        } else {
+            format!("{url}/")
+        };
+        let client = Client::builder()
+            .connect_timeout(Duration::from_secs(10))
+            .timeout(Duration::from_secs(60))
+            .user_agent(concat!("cargo-seed/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .map_err(|e| StoreError::Http {
+                store: base.clone(),
+                op: "set up",
+                key: String::new(),
+                detail: e.to_string(),
+            })?;
+        let token = std::env::var("CARGO_SEED_TOKEN")
+            .ok()
+            .filter(|t| !t.is_empty());
+        Ok(HttpStore {
+            base,
+            client,
+            token,
+        })
+    }
+
+    fn url(&self, key: &str) -> String {
+        format!("{}{key}", self.base)
+    }
+
+    fn with_auth(&self, req: RequestBuilder) -> RequestBuilder {
+        match &self.token {
+            Some(t) => req.bearer_auth(t),
+            None => req,
+        }
+    }
+
+    /// Sends the request `make` builds, retrying what may pass. A 404 is
+    /// `NotFound`; 401/403 are `Denied`; other statuses are errors.
+    fn send(
+        &self,
+        op: &'static str,
+        key: &str,
+        make: impl Fn() -> Result<RequestBuilder, io::Error>,
+    ) -> Result<Response, StoreError> {
+        let mut delay = BACKOFF_START;
+        let mut last = String::new();
+        for attempt in 1..=ATTEMPTS {
+            let req = make().map_err(|source| StoreError::Io {
+                store: self.location(),
+                op,
+                key: key.to_owned(),
+                source,
+            })?;
+            let wait = match self.with_auth(req).send() {
+                Ok(resp) if resp.status().is_success() => return Ok(resp),
+                Ok(resp) if resp.status() == StatusCode::NOT_FOUND => {
+                    return Err(StoreError::NotFound {
+                        store: self.location(),
+                        key: key.to_owned(),
+                    })
+                }
+                Ok(resp) if matches!(resp.status().as_u16(), 401 | 403) => {
+                    return Err(StoreError::Denied {
+                        store: self.location(),
+                        op,
+                        key: key.to_owned(),
+                        status: resp.status().as_u16(),
+                    })
+                }
+                Ok(resp) if is_transient(resp.status()) => {
+                    last = format!("HTTP {}", resp.status());
+                    retry_after(&resp).unwrap_or(delay)
+                }
+                Ok(resp) => {
+                    return Err(StoreError::Http {
+                        store: self.location(),
+                        op,
+                        key: key.to_owned(),
+                        detail: format!("HTTP {}", resp.status()),
+                    })
+                }
+                Err(e) => {
+                    last = describe(e);
+                    delay
+                }
+            };
+            if attempt < ATTEMPTS {
+                std::thread::sleep(wait);
+                delay = (delay * 2).min(BACKOFF_MAX);
+            }
+        }
+        Err(StoreError::Http {
+            store: self.location(),
+            op,
+            key: key.to_owned(),
+            detail: format!("{last} (gave up after {ATTEMPTS} attempts)"),
+        })
+    }
+}
+
+fn is_transient(status: StatusCode) -> bool {
+    status.is_server_error()
+        || status == StatusCode::TOO_MANY_REQUESTS
+        || status == StatusCode::REQUEST_TIMEOUT
+}
+
+/// `Retry-After` in seconds (the HTTP-date form is treated as absent).
+fn retry_after(resp: &Response) -> Option<Duration> {
+    let secs: u64 = resp
+        .headers()
+        .get(RETRY_AFTER)?
+        .to_str()
+        .ok()?
+        .trim()
+        .parse()
+        .ok()?;
+    Some(Duration::from_secs(secs).min(RETRY_AFTER_MAX))
+}
+
+/// An error's chain in one line, without the URL's query (which may carry
+/// credentials in presigned URLs).
+fn describe(e: reqwest::Error) -> String {
+    let e = e.without_url();
+    let mut s = e.to_string();
+    let mut source = std::error::Error::source(&e);
+    while let Some(inner) = source {
+        s.push_str(": ");
+        s.push_str(&inner.to_string());
+        source = inner.source();
+    }
+    s
+}
+
+impl Store for HttpStore {
+    fn location(&self) -> String {
+        self.base.trim_end_matches('/').to_owned()
+    }
+
+    fn get(&self, key: &str) -> Result<Box<dyn Read + Send>, StoreError> {
+        let resp = self.send("download", key, || Ok(self.client.get(self.url(key))))?;
+        let total = resp
+            .headers()
+            .get(CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok()?.parse().ok());
+        Ok(Box::new(Download {
+            store: self.clone(),
+            key: key.to_owned(),
+            resp: Some(resp),
+            offset: 0,
+            total,
+            resumes: 0,
+        }))
+    }
+
+    fn exists(&self, key: &str) -> Result<bool, StoreError> {
+        match self.send("look up", key, || Ok(self.client.head(self.url(key)))) {
+            Ok(_) => Ok(true),
+            Err(StoreError::NotFound { .. }) => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+
+    fn put_file(&self, key: &str, src: &Path) -> Result<(), StoreError> {
+        self.send("upload", key, || {
+            let file = std::fs::File::open(src)?;
+            let len = file.metadata()?.len();
+            Ok(self
+                .client
+                .put(self.url(key))
+                .header(CONTENT_LENGTH, len)
+                .body(reqwest::blocking::Body::sized(file, len)))
+        })?;
+        Ok(())
+    }
+
+    fn list(&self, _prefix: &str) -> Result<Option<Vec<String>>, StoreError> {
+        Ok(None)
+    }
+
+    fn delete(&self, key: &str) -> Result<(), StoreError> {
+        match self.send("delete", key, || Ok(self.client.delete(self.url(key)))) {
+            Ok(_) | Err(StoreError::NotFound { .. }) => Ok(()),
+            Err(e) => Err(e),
+        }
+    }
+}
+
+/// A download that resumes with `Range` where its connection broke.
+struct Download {
+    store: HttpStore,
+    key: String,
+    resp: Option<Response>,
+    offset: u64,
+    total: Option<u64>,
+    resumes: u32,
+}
+
+impl Download {
+    fn resume(&mut self, why: String) -> io::Result<()> {
+        self.resp = None;
+        self.resumes += 1;
+        if self.resumes > RESUMES {
+            return Err(io::Error::other(format!(
+                "download of {} broke {RESUMES} times, last: {why}",
+                self.store.url(&self.key)
+            )));
+        }
+        let range = format!("bytes={}-", self.offset);
+        let resp = self
+            .store
+            .send("resume", &self.key, || {
+                Ok(self
+                    .store
+                    .client
+                    .get(self.store.url(&self.key))
+                    .header(RANGE, &range))
+            })
+            .map_err(|e| io::Error::other(e.to_string()))?;
+        let starts_at_offset = resp
+            .headers()
+            .get(CONTENT_RANGE)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| {
+                v.strip_prefix("bytes ")?
+                    .split('-')
+                    .next()?
+                    .parse::<u64>()
+                    .ok()
+            })
+            == Some(self.offset);
+        if resp.status() == StatusCode::PARTIAL_CONTENT && starts_at_offset {
+            self.resp = Some(resp);
+            return Ok(());
+        }
+        // The server ignored the range: skip what was already read.
+        let mut resp = resp;
+        io::copy(&mut (&mut resp).take(self.offset), &mut io::sink())?;
+        self.resp = Some(resp);
+        Ok(())
+    }
+}
+
+impl Read for Download {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        loop {
+            let Some(resp) = self.resp.as_mut() else {
+                self.resume("no connection".into())?;
+                continue;
+            };
+            match resp.read(buf) {
+                Ok(0) if self.total.is_some_and(|t| self.offset < t) => {
+                    let why = format!(
+                        "the body ended after {} of {:?} bytes",
+                        self.offset, self.total
+                    );
+                    self.resume(why)?;
+                }
+                Ok(n) => {
+                    self.offset += n as u64;
+                    return Ok(n);
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => self.resume(e.to_string())?,
+            }
+        }
+    }
+}

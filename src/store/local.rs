@@ -1,0 +1,112 @@
+//! A store in a directory on a local (or mounted) file system.
+
+use std::fs;
+use std::io::{self, Read};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use super::{Store, StoreError};
+
+/// A directory on a local (or mounted) file system.
+pub struct LocalStore {
+    root: PathBuf,
+}
+
+static TMP_COUNTER: AtomicU64 = AtomicU64::new(0);
+
+impl LocalStore {
+    pub fn new(root: PathBuf) -> LocalStore {
+        LocalStore { root }
+    }
+
+    fn path(&self, key: &str) -> PathBuf {
+        self.root.join(key)
+    }
+
+    fn io(&self, op: &'static str, key: &str) -> impl FnOnce(io::Error) -> StoreError + '_ {
+        let key = key.to_owned();
+        move |source| StoreError::Io {
+            store: self.location(),
+            op,
+            key,
+            source,
+        }
+    }
+
+    /// A fresh name in `<root>/tmp`, on the same file system as the objects
+    /// so that the final rename is atomic.
+    fn scratch(&self) -> io::Result<PathBuf> {
+        let dir = self.root.join("tmp");
+        fs::create_dir_all(&dir)?;
+        let n = TMP_COUNTER.fetch_add(1, Ordering::Relaxed);
+        Ok(dir.join(format!("{}-{n}.part", std::process::id())))
+    }
+}
+
+impl Store for LocalStore {
+    fn location(&self) -> String {
+        self.root.display().to_string()
+    }
+
+    fn get(&self, key: &str) -> Result<Box<dyn Read + Send>, StoreError> {
+        match fs::File::open(self.path(key)) {
+            Ok(f) => Ok(Box::new(f)),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Err(StoreError::NotFound {
+                store: self.location(),
+                key: key.to_owned(),
+            }),
+            Err(e) => Err(self.io("read", key)(e)),
+        }
+    }
+
+    fn exists(&self, key: &str) -> Result<bool, StoreError> {
+        self.path(key).try_exists().map_err(self.io("look up", key))
+    }
+
+    fn put_file(&self, key: &str, src: &Path) -> Result<(), StoreError> {
+        let dest = self.path(key);
+        let parent = dest.parent().expect("keys have a parent");
+        fs::create_dir_all(parent).map_err(self.io("create the directory of", key))?;
+        let tmp = self.scratch().map_err(self.io("stage", key))?;
+        // A rename keeps a single copy when `src` is on the same file system;
+        // otherwise copy into the store's scratch space first.
+        if fs::rename(src, &tmp).is_err() {
+            fs::copy(src, &tmp).map_err(self.io("write", key))?;
+            let _ = fs::remove_file(src);
+        }
+        fs::rename(&tmp, &dest).map_err(|e| {
+            let _ = fs::remove_file(&tmp);
+            self.io("publish", key)(e)
+        })
+    }
+
+    fn list(&self, prefix: &str) -> Result<Option<Vec<String>>, StoreError> {
+        let mut out = Vec::new();
+        let mut stack = vec![self.path(prefix)];
+        while let Some(dir) = stack.pop() {
+            let entries = match fs::read_dir(&dir) {
+                Ok(e) => e,
+                Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+                Err(e) => return Err(self.io("list", prefix)(e)),
+            };
+            for entry in entries {
+                let entry = entry.map_err(self.io("list", prefix))?;
+                let path = entry.path();
+                if entry.file_type().map_err(self.io("list", prefix))?.is_dir() {
+                    stack.push(path);
+                } else if let Ok(rel) = path.strip_prefix(&self.root) {
+                    out.push(rel.to_string_lossy().replace('\\', "/"));
+                }
+            }
+        }
+        out.sort();
+        Ok(Some(out))
+    }
+
+    fn delete(&self, key: &str) -> Result<(), StoreError> {
+        match fs::remove_file(self.path(key)) {
+            Err(e) if e.kind() != io::ErrorKind::NotFound => Err(self.io("delete", key)(e)),
+            _ => Ok(()),
+        }
+    }
+}

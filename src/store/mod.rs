@@ -1,0 +1,134 @@
+//! Where snapshots live. A [`Store`] is a flat key → bytes namespace with a
+//! few operations; nothing outside this module knows which backend it talks
+//! to.
+//!
+//! Layout, the same on every backend:
+//! - `blobs/<aa>/<sha256>.zst`: one unit's files, a tar stream in a zstd
+//!   frame, named by the sha256 of those compressed bytes;
+//! - `snapshots/<commit>/<variant>.json`: a manifest, written after every
+//!   blob it names, so a reader never sees half a snapshot.
+//!
+//! A store must never expose a partially written object under its final key.
+
+use std::io::{self, Read};
+use std::path::{Path, PathBuf};
+
+mod http;
+mod local;
+
+pub use http::HttpStore;
+pub use local::LocalStore;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("{store}: `{key}` does not exist")]
+    NotFound { store: String, key: String },
+    #[error("{store}: failed to {op} `{key}`")]
+    Io {
+        store: String,
+        op: &'static str,
+        key: String,
+        #[source]
+        source: io::Error,
+    },
+    #[error("unsupported store `{spec}`: use a directory, a file:// URL or an http(s):// URL")]
+    Unsupported { spec: String },
+    #[error("{store}: {op} `{key}` was refused (HTTP {status})")]
+    Denied {
+        store: String,
+        op: &'static str,
+        key: String,
+        status: u16,
+    },
+    #[error("{store}: {op} `{key}` failed: {detail}")]
+    Http {
+        store: String,
+        op: &'static str,
+        key: String,
+        detail: String,
+    },
+}
+
+/// The operations cargo-seed needs from a place that holds snapshots.
+pub trait Store: Send + Sync {
+    /// How to name this store in messages.
+    fn location(&self) -> String;
+    /// Opens an object for streaming.
+    fn get(&self, key: &str) -> Result<Box<dyn Read + Send>, StoreError>;
+    fn exists(&self, key: &str) -> Result<bool, StoreError>;
+    /// Stores the contents of `src` under `key`, atomically. `src` may be
+    /// consumed (moved) by the store.
+    fn put_file(&self, key: &str, src: &Path) -> Result<(), StoreError>;
+    /// Keys directly or indirectly under `prefix` (which ends with `/`), or
+    /// `None` if this kind of store cannot list (plain HTTP).
+    fn list(&self, prefix: &str) -> Result<Option<Vec<String>>, StoreError>;
+    fn delete(&self, key: &str) -> Result<(), StoreError>;
+}
+
+pub fn blob_key(sha256: &str) -> String {
+    format!("blobs/{}/{sha256}.zst", &sha256[..2])
+}
+
+pub fn snapshot_prefix(commit: &str) -> String {
+    format!("snapshots/{commit}/")
+}
+
+/// Opens the store named by `spec`: a directory path, a `file://` URL or an
+/// `http(s)://` URL.
+pub fn open(spec: &str, relative_to: &Path) -> Result<Box<dyn Store>, StoreError> {
+    if let Some(path) = spec.strip_prefix("file://") {
+        return Ok(Box::new(LocalStore::new(PathBuf::from(path))));
+    }
+    if spec.starts_with("http://") || spec.starts_with("https://") {
+        return Ok(Box::new(HttpStore::new(spec)?));
+    }
+    if spec.contains("://") {
+        return Err(StoreError::Unsupported {
+            spec: spec.to_owned(),
+        });
+    }
+    Ok(Box::new(LocalStore::new(relative_to.join(spec))))
+}
+
+/// The store used when none is configured: a per-user cache directory, so
+/// publishing in one worktree and seeding in another needs no setup.
+pub fn default_location() -> PathBuf {
+    dirs::cache_dir()
+        .unwrap_or_else(std::env::temp_dir)
+        .join("cargo-seed")
+        .join("store")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::fs;
+
+    #[test]
+    fn local_store_round_trip() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = LocalStore::new(dir.path().join("s"));
+        let src = dir.path().join("src");
+        fs::write(&src, b"hello").unwrap();
+        let key = blob_key("abcdef");
+        assert!(!store.exists(&key).unwrap());
+        store.put_file(&key, &src).unwrap();
+        assert!(store.exists(&key).unwrap());
+        let mut body = String::new();
+        store.get(&key).unwrap().read_to_string(&mut body).unwrap();
+        assert_eq!(body, "hello");
+        assert_eq!(store.list("blobs/").unwrap(), Some(vec![key.clone()]));
+        assert!(matches!(
+            store.get("blobs/zz/none.zst"),
+            Err(StoreError::NotFound { .. })
+        ));
+        store.delete(&key).unwrap();
+        assert!(!store.exists(&key).unwrap());
+    }
+
+    #[test]
+    fn remote_schemes_are_refused_clearly() {
+        let err = open("s3://bucket/x", Path::new("/")).err().unwrap();
+        assert!(err.to_string().contains("s3://bucket/x"));
+    }
+}

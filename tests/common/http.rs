@@ -1,0 +1,250 @@
+//! A small HTTP/1.1 server on loopback for the tests: serves and stores
+//! files under a directory (GET with Range, HEAD, PUT, DELETE) and injects
+//! the faults a test asks for into blob downloads. Every response closes its
+//! connection, which keeps the server simple and exercises reconnects.
+
+#![allow(dead_code)]
+
+use std::collections::VecDeque;
+use std::fs;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread;
+use std::time::Duration;
+
+/// What to do to the next matching download.
+#[derive(Debug, Clone)]
+pub enum Fault {
+    /// Send this many bytes of the body, then close the connection.
+    Truncate(usize),
+    /// Flip one byte in the middle of the body.
+    Flip,
+    /// Answer with this status and no body.
+    Status(u16),
+    /// Answer 429 with `Retry-After: <secs>`.
+    TooMany(u64),
+    /// Accept the request and close without answering.
+    Drop,
+    /// Wait this long before answering.
+    Slow(Duration),
+}
+
+pub struct Server {
+    pub url: String,
+    pub root: PathBuf,
+    faults: Arc<Mutex<VecDeque<Fault>>>,
+    /// Flip a byte in every blob download, forever.
+    pub always_flip: Arc<AtomicBool>,
+    /// Refuse every request with 403.
+    pub deny: Arc<AtomicBool>,
+    requests: Arc<AtomicUsize>,
+    stop: Arc<AtomicBool>,
+}
+
+impl Server {
+    pub fn start(root: PathBuf) -> Server {
+        fs::create_dir_all(&root).unwrap();
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}/", listener.local_addr().unwrap());
+        let server = Server {
+            url,
+            root: root.clone(),
+            faults: Arc::default(),
+            always_flip: Arc::default(),
+            deny: Arc::default(),
+            requests: Arc::default(),
+            stop: Arc::default(),
+        };
+        let (faults, flip, deny, requests, stop) = (
+            server.faults.clone(),
+            server.always_flip.clone(),
+            server.deny.clone(),
+            server.requests.clone(),
+            server.stop.clone(),
+        );
+        thread::spawn(move || {
+            for conn in listener.incoming() {
+                if stop.load(Ordering::Relaxed) {
+                    break;
+                }
+                let Ok(conn) = conn else { continue };
+                let (root, faults, flip, deny, requests) = (
+                    root.clone(),
+                    faults.clone(),
+                    flip.clone(),
+                    deny.clone(),
+                    requests.clone(),
+                );
+                thread::spawn(move || {
+                    let _ = handle(conn, &root, &faults, &flip, &deny, &requests);
+                });
+            }
+        });
+        server
+    }
+
+    /// Faults for the next blob downloads, in order.
+    pub fn inject(&self, faults: impl IntoIterator<Item = Fault>) {
+        self.faults.lock().unwrap().extend(faults);
+    }
+
+    pub fn faults_left(&self) -> usize {
+        self.faults.lock().unwrap().len()
+    }
+
+    pub fn requests(&self) -> usize {
+        self.requests.load(Ordering::Relaxed)
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        // Wake the accept loop so it sees the flag.
+        let _ = TcpStream::connect(self.url.trim_start_matches("http://").trim_end_matches('/'));
+    }
+}
+
+fn respond(
+    conn: &mut TcpStream,
+    status: u16,
+    headers: &[(&str, String)],
+    body: &[u8],
+) -> std::io::Result<()> {
+    let mut head = format!("HTTP/1.1 {status} X\r\nConnection: close\r\n");
+    for (k, v) in headers {
+        head.push_str(&format!("{k}: {v}\r\n"));
+    }
+    head.push_str("\r\n");
+    conn.write_all(head.as_bytes())?;
+    conn.write_all(body)
+}
+
+fn handle(
+    mut conn: TcpStream,
+    root: &std::path::Path,
+    faults: &Mutex<VecDeque<Fault>>,
+    flip: &AtomicBool,
+    deny: &AtomicBool,
+    requests: &AtomicUsize,
+) -> std::io::Result<()> {
+    requests.fetch_add(1, Ordering::Relaxed);
+    let mut reader = BufReader::new(conn.try_clone()?);
+    let mut line = String::new();
+    reader.read_line(&mut line)?;
+    let mut parts = line.split_whitespace();
+    let (method, path) = (
+        parts.next().unwrap_or("").to_owned(),
+        parts.next().unwrap_or("/").to_owned(),
+    );
+    let (mut len, mut range) = (0usize, None::<usize>);
+    loop {
+        let mut h = String::new();
+        reader.read_line(&mut h)?;
+        let h = h.trim_end();
+        if h.is_empty() {
+            break;
+        }
+        let (k, v) = h.split_once(':').unwrap_or((h, ""));
+        match k.to_ascii_lowercase().as_str() {
+            "content-length" => len = v.trim().parse().unwrap_or(0),
+            "range" => {
+                range = v
+                    .trim()
+                    .strip_prefix("bytes=")
+                    .and_then(|r| r.trim_end_matches('-').parse().ok())
+            }
+            _ => {}
+        }
+    }
+    if deny.load(Ordering::Relaxed) {
+        return respond(&mut conn, 403, &[], b"");
+    }
+    let rel = path.trim_start_matches('/');
+    if rel.split('/').any(|c| c == ".." || c.is_empty()) {
+        return respond(&mut conn, 400, &[], b"");
+    }
+    let file = root.join(rel);
+    match method.as_str() {
+        "PUT" => {
+            let mut body = vec![0u8; len];
+            reader.read_exact(&mut body)?;
+            fs::create_dir_all(file.parent().unwrap())?;
+            let tmp = file.with_extension("upload");
+            fs::write(&tmp, body)?;
+            fs::rename(&tmp, &file)?;
+            respond(&mut conn, 201, &[("Content-Length", "0".into())], b"")
+        }
+        "DELETE" => {
+            let status = if fs::remove_file(&file).is_ok() {
+                204
+            } else {
+                404
+            };
+            respond(&mut conn, status, &[], b"")
+        }
+        "GET" | "HEAD" => {
+            let Ok(mut body) = fs::read(&file) else {
+                return respond(&mut conn, 404, &[("Content-Length", "0".into())], b"");
+            };
+            let is_blob = rel.starts_with("blobs/") && method == "GET";
+            let fault = if is_blob {
+                faults.lock().unwrap().pop_front()
+            } else {
+                None
+            };
+            if is_blob && flip.load(Ordering::Relaxed) {
+                let mid = body.len() / 2;
+                body[mid] ^= 0x20;
+            }
+            let full = body.len();
+            let start = range.unwrap_or(0).min(full);
+            let (status, mut headers) = match range {
+                Some(_) => (
+                    206,
+                    vec![(
+                        "Content-Range",
+                        format!("bytes {start}-{}/{full}", full.max(1) - 1),
+                    )],
+                ),
+                None => (200, vec![]),
+            };
+            let body = &mut body[start..];
+            headers.push(("Content-Length", body.len().to_string()));
+            match fault {
+                Some(Fault::Status(code)) => {
+                    respond(&mut conn, code, &[("Content-Length", "0".into())], b"")
+                }
+                Some(Fault::TooMany(secs)) => respond(
+                    &mut conn,
+                    429,
+                    &[
+                        ("Retry-After", secs.to_string()),
+                        ("Content-Length", "0".into()),
+                    ],
+                    b"",
+                ),
+                Some(Fault::Drop) => Ok(()),
+                Some(Fault::Truncate(n)) => {
+                    respond(&mut conn, status, &headers, &body[..n.min(body.len())])?;
+                    conn.shutdown(std::net::Shutdown::Both)
+                }
+                Some(Fault::Flip) => {
+                    let mid = body.len() / 2;
+                    body[mid] ^= 0x20;
+                    respond(&mut conn, status, &headers, body)
+                }
+                Some(Fault::Slow(d)) => {
+                    thread::sleep(d);
+                    respond(&mut conn, status, &headers, body)
+                }
+                None if method == "HEAD" => respond(&mut conn, status, &headers, b""),
+                None => respond(&mut conn, status, &headers, body),
+            }
+        }
+        _ => respond(&mut conn, 405, &[], b""),
+    }
+}
