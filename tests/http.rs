@@ -125,3 +125,29 @@ fn refused_and_unreachable_stores_say_so_and_keep_secrets() {
     );
     assert!(!dir.join("target").exists());
 }
+
+#[test]
+fn publish_and_seed_through_nginx_webdav() {
+    let w = world();
+    let nginx = common::http::Nginx::start(&w.root.join("nginx"), &w.root.join("nginx-store"));
+    let out = command("cargo", &w.ci)
+        .args(["seed", "publish", "--store", &nginx.url])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(stderr(&out).contains("Published"), "{}", stderr(&out));
+
+    let dir = w.clone_at(&w.commits.greet_changed);
+    let out = seed(&dir, &["--store", &nginx.url]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let build = cargo_build(&dir);
+    assert!(build.compiled.is_empty(), "{}", build.stderr);
+    assert!(run_app(&dir).starts_with("hi there, seed"));
+
+    // Publishing again uploads nothing new.
+    let out = command("cargo", &w.ci)
+        .args(["seed", "publish", "--store", &nginx.url])
+        .output()
+        .unwrap();
+    assert!(stderr(&out).contains(" 0 new blobs"), "{}", stderr(&out));
+}

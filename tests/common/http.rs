@@ -248,3 +248,71 @@ fn handle(
         _ => respond(&mut conn, 405, &[], b""),
     }
 }
+
+/// nginx from the system, serving `root` with WebDAV PUT/DELETE on a free
+/// loopback port, in the foreground, stopped on drop. `.ci/deps` installs it.
+pub struct Nginx {
+    pub url: String,
+    child: std::process::Child,
+}
+
+impl Nginx {
+    pub fn start(prefix: &std::path::Path, root: &std::path::Path) -> Nginx {
+        let bin = ["/usr/sbin/nginx", "/usr/local/sbin/nginx", "/usr/bin/nginx"]
+            .into_iter()
+            .find(|p| std::path::Path::new(p).exists())
+            .expect(
+                "nginx is not installed: run `bash .ci/deps` (Debian: apt-get install nginx-light)",
+            );
+        fs::create_dir_all(root).unwrap();
+        fs::create_dir_all(prefix.join("tmp")).unwrap();
+        let port = TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let p = prefix.display();
+        let conf = format!(
+            "daemon off;\nmaster_process off;\nworker_processes 1;\npid {p}/nginx.pid;\n\
+             error_log {p}/error.log;\nevents {{ worker_connections 256; }}\n\
+             http {{\n  access_log off;\n  client_body_temp_path {p}/tmp/body;\n\
+               proxy_temp_path {p}/tmp/proxy;\n  fastcgi_temp_path {p}/tmp/fastcgi;\n\
+               uwsgi_temp_path {p}/tmp/uwsgi;\n  scgi_temp_path {p}/tmp/scgi;\n\
+               server {{\n    listen 127.0.0.1:{port};\n    root {root};\n    client_max_body_size 0;\n\
+                 location / {{\n      dav_methods PUT DELETE;\n      create_full_put_path on;\n\
+                   dav_access user:rw group:r all:r;\n    }}\n  }}\n}}\n",
+            root = root.display()
+        );
+        let conf_path = prefix.join("nginx.conf");
+        fs::write(&conf_path, conf).unwrap();
+        let child = std::process::Command::new(bin)
+            .args(["-p"])
+            .arg(prefix)
+            .arg("-c")
+            .arg(&conf_path)
+            .arg("-e")
+            .arg(prefix.join("error.log"))
+            .spawn()
+            .unwrap();
+        for _ in 0..100 {
+            if TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                return Nginx {
+                    url: format!("http://127.0.0.1:{port}/"),
+                    child,
+                };
+            }
+            thread::sleep(Duration::from_millis(50));
+        }
+        panic!(
+            "nginx did not start: {}",
+            fs::read_to_string(prefix.join("error.log")).unwrap_or_default()
+        );
+    }
+}
+
+impl Drop for Nginx {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
