@@ -294,12 +294,14 @@ impl Nginx {
             .arg(prefix.join("error.log"))
             .spawn()
             .unwrap();
+        // Owned at once, so that it is stopped even if it never answers.
+        let nginx = Nginx {
+            url: format!("http://127.0.0.1:{port}/"),
+            child,
+        };
         for _ in 0..100 {
             if TcpStream::connect(("127.0.0.1", port)).is_ok() {
-                return Nginx {
-                    url: format!("http://127.0.0.1:{port}/"),
-                    child,
-                };
+                return nginx;
             }
             thread::sleep(Duration::from_millis(50));
         }
