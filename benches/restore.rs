@@ -5,6 +5,10 @@
 //! the same profile dir packed with `tar | zstd -3 -T0` and unpacked with
 //! `zstd -dc | tar -x`. Needs `git`, `tar` and `zstd` on PATH.
 
+// The tests' nginx harness, shared rather than written twice.
+#[path = "../tests/common/http.rs"]
+mod http;
+
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -33,6 +37,7 @@ fn measure(dir: &Path, program: &str, args: &[&str]) -> (f64, i64) {
         .current_dir(dir)
         .env_remove("CARGO_TARGET_DIR")
         .env("CI", "1")
+        .stdout(std::process::Stdio::null())
         .spawn()
         .unwrap();
     let pid = child.id() as libc::pid_t;
@@ -135,7 +140,32 @@ fn main() {
     // Large: this repository at HEAD.
     let large = root.join("large");
     fs::create_dir_all(&large).unwrap();
-    let (_, large_rss) = seed_bench(&large, "cargo-seed itself", repo);
+    let (large_local, large_rss) = seed_bench(&large, "cargo-seed itself", repo);
+
+    // The same snapshot over HTTP: nginx on loopback serving the store.
+    let nginx = http::Nginx::start(&root.join("nginx"), &large.join("store"));
+    let mut over_http = Vec::new();
+    for i in 0..RUNS {
+        let dev = large.join(format!("http-{i}/app"));
+        sh(&large, &format!("git clone -q {} {}", repo.display(), dev.display()));
+        over_http.push(measure(&dev, BIN, &["seed", "-q", "--store", &nginx.url]).0);
+    }
+    let h = median(over_http);
+    println!(
+        "cargo-seed itself over HTTP (nginx, loopback): restore {h:.3}s vs local store {large_local:.3}s ({:.2}x)",
+        h / large_local
+    );
+
+    // Resolution: the only snapshot is 200 commits behind HEAD.
+    let small_store = http::Nginx::start(&root.join("nginx-small"), &small.join("store"));
+    let res = root.join("resolve/app");
+    sh(&root, &format!("git clone -q {} {}", small.join("src").display(), res.display()));
+    sh(&res, "for i in $(seq 200); do git -c user.name=b -c user.email=b@b commit -q --allow-empty -m \"c$i\"; done");
+    let log = root.join("nginx-small/access.log");
+    let before = fs::read_to_string(&log).map(|l| l.lines().count()).unwrap_or(0);
+    let (t, _) = measure(&res, BIN, &["seed", "-q", "--dry-run", "--store", &small_store.url, "--max-distance", "250"]);
+    let requests = fs::read_to_string(&log).map(|l| l.lines().count()).unwrap_or(0) - before;
+    println!("resolution of the nearest snapshot 200 commits back over HTTP: {t:.3}s, {requests} requests");
 
     // Publishing the next commit stores only what changed.
     let ci = large.join("ci");

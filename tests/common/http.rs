@@ -275,7 +275,7 @@ impl Nginx {
         let conf = format!(
             "daemon off;\nmaster_process off;\nworker_processes 1;\npid {p}/nginx.pid;\n\
              error_log {p}/error.log;\nevents {{ worker_connections 256; }}\n\
-             http {{\n  access_log off;\n  client_body_temp_path {p}/tmp/body;\n\
+             http {{\n  access_log {p}/access.log;\n  client_body_temp_path {p}/tmp/body;\n\
                proxy_temp_path {p}/tmp/proxy;\n  fastcgi_temp_path {p}/tmp/fastcgi;\n\
                uwsgi_temp_path {p}/tmp/uwsgi;\n  scgi_temp_path {p}/tmp/scgi;\n\
                server {{\n    listen 127.0.0.1:{port};\n    root {root};\n    client_max_body_size 0;\n\
