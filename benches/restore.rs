@@ -147,7 +147,10 @@ fn main() {
     let mut over_http = Vec::new();
     for i in 0..RUNS {
         let dev = large.join(format!("http-{i}/app"));
-        sh(&large, &format!("git clone -q {} {}", repo.display(), dev.display()));
+        sh(
+            &large,
+            &format!("git clone -q {} {}", repo.display(), dev.display()),
+        );
         over_http.push(measure(&dev, BIN, &["seed", "-q", "--store", &nginx.url]).0);
     }
     let h = median(over_http);
@@ -159,12 +162,36 @@ fn main() {
     // Resolution: the only snapshot is 200 commits behind HEAD.
     let small_store = http::Nginx::start(&root.join("nginx-small"), &small.join("store"));
     let res = root.join("resolve/app");
-    sh(&root, &format!("git clone -q {} {}", small.join("src").display(), res.display()));
+    sh(
+        &root,
+        &format!(
+            "git clone -q {} {}",
+            small.join("src").display(),
+            res.display()
+        ),
+    );
     sh(&res, "for i in $(seq 200); do git -c user.name=b -c user.email=b@b commit -q --allow-empty -m \"c$i\"; done");
     let log = root.join("nginx-small/access.log");
-    let before = fs::read_to_string(&log).map(|l| l.lines().count()).unwrap_or(0);
-    let (t, _) = measure(&res, BIN, &["seed", "-q", "--dry-run", "--store", &small_store.url, "--max-distance", "250"]);
-    let requests = fs::read_to_string(&log).map(|l| l.lines().count()).unwrap_or(0) - before;
+    let before = fs::read_to_string(&log)
+        .map(|l| l.lines().count())
+        .unwrap_or(0);
+    let (t, _) = measure(
+        &res,
+        BIN,
+        &[
+            "seed",
+            "-q",
+            "--dry-run",
+            "--store",
+            &small_store.url,
+            "--max-distance",
+            "250",
+        ],
+    );
+    let requests = fs::read_to_string(&log)
+        .map(|l| l.lines().count())
+        .unwrap_or(0)
+        - before;
     println!("resolution of the nearest snapshot 200 commits back over HTTP: {t:.3}s, {requests} requests");
 
     // Publishing the next commit stores only what changed.

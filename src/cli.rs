@@ -89,6 +89,22 @@ pub enum Command {
         #[arg(last = true, value_name = "CARGO_BUILD_ARGS")]
         build_args: Vec<String>,
     },
+    /// Remove old snapshots, and blobs no snapshot references, from a store
+    Gc {
+        /// Keep snapshots published within this many days
+        #[arg(long, default_value_t = 90, value_name = "D")]
+        keep_days: u64,
+        /// Keep this many of the newest snapshots, however old
+        #[arg(long, default_value_t = 10, value_name = "N")]
+        keep_last: usize,
+        /// Never remove a blob written or used within this many hours (a
+        /// publish may be about to reference it)
+        #[arg(long, default_value_t = 24, value_name = "H")]
+        grace_hours: u64,
+        /// Say what would be removed; remove nothing
+        #[arg(long)]
+        dry_run: bool,
+    },
     /// List the snapshots reachable from HEAD and whether each is usable here
     List {
         /// How many generations back from HEAD to look
@@ -135,8 +151,17 @@ pub fn run(cli: Cli) -> Result<(), Error> {
         quiet: cli.global.quiet,
         verbose: cli.global.verbose,
     };
+    // gc looks after a store and may run where there is no workspace (on the
+    // machine that serves the store), given --store.
+    let flag = cli.global.store.as_deref();
+    if let (Some(Command::Gc { .. }), Some(spec)) = (&cli.command, flag) {
+        if Workspace::load(cli.global.manifest_path.as_deref()).is_err() {
+            let cwd = std::env::current_dir().unwrap_or_default();
+            return run_gc(&cli.command, store::open(spec, &cwd)?.as_ref(), ui);
+        }
+    }
     let ws = Workspace::load(cli.global.manifest_path.as_deref())?;
-    let store = open_store(&ws, cli.global.store.as_deref())?;
+    let store = open_store(&ws, flag)?;
     let profile = cli.global.profile.as_str();
     match cli.command {
         Some(Command::Publish { build_args }) => {
@@ -148,6 +173,7 @@ pub fn run(cli: Cli) -> Result<(), Error> {
             publish::publish(&ws, store.as_ref(), &opts, ui)?;
         }
         Some(Command::List { max_distance }) => list(&ws, store.as_ref(), profile, max_distance)?,
+        Some(Command::Gc { .. }) => run_gc(&cli.command, store.as_ref(), ui)?,
         None => {
             // Restoring stops cleanly at the next archive entry and removes
             // its staging directory; elsewhere Ctrl-C keeps its default.
@@ -168,6 +194,26 @@ pub fn run(cli: Cli) -> Result<(), Error> {
             }
         }
     }
+    Ok(())
+}
+
+fn run_gc(command: &Option<Command>, store: &dyn Store, ui: Ui) -> Result<(), Error> {
+    let Some(Command::Gc {
+        keep_days,
+        keep_last,
+        grace_hours,
+        dry_run,
+    }) = *command
+    else {
+        unreachable!("called for gc only")
+    };
+    let opts = crate::gc::GcOptions {
+        keep_days,
+        keep_last,
+        grace: std::time::Duration::from_secs(grace_hours.saturating_mul(3600)),
+        dry_run,
+    };
+    crate::gc::gc(store, &opts, ui)?;
     Ok(())
 }
 

@@ -17,6 +17,7 @@ pub mod depinfo;
 pub mod error;
 pub mod fingerprint;
 pub mod freshness;
+pub mod gc;
 pub mod git;
 pub mod incremental;
 pub mod manifest;

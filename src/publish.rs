@@ -83,9 +83,14 @@ pub fn publish(
         path: scratch.clone(),
         source,
     })?;
-    let result = pack_and_store(store, &profile_dir, &scratch, jobs, ui);
-    let _ = std::fs::remove_dir_all(&scratch);
-    let (units, new_blobs, new_bytes) = result?;
+    let result = pack_and_store(store, &profile_dir, &scratch, &jobs, ui);
+    let (units, new_blobs, new_bytes) = match result {
+        Ok(r) => r,
+        Err(e) => {
+            let _ = std::fs::remove_dir_all(&scratch);
+            return Err(e);
+        }
+    };
 
     let manifest = Manifest {
         schema: manifest::SCHEMA,
@@ -136,8 +141,12 @@ pub fn publish(
         path: tmp.clone(),
         source,
     })?;
-    let put = store.put_file(&key, &tmp);
+    let put = store
+        .put_file(&key, &tmp)
+        .map_err(Error::from)
+        .and_then(|()| repair(store, &profile_dir, &scratch, &jobs, &manifest.units));
     let _ = std::fs::remove_file(&tmp);
+    let _ = std::fs::remove_dir_all(&scratch);
     put?;
 
     let published = Published {
@@ -302,16 +311,44 @@ fn rustc_dep_info(profile_dir: &Path, members: &[PathBuf]) -> Option<String> {
         .find_map(|c| std::fs::read_to_string(profile_dir.join(c)).ok())
 }
 
+/// Puts back any blob of the snapshot that vanished after it was found in
+/// the store: a `gc` running at the same moment may delete a blob that was
+/// old and unreferenced when this publish saw it exist. Packing is
+/// deterministic, so the same files give the same blob again.
+fn repair(
+    store: &dyn Store,
+    profile_dir: &Path,
+    scratch: &Path,
+    jobs: &[Job],
+    units: &[Unit],
+) -> Result<(), Error> {
+    let present = pool::map(units, 16, |u| store.exists(&blob_key(&u.blob.sha256)))?;
+    for ((job, unit), present) in jobs.iter().zip(units).zip(present) {
+        if present {
+            continue;
+        }
+        let (again, _) = pack_one(store, profile_dir, scratch, job)?;
+        if again.blob.sha256 != unit.blob.sha256 {
+            return Err(Error::Io {
+                op: "re-upload a blob removed during publishing (its files changed meanwhile) for",
+                path: profile_dir.join(&unit.id),
+                source: std::io::Error::other("publish again"),
+            });
+        }
+    }
+    Ok(())
+}
+
 /// Packs every job on all cores and uploads the blobs the store lacks.
 /// Returns the units (with their blobs), the number of new blobs and bytes.
 fn pack_and_store(
     store: &dyn Store,
     profile_dir: &Path,
     scratch: &Path,
-    jobs: Vec<Job>,
+    jobs: &[Job],
     ui: Ui,
 ) -> Result<(Vec<Unit>, usize, u64), Error> {
-    let packed = pool::map(&jobs, pool::threads(), |job| {
+    let packed = pool::map(jobs, pool::threads(), |job| {
         pack_one(store, profile_dir, scratch, job)
     })?;
     let mut units = Vec::new();
@@ -342,6 +379,8 @@ fn pack_one(
     let blob = archive::pack(profile_dir, &job.members, &tmp)?;
     let key = blob_key(&blob.sha256);
     let uploaded = if store.exists(&key)? {
+        // Fresh again, so that a concurrent gc's grace period covers it.
+        store.touch(&key)?;
         false
     } else {
         store.put_file(&key, &tmp)?;

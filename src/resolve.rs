@@ -57,7 +57,7 @@ pub fn snapshots_at(
     // A store that cannot list (plain HTTP) is asked for the one manifest
     // this toolchain, target and profile would use.
     let (keys, exact) = match store.list(&prefix)? {
-        Some(keys) => (keys, false),
+        Some(listed) => (listed.into_iter().map(|l| l.key).collect(), false),
         None => {
             let variant = crate::manifest::variant(&want.profile, &want.target, &want.toolchain);
             (vec![format!("{prefix}{variant}.json")], true)

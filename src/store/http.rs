@@ -16,7 +16,7 @@ use reqwest::blocking::{Client, RequestBuilder, Response};
 use reqwest::header::{CONTENT_LENGTH, CONTENT_RANGE, RANGE, RETRY_AFTER};
 use reqwest::StatusCode;
 
-use super::{Store, StoreError};
+use super::{Listing, Store, StoreError};
 
 /// How many times a request is sent before its failure is reported.
 const ATTEMPTS: u32 = 5;
@@ -213,7 +213,7 @@ impl Store for HttpStore {
         Ok(())
     }
 
-    fn list(&self, _prefix: &str) -> Result<Option<Vec<String>>, StoreError> {
+    fn list(&self, _prefix: &str) -> Result<Option<Vec<Listing>>, StoreError> {
         Ok(None)
     }
 

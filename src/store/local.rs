@@ -5,7 +5,9 @@ use std::io::{self, Read};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use super::{Store, StoreError};
+use std::time::SystemTime;
+
+use super::{Listing, Store, StoreError};
 
 /// A directory on a local (or mounted) file system.
 pub struct LocalStore {
@@ -80,7 +82,7 @@ impl Store for LocalStore {
         })
     }
 
-    fn list(&self, prefix: &str) -> Result<Option<Vec<String>>, StoreError> {
+    fn list(&self, prefix: &str) -> Result<Option<Vec<Listing>>, StoreError> {
         let mut out = Vec::new();
         let mut stack = vec![self.path(prefix)];
         while let Some(dir) = stack.pop() {
@@ -95,12 +97,33 @@ impl Store for LocalStore {
                 if entry.file_type().map_err(self.io("list", prefix))?.is_dir() {
                     stack.push(path);
                 } else if let Ok(rel) = path.strip_prefix(&self.root) {
-                    out.push(rel.to_string_lossy().replace('\\', "/"));
+                    let meta = entry.metadata().map_err(self.io("list", prefix))?;
+                    out.push(Listing {
+                        key: rel.to_string_lossy().replace('\\', "/"),
+                        modified: meta.modified().map_err(self.io("list", prefix))?,
+                        size: meta.len(),
+                    });
                 }
             }
         }
-        out.sort();
+        out.sort_by(|a, b| a.key.cmp(&b.key));
         Ok(Some(out))
+    }
+
+    fn modified(&self, key: &str) -> Result<Option<SystemTime>, StoreError> {
+        match fs::metadata(self.path(key)) {
+            Ok(m) => Ok(Some(m.modified().map_err(self.io("look up", key))?)),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(self.io("look up", key)(e)),
+        }
+    }
+
+    fn touch(&self, key: &str) -> Result<(), StoreError> {
+        fs::File::options()
+            .write(true)
+            .open(self.path(key))
+            .and_then(|f| f.set_modified(SystemTime::now()))
+            .map_err(self.io("touch", key))
     }
 
     fn delete(&self, key: &str) -> Result<(), StoreError> {

@@ -12,6 +12,7 @@
 
 use std::io::{self, Read};
 use std::path::{Path, PathBuf};
+use std::time::SystemTime;
 
 mod http;
 mod local;
@@ -59,10 +60,28 @@ pub trait Store: Send + Sync {
     /// Stores the contents of `src` under `key`, atomically. `src` may be
     /// consumed (moved) by the store.
     fn put_file(&self, key: &str, src: &Path) -> Result<(), StoreError>;
-    /// Keys directly or indirectly under `prefix` (which ends with `/`), or
-    /// `None` if this kind of store cannot list (plain HTTP).
-    fn list(&self, prefix: &str) -> Result<Option<Vec<String>>, StoreError>;
+    /// Objects directly or indirectly under `prefix` (which ends with `/`),
+    /// or `None` if this kind of store cannot list (plain HTTP).
+    fn list(&self, prefix: &str) -> Result<Option<Vec<Listing>>, StoreError>;
     fn delete(&self, key: &str) -> Result<(), StoreError>;
+    /// When the object was last written or touched, if the store can tell.
+    fn modified(&self, _key: &str) -> Result<Option<SystemTime>, StoreError> {
+        Ok(None)
+    }
+    /// Marks an existing object as just used, so that `gc`'s grace period
+    /// protects a blob a publish is about to reference. A no-op where the
+    /// store cannot (plain HTTP, where gc cannot run either).
+    fn touch(&self, _key: &str) -> Result<(), StoreError> {
+        Ok(())
+    }
+}
+
+/// One object found by [`Store::list`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Listing {
+    pub key: String,
+    pub modified: SystemTime,
+    pub size: u64,
 }
 
 pub fn blob_key(sha256: &str) -> String {
@@ -117,7 +136,18 @@ mod tests {
         let mut body = String::new();
         store.get(&key).unwrap().read_to_string(&mut body).unwrap();
         assert_eq!(body, "hello");
-        assert_eq!(store.list("blobs/").unwrap(), Some(vec![key.clone()]));
+        let listed = store.list("blobs/").unwrap().unwrap();
+        assert_eq!(listed.iter().map(|l| &l.key).collect::<Vec<_>>(), [&key]);
+        let old = std::time::SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(1000);
+        fs::File::options()
+            .write(true)
+            .open(dir.path().join("s").join(&key))
+            .unwrap()
+            .set_modified(old)
+            .unwrap();
+        assert_eq!(store.modified(&key).unwrap(), Some(old));
+        store.touch(&key).unwrap();
+        assert!(store.modified(&key).unwrap().unwrap() > old);
         assert!(matches!(
             store.get("blobs/zz/none.zst"),
             Err(StoreError::NotFound { .. })
