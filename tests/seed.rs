@@ -18,12 +18,6 @@ fn world() -> &'static World {
 const WORKSPACE: [&str; 4] = ["app", "gen", "greet", "shout"];
 const REGISTRY: [&str; 2] = ["itoa", "memchr"];
 
-fn sorted(v: &[&str]) -> Vec<String> {
-    let mut v: Vec<String> = v.iter().map(|s| s.to_string()).collect();
-    v.sort();
-    v
-}
-
 fn stderr(out: &std::process::Output) -> String {
     text(&out.stderr)
 }
@@ -82,12 +76,7 @@ fn older_snapshot_by_commit_rebuilds_the_changed_member_and_its_dependents() {
     );
 
     let build = cargo_build(&dir);
-    assert_eq!(
-        build.compiled,
-        sorted(&["app", "greet"]),
-        "{}",
-        build.stderr
-    );
+    assert_compiled(&build, &["app", "greet"]);
     assert_eq!(build.fresh, sorted(&["gen", "itoa", "memchr", "shout"]));
     assert!(run_app(&dir).starts_with("hi there, seed"));
 
@@ -114,7 +103,7 @@ fn build_script_input_change_reruns_the_build_script() {
 
     let build = cargo_build(&dir);
     assert_eq!(build.ran_build_scripts, 1, "{}", build.stderr);
-    assert_eq!(build.compiled, sorted(&["app", "gen"]), "{}", build.stderr);
+    assert_compiled(&build, &["app", "gen"]);
     assert!(run_app(&dir).contains("generated: regenerated\n"));
 }
 
@@ -130,12 +119,7 @@ fn uncommitted_edit_older_than_the_snapshot_is_rebuilt() {
     assert_seeded(&out);
 
     let build = cargo_build(&dir);
-    assert_eq!(
-        build.compiled,
-        sorted(&["app", "shout"]),
-        "{}",
-        build.stderr
-    );
+    assert_compiled(&build, &["app", "shout"]);
     assert!(run_app(&dir).contains("shout: QUIET!!\n"));
 }
 
@@ -318,15 +302,13 @@ fn bad_stores_fail_clearly_and_leave_the_build_dir_as_it_was() {
         let blob_dir = hostile.join("blobs").join(&sha[..2]);
         fs::create_dir_all(&blob_dir).unwrap();
         fs::write(blob_dir.join(format!("{sha}.zst")), &zst).unwrap();
-        let path = World::manifest_path(&hostile, target);
-        let mut m = World::manifest(&hostile, target);
-        for u in m["units"].as_array_mut().unwrap() {
-            if u["name"] == victim {
-                u["blob"] =
-                    serde_json::json!({"sha256": sha, "size": zst.len(), "unpacked": tar.len()});
+        World::edit_manifest(&hostile, target, |m| {
+            for u in m["units"].as_array_mut().unwrap() {
+                if u["name"] == victim {
+                    u["blob"] = serde_json::json!({"sha256": sha, "size": zst.len(), "unpacked": tar.len()});
+                }
             }
-        }
-        fs::write(&path, serde_json::to_vec(&m).unwrap()).unwrap();
+        });
         let out = seed(
             &dir,
             &[
@@ -426,11 +408,10 @@ fn no_usable_snapshot_has_its_own_exit_code_and_says_why() {
 
     // A snapshot from another toolchain is skipped, and the reason is named.
     let other = w.store_copy("other-toolchain");
-    let path = World::manifest_path(&other, &w.commits.base);
-    let mut m = World::manifest(&other, &w.commits.base);
-    m["toolchain"]["verbose_version"] = "rustc 1.80.0 (051478957 2024-07-21)".into();
-    m["toolchain"]["release"] = "1.80.0".into();
-    fs::write(&path, serde_json::to_vec(&m).unwrap()).unwrap();
+    World::edit_manifest(&other, &w.commits.base, |m| {
+        m["toolchain"]["verbose_version"] = "rustc 1.80.0 (051478957 2024-07-21)".into();
+        m["toolchain"]["release"] = "1.80.0".into();
+    });
     let out = seed(
         &dir,
         &[

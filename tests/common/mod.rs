@@ -92,6 +92,18 @@ pub struct BuildReport {
     pub stderr: String,
 }
 
+/// Sorted owned names, to compare with a [`BuildReport`]'s lists.
+pub fn sorted(v: &[&str]) -> Vec<String> {
+    let mut v: Vec<String> = v.iter().map(|s| s.to_string()).collect();
+    v.sort();
+    v
+}
+
+/// Asserts exactly these packages compiled, showing cargo's output if not.
+pub fn assert_compiled(build: &BuildReport, expected: &[&str]) {
+    assert_eq!(build.compiled, sorted(expected), "{}", build.stderr);
+}
+
 pub fn cargo_build(dir: &Path) -> BuildReport {
     let out = ok(command("cargo", dir).args(["build", "-v"]));
     let stderr = text(&out.stderr);
@@ -307,6 +319,17 @@ impl World {
 
     pub fn manifest(store: &Path, commit: &str) -> serde_json::Value {
         serde_json::from_slice(&fs::read(Self::manifest_path(store, commit)).unwrap()).unwrap()
+    }
+
+    /// Rewrites `commit`'s manifest in `store` through `edit`.
+    pub fn edit_manifest(store: &Path, commit: &str, edit: impl FnOnce(&mut serde_json::Value)) {
+        let mut m = Self::manifest(store, commit);
+        edit(&mut m);
+        fs::write(
+            Self::manifest_path(store, commit),
+            serde_json::to_vec(&m).unwrap(),
+        )
+        .unwrap();
     }
 }
 
