@@ -11,7 +11,7 @@ use std::time::{Instant, SystemTime};
 
 use crate::git;
 use crate::manifest::{self, Blob, Check, Manifest, Unit, UnitKind};
-use crate::snapshot::{self, LiveUnit};
+use crate::snapshot;
 use crate::store::{blob_key, snapshot_prefix, Store};
 use crate::toolchain::Toolchain;
 use crate::ui::{self, Ui};
@@ -179,9 +179,10 @@ pub fn publish(
 fn plan(
     ws: &Workspace,
     profile_dir: &Path,
-    live: &std::collections::BTreeMap<String, LiveUnit>,
+    live: &snapshot::LiveBuild,
 ) -> Result<(Vec<Job>, bool), Error> {
-    let outputs = snapshot::outputs_by_hash(profile_dir)?;
+    let outputs = &live.outputs_by_hash;
+    let live = &live.units;
     let mut fingerprints = HashMap::new();
     let mut id_of_hash: HashMap<u64, &str> = HashMap::new();
     for id in live.keys() {

@@ -158,11 +158,15 @@ fn inode_key(_: &fs::Metadata) -> Option<(u64, u64)> {
     None
 }
 
+/// The units of the current build, and the files of `deps/` and `examples/`
+/// by unit hash (read once, for both).
+pub struct LiveBuild {
+    pub units: BTreeMap<String, LiveUnit>,
+    pub outputs_by_hash: HashMap<String, Vec<PathBuf>>,
+}
+
 /// The units of the build that produced `messages`, keyed by id.
-pub fn live_units(
-    profile_dir: &Path,
-    messages: &[Message],
-) -> Result<BTreeMap<String, LiveUnit>, SnapshotError> {
+pub fn live_units(profile_dir: &Path, messages: &[Message]) -> Result<LiveBuild, SnapshotError> {
     let index = OutputIndex::scan(profile_dir)?;
     let fp_dir = profile_dir.join(".fingerprint");
     let mut id_of_hash = HashMap::new();
@@ -271,7 +275,10 @@ pub fn live_units(
             );
         }
     }
-    Ok(units)
+    Ok(LiveBuild {
+        units,
+        outputs_by_hash: index.by_hash,
+    })
 }
 
 /// `serde` from `registry+https://…#serde@1.0.0` or `path+file:///…/app#0.1.0`.
@@ -323,11 +330,6 @@ pub fn owns(id: &str, path: &Path, is_dir: bool) -> bool {
         }
         _ => false,
     }
-}
-
-/// The `deps/` and `examples/` outputs of every unit, by unit hash.
-pub fn outputs_by_hash(profile_dir: &Path) -> Result<HashMap<String, Vec<PathBuf>>, SnapshotError> {
-    Ok(OutputIndex::scan(profile_dir)?.by_hash)
 }
 
 /// rustc's incremental directories of the given crates, session by session,
