@@ -113,13 +113,20 @@ impl Error {
             Error::Store(StoreError::Denied { .. }) => Some(
                 "check the store's credentials: CARGO_SEED_TOKEN for HTTP, AWS_* for S3".into(),
             ),
+            Error::Store(StoreError::Http { store, .. }) if store.starts_with("s3://") => Some(
+                "check the bucket, AWS_ENDPOINT_URL and AWS_REGION, and that the endpoint is reachable (HTTPS_PROXY/NO_PROXY)"
+                    .into(),
+            ),
             Error::Store(StoreError::Http { .. }) => Some(
                 "check that the store is reachable (--store, CARGO_SEED_STORE, HTTPS_PROXY/NO_PROXY)"
                     .into(),
             ),
-            Error::Store(StoreError::Unsupported { .. }) => {
-                Some("use a directory path, a file:// URL or an http(s):// URL".into())
-            }
+            Error::Store(StoreError::Config { .. }) => Some(
+                "check --store (or CARGO_SEED_STORE) and, for S3, the AWS_* environment".into(),
+            ),
+            Error::Store(StoreError::Unsupported { .. }) => Some(
+                "use a directory path, a file:// URL, an http(s):// URL or s3://bucket/prefix".into(),
+            ),
             _ => None,
         }
     }

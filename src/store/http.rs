@@ -47,10 +47,8 @@ impl HttpStore {
             .timeout(Duration::from_secs(60))
             .user_agent(concat!("cargo-seed/", env!("CARGO_PKG_VERSION")))
             .build()
-            .map_err(|e| StoreError::Http {
+            .map_err(|e| StoreError::Config {
                 store: base.clone(),
-                op: "set up",
-                key: String::new(),
                 detail: e.to_string(),
             })?;
         let token = std::env::var("CARGO_SEED_TOKEN")

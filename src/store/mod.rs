@@ -16,9 +16,11 @@ use std::time::SystemTime;
 
 mod http;
 mod local;
+mod s3;
 
 pub use http::HttpStore;
 pub use local::LocalStore;
+pub use s3::S3Store;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -32,7 +34,9 @@ pub enum StoreError {
         #[source]
         source: io::Error,
     },
-    #[error("unsupported store `{spec}`: use a directory, a file:// URL or an http(s):// URL")]
+    #[error("{store}: {detail}")]
+    Config { store: String, detail: String },
+    #[error("unsupported store `{spec}`: use a directory, a file:// URL, an http(s):// URL or s3://bucket/prefix")]
     Unsupported { spec: String },
     #[error("{store}: {op} `{key}` was refused (HTTP {status})")]
     Denied {
@@ -92,14 +96,17 @@ pub fn snapshot_prefix(commit: &str) -> String {
     format!("snapshots/{commit}/")
 }
 
-/// Opens the store named by `spec`: a directory path, a `file://` URL or an
-/// `http(s)://` URL.
+/// Opens the store named by `spec`: a directory path, a `file://` URL, an
+/// `http(s)://` URL or `s3://bucket/prefix`.
 pub fn open(spec: &str, relative_to: &Path) -> Result<Box<dyn Store>, StoreError> {
     if let Some(path) = spec.strip_prefix("file://") {
         return Ok(Box::new(LocalStore::new(PathBuf::from(path))));
     }
     if spec.starts_with("http://") || spec.starts_with("https://") {
         return Ok(Box::new(HttpStore::new(spec)?));
+    }
+    if spec.starts_with("s3://") {
+        return Ok(Box::new(S3Store::new(spec)?));
     }
     if spec.contains("://") {
         return Err(StoreError::Unsupported {
@@ -158,7 +165,7 @@ mod tests {
 
     #[test]
     fn remote_schemes_are_refused_clearly() {
-        let err = open("s3://bucket/x", Path::new("/")).err().unwrap();
-        assert!(err.to_string().contains("s3://bucket/x"));
+        let err = open("gs://bucket/x", Path::new("/")).err().unwrap();
+        assert!(err.to_string().contains("gs://bucket/x"));
     }
 }

@@ -7,6 +7,7 @@
 #![allow(dead_code)]
 
 pub mod http;
+pub mod s3;
 
 use std::collections::BTreeMap;
 use std::fs;

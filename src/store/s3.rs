@@ -1,0 +1,424 @@
+//! A store in S3-compatible object storage (AWS S3, R2, MinIO, GCS's
+//! interoperability endpoint, …), spoken through the `object_store` crate.
+//!
+//! `s3://bucket/prefix` names the bucket and a key prefix; everything else
+//! comes from the standard AWS environment (`AWS_ACCESS_KEY_ID`,
+//! `AWS_SECRET_ACCESS_KEY`, `AWS_SESSION_TOKEN`, `AWS_REGION`,
+//! `AWS_ENDPOINT_URL`, …). Plain `http://` endpoints are allowed on loopback
+//! only, unless `AWS_ALLOW_HTTP=true` says otherwise.
+//!
+//! Requests are retried by `object_store` (5xx, 429, connection errors, with
+//! bounded backoff), and a download whose body breaks is resumed from where
+//! it stopped, pinned to the same ETag. Objects are written whole: a single
+//! PUT, or a multipart upload completed in one request, so a key never shows
+//! a partial object.
+
+use std::io::{self, Read};
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use futures_util::stream::{BoxStream, StreamExt};
+use object_store::aws::{AmazonS3, AmazonS3Builder, AmazonS3ConfigKey, S3CopyIfNotExists};
+use object_store::path::Path as ObjectPath;
+use object_store::{
+    BackoffConfig, ClientOptions, CopyMode, CopyOptions, ObjectStore, ObjectStoreExt, PutPayload,
+    RetryConfig, WriteMultipart,
+};
+use tokio::runtime::Runtime;
+
+use super::{Listing, Store, StoreError};
+
+/// Objects up to this size go up in one PUT; larger ones in parts of it.
+const PART_SIZE: usize = 8 << 20;
+/// Parts of one upload in flight at once.
+const PARTS_IN_FLIGHT: usize = 4;
+
+pub struct S3Store {
+    /// `s3://bucket/prefix`, for messages.
+    location: String,
+    /// The key prefix, without leading or trailing `/`; may be empty.
+    prefix: String,
+    client: AmazonS3,
+    /// The same bucket, configured to send `x-amz-metadata-directive:
+    /// REPLACE` with a copy: see [`Store::touch`].
+    toucher: AmazonS3,
+    runtime: Arc<Runtime>,
+}
+
+impl S3Store {
+    /// `url` is `s3://bucket[/prefix]`.
+    pub fn new(url: &str) -> Result<S3Store, StoreError> {
+        let setup = |detail: String| StoreError::Config {
+            store: url.to_owned(),
+            detail,
+        };
+        let rest = url.strip_prefix("s3://").unwrap_or(url);
+        let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
+        let prefix = prefix.trim_matches('/').to_owned();
+        if bucket.is_empty() {
+            return Err(setup("no bucket: write s3://bucket/prefix".into()));
+        }
+        let location = if prefix.is_empty() {
+            format!("s3://{bucket}")
+        } else {
+            format!("s3://{bucket}/{prefix}")
+        };
+
+        let mut builder = AmazonS3Builder::from_env()
+            .with_bucket_name(bucket)
+            .with_retry(RetryConfig {
+                backoff: BackoffConfig {
+                    init_backoff: Duration::from_millis(100),
+                    max_backoff: Duration::from_secs(5),
+                    base: 2.0,
+                },
+                max_retries: 5,
+                retry_timeout: Duration::from_secs(120),
+            })
+            .with_client_options(
+                ClientOptions::new()
+                    .with_connect_timeout(Duration::from_secs(10))
+                    .with_timeout(Duration::from_secs(60))
+                    .with_user_agent(
+                        concat!("cargo-seed/", env!("CARGO_PKG_VERSION"))
+                            .parse()
+                            .expect("a valid header value"),
+                    ),
+            );
+        let endpoint = builder.get_config_value(&AmazonS3ConfigKey::Endpoint);
+        if endpoint.as_deref().is_some_and(is_loopback_http) {
+            builder = builder.with_allow_http(true);
+        } else if let Some(e) = endpoint.filter(|e| e.starts_with("http://")) {
+            let allowed = std::env::var("AWS_ALLOW_HTTP").is_ok_and(|v| v == "true");
+            if !allowed {
+                return Err(setup(format!(
+                    "AWS_ENDPOINT_URL `{e}` is plain http on another machine; use https, \
+                     or set AWS_ALLOW_HTTP=true to send requests unencrypted"
+                )));
+            }
+        }
+        let client = builder.clone().build().map_err(|e| setup(e.to_string()))?;
+        // S3 has no "touch". Copying an object onto itself refreshes its
+        // LastModified, and S3 accepts that copy only when it replaces the
+        // metadata. `object_store` sends a configured header with a
+        // create-mode copy, which is how that header is sent here.
+        let toucher = builder
+            .with_copy_if_not_exists(S3CopyIfNotExists::Header(
+                "x-amz-metadata-directive".into(),
+                "REPLACE".into(),
+            ))
+            .build()
+            .map_err(|e| setup(e.to_string()))?;
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .thread_name("cargo-seed-s3")
+            .enable_all()
+            .build()
+            .map_err(|e| setup(e.to_string()))?;
+        Ok(S3Store {
+            location,
+            prefix,
+            client,
+            toucher,
+            runtime: Arc::new(runtime),
+        })
+    }
+
+    fn path(&self, key: &str) -> ObjectPath {
+        if self.prefix.is_empty() {
+            ObjectPath::from(key)
+        } else {
+            ObjectPath::from(format!("{}/{key}", self.prefix))
+        }
+    }
+
+    /// The store's key for an object's full path.
+    fn key_of<'a>(&self, path: &'a str) -> &'a str {
+        if self.prefix.is_empty() {
+            path
+        } else {
+            path.strip_prefix(self.prefix.as_str())
+                .and_then(|p| p.strip_prefix('/'))
+                .unwrap_or(path)
+        }
+    }
+
+    fn error(&self, op: &'static str, key: &str, e: object_store::Error) -> StoreError {
+        if let object_store::Error::NotFound { .. } = e {
+            return StoreError::NotFound {
+                store: self.location(),
+                key: key.to_owned(),
+            };
+        }
+        let full = one_line(&e);
+        match status_of(&full) {
+            Some(status @ (401 | 403)) => StoreError::Denied {
+                store: self.location(),
+                op,
+                key: key.to_owned(),
+                status,
+            },
+            _ => StoreError::Http {
+                store: self.location(),
+                op,
+                key: key.to_owned(),
+                detail: summarize(&full),
+            },
+        }
+    }
+
+    async fn upload(&self, path: &ObjectPath, src: &Path) -> io::Result<()> {
+        let io = |e: object_store::Error| io::Error::other(summarize(&one_line(&e)));
+        let mut file = std::fs::File::open(src)?;
+        let len = file.metadata()?.len();
+        if len <= PART_SIZE as u64 {
+            let mut body = Vec::with_capacity(len as usize);
+            file.read_to_end(&mut body)?;
+            self.client
+                .put(path, PutPayload::from(body))
+                .await
+                .map_err(io)?;
+            return Ok(());
+        }
+        let upload = self.client.put_multipart(path).await.map_err(io)?;
+        let mut writer = WriteMultipart::new_with_chunk_size(upload, PART_SIZE);
+        let mut buf = vec![0u8; 1 << 20];
+        let written: io::Result<()> = async {
+            loop {
+                let n = file.read(&mut buf)?;
+                if n == 0 {
+                    return Ok(());
+                }
+                writer
+                    .wait_for_capacity(PARTS_IN_FLIGHT)
+                    .await
+                    .map_err(io)?;
+                writer.write(&buf[..n]);
+            }
+        }
+        .await;
+        match written {
+            Ok(()) => writer.finish().await.map(drop).map_err(io),
+            Err(e) => {
+                let _ = writer.abort().await;
+                Err(e)
+            }
+        }
+    }
+}
+
+/// Whether `endpoint` is a plain-http URL to this machine.
+fn is_loopback_http(endpoint: &str) -> bool {
+    let Some(rest) = endpoint.strip_prefix("http://") else {
+        return false;
+    };
+    let authority = rest.split('/').next().unwrap_or("");
+    let host = match authority.strip_prefix('[') {
+        Some(v6) => v6.split(']').next().unwrap_or(""),
+        None => authority.rsplit_once(':').map_or(authority, |(h, _)| h),
+    };
+    host == "localhost"
+        || host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
+}
+
+/// The HTTP status in an `object_store` error's text, if it has one.
+fn status_of(text: &str) -> Option<u16> {
+    let at = text.find("status code: ")? + "status code: ".len();
+    text[at..].get(..3)?.parse().ok()
+}
+
+/// An `object_store` error, shortened for one line: the HTTP status and the
+/// S3 error code where the server sent them (not the whole XML body), else
+/// the cause of the last attempt and how many were made.
+fn summarize(full: &str) -> String {
+    let code = full
+        .split_once("<Code>")
+        .and_then(|(_, rest)| rest.split_once("</Code>"))
+        .map(|(code, _)| code);
+    if let (Some(status), Some(code)) = (status_of(full), code) {
+        return format!("HTTP {status} {code}");
+    }
+    let retries = full
+        .split_once(", after ")
+        .and_then(|(_, rest)| rest.split_once(" retries"))
+        .map(|(n, _)| n);
+    // object_store writes "Error performing GET <url> in <time>[, after N
+    // retries, …] - <cause>".
+    match full.rsplit_once(" - ") {
+        Some((_, cause)) => match retries {
+            Some(n) => format!("{} (after {n} retries)", cause.trim()),
+            None => cause.trim().to_owned(),
+        },
+        None => full.to_owned(),
+    }
+}
+
+/// An error and its causes in one line.
+fn one_line(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut source = e.source();
+    while let Some(inner) = source {
+        let text = inner.to_string();
+        if !s.contains(&text) {
+            s.push_str(": ");
+            s.push_str(&text);
+        }
+        source = inner.source();
+    }
+    s.replace('\n', " ")
+}
+
+impl Store for S3Store {
+    fn location(&self) -> String {
+        self.location.clone()
+    }
+
+    fn get(&self, key: &str) -> Result<Box<dyn Read + Send>, StoreError> {
+        let path = self.path(key);
+        let result = self
+            .runtime
+            .block_on(self.client.get(&path))
+            .map_err(|e| self.error("download", key, e))?;
+        Ok(Box::new(Download {
+            runtime: self.runtime.clone(),
+            stream: result.into_stream(),
+            chunk: bytes::Bytes::new(),
+            what: format!("{}/{key}", self.location),
+        }))
+    }
+
+    fn exists(&self, key: &str) -> Result<bool, StoreError> {
+        match self.runtime.block_on(self.client.head(&self.path(key))) {
+            Ok(_) => Ok(true),
+            Err(object_store::Error::NotFound { .. }) => Ok(false),
+            Err(e) => Err(self.error("look up", key, e)),
+        }
+    }
+
+    fn put_file(&self, key: &str, src: &Path) -> Result<(), StoreError> {
+        self.runtime
+            .block_on(self.upload(&self.path(key), src))
+            .map_err(|source| StoreError::Io {
+                store: self.location(),
+                op: "upload",
+                key: key.to_owned(),
+                source,
+            })
+    }
+
+    fn list(&self, prefix: &str) -> Result<Option<Vec<Listing>>, StoreError> {
+        let path = self.path(prefix.trim_end_matches('/'));
+        let metas = self.runtime.block_on(async {
+            let mut out = Vec::new();
+            let mut stream = self.client.list(Some(&path));
+            while let Some(meta) = stream.next().await {
+                out.push(meta?);
+            }
+            Ok::<_, object_store::Error>(out)
+        });
+        let metas = metas.map_err(|e| self.error("list", prefix, e))?;
+        Ok(Some(
+            metas
+                .into_iter()
+                .map(|m| Listing {
+                    key: self.key_of(m.location.as_ref()).to_owned(),
+                    modified: m.last_modified.into(),
+                    size: m.size,
+                })
+                .collect(),
+        ))
+    }
+
+    fn delete(&self, key: &str) -> Result<(), StoreError> {
+        match self.runtime.block_on(self.client.delete(&self.path(key))) {
+            Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
+            Err(e) => Err(self.error("delete", key, e)),
+        }
+    }
+
+    fn modified(&self, key: &str) -> Result<Option<SystemTime>, StoreError> {
+        match self.runtime.block_on(self.client.head(&self.path(key))) {
+            Ok(meta) => Ok(Some(meta.last_modified.into())),
+            Err(object_store::Error::NotFound { .. }) => Ok(None),
+            Err(e) => Err(self.error("look up", key, e)),
+        }
+    }
+
+    fn touch(&self, key: &str) -> Result<(), StoreError> {
+        let path = self.path(key);
+        let copy =
+            self.toucher
+                .copy_opts(&path, &path, CopyOptions::new().with_mode(CopyMode::Create));
+        self.runtime
+            .block_on(copy)
+            .map_err(|e| self.error("refresh", key, e))
+    }
+}
+
+/// A streaming download. `object_store` retries a body that breaks
+/// mid-way with a ranged GET pinned to the object's ETag.
+struct Download {
+    runtime: Arc<Runtime>,
+    stream: BoxStream<'static, object_store::Result<bytes::Bytes>>,
+    chunk: bytes::Bytes,
+    what: String,
+}
+
+impl Read for Download {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        while self.chunk.is_empty() {
+            match self.runtime.block_on(self.stream.next()) {
+                None => return Ok(0),
+                Some(Ok(chunk)) => self.chunk = chunk,
+                Some(Err(e)) => {
+                    return Err(io::Error::other(format!(
+                        "download of {} failed: {}",
+                        self.what,
+                        summarize(&one_line(&e))
+                    )))
+                }
+            }
+        }
+        let n = buf.len().min(self.chunk.len());
+        buf[..n].copy_from_slice(&self.chunk[..n]);
+        let _ = self.chunk.split_to(n);
+        Ok(n)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn errors_are_shortened_to_status_and_code() {
+        let listing = "Generic S3 error: Error performing list request: Error performing GET \
+            http://127.0.0.1:5055/nobucket?list-type=2 in 22ms - Server returned non-2xx status \
+            code: 404 Not Found: <?xml version=\"1.0\"?> <Error><Code>NoSuchBucket</Code>\
+            <Message>The specified bucket does not exist</Message></Error>";
+        assert_eq!(status_of(listing), Some(404));
+        assert_eq!(summarize(listing), "HTTP 404 NoSuchBucket");
+        let refused = "Generic S3 error: Error performing GET http://127.0.0.1:5999/b in 1s, \
+            after 5 retries, max_retries: 5, retry_timeout: 120s  - HTTP error: error sending \
+            request: tcp connect error: Connection refused (os error 111)";
+        assert_eq!(status_of(refused), None);
+        assert_eq!(
+            summarize(refused),
+            "HTTP error: error sending request: tcp connect error: Connection refused \
+             (os error 111) (after 5 retries)"
+        );
+    }
+
+    #[test]
+    fn plain_http_is_allowed_on_loopback_only() {
+        assert!(is_loopback_http("http://127.0.0.1:9000"));
+        assert!(is_loopback_http("http://localhost:9000/"));
+        assert!(is_loopback_http("http://[::1]:9000"));
+        assert!(!is_loopback_http("http://minio.internal:9000"));
+        assert!(!is_loopback_http("http://10.0.0.1"));
+        assert!(!is_loopback_http("https://127.0.0.1:9000"));
+    }
+}
