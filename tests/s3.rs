@@ -10,6 +10,7 @@ use std::path::Path;
 use std::process::{Command, Output};
 use std::sync::OnceLock;
 
+use common::http::{Fault, Proxy};
 use common::s3::Moto;
 use common::*;
 
@@ -108,6 +109,33 @@ fn publish_to_s3_then_seed_the_next_commit_from_it() {
     let said = run_app(&dir);
     assert!(said.starts_with("hi there, seed"), "{said}");
     assert!(said.contains("generated: regenerated\n"), "{said}");
+}
+
+#[test]
+fn seeding_from_s3_rides_out_transient_faults() {
+    let w = world();
+    let (_, url) = bucket_with_snapshots("faults", |_| {});
+    let proxy = Proxy::start(&Moto::shared().endpoint);
+    proxy.inject([
+        Fault::Truncate(1000),
+        Fault::Status(500),
+        Fault::Status(503),
+        Fault::TooMany(1),
+        Fault::Drop,
+        Fault::Flip,
+        Fault::Slow(std::time::Duration::from_millis(300)),
+    ]);
+    let dir = w.clone_at(&w.commits.base);
+    let out = s3_cmd(&dir, &["--store", &url])
+        .env("AWS_ENDPOINT_URL", &proxy.url)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(proxy.faults_left(), 0, "every fault was met");
+
+    let build = cargo_build(&dir);
+    assert!(build.compiled.is_empty(), "{}", build.stderr);
+    assert!(run_app(&dir).starts_with("hello, seed"));
 }
 
 #[test]

@@ -318,3 +318,119 @@ impl Drop for Nginx {
         let _ = self.child.wait();
     }
 }
+
+/// A proxy on loopback in front of another HTTP server (the S3 server),
+/// injecting the same faults into blob downloads: a GET whose path has
+/// `/blobs/` in it. Each request is forwarded on a fresh connection.
+pub struct Proxy {
+    pub url: String,
+    faults: Arc<Mutex<VecDeque<Fault>>>,
+}
+
+impl Proxy {
+    pub fn start(upstream: &str) -> Proxy {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let upstream = upstream.trim_start_matches("http://").to_owned();
+        let faults: Arc<Mutex<VecDeque<Fault>>> = Arc::default();
+        let queue = faults.clone();
+        // Runs until the test binary exits; a test starts a few at most.
+        thread::spawn(move || {
+            for conn in listener.incoming().flatten() {
+                let (queue, upstream) = (queue.clone(), upstream.clone());
+                thread::spawn(move || {
+                    let _ = forward(conn, &upstream, &queue);
+                });
+            }
+        });
+        Proxy { url, faults }
+    }
+
+    pub fn inject(&self, faults: impl IntoIterator<Item = Fault>) {
+        self.faults.lock().unwrap().extend(faults);
+    }
+
+    pub fn faults_left(&self) -> usize {
+        self.faults.lock().unwrap().len()
+    }
+}
+
+/// Reads one request (head and `Content-Length` body) as raw bytes.
+fn read_request(reader: &mut impl BufRead) -> std::io::Result<(String, Vec<u8>)> {
+    let mut raw = Vec::new();
+    let mut first = String::new();
+    let mut len = 0usize;
+    loop {
+        let mut line = String::new();
+        reader.read_line(&mut line)?;
+        if first.is_empty() {
+            first = line.clone();
+        }
+        let (k, v) = line.split_once(':').unwrap_or((&line, ""));
+        if k.eq_ignore_ascii_case("content-length") {
+            len = v.trim().parse().unwrap_or(0);
+        }
+        // One request per connection, both ways.
+        if !k.eq_ignore_ascii_case("connection") {
+            raw.extend_from_slice(line.as_bytes());
+        }
+        if line == "\r\n" || line.is_empty() {
+            break;
+        }
+    }
+    let head_end = raw.len() - 2;
+    raw.splice(head_end..head_end, b"Connection: close\r\n".iter().copied());
+    let mut body = vec![0u8; len];
+    reader.read_exact(&mut body)?;
+    raw.extend_from_slice(&body);
+    Ok((first, raw))
+}
+
+fn forward(
+    mut conn: TcpStream,
+    upstream: &str,
+    faults: &Mutex<VecDeque<Fault>>,
+) -> std::io::Result<()> {
+    let (first, request) = read_request(&mut BufReader::new(conn.try_clone()?))?;
+    let is_blob = first.starts_with("GET ") && first.contains("/blobs/");
+    let fault = if is_blob {
+        faults.lock().unwrap().pop_front()
+    } else {
+        None
+    };
+    match fault {
+        Some(Fault::Status(code)) => {
+            return respond(&mut conn, code, &[("Content-Length", "0".into())], b"")
+        }
+        Some(Fault::TooMany(secs)) => {
+            let headers = [
+                ("Retry-After", secs.to_string()),
+                ("Content-Length", "0".into()),
+            ];
+            return respond(&mut conn, 429, &headers, b"");
+        }
+        Some(Fault::Drop) => return Ok(()),
+        Some(Fault::Slow(d)) => thread::sleep(d),
+        _ => {}
+    }
+    let mut up = TcpStream::connect(upstream)?;
+    up.write_all(&request)?;
+    let mut response = Vec::new();
+    up.read_to_end(&mut response)?;
+    let body_at = response
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .map_or(response.len(), |p| p + 4);
+    match fault {
+        Some(Fault::Truncate(n)) => {
+            conn.write_all(&response[..(body_at + n).min(response.len())])?;
+            conn.shutdown(std::net::Shutdown::Both)
+        }
+        Some(Fault::Flip) if response.len() > body_at => {
+            let mid = body_at + (response.len() - body_at) / 2;
+            response[mid] ^= 0x20;
+            conn.write_all(&response)
+        }
+        _ => conn.write_all(&response),
+    }
+}
