@@ -5,9 +5,11 @@
 //! the same profile dir packed with `tar | zstd -3 -T0` and unpacked with
 //! `zstd -dc | tar -x`. Needs `git`, `tar` and `zstd` on PATH.
 
-// The tests' nginx harness, shared rather than written twice.
+// The tests' nginx and S3 harnesses, shared rather than written twice.
 #[path = "../tests/common/http.rs"]
 mod http;
+#[path = "../tests/common/s3.rs"]
+mod s3;
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -159,6 +161,38 @@ fn main() {
         h / large_local
     );
 
+    // The same snapshot from S3: moto's server on loopback (a Python
+    // server, so this is an upper bound for a real object store).
+    let moto = s3::Moto::shared();
+    for (k, v) in moto.env() {
+        std::env::set_var(k, v);
+    }
+    let bucket = moto.bucket("bench");
+    let s3_url = format!("s3://{bucket}/large");
+    let (s3_publish, _) = measure(
+        &large.join("ci"),
+        BIN,
+        &["seed", "publish", "-q", "--store", &s3_url],
+    );
+    let mut over_s3 = Vec::new();
+    let mut s3_rss = 0;
+    for i in 0..RUNS {
+        let dev = large.join(format!("s3-{i}/app"));
+        sh(
+            &large,
+            &format!("git clone -q {} {}", repo.display(), dev.display()),
+        );
+        let (t, rss) = measure(&dev, BIN, &["seed", "-q", "--store", &s3_url]);
+        over_s3.push(t);
+        s3_rss = s3_rss.max(rss);
+    }
+    let o = median(over_s3);
+    println!(
+        "cargo-seed itself over S3 (moto, loopback): publish {s3_publish:.2}s; restore {o:.3}s vs local store {large_local:.3}s ({:.2}x); peak RSS {} MiB",
+        o / large_local,
+        s3_rss / 1024
+    );
+
     // Resolution: the only snapshot is 200 commits behind HEAD.
     let small_store = http::Nginx::start(&root.join("nginx-small"), &small.join("store"));
     let res = root.join("resolve/app");
@@ -193,6 +227,21 @@ fn main() {
         .unwrap_or(0)
         - before;
     println!("resolution of the nearest snapshot 200 commits back over HTTP: {t:.3}s, {requests} requests");
+    moto.upload_store(&small.join("store"), &bucket, "small");
+    let (t, _) = measure(
+        &res,
+        BIN,
+        &[
+            "seed",
+            "-q",
+            "--dry-run",
+            "--store",
+            &format!("s3://{bucket}/small"),
+            "--max-distance",
+            "250",
+        ],
+    );
+    println!("resolution of the nearest snapshot 200 commits back over S3 (moto): {t:.3}s");
 
     // Publishing the next commit stores only what changed.
     let ci = large.join("ci");
