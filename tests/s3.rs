@@ -59,15 +59,6 @@ fn blob_keys(listing: &BTreeMap<String, String>) -> BTreeSet<String> {
         .collect()
 }
 
-fn referenced(manifest: &serde_json::Value) -> BTreeSet<String> {
-    manifest["units"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|u| u["blob"]["sha256"].as_str().unwrap().to_owned())
-        .collect()
-}
-
 fn s3_manifest(bucket: &str, commit: &str) -> Option<serde_json::Value> {
     let moto = Moto::shared();
     let listing = moto.list(bucket, &format!("team/snapshots/{commit}/"));
@@ -133,9 +124,7 @@ fn seeding_from_s3_rides_out_transient_faults() {
     assert!(out.status.success(), "{}", stderr(&out));
     assert_eq!(proxy.faults_left(), 0, "every fault was met");
 
-    let build = cargo_build(&dir);
-    assert!(build.compiled.is_empty(), "{}", build.stderr);
-    assert!(run_app(&dir).starts_with("hello, seed"));
+    assert_nothing_compiles(&dir, "hello, seed");
 }
 
 #[test]
@@ -220,9 +209,7 @@ fn gc_on_s3_removes_old_snapshots_and_their_blobs_but_spares_young_ones() {
 
     let out = s3_seed(&dir, &["--store", &url]);
     assert!(out.status.success(), "{}", stderr(&out));
-    let build = cargo_build(&dir);
-    assert!(build.compiled.is_empty(), "{}", build.stderr);
-    assert!(run_app(&dir).starts_with("hi there, seed"));
+    assert_nothing_compiles(&dir, "hi there, seed");
 }
 
 #[test]
@@ -256,9 +243,7 @@ fn publishers_racing_each_other_and_a_gc_on_s3_leave_the_snapshot_complete() {
     let dir = w.clone_at(&w.commits.greet_changed);
     let out = s3_seed(&dir, &["--store", &url]);
     assert!(out.status.success(), "{}", stderr(&out));
-    let build = cargo_build(&dir);
-    assert!(build.compiled.is_empty(), "{}", build.stderr);
-    assert!(run_app(&dir).starts_with("hi there, seed"));
+    assert_nothing_compiles(&dir, "hi there, seed");
 }
 
 #[test]

@@ -127,6 +127,25 @@ pub fn cargo_build(dir: &Path) -> BuildReport {
 }
 
 /// What the fixture's binary prints.
+/// `cargo build -v` finds every unit fresh, and the built app's output
+/// starts with `prints`.
+pub fn assert_nothing_compiles(dir: &Path, prints: &str) {
+    let build = cargo_build(dir);
+    assert!(build.compiled.is_empty(), "{}", build.stderr);
+    let said = run_app(dir);
+    assert!(said.starts_with(prints), "{said}");
+}
+
+/// The blobs a manifest references.
+pub fn referenced(manifest: &serde_json::Value) -> std::collections::BTreeSet<String> {
+    manifest["units"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|u| u["blob"]["sha256"].as_str().unwrap().to_owned())
+        .collect()
+}
+
 pub fn run_app(dir: &Path) -> String {
     text(&ok(&mut command(dir.join("target/debug/app"), dir)).stdout)
 }
