@@ -41,6 +41,10 @@ pub enum ArchiveError {
         entry: String,
         why: &'static str,
     },
+    /// The store's stream broke off and could not be resumed: a transport
+    /// failure, not damage.
+    #[error("download of blob {blob} broke off: {detail}")]
+    Fetch { blob: String, detail: String },
     #[error("interrupted")]
     Cancelled,
 }
@@ -203,6 +207,7 @@ pub fn unpack(
         inner: reader,
         hasher: Sha256::new(),
         n: 0,
+        failed: None,
     };
     let result = (|| {
         let decoder = zstd::Decoder::new(&mut hashed).map_err(|e| corrupt(e.to_string()))?;
@@ -219,6 +224,13 @@ pub fn unpack(
     // Read to the end so the digest covers every byte, then judge the digest
     // first: a damaged blob is reported as such, not as the symptom it caused.
     let drained = io::copy(&mut hashed, &mut io::sink());
+    if let Some(detail) = hashed.failed.take() {
+        // Whatever else failed, it failed because the bytes stopped coming.
+        return Err(ArchiveError::Fetch {
+            blob: name.clone(),
+            detail,
+        });
+    }
     let actual = hex(&hashed.hasher.finalize_reset());
     if drained.is_ok() && (actual != blob.sha256 || hashed.n != blob.size) {
         return Err(ArchiveError::Digest {
@@ -402,11 +414,20 @@ struct HashingReader<R> {
     inner: R,
     hasher: Sha256,
     n: u64,
+    /// The first error the underlying stream gave, if any.
+    failed: Option<String>,
 }
 
 impl<R: Read> Read for HashingReader<R> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let len = self.inner.read(buf)?;
+        let len = match self.inner.read(buf) {
+            Ok(len) => len,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => return Err(e),
+            Err(e) => {
+                self.failed.get_or_insert_with(|| e.to_string());
+                return Err(e);
+            }
+        };
         self.hasher.update(&buf[..len]);
         self.n += len as u64;
         Ok(len)
@@ -533,6 +554,44 @@ mod tests {
         )
         .unwrap_err();
         assert!(matches!(err, ArchiveError::Digest { .. }), "{err}");
+    }
+
+    #[test]
+    fn a_stream_that_breaks_off_is_a_fetch_error_not_damage() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = sample(dir.path());
+        let out = dir.path().join("b.zst");
+        let blob = pack(&root, &[PathBuf::from("unit")], &out).unwrap();
+        let bytes = fs::read(&out).unwrap();
+        // Half the blob, then an error, then (as a broken stream may) an end.
+        let broken = (&bytes[..bytes.len() / 2]).chain(Failing(true));
+        let err = unpack(
+            broken,
+            &blob,
+            &dir.path().join("d"),
+            &any,
+            SystemTime::now(),
+            &no_cancel(),
+        )
+        .unwrap_err();
+        assert!(matches!(err, ArchiveError::Fetch { .. }), "{err}");
+        assert!(err.to_string().contains("connection reset"), "{err}");
+    }
+
+    /// Fails once, then reads as ended.
+    struct Failing(bool);
+
+    impl Read for Failing {
+        fn read(&mut self, _: &mut [u8]) -> io::Result<usize> {
+            if std::mem::take(&mut self.0) {
+                Err(io::Error::new(
+                    io::ErrorKind::ConnectionReset,
+                    "connection reset",
+                ))
+            } else {
+                Ok(0)
+            }
+        }
     }
 
     /// Builds a blob by hand, bypassing `pack`'s checks.

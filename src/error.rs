@@ -104,6 +104,9 @@ impl Error {
             | Error::Store(StoreError::NotFound { .. }) => Some(
                 "the snapshot in the store is damaged or incomplete; seed another with --commit, or republish it".into(),
             ),
+            Error::Archive(ArchiveError::Fetch { .. }) => Some(
+                "the connection to the store kept failing; check that it is reachable, then seed again (nothing was changed)".into(),
+            ),
             Error::Archive(ArchiveError::Hostile { .. }) => {
                 Some("do not use this store: its snapshot tries to write outside the target dir".into())
             }

@@ -531,7 +531,9 @@ fn fetch_one(
         )?)
     };
     match attempt() {
-        Err(Error::Archive(ArchiveError::Digest { .. } | ArchiveError::Corrupt { .. })) => {
+        Err(Error::Archive(
+            ArchiveError::Digest { .. } | ArchiveError::Corrupt { .. } | ArchiveError::Fetch { .. },
+        )) => {
             remove_unit(root, &unit.id);
             attempt()
         }
