@@ -379,9 +379,10 @@ fn pack_one(
     let tmp = scratch.join(format!("{}.zst", job.unit.id.replace('/', "_")));
     let blob = archive::pack(profile_dir, &job.members, &tmp)?;
     let key = blob_key(&blob.sha256);
-    let uploaded = if store.exists(&key)? {
-        // Fresh again, so that a concurrent gc's grace period covers it.
-        store.touch(&key)?;
+    // An existing blob is made fresh again, so that a concurrent gc's grace
+    // period covers it. If that fails (a gc removed it meanwhile, or the
+    // store cannot refresh an object this large), it is uploaded again.
+    let uploaded = if store.exists(&key)? && store.touch(&key).is_ok() {
         false
     } else {
         store.put_file(&key, &tmp)?;
