@@ -6,6 +6,7 @@
 mod common;
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::io::Read;
 use std::path::Path;
 use std::process::{Command, Output};
 use std::sync::OnceLock;
@@ -21,6 +22,12 @@ fn world() -> &'static World {
 
 fn s3_cmd(dir: &Path, args: &[&str]) -> Command {
     let mut cmd = command("cargo", dir);
+    // Nothing of the developer's own AWS setup may redirect the tests.
+    for (key, _) in std::env::vars_os() {
+        if key.to_string_lossy().starts_with("AWS_") {
+            cmd.env_remove(key);
+        }
+    }
     cmd.envs(Moto::shared().env()).arg("seed").args(args);
     cmd
 }
@@ -123,6 +130,10 @@ fn seeding_from_s3_rides_out_transient_faults() {
         .unwrap();
     assert!(out.status.success(), "{}", stderr(&out));
     assert_eq!(proxy.faults_left(), 0, "every fault was met");
+    assert!(
+        proxy.ranged.load(std::sync::atomic::Ordering::Relaxed) > 0,
+        "the truncated download was resumed with a range"
+    );
 
     assert_nothing_compiles(&dir, "hello, seed");
 }
@@ -290,4 +301,107 @@ fn a_damaged_blob_or_a_missing_bucket_fails_cleanly_and_keeps_the_target_dir() {
     );
     assert!(err.contains("\nhint: "), "{err}");
     assert_same_tree(&before, &tree_listing(&dir.join("target")));
+}
+
+/// The store's own operations, through the library: a blob large enough for
+/// a multipart upload, a bucket without a prefix and one with a deep prefix.
+#[test]
+fn objects_round_trip_with_and_without_a_prefix_and_in_parts() {
+    use cargo_seed::store::{S3Store, Store, StoreError};
+    use sha2::{Digest, Sha256};
+
+    let moto = Moto::shared();
+    let bucket = moto.bucket("objects");
+    let env = moto.env();
+    let config: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let dir = world().root.join("objects");
+    std::fs::create_dir_all(&dir).unwrap();
+    // 20 MiB that compress to nothing less: three parts of 8 MiB.
+    let big = dir.join("big");
+    let mut x = 0x9E37_79B9_7F4A_7C15u64;
+    let bytes: Vec<u8> = (0..20 << 20)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x as u8
+        })
+        .collect();
+    std::fs::write(&big, &bytes).unwrap();
+    let small = dir.join("small");
+    std::fs::write(&small, b"small").unwrap();
+
+    for (url, prefix) in [
+        (format!("s3://{bucket}"), String::new()),
+        (format!("s3://{bucket}/a/b.c/d_e"), "a/b.c/d_e/".to_owned()),
+    ] {
+        let store = S3Store::with_config(&url, config.iter().copied()).unwrap();
+        assert_eq!(store.location(), url);
+        store.put_file("blobs/ab/big.zst", &big).unwrap();
+        store.put_file("blobs/ab/small.zst", &small).unwrap();
+        store.put_file("snapshots/abcd/x.json", &small).unwrap();
+
+        // Seen by an independent client under exactly the prefix.
+        let keys = moto.list(&bucket, &prefix);
+        assert!(
+            keys.contains_key(&format!("{prefix}blobs/ab/big.zst")),
+            "{keys:?}"
+        );
+        let mut body = Vec::new();
+        store
+            .get("blobs/ab/big.zst")
+            .unwrap()
+            .read_to_end(&mut body)
+            .unwrap();
+        assert_eq!(Sha256::digest(&body), Sha256::digest(&bytes));
+
+        let listed = store.list("blobs/").unwrap().unwrap();
+        let mut found: Vec<_> = listed.iter().map(|l| (l.key.as_str(), l.size)).collect();
+        found.sort();
+        assert_eq!(
+            found,
+            [("blobs/ab/big.zst", 20 << 20), ("blobs/ab/small.zst", 5)]
+        );
+        // `snapshots/abc/` is not a prefix of `snapshots/abcd/x.json`.
+        assert!(store.list("snapshots/abc/").unwrap().unwrap().is_empty());
+        assert!(store.exists("blobs/ab/small.zst").unwrap());
+        assert!(store.modified("blobs/ab/small.zst").unwrap().is_some());
+        store.touch("blobs/ab/small.zst").unwrap();
+        for key in [
+            "blobs/ab/big.zst",
+            "blobs/ab/small.zst",
+            "snapshots/abcd/x.json",
+        ] {
+            store.delete(key).unwrap();
+            assert!(!store.exists(key).unwrap());
+        }
+        assert!(matches!(
+            store.get("blobs/ab/big.zst").map(drop),
+            Err(StoreError::NotFound { .. })
+        ));
+        assert_eq!(store.modified("blobs/ab/big.zst").unwrap(), None);
+        // Deleting what is gone is not an error.
+        store.delete("blobs/ab/big.zst").unwrap();
+    }
+    assert!(moto.list(&bucket, "").is_empty(), "nothing left behind");
+
+    for bad in [
+        format!("s3://{bucket}/a//b"),
+        format!("s3://{bucket}/we~ird"),
+    ] {
+        let err = S3Store::with_config(&bad, config.iter().copied())
+            .err()
+            .unwrap();
+        assert!(matches!(err, StoreError::Config { .. }), "{bad}: {err}");
+    }
+    let remote_http = [("aws_endpoint_url", "http://minio.internal:9000")];
+    let err = S3Store::with_config("s3://b/p", remote_http).err().unwrap();
+    assert!(err.to_string().contains("plain http"), "{err}");
+    let allowed = [
+        ("aws_endpoint_url", "http://minio.internal:9000"),
+        ("aws_allow_http", "true"),
+    ];
+    if let Err(e) = S3Store::with_config("s3://b/p", allowed) {
+        panic!("http allowed explicitly: {e}");
+    }
 }

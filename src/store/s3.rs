@@ -22,7 +22,7 @@ use futures_util::stream::{BoxStream, StreamExt};
 use object_store::aws::{AmazonS3, AmazonS3Builder, AmazonS3ConfigKey, S3CopyIfNotExists};
 use object_store::path::Path as ObjectPath;
 use object_store::{
-    BackoffConfig, ClientOptions, CopyMode, CopyOptions, ObjectStore, ObjectStoreExt, PutPayload,
+    BackoffConfig, ClientConfigKey, CopyMode, CopyOptions, ObjectStore, ObjectStoreExt, PutPayload,
     RetryConfig, WriteMultipart,
 };
 use tokio::runtime::Runtime;
@@ -47,8 +47,40 @@ pub struct S3Store {
 }
 
 impl S3Store {
-    /// `url` is `s3://bucket[/prefix]`.
+    /// `url` is `s3://bucket[/prefix]`; the rest comes from the `AWS_*`
+    /// environment (variables `object_store` does not know are ignored).
     pub fn new(url: &str) -> Result<S3Store, StoreError> {
+        let settings = std::env::vars()
+            .filter(|(k, _)| k.starts_with("AWS_"))
+            .filter_map(|(k, v)| Some((k.to_ascii_lowercase().parse().ok()?, v)))
+            .collect();
+        S3Store::configured(url, settings)
+    }
+
+    /// As [`S3Store::new`], with the AWS settings given as `(key, value)`
+    /// pairs (`aws_endpoint_url`, …) instead of read from the environment.
+    pub fn with_config<'a>(
+        url: &str,
+        config: impl IntoIterator<Item = (&'a str, &'a str)>,
+    ) -> Result<S3Store, StoreError> {
+        let mut settings = Vec::new();
+        for (key, value) in config {
+            let parsed = key
+                .to_ascii_lowercase()
+                .parse()
+                .map_err(|_| StoreError::Config {
+                    store: url.to_owned(),
+                    detail: format!("unknown S3 setting `{key}`"),
+                })?;
+            settings.push((parsed, value.to_owned()));
+        }
+        S3Store::configured(url, settings)
+    }
+
+    fn configured(
+        url: &str,
+        settings: Vec<(AmazonS3ConfigKey, String)>,
+    ) -> Result<S3Store, StoreError> {
         let setup = |detail: String| StoreError::Config {
             store: url.to_owned(),
             detail,
@@ -59,14 +91,40 @@ impl S3Store {
         if bucket.is_empty() {
             return Err(setup("no bucket: write s3://bucket/prefix".into()));
         }
+        // object_store escapes some characters and drops empty segments;
+        // keys it lists would then not start with the prefix as written.
+        if ObjectPath::from(prefix.as_str()).as_ref() != prefix {
+            return Err(setup(format!(
+                "the prefix `{prefix}` has characters or empty segments object storage \
+                 paths cannot hold as they are; use letters, digits, `-`, `_`, `.` and `/`"
+            )));
+        }
         let location = if prefix.is_empty() {
             format!("s3://{bucket}")
         } else {
             format!("s3://{bucket}/{prefix}")
         };
 
-        let mut builder = AmazonS3Builder::from_env()
+        // cargo-seed's defaults, which the user's settings override: no
+        // limit on a whole request (a large blob may take minutes), but a
+        // connection that stalls for 30 s is broken, and retried.
+        let client = |key| AmazonS3ConfigKey::Client(key);
+        let mut builder = AmazonS3Builder::new()
+            .with_config(client(ClientConfigKey::ConnectTimeout), "10s")
+            .with_config(client(ClientConfigKey::ReadTimeout), "30s")
+            .with_config(client(ClientConfigKey::Timeout), "1h")
+            .with_config(
+                client(ClientConfigKey::UserAgent),
+                concat!("cargo-seed/", env!("CARGO_PKG_VERSION")),
+            );
+        for (key, value) in settings {
+            builder = builder.with_config(key, value);
+        }
+        let mut builder = builder
             .with_bucket_name(bucket)
+            // One DELETE a key: the bulk call is missing on some servers
+            // (GCS's interoperability endpoint) and hides per-key refusals.
+            .with_config(AmazonS3ConfigKey::DisableBulkDelete, "true")
             .with_retry(RetryConfig {
                 backoff: BackoffConfig {
                     init_backoff: Duration::from_millis(100),
@@ -74,26 +132,21 @@ impl S3Store {
                     base: 2.0,
                 },
                 max_retries: 5,
-                retry_timeout: Duration::from_secs(120),
-            })
-            .with_client_options(
-                ClientOptions::new()
-                    .with_connect_timeout(Duration::from_secs(10))
-                    .with_timeout(Duration::from_secs(60))
-                    .with_user_agent(
-                        concat!("cargo-seed/", env!("CARGO_PKG_VERSION"))
-                            .parse()
-                            .expect("a valid header value"),
-                    ),
-            );
-        let endpoint = builder.get_config_value(&AmazonS3ConfigKey::Endpoint);
+                retry_timeout: Duration::from_secs(180),
+            });
+        // object_store prefers the S3-specific endpoint when both are set.
+        let endpoint = builder
+            .get_config_value(&AmazonS3ConfigKey::S3Endpoint)
+            .or_else(|| builder.get_config_value(&AmazonS3ConfigKey::Endpoint));
         if endpoint.as_deref().is_some_and(is_loopback_http) {
             builder = builder.with_allow_http(true);
         } else if let Some(e) = endpoint.filter(|e| e.starts_with("http://")) {
-            let allowed = std::env::var("AWS_ALLOW_HTTP").is_ok_and(|v| v == "true");
+            let allowed = builder
+                .get_config_value(&AmazonS3ConfigKey::Client(ClientConfigKey::AllowHttp))
+                .is_some_and(|v| v == "true");
             if !allowed {
                 return Err(setup(format!(
-                    "AWS_ENDPOINT_URL `{e}` is plain http on another machine; use https, \
+                    "the endpoint `{e}` is plain http on another machine; use https, \
                      or set AWS_ALLOW_HTTP=true to send requests unencrypted"
                 )));
             }
@@ -133,14 +186,12 @@ impl S3Store {
         }
     }
 
-    /// The store's key for an object's full path.
-    fn key_of<'a>(&self, path: &'a str) -> &'a str {
+    /// The store's key for an object's full path, if it is under the prefix.
+    fn key_of<'a>(&self, path: &'a str) -> Option<&'a str> {
         if self.prefix.is_empty() {
-            path
+            Some(path)
         } else {
-            path.strip_prefix(self.prefix.as_str())
-                .and_then(|p| p.strip_prefix('/'))
-                .unwrap_or(path)
+            path.strip_prefix(self.prefix.as_str())?.strip_prefix('/')
         }
     }
 
@@ -168,38 +219,46 @@ impl S3Store {
         }
     }
 
-    async fn upload(&self, path: &ObjectPath, src: &Path) -> io::Result<()> {
-        let io = |e: object_store::Error| io::Error::other(summarize(&one_line(&e)));
-        let mut file = std::fs::File::open(src)?;
-        let len = file.metadata()?.len();
+    async fn upload(&self, key: &str, src: &Path) -> Result<(), StoreError> {
+        let path = self.path(key);
+        let s3 = |e: object_store::Error| self.error("upload", key, e);
+        let local = |source: io::Error| StoreError::Io {
+            store: self.location(),
+            op: "upload",
+            key: key.to_owned(),
+            source,
+        };
+        let mut file = std::fs::File::open(src).map_err(local)?;
+        let len = file.metadata().map_err(local)?.len();
         if len <= PART_SIZE as u64 {
             let mut body = Vec::with_capacity(len as usize);
-            file.read_to_end(&mut body)?;
+            file.read_to_end(&mut body).map_err(local)?;
             self.client
-                .put(path, PutPayload::from(body))
+                .put(&path, PutPayload::from(body))
                 .await
-                .map_err(io)?;
+                .map_err(s3)?;
             return Ok(());
         }
-        let upload = self.client.put_multipart(path).await.map_err(io)?;
+        let upload = self.client.put_multipart(&path).await.map_err(s3)?;
         let mut writer = WriteMultipart::new_with_chunk_size(upload, PART_SIZE);
         let mut buf = vec![0u8; 1 << 20];
-        let written: io::Result<()> = async {
+        let written = async {
             loop {
-                let n = file.read(&mut buf)?;
+                let n = file.read(&mut buf).map_err(local)?;
                 if n == 0 {
                     return Ok(());
                 }
                 writer
                     .wait_for_capacity(PARTS_IN_FLIGHT)
                     .await
-                    .map_err(io)?;
+                    .map_err(s3)?;
                 writer.write(&buf[..n]);
             }
         }
         .await;
         match written {
-            Ok(()) => writer.finish().await.map(drop).map_err(io),
+            // `finish` aborts the upload itself if completing it fails.
+            Ok(()) => writer.finish().await.map(drop).map_err(s3),
             Err(e) => {
                 let _ = writer.abort().await;
                 Err(e)
@@ -283,10 +342,11 @@ impl Store for S3Store {
             .block_on(self.client.get(&path))
             .map_err(|e| self.error("download", key, e))?;
         Ok(Box::new(Download {
-            runtime: self.runtime.clone(),
             stream: result.into_stream(),
             chunk: bytes::Bytes::new(),
+            failed: None,
             what: format!("{}/{key}", self.location),
+            runtime: self.runtime.clone(),
         }))
     }
 
@@ -299,14 +359,7 @@ impl Store for S3Store {
     }
 
     fn put_file(&self, key: &str, src: &Path) -> Result<(), StoreError> {
-        self.runtime
-            .block_on(self.upload(&self.path(key), src))
-            .map_err(|source| StoreError::Io {
-                store: self.location(),
-                op: "upload",
-                key: key.to_owned(),
-                source,
-            })
+        self.runtime.block_on(self.upload(key, src))
     }
 
     fn list(&self, prefix: &str) -> Result<Option<Vec<Listing>>, StoreError> {
@@ -320,16 +373,23 @@ impl Store for S3Store {
             Ok::<_, object_store::Error>(out)
         });
         let metas = metas.map_err(|e| self.error("list", prefix, e))?;
-        Ok(Some(
-            metas
-                .into_iter()
-                .map(|m| Listing {
-                    key: self.key_of(m.location.as_ref()).to_owned(),
-                    modified: m.last_modified.into(),
-                    size: m.size,
-                })
-                .collect(),
-        ))
+        let mut out = Vec::with_capacity(metas.len());
+        for m in metas {
+            let Some(key) = self.key_of(m.location.as_ref()) else {
+                return Err(StoreError::Http {
+                    store: self.location(),
+                    op: "list",
+                    key: prefix.to_owned(),
+                    detail: format!("the server listed `{}`, outside the prefix", m.location),
+                });
+            };
+            out.push(Listing {
+                key: key.to_owned(),
+                modified: m.last_modified.into(),
+                size: m.size,
+            });
+        }
+        Ok(Some(out))
     }
 
     fn delete(&self, key: &str) -> Result<(), StoreError> {
@@ -361,24 +421,31 @@ impl Store for S3Store {
 /// A streaming download. `object_store` retries a body that breaks
 /// mid-way with a ranged GET pinned to the object's ETag.
 struct Download {
-    runtime: Arc<Runtime>,
+    // Dropped before the runtime it runs on.
     stream: BoxStream<'static, object_store::Result<bytes::Bytes>>,
     chunk: bytes::Bytes,
+    /// Once the stream has failed it only ends, so the failure is kept and
+    /// given to every later read: a broken download never looks complete.
+    failed: Option<String>,
     what: String,
+    runtime: Arc<Runtime>,
 }
 
 impl Read for Download {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         while self.chunk.is_empty() {
+            if let Some(why) = &self.failed {
+                return Err(io::Error::other(why.clone()));
+            }
             match self.runtime.block_on(self.stream.next()) {
                 None => return Ok(0),
                 Some(Ok(chunk)) => self.chunk = chunk,
                 Some(Err(e)) => {
-                    return Err(io::Error::other(format!(
+                    self.failed = Some(format!(
                         "download of {} failed: {}",
                         self.what,
                         summarize(&one_line(&e))
-                    )))
+                    ));
                 }
             }
         }

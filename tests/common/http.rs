@@ -325,6 +325,8 @@ impl Drop for Nginx {
 pub struct Proxy {
     pub url: String,
     faults: Arc<Mutex<VecDeque<Fault>>>,
+    /// Blob downloads that asked for a byte range (a resumed download).
+    pub ranged: Arc<AtomicUsize>,
 }
 
 impl Proxy {
@@ -333,17 +335,22 @@ impl Proxy {
         let url = format!("http://{}", listener.local_addr().unwrap());
         let upstream = upstream.trim_start_matches("http://").to_owned();
         let faults: Arc<Mutex<VecDeque<Fault>>> = Arc::default();
-        let queue = faults.clone();
+        let ranged: Arc<AtomicUsize> = Arc::default();
+        let (queue, counter) = (faults.clone(), ranged.clone());
         // Runs until the test binary exits; a test starts a few at most.
         thread::spawn(move || {
             for conn in listener.incoming().flatten() {
-                let (queue, upstream) = (queue.clone(), upstream.clone());
+                let (queue, counter, upstream) = (queue.clone(), counter.clone(), upstream.clone());
                 thread::spawn(move || {
-                    let _ = forward(conn, &upstream, &queue);
+                    let _ = forward(conn, &upstream, &queue, &counter);
                 });
             }
         });
-        Proxy { url, faults }
+        Proxy {
+            url,
+            faults,
+            ranged,
+        }
     }
 
     pub fn inject(&self, faults: impl IntoIterator<Item = Fault>) {
@@ -355,11 +362,13 @@ impl Proxy {
     }
 }
 
-/// Reads one request (head and `Content-Length` body) as raw bytes.
-fn read_request(reader: &mut impl BufRead) -> std::io::Result<(String, Vec<u8>)> {
+/// Reads one request (head and `Content-Length` body) as raw bytes; also
+/// returns its first line and whether it asked for a range.
+fn read_request(reader: &mut impl BufRead) -> std::io::Result<(String, bool, Vec<u8>)> {
     let mut raw = Vec::new();
     let mut first = String::new();
     let mut len = 0usize;
+    let mut ranged = false;
     loop {
         let mut line = String::new();
         reader.read_line(&mut line)?;
@@ -370,6 +379,7 @@ fn read_request(reader: &mut impl BufRead) -> std::io::Result<(String, Vec<u8>)>
         if k.eq_ignore_ascii_case("content-length") {
             len = v.trim().parse().unwrap_or(0);
         }
+        ranged |= k.eq_ignore_ascii_case("range");
         // One request per connection, both ways.
         if !k.eq_ignore_ascii_case("connection") {
             raw.extend_from_slice(line.as_bytes());
@@ -383,16 +393,20 @@ fn read_request(reader: &mut impl BufRead) -> std::io::Result<(String, Vec<u8>)>
     let mut body = vec![0u8; len];
     reader.read_exact(&mut body)?;
     raw.extend_from_slice(&body);
-    Ok((first, raw))
+    Ok((first, ranged, raw))
 }
 
 fn forward(
     mut conn: TcpStream,
     upstream: &str,
     faults: &Mutex<VecDeque<Fault>>,
+    ranged_blobs: &AtomicUsize,
 ) -> std::io::Result<()> {
-    let (first, request) = read_request(&mut BufReader::new(conn.try_clone()?))?;
+    let (first, ranged, request) = read_request(&mut BufReader::new(conn.try_clone()?))?;
     let is_blob = first.starts_with("GET ") && first.contains("/blobs/");
+    if is_blob && ranged {
+        ranged_blobs.fetch_add(1, Ordering::Relaxed);
+    }
     let fault = if is_blob {
         faults.lock().unwrap().pop_front()
     } else {
@@ -423,7 +437,9 @@ fn forward(
         .map_or(response.len(), |p| p + 4);
     match fault {
         Some(Fault::Truncate(n)) => {
-            conn.write_all(&response[..(body_at + n).min(response.len())])?;
+            // At most half the body, so that something is always missing.
+            let n = n.min((response.len() - body_at) / 2);
+            conn.write_all(&response[..body_at + n])?;
             conn.shutdown(std::net::Shutdown::Both)
         }
         Some(Fault::Flip) if response.len() > body_at => {

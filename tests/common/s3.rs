@@ -54,11 +54,14 @@ impl Moto {
             .port();
         let venv = venv();
         let server = venv.join("bin/moto_server");
+        let log = PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
+            .join(format!("moto-{}.log", std::process::id()));
         let script = format!(
-            "'{}' -H 127.0.0.1 -p {port} >/dev/null 2>&1 & m=$!\n\
+            "'{}' -H 127.0.0.1 -p {port} >'{}' 2>&1 & m=$!\n\
              while kill -0 {pid} 2>/dev/null && kill -0 $m 2>/dev/null; do sleep 1; done\n\
              kill $m 2>/dev/null",
             server.display(),
+            log.display(),
             pid = std::process::id()
         );
         let mut watchdog = Command::new("sh")
@@ -81,8 +84,9 @@ impl Moto {
         let _ = watchdog.kill();
         let _ = watchdog.wait();
         panic!(
-            "moto's server ({}) did not start on port {port}",
-            server.display()
+            "moto's server ({}) did not start on port {port}: {}",
+            server.display(),
+            std::fs::read_to_string(&log).unwrap_or_default()
         );
     }
 
