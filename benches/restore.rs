@@ -209,38 +209,26 @@ fn main() {
     let before = fs::read_to_string(&log)
         .map(|l| l.lines().count())
         .unwrap_or(0);
-    let (t, _) = measure(
-        &res,
-        BIN,
-        &[
+    let resolve = |store: &str| {
+        let args = [
             "seed",
             "-q",
             "--dry-run",
             "--store",
-            &small_store.url,
+            store,
             "--max-distance",
             "250",
-        ],
-    );
+        ];
+        measure(&res, BIN, &args).0
+    };
+    let t = resolve(&small_store.url);
     let requests = fs::read_to_string(&log)
         .map(|l| l.lines().count())
         .unwrap_or(0)
         - before;
     println!("resolution of the nearest snapshot 200 commits back over HTTP: {t:.3}s, {requests} requests");
     moto.upload_store(&small.join("store"), &bucket, "small");
-    let (t, _) = measure(
-        &res,
-        BIN,
-        &[
-            "seed",
-            "-q",
-            "--dry-run",
-            "--store",
-            &format!("s3://{bucket}/small"),
-            "--max-distance",
-            "250",
-        ],
-    );
+    let t = resolve(&format!("s3://{bucket}/small"));
     println!("resolution of the nearest snapshot 200 commits back over S3 (moto): {t:.3}s");
 
     // Publishing the next commit stores only what changed.

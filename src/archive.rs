@@ -493,6 +493,19 @@ mod tests {
         true
     }
 
+    /// Unpacks `reader` into `root`, expecting it to fail.
+    fn unpack_err(reader: impl Read, blob: &Blob, root: &Path) -> ArchiveError {
+        unpack(reader, blob, root, &any, SystemTime::now(), &no_cancel()).unwrap_err()
+    }
+
+    /// The packed bytes of [`sample`]'s unit, and its blob record.
+    fn packed_sample(dir: &Path) -> (Vec<u8>, Blob) {
+        let root = sample(dir);
+        let out = dir.join("b.zst");
+        let blob = pack(&root, &[PathBuf::from("unit")], &out).unwrap();
+        (fs::read(&out).unwrap(), blob)
+    }
+
     fn sample(dir: &Path) -> PathBuf {
         let root = dir.join("src");
         fs::create_dir_all(root.join("unit/out")).unwrap();
@@ -538,42 +551,20 @@ mod tests {
     #[test]
     fn flipped_byte_is_a_digest_error() {
         let dir = tempfile::tempdir().unwrap();
-        let root = sample(dir.path());
-        let out = dir.path().join("b.zst");
-        let blob = pack(&root, &[PathBuf::from("unit")], &out).unwrap();
-        let mut bytes = fs::read(&out).unwrap();
+        let (mut bytes, blob) = packed_sample(dir.path());
         let mid = bytes.len() / 2;
         bytes[mid] ^= 0x40;
-        let err = unpack(
-            &bytes[..],
-            &blob,
-            &dir.path().join("d"),
-            &any,
-            SystemTime::now(),
-            &no_cancel(),
-        )
-        .unwrap_err();
+        let err = unpack_err(&bytes[..], &blob, &dir.path().join("d"));
         assert!(matches!(err, ArchiveError::Digest { .. }), "{err}");
     }
 
     #[test]
     fn a_stream_that_breaks_off_is_a_fetch_error_not_damage() {
         let dir = tempfile::tempdir().unwrap();
-        let root = sample(dir.path());
-        let out = dir.path().join("b.zst");
-        let blob = pack(&root, &[PathBuf::from("unit")], &out).unwrap();
-        let bytes = fs::read(&out).unwrap();
+        let (bytes, blob) = packed_sample(dir.path());
         // Half the blob, then an error, then (as a broken stream may) an end.
         let broken = (&bytes[..bytes.len() / 2]).chain(Failing(true));
-        let err = unpack(
-            broken,
-            &blob,
-            &dir.path().join("d"),
-            &any,
-            SystemTime::now(),
-            &no_cancel(),
-        )
-        .unwrap_err();
+        let err = unpack_err(broken, &blob, &dir.path().join("d"));
         assert!(matches!(err, ArchiveError::Fetch { .. }), "{err}");
         assert!(err.to_string().contains("connection reset"), "{err}");
     }
@@ -658,8 +649,7 @@ mod tests {
             let root = dir.path().join("root");
             fs::create_dir(&root).unwrap();
             let (z, blob) = hostile_blob(|b| build(b));
-            let err =
-                unpack(&z[..], &blob, &root, &any, SystemTime::now(), &no_cancel()).unwrap_err();
+            let err = unpack_err(&z[..], &blob, &root);
             assert!(matches!(err, ArchiveError::Hostile { .. }), "{what}: {err}");
             assert!(!dir.path().join("escape").exists(), "{what}");
             assert!(
@@ -675,15 +665,7 @@ mod tests {
         let (z, mut blob) =
             hostile_blob(|b| raw_entry(b, tar::EntryType::Regular, b"big", b"", &[1u8; 4096]));
         blob.unpacked = 1024;
-        let err = unpack(
-            &z[..],
-            &blob,
-            dir.path(),
-            &any,
-            SystemTime::now(),
-            &no_cancel(),
-        )
-        .unwrap_err();
+        let err = unpack_err(&z[..], &blob, dir.path());
         assert!(err.to_string().contains("more bytes than"), "{err}");
     }
 }
