@@ -140,6 +140,92 @@ pub fn expected_header(
     Ok((name, header))
 }
 
+/// The program rustc is told to link with during a replay: the stub's
+/// output is thrown away, and the linker is not in the options hash.
+const NO_OP_LINKER: &str = "/bin/true";
+
+/// `-C` options kept in a replay: they shape the options hash and name no
+/// program, plugin or file.
+const CODEGEN_KEPT: &[&str] = &[
+    "opt-level",
+    "debuginfo",
+    "debug-assertions",
+    "overflow-checks",
+    "panic",
+    "lto",
+    "codegen-units",
+    "embed-bitcode",
+    "split-debuginfo",
+    "metadata",
+    "extra-filename",
+    "target-cpu",
+    "target-feature",
+    "relocation-model",
+    "code-model",
+    "force-frame-pointers",
+    "force-unwind-tables",
+    "prefer-dynamic",
+    "link-dead-code",
+    "no-redzone",
+    "no-vectorize-loops",
+    "no-vectorize-slp",
+    "soft-float",
+    "symbol-mangling-version",
+    "relro-level",
+    "dwarf-version",
+    "jump-tables",
+    "collapse-macro-debuginfo",
+    "instrument-coverage",
+];
+
+/// `-C` options dropped from a replay: they only matter when linking, which
+/// the replay never does, and rustc leaves them out of the options hash.
+const CODEGEN_DROPPED: &[&str] = &[
+    "linker",
+    "link-arg",
+    "link-args",
+    "linker-flavor",
+    "strip",
+    "rpath",
+];
+
+/// Options with a value that are kept as they are: no file, no program.
+const KEPT_WITH_VALUE: &[&str] = &[
+    "--crate-name",
+    "--edition",
+    "--crate-type",
+    "--error-format",
+    "--json",
+    "--diagnostic-width",
+    "--color",
+    "--cap-lints",
+    "--cfg",
+    "--check-cfg",
+    "--remap-path-prefix",
+    "--target",
+    "--emit",
+    "-A",
+    "-W",
+    "-D",
+    "-F",
+    "--allow",
+    "--warn",
+    "--deny",
+    "--forbid",
+    "--force-warn",
+];
+
+/// Flags without a value that are kept.
+const KEPT_FLAGS: &[&str] = &["--test", "-g", "-O"];
+
+/// The command line of a replay: the recorded one, with the input, the
+/// output and incremental directories pointed into `scratch`, `-L` and
+/// `--extern` dropped (none of these enter the options hash), and linking
+/// sent to a program that does nothing.
+///
+/// The recorded command comes from the store, so it is read as hostile:
+/// every argument must be one that names no program, plugin, codegen backend
+/// or output path, or it is refused with the reason and nothing is run.
 fn replay_args(
     inv: &Invocation,
     src_path: &Path,
@@ -147,46 +233,124 @@ fn replay_args(
     out: &Path,
     inc: &Path,
 ) -> Result<Vec<String>, String> {
-    let mut args = Vec::with_capacity(inv.args.len());
+    let show = |p: &Path| p.to_string_lossy().into_owned();
+    let mut args = Vec::with_capacity(inv.args.len() + 2);
     let mut it = inv.args.iter();
     let mut replaced_src = false;
-    let show = |p: &Path| p.to_string_lossy().into_owned();
     while let Some(a) = it.next() {
-        match a.as_str() {
+        // `--opt value`, `--opt=value` and `-Xvalue` all come apart here.
+        let (opt, inline) = split_option(a);
+        let mut value = || -> Result<String, String> {
+            match inline {
+                Some(v) => Ok(v.to_owned()),
+                None => it
+                    .next()
+                    .cloned()
+                    .ok_or_else(|| format!("`{a}` has no value")),
+            }
+        };
+        match opt {
             "--out-dir" => {
-                it.next();
+                value()?;
                 args.extend(["--out-dir".to_owned(), show(out)]);
             }
             "-L" | "--extern" => {
-                it.next();
+                value()?;
             }
-            "-C" => {
-                let value = it.next().ok_or("a dangling -C")?;
-                if value.starts_with("incremental=") {
-                    args.extend(["-C".to_owned(), format!("incremental={}", show(inc))]);
+            "-C" | "--codegen" => {
+                let v = value()?;
+                let key = v.split_once('=').map_or(v.as_str(), |(k, _)| k);
+                if key == "incremental" {
+                    args.push(format!("-Cincremental={}", show(inc)));
+                } else if CODEGEN_DROPPED.contains(&key) {
+                } else if CODEGEN_KEPT.contains(&key) {
+                    args.push(format!("-C{v}"));
                 } else {
-                    args.extend(["-C".to_owned(), value.clone()]);
+                    return Err(format!(
+                        "its recorded command line has `-C {v}`, which cargo-seed does not replay"
+                    ));
                 }
             }
-            _ if a.starts_with("-Cincremental=") => {
-                args.push(format!("-Cincremental={}", show(inc)))
+            "--target" => {
+                let v = value()?;
+                // A target triple; a path to a target spec would be read.
+                if v.contains('/') || v.contains('\\') || v.ends_with(".json") {
+                    return Err(format!(
+                        "its recorded command line names a target spec file `{v}`"
+                    ));
+                }
+                args.push(format!("--target={v}"));
             }
-            _ if a.starts_with("-L") || a.starts_with("--extern=") => {}
-            _ if a.starts_with('@') => return Err("its command line uses an argument file".into()),
-            _ if !replaced_src
-                && !a.starts_with('-')
-                && (Path::new(a) == src_path || inv.cwd.join(a) == src_path) =>
-            {
+            "--emit" => {
+                let v = value()?;
+                if v.contains('=') {
+                    return Err(format!(
+                        "its recorded command line has `--emit {v}`, which names an output path"
+                    ));
+                }
+                args.push(format!("--emit={v}"));
+            }
+            "--crate-name" => {
+                let v = value()?;
+                if v.is_empty() || !v.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+                    return Err(format!(
+                        "its recorded crate name `{v}` is not an identifier"
+                    ));
+                }
+                args.extend([opt.to_owned(), v]);
+            }
+            "-l" => {
+                let v = value()?;
+                // A library name; a path would be read (and bundled).
+                if v.contains('/') || v.contains('\\') {
+                    return Err(format!("its recorded command line links `{v}`, a path"));
+                }
+                args.extend([opt.to_owned(), v]);
+            }
+            _ if KEPT_WITH_VALUE.contains(&opt) => {
+                let v = value()?;
+                args.extend([opt.to_owned(), v]);
+            }
+            _ if KEPT_FLAGS.contains(&opt) && inline.is_none() => args.push(opt.to_owned()),
+            _ if a.starts_with('-') => {
+                return Err(format!(
+                    "its recorded command line has `{a}`, which cargo-seed does not replay"
+                ));
+            }
+            _ if !replaced_src && (Path::new(a) == src_path || inv.cwd.join(a) == src_path) => {
                 replaced_src = true;
                 args.push(show(stub));
             }
-            _ => args.push(a.clone()),
+            _ => {
+                return Err(format!(
+                    "its recorded command line has a second input `{a}`"
+                ))
+            }
         }
     }
     if !replaced_src {
         return Err("its source file is not on its recorded command line".into());
     }
+    args.push(format!("-Clinker={NO_OP_LINKER}"));
     Ok(args)
+}
+
+/// `--name=value` → (`--name`, value); `-Cvalue` → (`-C`, value); the short
+/// options with a value (`-C`, `-L`, `-l`, `-A`…) may be glued to it.
+fn split_option(a: &str) -> (&str, Option<&str>) {
+    if let Some(long) = a.strip_prefix("--") {
+        return match long.split_once('=') {
+            Some((name, v)) => (&a[..name.len() + 2], Some(v)),
+            None => (a, None),
+        };
+    }
+    if a.len() > 2 && a.starts_with('-') && a.is_char_boundary(2) {
+        let (opt, v) = a.split_at(2);
+        if matches!(opt, "-C" | "-L" | "-l" | "-A" | "-W" | "-D" | "-F") {
+            return (opt, Some(v));
+        }
+    }
+    (a, None)
 }
 
 #[cfg(test)]
@@ -234,64 +398,134 @@ mod tests {
         assert_eq!(fs::read(&junk).unwrap(), b"RS");
     }
 
-    #[test]
-    fn replay_changes_only_untracked_arguments() {
-        let inv = Invocation {
+    fn invocation(args: &[&str]) -> Invocation {
+        Invocation {
             cwd: "/ci/ws".into(),
-            args: [
-                "--crate-name",
-                "app",
-                "--edition=2021",
-                "app/src/main.rs",
-                "--crate-type",
-                "bin",
-                "-C",
-                "metadata=abc",
-                "--out-dir",
-                "/ci/ws/target/debug/deps",
-                "-C",
-                "incremental=/ci/ws/target/debug/incremental",
-                "-L",
-                "dependency=/ci/ws/target/debug/deps",
-                "--extern",
-                "greet=/ci/ws/target/debug/deps/libgreet-1.rlib",
-            ]
-            .iter()
-            .map(|s| s.to_string())
-            .collect(),
-        };
-        let args = replay_args(
-            &inv,
+            args: args.iter().map(|s| s.to_string()).collect(),
+        }
+    }
+
+    fn replay(inv: &Invocation) -> Result<Vec<String>, String> {
+        replay_args(
+            inv,
             Path::new("/ci/ws/app/src/main.rs"),
             Path::new("/s/stub.rs"),
             Path::new("/s/out"),
             Path::new("/s/inc"),
         )
-        .unwrap();
+    }
+
+    const CARGO_ARGS: &[&str] = &[
+        "--crate-name",
+        "app",
+        "--edition=2021",
+        "app/src/main.rs",
+        "--error-format=json",
+        "--json=diagnostic-rendered-ansi,artifacts,future-incompat",
+        "--crate-type",
+        "bin",
+        "--emit=dep-info,link",
+        "-C",
+        "embed-bitcode=no",
+        "-C",
+        "debuginfo=2",
+        "--check-cfg",
+        "cfg(docsrs,test)",
+        "-C",
+        "metadata=abc",
+        "--out-dir",
+        "/ci/ws/target/debug/deps",
+        "-C",
+        "incremental=/ci/ws/target/debug/incremental",
+        "-L",
+        "dependency=/ci/ws/target/debug/deps",
+        "--extern",
+        "greet=/ci/ws/target/debug/deps/libgreet-1.rlib",
+        "-C",
+        "link-arg=-fuse-ld=lld",
+    ];
+
+    #[test]
+    fn replay_changes_only_untracked_arguments() {
+        let args = replay(&invocation(CARGO_ARGS)).unwrap();
         assert_eq!(
             args,
             [
                 "--crate-name",
                 "app",
-                "--edition=2021",
+                "--edition",
+                "2021",
                 "/s/stub.rs",
+                "--error-format",
+                "json",
+                "--json",
+                "diagnostic-rendered-ansi,artifacts,future-incompat",
                 "--crate-type",
                 "bin",
-                "-C",
-                "metadata=abc",
+                "--emit=dep-info,link",
+                "-Cembed-bitcode=no",
+                "-Cdebuginfo=2",
+                "--check-cfg",
+                "cfg(docsrs,test)",
+                "-Cmetadata=abc",
                 "--out-dir",
                 "/s/out",
-                "-C",
-                "incremental=/s/inc",
+                "-Cincremental=/s/inc",
+                "-Clinker=/bin/true",
             ]
         );
-        let err = replay_args(
-            &inv,
+        let elsewhere = replay_args(
+            &invocation(CARGO_ARGS),
             Path::new("/elsewhere.rs"),
             Path::new("/s"),
             Path::new("/o"),
             Path::new("/i"),
         );
-        assert!(err.is_err());
+        assert!(elsewhere.is_err());
+    }
+
+    #[test]
+    fn replay_refuses_what_names_a_program_a_plugin_or_an_output() {
+        let hostile: &[&[&str]] = &[
+            &["-C", "linker-plugin-lto=/tmp/x.so"],
+            &["-C", "llvm-args=-info-output-file=/tmp/x"],
+            &["--codegen", "profile-use=/etc/passwd"],
+            &["-Zcodegen-backend=/tmp/evil.so"],
+            &["-Z", "llvm-plugins=/tmp/evil.so"],
+            &["--emit=link=/tmp/evil"],
+            &["--emit", "obj=/tmp/evil.o"],
+            &["-o", "/tmp/evil"],
+            &["--sysroot", "/tmp/evil"],
+            &["--print", "cfg=/tmp/evil"],
+            &["--target", "/tmp/evil.json"],
+            &["-l", "static:+verbatim=/etc/passwd"],
+            &["--crate-name", "../x"],
+            &["@/tmp/args"],
+            &["/etc/passwd"],
+            &["-C"],
+        ];
+        for extra in hostile {
+            let mut args = CARGO_ARGS.to_vec();
+            args.extend_from_slice(extra);
+            let err = replay(&invocation(&args)).expect_err(&format!("{extra:?} was replayed"));
+            assert!(!err.is_empty());
+        }
+        // What only matters for linking is dropped, and linking goes nowhere.
+        let mut args = CARGO_ARGS.to_vec();
+        args.extend([
+            "-C",
+            "linker=/tmp/evil",
+            "--codegen",
+            "link-args=-Wl,-x",
+            "-Clinker-flavor=gcc",
+        ]);
+        let replayed = replay(&invocation(&args)).unwrap();
+        assert!(
+            !replayed
+                .iter()
+                .any(|a| a.contains("evil") || a.contains("link-arg") || a.contains("flavor")),
+            "{replayed:?}"
+        );
+        assert_eq!(replayed.last().unwrap(), "-Clinker=/bin/true");
     }
 }
