@@ -7,7 +7,7 @@
 //! directories, hard links and downward relative symlinks below the staging
 //! root. It must never write outside that root, whatever the blob says.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::fs::{self, File, FileTimes, OpenOptions};
 use std::io::{self, Read, Write};
 use std::path::{Component, Path, PathBuf};
@@ -265,6 +265,7 @@ fn unpack_entries<R: Read>(
     };
     let times = FileTimes::new().set_modified(mtime).set_accessed(mtime);
     let mut ours: HashMap<PathBuf, u64> = HashMap::new();
+    let mut real_dirs: HashSet<PathBuf> = HashSet::new();
     let mut done = Unpacked::default();
     for entry in archive.entries().map_err(corrupt)? {
         if cancel.load(Ordering::Relaxed) {
@@ -279,6 +280,17 @@ fn unpack_entries<R: Read>(
         let kind = entry.header().entry_type();
         if !owns(&rel, kind.is_dir()) {
             return Err(hostile(&rel, "a path outside its own unit"));
+        }
+        // A link this blob made must not become a way into another unit's
+        // files: nothing is created through one.
+        let through_link = if kind.is_dir() {
+            Some(rel.as_path())
+        } else {
+            rel.parent()
+        }
+        .is_some_and(|dir| passes_a_symlink(root, dir, &mut real_dirs));
+        if through_link {
+            return Err(hostile(&rel, "a path through a symlink"));
         }
         if kind.is_dir() {
             fs::create_dir_all(&dest).map_err(io_err("create", &dest))?;
@@ -339,6 +351,28 @@ fn unpack_entries<R: Read>(
         }
     }
     Ok(done)
+}
+
+/// Whether `dir` (relative to `root`) or a directory above it is a symlink.
+/// Directories found real are remembered: this blob cannot turn one into a
+/// link (a symlink is never created over an existing path).
+fn passes_a_symlink(root: &Path, dir: &Path, real_dirs: &mut HashSet<PathBuf>) -> bool {
+    let mut at = PathBuf::new();
+    for part in dir.components() {
+        at.push(part);
+        if real_dirs.contains(&at) {
+            continue;
+        }
+        match fs::symlink_metadata(root.join(&at)) {
+            Ok(meta) if meta.file_type().is_symlink() => return true,
+            Ok(meta) if meta.is_dir() => {
+                real_dirs.insert(at.clone());
+            }
+            // Not there yet (created below), or a file (creating fails).
+            _ => {}
+        }
+    }
+    false
 }
 
 /// Relative, and made only of normal components: no root, no `..`, no `.`.
@@ -642,6 +676,22 @@ mod tests {
                 Box::new(|b| raw_entry(b, Link, b"link", b"/etc/passwd", b"")),
             ),
             ("device", Box::new(|b| raw_entry(b, Char, b"dev", b"", b""))),
+            (
+                "file through a link",
+                Box::new(|b| {
+                    raw_entry(b, Directory, b"other", b"", b"");
+                    raw_entry(b, Symlink, b"way", b"other", b"");
+                    raw_entry(b, Regular, b"way/planted", b"", b"x");
+                }),
+            ),
+            (
+                "directory through a link",
+                Box::new(|b| {
+                    raw_entry(b, Directory, b"other", b"", b"");
+                    raw_entry(b, Symlink, b"way", b"other", b"");
+                    raw_entry(b, Directory, b"way/sub", b"", b"");
+                }),
+            ),
             ("fifo", Box::new(|b| raw_entry(b, Fifo, b"fifo", b"", b""))),
         ];
         for (what, build) in cases {
@@ -652,6 +702,10 @@ mod tests {
             let err = unpack_err(&z[..], &blob, &root);
             assert!(matches!(err, ArchiveError::Hostile { .. }), "{what}: {err}");
             assert!(!dir.path().join("escape").exists(), "{what}");
+            assert!(
+                !root.join("other/planted").exists() && !root.join("other/sub").exists(),
+                "{what}"
+            );
             assert!(
                 !root.join("link").exists() && !root.join("dev").exists(),
                 "{what}"
