@@ -36,24 +36,54 @@ pub struct HttpStore {
 }
 
 impl HttpStore {
+    /// The store at `url`, with `CARGO_SEED_TOKEN` as its bearer token.
     pub fn new(url: &str) -> Result<HttpStore, StoreError> {
+        let token = std::env::var("CARGO_SEED_TOKEN")
+            .ok()
+            .filter(|t| !t.is_empty());
+        HttpStore::with_token(url, token)
+    }
+
+    /// The token only ever travels encrypted (plain `http://` is accepted
+    /// for it on loopback alone), and only to the store's own origin:
+    /// a redirect elsewhere is refused rather than followed.
+    pub fn with_token(url: &str, token: Option<String>) -> Result<HttpStore, StoreError> {
         let base = if url.ends_with('/') {
             url.to_owned()
         } else {
             format!("{url}/")
         };
+        let config = |detail: String| StoreError::Config {
+            store: base.trim_end_matches('/').to_owned(),
+            detail,
+        };
+        let parsed = reqwest::Url::parse(&base).map_err(|e| config(e.to_string()))?;
+        if token.is_some() && parsed.scheme() == "http" && !is_loopback(&parsed) {
+            return Err(config(
+                "CARGO_SEED_TOKEN would be sent in clear text over plain http:// \
+                 (allowed on loopback only); use an https:// store"
+                    .into(),
+            ));
+        }
+        let origin = parsed.origin();
+        let redirects = reqwest::redirect::Policy::custom(move |attempt| {
+            if attempt.url().origin() != origin {
+                attempt.error(
+                    "the store redirected to another origin, which cargo-seed does not follow",
+                )
+            } else if attempt.previous().len() >= 10 {
+                attempt.error("too many redirects")
+            } else {
+                attempt.follow()
+            }
+        });
         let client = Client::builder()
             .connect_timeout(Duration::from_secs(10))
             .timeout(Duration::from_secs(60))
+            .redirect(redirects)
             .user_agent(concat!("cargo-seed/", env!("CARGO_PKG_VERSION")))
             .build()
-            .map_err(|e| StoreError::Config {
-                store: base.clone(),
-                detail: e.to_string(),
-            })?;
-        let token = std::env::var("CARGO_SEED_TOKEN")
-            .ok()
-            .filter(|t| !t.is_empty());
+            .map_err(|e| config(e.to_string()))?;
         Ok(HttpStore {
             base,
             client,
@@ -133,6 +163,15 @@ impl HttpStore {
             key: key.to_owned(),
             detail: format!("{last} (gave up after {ATTEMPTS} attempts)"),
         })
+    }
+}
+
+fn is_loopback(url: &reqwest::Url) -> bool {
+    match url.host() {
+        Some(url::Host::Domain(d)) => d == "localhost",
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        None => false,
     }
 }
 
@@ -301,5 +340,85 @@ impl Read for Download {
                 Err(e) => self.resume(e.to_string())?,
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::{BufRead, BufReader, Write};
+    use std::net::TcpListener;
+
+    #[test]
+    fn the_token_travels_in_clear_only_to_loopback() {
+        let token = || Some("s3cr3t".to_owned());
+        for url in ["http://seed.example.com/app", "http://10.0.0.8/app"] {
+            let err = HttpStore::with_token(url, token()).err().expect(url);
+            assert!(err.to_string().contains("clear text"), "{err}");
+            assert!(!err.to_string().contains("s3cr3t"));
+        }
+        for url in [
+            "https://seed.example.com/app",
+            "http://127.0.0.1:8080/app",
+            "http://localhost/app",
+            "http://[::1]/app",
+        ] {
+            assert!(HttpStore::with_token(url, token()).is_ok(), "{url}");
+        }
+        assert!(HttpStore::with_token("http://seed.example.com/app", None).is_ok());
+    }
+
+    /// A server that answers every request with `answer` and reports each
+    /// request's head.
+    fn one_shot(answer: String) -> (String, std::sync::mpsc::Receiver<String>) {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for stream in listener.incoming().take(4) {
+                let mut stream = stream.unwrap();
+                let mut head = String::new();
+                let mut reader = BufReader::new(stream.try_clone().unwrap());
+                loop {
+                    let mut line = String::new();
+                    if reader.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
+                        break;
+                    }
+                    head.push_str(&line);
+                }
+                let _ = tx.send(head);
+                let _ = stream.write_all(answer.as_bytes());
+            }
+        });
+        (url, rx)
+    }
+
+    #[test]
+    fn a_redirect_to_another_origin_is_not_followed() {
+        let ok = "HTTP/1.1 200 OK\r\ncontent-length: 2\r\nconnection: close\r\n\r\nhi".to_owned();
+        let (elsewhere, seen_elsewhere) = one_shot(ok);
+        let redirect = format!(
+            "HTTP/1.1 302 Found\r\nlocation: {elsewhere}/x\r\ncontent-length: 0\r\nconnection: close\r\n\r\n"
+        );
+        let (store_url, seen) = one_shot(redirect);
+        let store = HttpStore::with_token(&store_url, Some("s3cr3t".into())).unwrap();
+        let err = store
+            .get("snapshots/x.json")
+            .err()
+            .expect("a redirect elsewhere fails");
+        assert!(!err.to_string().contains("s3cr3t"), "{err}");
+        let first = seen.recv_timeout(Duration::from_secs(5)).unwrap();
+        assert!(
+            first
+                .to_ascii_lowercase()
+                .contains("authorization: bearer s3cr3t"),
+            "{first}"
+        );
+        assert!(
+            seen_elsewhere
+                .recv_timeout(Duration::from_millis(500))
+                .is_err(),
+            "the other origin was asked"
+        );
     }
 }
