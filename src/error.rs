@@ -47,6 +47,18 @@ pub enum Error {
         #[source]
         source: serde_json::Error,
     },
+    #[error("{store}: manifest `{key}` is rejected: {detail}")]
+    InvalidManifest {
+        store: String,
+        key: String,
+        detail: String,
+    },
+    #[error("the snapshot unpacks to {} but {} has {} free", crate::ui::bytes(*.needed), .dir.display(), crate::ui::bytes(*.available))]
+    NoSpace {
+        dir: PathBuf,
+        needed: u64,
+        available: u64,
+    },
     #[error("failed to {op} {path}")]
     Io {
         op: &'static str,
@@ -110,6 +122,12 @@ impl Error {
             Error::Archive(ArchiveError::Hostile { .. }) => {
                 Some("do not use this store: its snapshot tries to write outside the target dir".into())
             }
+            Error::NoSpace { .. } => Some(
+                "free some space where the build dir is (or seed an older, smaller snapshot); nothing was changed".into(),
+            ),
+            Error::InvalidManifest { .. } => Some(
+                "do not use this store: its snapshot breaks cargo-seed's rules; republish it from CI".into(),
+            ),
             Error::Archive(ArchiveError::Io { .. }) => Some(
                 "check free space and permissions where the build dir is; nothing was changed".into(),
             ),

@@ -48,6 +48,13 @@ pub fn resolve_commit(dir: &Path, rev: &str) -> Result<String, GitError> {
         .to_owned())
 }
 
+/// The top of the work tree that holds `dir`.
+pub fn toplevel(dir: &Path) -> Result<PathBuf, GitError> {
+    Ok(PathBuf::from(
+        git(dir, &["rev-parse", "--show-toplevel"])?.trim(),
+    ))
+}
+
 /// Whether the working tree differs from `HEAD` (tracked or untracked files).
 pub fn is_dirty(dir: &Path) -> Result<bool, GitError> {
     Ok(!git(dir, &["status", "--porcelain"])?.trim().is_empty())

@@ -30,6 +30,7 @@ pub mod snapshot;
 pub mod store;
 pub mod toolchain;
 pub mod ui;
+pub mod validate;
 pub mod workspace;
 pub mod wrapper;
 

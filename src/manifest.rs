@@ -12,7 +12,7 @@ use sha2::{Digest, Sha256};
 use crate::toolchain::Toolchain;
 
 /// Bumped on any change a reader of the previous version would misread.
-pub const SCHEMA: u32 = 1;
+pub const SCHEMA: u32 = 2;
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Manifest {
@@ -130,38 +130,61 @@ pub enum Check {
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Inputs {
-    /// The package root, relative to the workspace root when inside it.
+    /// What `package_root` is relative to: the workspace, the repository
+    /// (a path dependency outside the workspace) or `CARGO_HOME`.
+    #[serde(
+        default = "Base::workspace",
+        skip_serializing_if = "Base::is_workspace"
+    )]
+    pub base: Base,
+    /// The package root, relative to `base` (empty for `base` itself).
     pub package_root: PathBuf,
     pub files: Vec<Input>,
 }
 
-/// One file cargo tracks for a unit, as cargo will look it up: relative to
-/// the package root, or absolute.
+/// One file cargo tracks for a unit, as a path relative to one of the
+/// directories the seed maps to this machine. Never absolute: a manifest
+/// must not make the seed read a file outside them.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Input {
-    /// What `path` is relative to (when it is relative).
-    #[serde(default, skip_serializing_if = "InputBase::is_package")]
-    pub base: InputBase,
+    /// What `path` is relative to.
+    #[serde(default, skip_serializing_if = "Base::is_package")]
+    pub base: Base,
     pub path: PathBuf,
     /// sha256 of the contents (of every file below it, for a directory);
     /// `None` when the path did not exist.
     pub sha256: Option<String>,
 }
 
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+/// A directory of the build machine that has a counterpart here.
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
+)]
 #[serde(rename_all = "kebab-case")]
-pub enum InputBase {
-    /// The package root.
+pub enum Base {
+    /// The unit's package root.
     #[default]
     Package,
     /// The build dir (the directory holding `debug/`): a file cargo found
     /// there that no dependency of the unit produced.
     BuildDir,
+    /// The workspace root.
+    Workspace,
+    /// The top of the git work tree that holds the workspace.
+    Repository,
+    /// `CARGO_HOME` (registry and git sources).
+    CargoHome,
 }
 
-impl InputBase {
+impl Base {
     fn is_package(&self) -> bool {
-        *self == InputBase::Package
+        *self == Base::Package
+    }
+    fn workspace() -> Base {
+        Base::Workspace
+    }
+    fn is_workspace(&self) -> bool {
+        *self == Base::Workspace
     }
 }
 
@@ -353,9 +376,10 @@ mod tests {
             src_path: None,
             rustc: None,
             check: Check::Inputs(Inputs {
+                base: Base::Workspace,
                 package_root: "greet".into(),
                 files: vec![Input {
-                    base: InputBase::Package,
+                    base: Base::Package,
                     path: "src/lib.rs".into(),
                     sha256: None,
                 }],
@@ -364,6 +388,7 @@ mod tests {
         let text = serde_json::to_string(&m).unwrap();
         let back: Manifest = serde_json::from_str(&text).unwrap();
         assert_eq!(back.units[0].blob, m.units[0].blob);
-        assert!(matches!(&back.units[0].check, Check::Inputs(i) if i.files.len() == 1));
+        assert!(matches!(&back.units[0].check,
+            Check::Inputs(i) if i.files.len() == 1 && i.base == Base::Workspace));
     }
 }

@@ -9,6 +9,7 @@ use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::time::{Instant, SystemTime};
 
+use crate::freshness::Roots;
 use crate::git;
 use crate::manifest::{self, Blob, Check, Manifest, Unit, UnitKind};
 use crate::snapshot;
@@ -69,7 +70,9 @@ pub fn publish(
         opts.build_args,
     )?;
     let live = snapshot::live_units(&profile_dir, &messages)?;
-    let (jobs, native_cpu) = plan(ws, &profile_dir, &live)?;
+    let repository = git::toplevel(&ws.root)?;
+    let roots = Roots::new(&ws.root, Some(&repository), &ws.cargo_home, &ws.build_dir);
+    let (jobs, native_cpu) = plan(ws, &roots, &profile_dir, &live)?;
     ui.status(
         "Packing",
         format!("{} units of {}", jobs.len(), &commit[..12]),
@@ -178,6 +181,7 @@ pub fn publish(
 /// Turns the live units into pack jobs: files, dependency edges, checks.
 fn plan(
     ws: &Workspace,
+    roots: &Roots,
     profile_dir: &Path,
     live: &snapshot::LiveBuild,
 ) -> Result<(Vec<Job>, bool), Error> {
@@ -220,7 +224,7 @@ fn plan(
             })
             .map(|d| profile_rel.join("build").join(d))
             .collect();
-        let check = snapshot::unit_check(unit, fp, &ws.build_dir, &ws.root, &produced)?;
+        let check = snapshot::unit_check(unit, fp, roots, &produced)?;
         if unit.kind == UnitKind::Compile && unit.package_id.starts_with("path+") {
             path_crates.insert(unit.crate_name.clone());
         }

@@ -5,7 +5,7 @@ use std::io::Read;
 
 use crate::manifest::{Manifest, Want};
 use crate::store::{snapshot_prefix, Store, StoreError};
-use crate::Error;
+use crate::{validate, Error};
 
 /// A snapshot found in the store, usable or not.
 #[derive(Debug)]
@@ -28,10 +28,28 @@ pub struct Found {
     pub manifest: Manifest,
 }
 
+/// The most a manifest may weigh: a workspace of thousands of units with
+/// every input listed stays far below it, and nothing larger is read.
+pub const MANIFEST_CAP: u64 = 32 << 20;
+
+/// Reads, parses and validates the manifest stored under `key`
+/// (`snapshots/<commit>/<variant>.json`). Nothing in it is used before
+/// [`validate::manifest`] has accepted every field.
 pub fn read_manifest(store: &dyn Store, key: &str) -> Result<Manifest, Error> {
+    let invalid = |detail: String| Error::InvalidManifest {
+        store: store.location(),
+        key: key.to_owned(),
+        detail,
+    };
+    let (commit, variant) = key
+        .strip_prefix("snapshots/")
+        .and_then(|k| k.split_once('/'))
+        .and_then(|(c, v)| Some((c, v.strip_suffix(".json")?)))
+        .ok_or_else(|| invalid("not a manifest key".into()))?;
     let mut body = Vec::new();
     store
         .get(key)?
+        .take(MANIFEST_CAP + 1)
         .read_to_end(&mut body)
         .map_err(|source| crate::store::StoreError::Io {
             store: store.location(),
@@ -39,11 +57,19 @@ pub fn read_manifest(store: &dyn Store, key: &str) -> Result<Manifest, Error> {
             key: key.to_owned(),
             source,
         })?;
-    serde_json::from_slice(&body).map_err(|source| Error::Manifest {
+    if body.len() as u64 > MANIFEST_CAP {
+        return Err(invalid(format!(
+            "it is larger than {} MiB",
+            MANIFEST_CAP >> 20
+        )));
+    }
+    let manifest: Manifest = serde_json::from_slice(&body).map_err(|source| Error::Manifest {
         store: store.location(),
         key: key.to_owned(),
         source,
-    })
+    })?;
+    validate::manifest(&manifest, commit, variant).map_err(|e| invalid(e.to_string()))?;
+    Ok(manifest)
 }
 
 /// Every snapshot of `commit` in the store, judged against `want`.
@@ -78,6 +104,12 @@ pub fn snapshots_at(
             // a store that cannot be read is an error of its own.
             Err(e @ Error::Manifest { .. }) => {
                 let why = format!("unreadable manifest ({e})");
+                (Err(why.clone()), Some(why))
+            }
+            // A manifest that breaks a rule is never used, whatever else it
+            // says: the store may be hostile.
+            Err(Error::InvalidManifest { detail, .. }) => {
+                let why = format!("rejected manifest: {detail}");
                 (Err(why.clone()), Some(why))
             }
             Err(e) => return Err(e),

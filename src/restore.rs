@@ -126,6 +126,17 @@ pub fn want(ws: &Workspace, profile: &str) -> Result<Want, Error> {
     })
 }
 
+/// The directories recorded inputs are relative to, here.
+fn roots(ws: &Workspace) -> freshness::Roots {
+    let repository = git::toplevel(&ws.root).ok();
+    freshness::Roots::new(
+        &ws.root,
+        repository.as_deref(),
+        &ws.cargo_home,
+        &ws.build_dir,
+    )
+}
+
 /// Verdicts for every unit (what differs by content, what cannot be reused
 /// at this checkout's paths), and how fingerprints are rewritten for them.
 fn judge(
@@ -164,7 +175,17 @@ fn judge(
             BakedRoot::Workspace => root_moved,
             BakedRoot::CargoHome => home_moved,
         });
-        let reason = if let Some(why) = plan.failed.get(&unit.id) {
+        // Whatever the manifest says a unit is, one named like a package of
+        // this workspace is only restored after its sources are compared.
+        let unchecked_member = matches!(unit.check, Check::None)
+            && unit.kind != UnitKind::Incremental
+            && unit
+                .id
+                .rsplit_once('-')
+                .is_some_and(|(package, _)| ws.members.iter().any(|m| m == package));
+        let reason = if unchecked_member {
+            "it is named like a package of this workspace, and the snapshot has no content check for it".to_owned()
+        } else if let Some(why) = plan.failed.get(&unit.id) {
             why.clone()
         } else if let Some(b) = baked {
             format!("it embeds env!(\"{}\"), a path that differs here", b.var)
@@ -173,7 +194,7 @@ fn judge(
         };
         unit.check = Check::Unverifiable { reason };
     }
-    let verdicts = freshness::evaluate(&marked, &ws.root, &ws.build_dir);
+    let verdicts = freshness::evaluate(&marked, &roots(ws));
     (verdicts, moves, plan)
 }
 
@@ -255,6 +276,21 @@ pub fn restore(
     let old_state = read_state(&dest);
     let units: Vec<&Unit> = selected(manifest, &verdicts).collect();
     let total: u64 = units.iter().map(|u| u.blob.size).sum();
+    // What the blobs declare they unpack to (unpacking stops at that size),
+    // against what the file system has: a snapshot cannot fill the disk.
+    let needed = units
+        .iter()
+        .map(|u| u.blob.unpacked)
+        .fold(0u64, u64::saturating_add);
+    if let Some(available) = available_space(&staging.0) {
+        if needed.saturating_add(FREE_SPACE_MARGIN) > available {
+            return Err(Error::NoSpace {
+                dir: ws.build_dir.clone(),
+                needed,
+                available,
+            });
+        }
+    }
     let bar = ui.bytes_bar(total, "Fetching");
     let state = Mutex::new(State {
         commit: found.commit.clone(),
@@ -308,10 +344,16 @@ pub fn restore(
         outcome.notes.push(note);
     }
     if !moves.is_empty() {
-        let (gdb, lldb) = relocate::debugger_scripts(&moves);
+        let (gdb, lldb, left_out) = relocate::debugger_scripts(&moves);
         for (name, text) in [(GDB_SCRIPT, gdb), (LLDB_SCRIPT, lldb)] {
             let path = staging.0.join(name);
             fs::write(&path, text).map_err(io("write", &path))?;
+        }
+        for from in left_out {
+            outcome.notes.push(format!(
+                "{} is left out of the debugger maps: its characters would be read as commands",
+                from.display()
+            ));
         }
         outcome.notes.push(format!(
             "reused code carries the build machine's paths in its debug info: \
@@ -358,6 +400,23 @@ pub fn restore(
         ),
     );
     Ok(outcome)
+}
+
+/// Left free after unpacking, for cargo's own work.
+const FREE_SPACE_MARGIN: u64 = 256 << 20;
+
+/// Bytes an unprivileged user may still write on the file system of `dir`.
+fn available_space(dir: &Path) -> Option<u64> {
+    #[cfg(unix)]
+    {
+        let st = rustix::fs::statvfs(dir).ok()?;
+        Some(st.f_bavail.saturating_mul(st.f_frsize))
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = dir;
+        None
+    }
 }
 
 /// The units to put in place: those reused, and all incremental state.
@@ -411,6 +470,7 @@ fn relocate_incremental(
     let results = pool::map(&candidates, pool::threads(), |unit| {
         let inv = unit.rustc.as_ref().expect("filtered");
         let src = unit.src_path.as_deref().expect("filtered");
+        // Validation made the recorded working directory CI's workspace root.
         let cwd = moves.map(&inv.cwd).unwrap_or_else(|| inv.cwd.clone());
         let dir = scratch.join(unit.id.replace('/', "_"));
         let patched = incremental::expected_header(&rustc, inv, src, &cwd, &dir).and_then(

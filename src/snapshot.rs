@@ -17,9 +17,9 @@ use cargo_metadata::Message;
 use serde::Deserialize;
 
 use crate::depinfo::{self, PathBase};
-use crate::freshness::digest_path;
+use crate::freshness::{self, digest_path, Roots};
 use crate::manifest::{
-    BakedPath, BakedRoot, Check, FingerprintRecord, Input, InputBase, Inputs, UnitKind,
+    BakedPath, BakedRoot, Base, Check, FingerprintRecord, Input, Inputs, UnitKind,
 };
 
 #[derive(Debug, thiserror::Error)]
@@ -501,15 +501,20 @@ pub fn parse_hash_file(text: &str) -> Option<u64> {
 /// units and are fresh exactly when they are. Any other file under the build
 /// dir is an input like a source file (a generated file, an artifact of
 /// another build) and is compared by content.
+///
+/// Every input is recorded relative to a directory the seed maps to its own
+/// machine (see [`Roots`]); a unit that reads a file outside all of them is
+/// unverifiable, and so is one whose input is not a regular file.
 pub fn unit_check(
     unit: &LiveUnit,
     fp: &Fingerprint,
-    build_root: &Path,
-    workspace_root: &Path,
+    roots: &Roots,
     produced: &[PathBuf],
 ) -> Result<Check, SnapshotError> {
+    let build_root = roots.build_dir.as_path();
     let is_path = unit.package_id.starts_with("path+");
-    let mut files: Vec<(InputBase, PathBuf)> = Vec::new();
+    // Where cargo will look for each input on this machine.
+    let mut files: Vec<PathBuf> = Vec::new();
     let mut tracked = false;
     // Cargo's reference time for the unit: no input may be newer, or what is
     // on disk now is not what was compiled.
@@ -538,12 +543,10 @@ pub fn unit_check(
                     return Ok(unverifiable("a dep-info file in an unknown format"));
                 };
                 for (base, p) in info.files {
-                    match base {
-                        PathBase::Package => files.push((InputBase::Package, p)),
-                        PathBase::Build if p.is_absolute() => files.push((InputBase::Package, p)),
-                        PathBase::Build if produced.iter().any(|d| p.starts_with(d)) => {}
-                        PathBase::Build => files.push((InputBase::BuildDir, p)),
-                    }
+                    files.push(match base {
+                        PathBase::Package => unit.package_root.join(p),
+                        PathBase::Build => build_root.join(p),
+                    });
                 }
             }
             "RerunIfChanged" => {
@@ -553,7 +556,7 @@ pub fn unit_check(
                 }
                 let paths = body.get("paths").and_then(|p| p.as_array());
                 for p in paths.into_iter().flatten().filter_map(|p| p.as_str()) {
-                    files.push((InputBase::Package, PathBuf::from(p)));
+                    files.push(unit.package_root.join(p));
                 }
             }
             "RerunIfEnvChanged" => {}
@@ -571,23 +574,64 @@ pub fn unit_check(
             }
         }
     }
-    if !tracked {
+    // A workspace unit always carries a content check, even an empty one
+    // (a build script that watches only environment variables), so that a
+    // manifest without one can be told apart and refused.
+    if !tracked && !is_path {
         return Ok(Check::None);
     }
-    let package_root = unit
-        .package_root
-        .strip_prefix(workspace_root)
-        .map(Path::to_owned)
-        .unwrap_or_else(|_| unit.package_root.clone());
-    files.sort();
-    files.dedup();
-    let mut inputs = Vec::with_capacity(files.len());
-    for (base, path) in files {
-        let abs = match base {
-            InputBase::Package => unit.package_root.join(&path),
-            InputBase::BuildDir => build_root.join(&path),
+    const PACKAGE_BASES: [Base; 3] = [Base::Workspace, Base::Repository, Base::CargoHome];
+    let Some((base, package_root)) = roots.relativize(&unit.package_root, &PACKAGE_BASES) else {
+        return Ok(unverifiable(
+            "its package lies outside the workspace, the repository and CARGO_HOME",
+        ));
+    };
+    let mut located = Vec::with_capacity(files.len());
+    for raw in files {
+        let Some(abs) = freshness::normalize(&raw) else {
+            return Ok(unverifiable(&format!(
+                "it reads {}, a path that climbs above the root",
+                raw.display()
+            )));
         };
-        let sha256 = digest_path(&abs).map_err(io_err(&abs))?;
+        // `a/../b` means what the file system says, which is what `..`
+        // means lexically unless a symlink sits in between.
+        if abs != raw && fs::canonicalize(&abs).ok() != fs::canonicalize(&raw).ok() {
+            return Ok(unverifiable(&format!(
+                "it reads {} through a symlink and `..`",
+                raw.display()
+            )));
+        }
+        let entry = if let Ok(rel) = abs.strip_prefix(build_root) {
+            if produced.iter().any(|d| rel.starts_with(d)) {
+                continue;
+            }
+            (Base::BuildDir, rel.to_owned())
+        } else if let Ok(rel) = abs.strip_prefix(&unit.package_root) {
+            (Base::Package, rel.to_owned())
+        } else if let Some(found) = roots.relativize(&abs, &PACKAGE_BASES) {
+            found
+        } else {
+            return Ok(unverifiable(&format!(
+                "it reads {}, outside the workspace, the repository, CARGO_HOME and the build dir",
+                abs.display()
+            )));
+        };
+        located.push((entry, abs));
+    }
+    located.sort();
+    located.dedup();
+    let mut inputs = Vec::with_capacity(located.len());
+    for ((base, path), abs) in located {
+        let sha256 = match digest_path(&abs, roots) {
+            Ok(d) => d,
+            Err(e) => {
+                return Ok(unverifiable(&format!(
+                    "{} cannot be read ({e})",
+                    path.display()
+                )))
+            }
+        };
         // Checked after reading: an edit during the read shows up here too.
         if let (Some(reference), Ok(modified)) = (reference, newest_mtime(&abs)) {
             if modified > reference {
@@ -600,6 +644,7 @@ pub fn unit_check(
         inputs.push(Input { base, path, sha256 });
     }
     Ok(Check::Inputs(Inputs {
+        base,
         package_root,
         files: inputs,
     }))
@@ -627,6 +672,10 @@ fn unverifiable(reason: &str) -> Check {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn test_roots(dir: &Path, build: &Path) -> Roots {
+        Roots::new(&dir.join("ws"), None, &dir.join("home"), build)
+    }
 
     #[test]
     fn unit_hash_from_file_names() {
@@ -740,7 +789,7 @@ mod tests {
             )
             .unwrap(),
         };
-        let check = unit_check(&unit, &fp, &build, &d.path().join("ws"), &[]).unwrap();
+        let check = unit_check(&unit, &fp, &test_roots(d.path(), &build), &[]).unwrap();
         let Check::Inputs(inputs) = check else {
             panic!("{check:?}")
         };
@@ -751,7 +800,7 @@ mod tests {
         // Edited after the compile: the digest would not be of what was built.
         std::thread::sleep(std::time::Duration::from_millis(20));
         fs::write(pkg.join("src/main.rs"), "fn main() { edited() }").unwrap();
-        let check = unit_check(&unit, &fp, &build, &d.path().join("ws"), &[]).unwrap();
+        let check = unit_check(&unit, &fp, &test_roots(d.path(), &build), &[]).unwrap();
         assert!(
             matches!(&check, Check::Unverifiable { reason } if reason.contains("after")),
             "{check:?}"
@@ -796,7 +845,7 @@ mod tests {
             .unwrap(),
         };
         let produced = [PathBuf::from("debug/build/app-1")];
-        let check = unit_check(&unit, &fp, &build, &d.path().join("ws"), &produced).unwrap();
+        let check = unit_check(&unit, &fp, &test_roots(d.path(), &build), &produced).unwrap();
         let Check::Inputs(inputs) = check else {
             panic!("{check:?}")
         };
@@ -805,10 +854,7 @@ mod tests {
             .iter()
             .map(|i| (i.base, i.path.clone()))
             .collect();
-        assert_eq!(
-            files,
-            vec![(InputBase::BuildDir, PathBuf::from("gen/data.txt"))]
-        );
+        assert_eq!(files, vec![(Base::BuildDir, PathBuf::from("gen/data.txt"))]);
     }
 
     #[test]

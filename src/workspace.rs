@@ -22,6 +22,8 @@ pub struct Workspace {
     /// Where intermediate artifacts go: `.fingerprint`, `deps`, `build`,
     /// `incremental`. The same as `target_dir` unless `build.build-dir` is set.
     pub build_dir: PathBuf,
+    /// The names of the workspace's member packages.
+    pub members: Vec<String>,
     /// `[workspace.metadata.seed] store = "…"`, if any.
     pub configured_store: Option<String>,
     pub cargo_home: PathBuf,
@@ -48,12 +50,18 @@ impl Workspace {
             .and_then(|seed| seed.get("store"))
             .and_then(|s| s.as_str())
             .map(str::to_owned);
+        let members = meta
+            .workspace_packages()
+            .iter()
+            .map(|p| p.name.to_string())
+            .collect();
         let target_dir = PathBuf::from(meta.target_directory);
         let build_dir = meta
             .build_directory
             .map(PathBuf::from)
             .unwrap_or_else(|| target_dir.clone());
         Ok(Workspace {
+            members,
             root: meta.workspace_root.into(),
             target_dir,
             build_dir,

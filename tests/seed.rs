@@ -405,11 +405,18 @@ fn no_usable_snapshot_has_its_own_exit_code_and_says_why() {
     );
 
     // A snapshot from another toolchain is skipped, and the reason is named.
+    // (Stored under the name that toolchain's snapshot has.)
     let other = w.store_copy("other-toolchain");
+    let old_version = "rustc 1.80.0 (051478957 2024-07-21)";
     World::edit_manifest(&other, &w.commits.base, |m| {
-        m["toolchain"]["verbose_version"] = "rustc 1.80.0 (051478957 2024-07-21)".into();
+        m["toolchain"]["verbose_version"] = old_version.into();
         m["toolchain"]["release"] = "1.80.0".into();
     });
+    let path = World::manifest_path(&other, &w.commits.base);
+    let name = path.file_name().unwrap().to_str().unwrap();
+    let (prefix, _) = name.rsplit_once('-').unwrap();
+    let key = cargo_seed::manifest::short_digest(old_version.as_bytes());
+    fs::rename(&path, path.with_file_name(format!("{prefix}-{key}.json"))).unwrap();
     let out = seed(
         &dir,
         &[
