@@ -247,6 +247,7 @@ mod tests {
             libc: None,
             native_cpu: false,
             units,
+            withheld: vec![],
         }
     }
 
