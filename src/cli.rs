@@ -88,7 +88,7 @@ pub enum Command {
     Publish {
         /// Variables whose values are secrets, besides names containing TOKEN, SECRET,
         /// PASSWORD, PASSWD, KEY, CREDENTIAL, AUTH or PRIVATE (comma or space separated;
-        /// replaces `secret-env` in [workspace.metadata.seed])
+        /// replaces `secret-env` in [workspace.metadata.seed] unless empty)
         #[arg(long, env = "CARGO_SEED_SECRET_ENV", value_name = "NAMES")]
         secret_env: Option<String>,
         /// Extra arguments for the `cargo build` whose units are published
@@ -174,9 +174,12 @@ pub fn run(cli: Cli) -> Result<(), Error> {
             build_args,
             secret_env,
         }) => {
-            let secrets = SecretNames::new(match secret_env {
-                Some(list) => SecretNames::parse_list(&list),
-                None => ws.configured_secret_env.clone(),
+            // An empty list (an unset CI variable expanded to "") does not
+            // clear the workspace's: that would publish what it names.
+            let given = secret_env.map(|list| SecretNames::parse_list(&list));
+            let secrets = SecretNames::new(match given {
+                Some(names) if !names.is_empty() => names,
+                _ => ws.configured_secret_env.clone(),
             });
             let opts = PublishOptions {
                 manifest_path: cli.global.manifest_path.as_deref(),

@@ -243,16 +243,18 @@ fn variables_the_user_lists_are_secrets_too() {
     );
     assert!(store_files_holding(&listed, STYLE).0.is_empty());
 
-    // From `[workspace.metadata.seed]`, which must be a list.
+    // From `[workspace.metadata.seed]`, which must be a list; an empty
+    // CARGO_SEED_SECRET_ENV (an unset CI variable) does not clear it.
     let manifest = w.ci.join("Cargo.toml");
     let original = fs::read_to_string(&manifest).unwrap();
     let configure = |value: &str| {
         let config = format!("{original}\n[workspace.metadata.seed]\nsecret-env = {value}\n");
         fs::write(&manifest, config).unwrap();
     };
+    let empty = [("CARGO_SEED_SECRET_ENV", Some(""))];
     configure("[\"SHOUT_STYLE\"]");
     let configured = w.root.join("store-configured");
-    let out = publish(configured.to_str().unwrap(), &[]);
+    let out = publish(configured.to_str().unwrap(), &empty);
     let said = text_of(&out);
     assert!(out.status.success(), "{said}");
     assert!(
@@ -261,7 +263,7 @@ fn variables_the_user_lists_are_secrets_too() {
     );
 
     configure("\"SHOUT_STYLE\"");
-    let out = publish(configured.to_str().unwrap(), &[]);
+    let out = publish(configured.to_str().unwrap(), &empty);
     fs::write(&manifest, &original).unwrap();
     let said = text_of(&out);
     assert_eq!(out.status.code(), Some(1), "{said}");
