@@ -11,6 +11,7 @@ use clap::{Args, Parser, Subcommand};
 use crate::error::{report, ExitCode as Code};
 use crate::publish::{self, PublishOptions};
 use crate::restore::{self, RestoreOptions};
+use crate::secrets::SecretNames;
 use crate::store::{self, Store};
 use crate::ui::{self, Ui};
 use crate::workspace::Workspace;
@@ -85,6 +86,11 @@ pub struct RestoreArgs {
 pub enum Command {
     /// Publish the build state of HEAD (run in CI after the build)
     Publish {
+        /// Variables whose values are secrets, besides names containing TOKEN, SECRET,
+        /// PASSWORD, PASSWD, KEY, CREDENTIAL, AUTH or PRIVATE (comma or space separated;
+        /// replaces `secret-env` in [workspace.metadata.seed] unless empty)
+        #[arg(long, env = "CARGO_SEED_SECRET_ENV", value_name = "NAMES")]
+        secret_env: Option<String>,
         /// Extra arguments for the `cargo build` whose units are published
         #[arg(last = true, value_name = "CARGO_BUILD_ARGS")]
         build_args: Vec<String>,
@@ -164,11 +170,22 @@ pub fn run(cli: Cli) -> Result<(), Error> {
     let store = open_store(&ws, flag)?;
     let profile = cli.global.profile.as_str();
     match cli.command {
-        Some(Command::Publish { build_args }) => {
+        Some(Command::Publish {
+            build_args,
+            secret_env,
+        }) => {
+            // An empty list (an unset CI variable expanded to "") does not
+            // clear the workspace's: that would publish what it names.
+            let given = secret_env.map(|list| SecretNames::parse_list(&list));
+            let secrets = SecretNames::new(match given {
+                Some(names) if !names.is_empty() => names,
+                _ => ws.configured_secret_env.clone(),
+            });
             let opts = PublishOptions {
                 manifest_path: cli.global.manifest_path.as_deref(),
                 profile,
                 build_args: &build_args,
+                secrets: &secrets,
             };
             publish::publish(&ws, store.as_ref(), &opts, ui)?;
         }

@@ -145,6 +145,9 @@ impl Error {
             Error::Store(StoreError::Config { .. }) => Some(
                 "check --store (or CARGO_SEED_STORE) and, for S3, the AWS_* environment".into(),
             ),
+            Error::Workspace(WorkspaceError::SecretEnv { .. }) => Some(
+                "write it as `secret-env = [\"DATABASE_URL\", \"SENTRY_DSN\"]`".into(),
+            ),
             Error::Store(StoreError::Unsupported { .. }) => Some(
                 "use a directory path, a file:// URL, an http(s):// URL or s3://bucket/prefix".into(),
             ),

@@ -104,6 +104,32 @@ impl Fields {
         self.deps.iter().map(|d| d.3)
     }
 
+    /// The variables of `rerun-if-env-changed`, in order, with the value
+    /// cargo recorded (`None`: unset).
+    pub fn watched_env(&self) -> impl Iterator<Item = (&str, Option<&str>)> + '_ {
+        self.local.iter().filter_map(|l| match l {
+            LocalFingerprint::RerunIfEnvChanged { var, val } => {
+                Some((var.as_str(), val.as_deref()))
+            }
+            _ => None,
+        })
+    }
+
+    /// Replaces the recorded values of [`Fields::watched_env`], in its
+    /// order; `None` (nothing changed) when the counts differ.
+    pub fn set_watched_values(&mut self, values: Vec<Option<String>>) -> Option<()> {
+        if values.len() != self.watched_env().count() {
+            return None;
+        }
+        let mut values = values.into_iter();
+        for local in &mut self.local {
+            if let LocalFingerprint::RerunIfEnvChanged { val, .. } = local {
+                *val = values.next()?;
+            }
+        }
+        Some(())
+    }
+
     /// Replaces each dependency's fingerprint hash through `map`; `None`
     /// when a dependency has no new hash.
     pub fn map_deps(&mut self, map: impl Fn(u64) -> Option<u64>) -> Option<()> {
@@ -133,7 +159,9 @@ mod tests {
     /// Fingerprints cargo 1.95.0 wrote for the fixture (`fixtures/sample-ws`)
     /// in a build dir: the hash file and the JSON beside it, verbatim. A bin
     /// with deps, a build-script run (`RerunIfChanged`), a build-script
-    /// compile, and two registry crates (features, declared features).
+    /// compile, and two registry crates (features, declared features); and
+    /// a build-script run of a scratch crate watching `CC` (built with
+    /// `CC=gcc-13`) and an unset variable (`RerunIfEnvChanged`).
     const PINNED: &[(&str, &str)] = &[
         (
             "1d3c57ee8da6e016",
@@ -154,6 +182,10 @@ mod tests {
         (
             "f2bb0a756b906ccd",
             r#"{"rustc":7458672600737419911,"features":"[\"alloc\", \"default\", \"std\"]","declared_features":"[\"alloc\", \"core\", \"default\", \"libc\", \"logging\", \"rustc-dep-of-std\", \"std\", \"use_std\"]","target":11745930252914242013,"profile":15657897354478470176,"path":11512394480622317980,"deps":[],"local":[{"CheckDepInfo":{"dep_info":"debug/.fingerprint/memchr-173228ab5b53d47a/dep-lib-memchr","checksum":false}}],"rustflags":[],"config":8247474407144887393,"compile_kind":0}"#,
+        ),
+        (
+            "8ad0bb5e6d23bdf3",
+            r#"{"rustc":7458672600737419911,"features":"","declared_features":"","target":0,"profile":0,"path":0,"deps":[[11009375254044818469,"build_script_build",false,6931495264368205454]],"local":[{"RerunIfChanged":{"output":"debug/build/probe-ee69ccb76e862d29/output","paths":["build.rs"]}},{"RerunIfEnvChanged":{"var":"CC","val":"gcc-13"}},{"RerunIfEnvChanged":{"var":"PROBE_UNSET","val":null}}],"rustflags":[],"config":0,"compile_kind":0}"#,
         ),
     ];
 
@@ -184,6 +216,21 @@ mod tests {
         for (_, json) in PINNED {
             assert_eq!(Fields::parse(json).unwrap().to_json(), *json);
         }
+    }
+
+    #[test]
+    fn watched_values_are_read_and_replaced_in_order() {
+        let (hash, json) = PINNED.last().unwrap();
+        let mut fields = Fields::parse(json).unwrap();
+        let watched: Vec<_> = fields.watched_env().collect();
+        assert_eq!(watched, [("CC", Some("gcc-13")), ("PROBE_UNSET", None)]);
+        fields.set_watched_values(vec![None, None]).unwrap();
+        assert_ne!(to_hash_file(fields.hash()), *hash);
+        assert_eq!(fields.set_watched_values(vec![None]), None);
+        fields
+            .set_watched_values(vec![Some("gcc-13".into()), None])
+            .unwrap();
+        assert_eq!(fields.to_json(), *json);
     }
 
     #[test]

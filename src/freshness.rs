@@ -370,6 +370,7 @@ mod tests {
             libc: None,
             native_cpu: false,
             units,
+            withheld: vec![],
         }
     }
 

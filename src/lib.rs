@@ -26,6 +26,7 @@ pub mod publish;
 pub mod relocate;
 pub mod resolve;
 pub mod restore;
+pub mod secrets;
 pub mod snapshot;
 pub mod store;
 pub mod toolchain;

@@ -12,6 +12,10 @@ use sha2::{Digest, Sha256};
 use crate::toolchain::Toolchain;
 
 /// Bumped on any change a reader of the previous version would misread.
+///
+/// 2: inputs relative to mapped roots only; fingerprint records hold no values of watched environment variables
+/// (`val` is `null` in `fields`, the digest is in `env`), and units that read
+/// a secret are listed in `withheld` instead of `units`.
 pub const SCHEMA: u32 = 2;
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -41,6 +45,10 @@ pub struct Manifest {
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub native_cpu: bool,
     pub units: Vec<Unit>,
+    /// Units of the build that were not published because they read (or
+    /// depend on a unit that read) a secret-looking variable set in CI.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub withheld: Vec<Withheld>,
 }
 
 /// One build unit (or one incremental directory) and its blob.
@@ -78,7 +86,9 @@ pub struct Unit {
     pub rustc: Option<crate::wrapper::Invocation>,
 }
 
-/// A unit's fingerprint files as cargo wrote them.
+/// A unit's fingerprint files as cargo wrote them, except that in a
+/// manifest the value of every watched environment variable is replaced by
+/// `null` in `fields` and recorded in `env` as a digest (see [`crate::secrets`]).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct FingerprintRecord {
     /// `lib-greet`: the hash file's name (the JSON is `<file>.json`).
@@ -87,6 +97,92 @@ pub struct FingerprintRecord {
     pub hash: String,
     /// The JSON file's text.
     pub fields: String,
+    /// The `rerun-if-env-changed` variables in `fields`, in order, each
+    /// without its value.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub env: Vec<WatchedEnv>,
+}
+
+/// A variable a build script watches, as a manifest records it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WatchedEnv {
+    pub var: String,
+    pub value: EnvValue,
+}
+
+/// What a manifest says about CI's value of a watched variable: never the
+/// value itself.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum EnvValue {
+    /// Not set in CI.
+    Unset,
+    /// The sha256 of the value, in hex.
+    Sha256(String),
+    /// Set in CI under a secret-looking name: not even a digest is kept.
+    Withheld,
+}
+
+/// A unit of the build that the snapshot does not hold, and why.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Withheld {
+    pub id: String,
+    pub name: String,
+    pub kind: UnitKind,
+    pub why: WithheldWhy,
+}
+
+/// Why a unit was withheld.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case", tag = "kind")]
+pub enum WithheldWhy {
+    /// It read or watched this secret-looking variable, which was set in CI:
+    /// its files record or embed the value.
+    Secret { var: String },
+    /// It depends on a withheld unit (named), which may have passed the
+    /// value on (a build script's `cargo:rustc-env`, a generated file).
+    Dependency { on: String, var: Option<String> },
+    /// rustc's incremental state of a withheld unit's crate.
+    Incremental { of: String, var: Option<String> },
+    /// Its fingerprint or dep-info has a format cargo-seed does not know, so
+    /// which values it records cannot be told.
+    Unreadable,
+}
+
+impl WithheldWhy {
+    /// The secret the withholding goes back to, when there is one.
+    pub fn var(&self) -> Option<&str> {
+        match self {
+            WithheldWhy::Secret { var } => Some(var),
+            WithheldWhy::Dependency { var, .. } | WithheldWhy::Incremental { var, .. } => {
+                var.as_deref()
+            }
+            WithheldWhy::Unreadable => None,
+        }
+    }
+}
+
+impl std::fmt::Display for WithheldWhy {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let because = |var: &Option<String>| match var {
+            Some(var) => format!(" (because of {var})"),
+            None => String::new(),
+        };
+        match self {
+            WithheldWhy::Secret { var } => {
+                write!(f, "it reads {var}, a secret-looking variable set in CI")
+            }
+            WithheldWhy::Dependency { on, var } => {
+                write!(f, "it depends on {on}, which was withheld{}", because(var))
+            }
+            WithheldWhy::Incremental { of, var } => {
+                write!(f, "state of {of}, which was withheld{}", because(var))
+            }
+            WithheldWhy::Unreadable => {
+                f.write_str("cargo-seed cannot read which environment values its files record")
+            }
+        }
+    }
 }
 
 /// An `env!` value that embeds one of the build machine's directories.
@@ -318,6 +414,7 @@ mod tests {
             libc: Some("glibc 2.36".into()),
             native_cpu: false,
             units: vec![],
+            withheld: vec![],
         }
     }
 

@@ -4,14 +4,18 @@
 //! Blobs go first, each under its content digest (so unchanged units of the
 //! next commit are not uploaded again); the manifest goes last, so a reader
 //! never sees a snapshot whose blobs are not all there.
+//!
+//! Units that read a secret-looking variable set in CI, and everything built
+//! from them, are never packed (see [`crate::secrets`]).
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::time::{Instant, SystemTime};
 
 use crate::freshness::Roots;
 use crate::git;
-use crate::manifest::{self, Blob, Check, Manifest, Unit, UnitKind};
+use crate::manifest::{self, Blob, Check, Manifest, Unit, UnitKind, Withheld, WithheldWhy};
+use crate::secrets::{self, SecretNames};
 use crate::snapshot;
 use crate::store::{blob_key, snapshot_prefix, Store};
 use crate::toolchain::Toolchain;
@@ -25,6 +29,8 @@ pub struct PublishOptions<'a> {
     pub profile: &'a str,
     /// Extra arguments for the `cargo build` whose units are published.
     pub build_args: &'a [String],
+    /// Which environment variables are secrets, besides the built-in names.
+    pub secrets: &'a SecretNames,
 }
 
 /// What was published.
@@ -36,12 +42,24 @@ pub struct Published {
     pub new_blobs: usize,
     pub new_bytes: u64,
     pub total_bytes: u64,
+    /// Units and incremental dirs left out because of secrets.
+    pub withheld: usize,
 }
 
 /// A unit to pack: its record without the blob, and its files.
 struct Job {
     unit: Unit,
     members: Vec<PathBuf>,
+}
+
+/// What to pack, and what not to.
+struct Planned {
+    jobs: Vec<Job>,
+    withheld: Vec<Withheld>,
+    native_cpu: bool,
+    /// Of the published units' fingerprints, how many cargo-seed reproduces.
+    reproduced: usize,
+    recorded: usize,
 }
 
 pub fn publish(
@@ -72,7 +90,14 @@ pub fn publish(
     let live = snapshot::live_units(&profile_dir, &messages)?;
     let repository = git::toplevel(&ws.root)?;
     let roots = Roots::new(&ws.root, Some(&repository), &ws.cargo_home, &ws.build_dir);
-    let (jobs, native_cpu) = plan(ws, &roots, &profile_dir, &live)?;
+    let Planned {
+        jobs,
+        withheld,
+        native_cpu,
+        reproduced,
+        recorded,
+    } = plan(ws, &roots, &profile_dir, &live, opts.secrets)?;
+    report_withheld(&withheld, ui);
     ui.status(
         "Packing",
         format!("{} units of {}", jobs.len(), &commit[..12]),
@@ -113,18 +138,8 @@ pub fn publish(
         libc: manifest::detect_libc(),
         native_cpu,
         units,
+        withheld,
     };
-    // Proven now and again when seeding: a fingerprint whose hash cannot be
-    // reproduced is never rewritten for other paths.
-    let with_fingerprint = manifest.units.iter().filter_map(|u| u.fingerprint.as_ref());
-    let (mut reproduced, mut recorded) = (0, 0);
-    for record in with_fingerprint {
-        recorded += 1;
-        let ours = crate::fingerprint::Fields::parse(&record.fields).map(|f| f.hash());
-        if ours.is_some() && ours == snapshot::parse_hash_file(&record.hash) {
-            reproduced += 1;
-        }
-    }
     if reproduced < recorded {
         ui.status(
             "Warning",
@@ -159,6 +174,7 @@ pub fn publish(
         new_blobs,
         new_bytes,
         total_bytes: manifest.total_size(),
+        withheld: manifest.withheld.len(),
     };
     ui.status(
         "Published",
@@ -178,13 +194,60 @@ pub fn publish(
     Ok(published)
 }
 
-/// Turns the live units into pack jobs: files, dependency edges, checks.
+/// One line on what was withheld and why; `-v` lists every unit.
+fn report_withheld(withheld: &[Withheld], ui: Ui) {
+    if withheld.is_empty() {
+        return;
+    }
+    let units = withheld
+        .iter()
+        .filter(|w| w.kind != UnitKind::Incremental)
+        .count();
+    let mut vars: Vec<&str> = withheld
+        .iter()
+        .filter_map(|w| match &w.why {
+            WithheldWhy::Secret { var } => Some(var.as_str()),
+            _ => None,
+        })
+        .collect();
+    vars.sort();
+    vars.dedup();
+    let mut causes = Vec::new();
+    if !vars.is_empty() {
+        causes.push(format!(
+            "read {} (secret-looking and set in this build)",
+            vars.join(", ")
+        ));
+    }
+    if withheld.iter().any(|w| w.why == WithheldWhy::Unreadable) {
+        causes.push("record environment values in a format cargo-seed cannot read".to_owned());
+    }
+    causes.push("depend on a unit that does".to_owned());
+    ui.status(
+        "Withheld",
+        format!(
+            "{units} units and {} incremental dirs, which {}; \
+             they are rebuilt wherever this snapshot is seeded{}",
+            withheld.len() - units,
+            causes.join(", or "),
+            if ui.verbose { "" } else { " (-v lists them)" }
+        ),
+    );
+    for w in withheld {
+        ui.detail(format!("withheld {}: {}", w.name, w.why));
+    }
+}
+
+/// Turns the live units into pack jobs (files, dependency edges, checks,
+/// fingerprints without environment values), leaving out units that read a
+/// secret and everything built from them.
 fn plan(
     ws: &Workspace,
     roots: &Roots,
     profile_dir: &Path,
     live: &snapshot::LiveBuild,
-) -> Result<(Vec<Job>, bool), Error> {
+    names: &SecretNames,
+) -> Result<Planned, Error> {
     let outputs = &live.outputs_by_hash;
     let live = &live.units;
     let mut fingerprints = HashMap::new();
@@ -195,6 +258,7 @@ fn plan(
         fingerprints.insert(id.clone(), fp);
     }
     let mut jobs = Vec::new();
+    let mut secret_readers = BTreeMap::new();
     let mut path_crates = HashSet::new();
     let native_cpu = fingerprints.values().any(|fp| {
         fp.json
@@ -232,12 +296,24 @@ fn plan(
         if let Some((_, hash)) = id.rsplit_once('-') {
             members.extend(outputs.get(hash).into_iter().flatten().cloned());
         }
-        let baked = rustc_dep_info(profile_dir, &members)
-            .map(|text| {
-                let env = snapshot::rustc_env_deps(&text);
-                snapshot::baked_paths(&env, &ws.root, &ws.cargo_home, &ws.build_dir)
-            })
+        let rustc_env = rustc_dep_info(profile_dir, &members)
+            .map(|text| snapshot::rustc_env_deps(&text))
             .unwrap_or_default();
+        let baked = snapshot::baked_paths(&rustc_env, &ws.root, &ws.cargo_home, &ws.build_dir);
+        let secret = match snapshot::recorded_env(fp, &ws.build_dir) {
+            None => Some(WithheldWhy::Unreadable),
+            Some(env) => {
+                let all = env.iter().chain(&rustc_env);
+                secrets::secret_read(all.map(|(k, v)| (k.as_str(), v.as_deref())), names).map(
+                    |var| WithheldWhy::Secret {
+                        var: var.to_owned(),
+                    },
+                )
+            }
+        };
+        if let Some(why) = secret {
+            secret_readers.insert(id.clone(), why);
+        }
         jobs.push(Job {
             unit: Unit {
                 id: id.clone(),
@@ -252,7 +328,7 @@ fn plan(
                 deps,
                 check,
                 baked,
-                fingerprint: Some(fp.record.clone()),
+                fingerprint: Some(secrets::redact(&fp.record, names)),
                 src_path: unit.src_path.clone(),
                 rustc: id
                     .rsplit_once('-')
@@ -261,12 +337,45 @@ fn plan(
             members,
         });
     }
+    let (mut jobs, mut withheld) = withhold(jobs, secret_readers);
+
+    // Proven now and again when seeding (with the values the manifest does
+    // not hold): a fingerprint whose hash cannot be reproduced is never
+    // rewritten for other paths.
+    let recorded = jobs.len();
+    let reproduced = jobs
+        .iter()
+        .map(|job| &fingerprints[&job.unit.id])
+        .filter(|fp| {
+            crate::fingerprint::Fields::parse(&fp.record.fields).map(|f| f.hash()) == Some(fp.hash)
+        })
+        .count();
+
+    // rustc's incremental state of a withheld crate embeds what it read.
+    let withheld_crates: HashMap<&str, &Withheld> = withheld
+        .iter()
+        .filter(|w| w.kind == UnitKind::Compile)
+        .map(|w| (live[&w.id].crate_name.as_str(), w))
+        .collect();
+    let mut withheld_dirs = Vec::new();
     for (dir, members) in snapshot::incremental_dirs(profile_dir, &path_crates)? {
         let krate = dir
             .rsplit_once('-')
             .map(|(k, _)| k)
             .unwrap_or(&dir)
             .to_owned();
+        if let Some(w) = withheld_crates.get(krate.as_str()) {
+            withheld_dirs.push(Withheld {
+                id: format!("incremental/{dir}"),
+                name: format!("incremental {krate}"),
+                kind: UnitKind::Incremental,
+                why: WithheldWhy::Incremental {
+                    of: w.name.clone(),
+                    var: w.why.var().map(str::to_owned),
+                },
+            });
+            continue;
+        }
         jobs.push(Job {
             unit: Unit {
                 id: format!("incremental/{dir}"),
@@ -288,7 +397,61 @@ fn plan(
             members,
         });
     }
-    Ok((jobs, native_cpu))
+    withheld.extend(withheld_dirs);
+    Ok(Planned {
+        jobs,
+        withheld,
+        native_cpu,
+        reproduced,
+        recorded,
+    })
+}
+
+/// Splits off the units that read a secret (`readers`) and every unit that
+/// depends on one of them, directly or not: a build script can pass a value
+/// on (`cargo:rustc-env`, a generated file), and a developer rebuilds those
+/// units anyway, since cargo rebuilds whatever depends on a rebuilt unit.
+fn withhold(jobs: Vec<Job>, readers: BTreeMap<String, WithheldWhy>) -> (Vec<Job>, Vec<Withheld>) {
+    let mut why = readers;
+    let names: HashMap<&str, &str> = jobs
+        .iter()
+        .map(|j| (j.unit.id.as_str(), j.unit.name.as_str()))
+        .collect();
+    loop {
+        let mut changed = false;
+        for job in &jobs {
+            if why.contains_key(&job.unit.id) {
+                continue;
+            }
+            let found = job.unit.deps.iter().find_map(|dep| {
+                let w = why.get(dep)?;
+                Some(WithheldWhy::Dependency {
+                    on: names[dep.as_str()].to_owned(),
+                    var: w.var().map(str::to_owned),
+                })
+            });
+            if let Some(w) = found {
+                why.insert(job.unit.id.clone(), w);
+                changed = true;
+            }
+        }
+        if !changed {
+            break;
+        }
+    }
+    let (kept, out): (Vec<Job>, Vec<Job>) = jobs
+        .into_iter()
+        .partition(|j| !why.contains_key(&j.unit.id));
+    let withheld = out
+        .into_iter()
+        .map(|j| Withheld {
+            why: why.remove(&j.unit.id).expect("partitioned by it"),
+            id: j.unit.id,
+            name: j.unit.name,
+            kind: j.unit.kind,
+        })
+        .collect();
+    (kept, withheld)
 }
 
 /// rustc's own dep-info of a compile unit (`deps/<name>-<hash>.d`, or the

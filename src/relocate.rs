@@ -10,8 +10,16 @@
 //! wrote, and its source path to the recorded `path` field. A unit that fails
 //! either, or depends on one that does, is not relocated and is rebuilt;
 //! nothing is rewritten on a guess.
+//!
+//! The manifest holds no values of the variables build scripts watch, only
+//! digests ([`crate::secrets`]). The proof runs with this machine's values
+//! where their digests are CI's, which makes the fields exactly CI's again;
+//! where a value differs cargo would rerun the unit anyway, so it is left to
+//! rebuild.
 
 use std::collections::{BTreeMap, HashMap};
+use std::ffi::OsString;
+use std::fmt;
 use std::fs::{self, File, FileTimes};
 use std::io;
 use std::path::{Path, PathBuf};
@@ -19,6 +27,7 @@ use std::time::SystemTime;
 
 use crate::fingerprint::{self, Fields};
 use crate::manifest::{FingerprintRecord, Manifest, UnitKind};
+use crate::secrets::{self, EnvMismatch};
 use crate::snapshot::parse_hash_file;
 
 /// The build machine's directories and this one's.
@@ -74,11 +83,58 @@ pub struct Plan {
     /// New fingerprint files by unit id, for units whose hash changes.
     pub rewrites: BTreeMap<String, FingerprintRecord>,
     /// Why a unit cannot be reused here, by unit id.
-    pub failed: BTreeMap<String, String>,
+    pub failed: BTreeMap<String, Unrelocatable>,
 }
 
-/// Recomputes every unit's fingerprint for the local paths.
-pub fn plan(manifest: &Manifest, moves: &Moves) -> Plan {
+/// Why a unit's fingerprint is not rewritten for this machine.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Unrelocatable {
+    NoFingerprint,
+    UnknownFields,
+    UnreadableHash,
+    HashNotReproduced,
+    PathNotReproduced,
+    /// A dependency the snapshot does not hold.
+    UnknownDependency,
+    /// A dependency (named) that cannot be relocated itself.
+    Dependency(String),
+    Cycle,
+    /// A watched variable whose value here is not CI's.
+    Env(EnvMismatch),
+}
+
+impl fmt::Display for Unrelocatable {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Unrelocatable::NoFingerprint => f.write_str("the snapshot has no fingerprint for it"),
+            Unrelocatable::UnknownFields => {
+                f.write_str("its fingerprint has fields this cargo-seed does not know")
+            }
+            Unrelocatable::UnreadableHash => f.write_str("its fingerprint hash is unreadable"),
+            Unrelocatable::HashNotReproduced => {
+                f.write_str("cargo-seed cannot reproduce its fingerprint hash")
+            }
+            Unrelocatable::PathNotReproduced => {
+                f.write_str("cargo-seed cannot reproduce the hash of its source path")
+            }
+            Unrelocatable::UnknownDependency => {
+                f.write_str("it depends on a unit the snapshot does not hold")
+            }
+            Unrelocatable::Dependency(name) => {
+                write!(f, "it depends on {name}, which cannot be relocated")
+            }
+            Unrelocatable::Cycle => f.write_str("its fingerprints depend on each other"),
+            Unrelocatable::Env(why) => why.fmt(f),
+        }
+    }
+}
+
+/// Reads an environment variable of this machine.
+pub type Lookup<'a> = &'a dyn Fn(&str) -> Option<OsString>;
+
+/// Recomputes every unit's fingerprint for the local paths, with the
+/// values `env` gives the variables build scripts watch.
+pub fn plan(manifest: &Manifest, moves: &Moves, env: Lookup) -> Plan {
     let mut plan = Plan::default();
     if moves.is_empty() {
         return plan;
@@ -98,9 +154,15 @@ pub fn plan(manifest: &Manifest, moves: &Moves) -> Plan {
             ))
         })
         .collect();
-    let mut memo: HashMap<&str, Result<u64, String>> = HashMap::new();
+    let mut memo: HashMap<&str, Result<u64, Unrelocatable>> = HashMap::new();
+    let ctx = Context {
+        units: &units,
+        id_of_hash: &id_of_hash,
+        moves,
+        env,
+    };
     for id in units.keys() {
-        let _ = relocate_one(id, &units, &id_of_hash, moves, &mut memo, &mut plan);
+        let _ = relocate_one(id, &ctx, &mut memo, &mut plan);
     }
     for (id, result) in memo {
         if let Err(why) = result {
@@ -110,32 +172,41 @@ pub fn plan(manifest: &Manifest, moves: &Moves) -> Plan {
     plan
 }
 
+/// What every unit's relocation reads.
+struct Context<'a, 'e> {
+    units: &'a HashMap<&'a str, &'a crate::manifest::Unit>,
+    id_of_hash: &'a HashMap<u64, &'a str>,
+    moves: &'a Moves,
+    env: Lookup<'e>,
+}
+
 /// The new hash of unit `id`, after its dependencies'.
 fn relocate_one<'a>(
     id: &'a str,
-    units: &HashMap<&'a str, &'a crate::manifest::Unit>,
-    id_of_hash: &HashMap<u64, &'a str>,
-    moves: &Moves,
-    memo: &mut HashMap<&'a str, Result<u64, String>>,
+    ctx: &Context<'a, '_>,
+    memo: &mut HashMap<&'a str, Result<u64, Unrelocatable>>,
     plan: &mut Plan,
-) -> Result<u64, String> {
+) -> Result<u64, Unrelocatable> {
     if let Some(done) = memo.get(id) {
         return done.clone();
     }
     // Marks the unit while its dependencies are computed: a cycle (which
     // cargo never writes) then fails instead of recursing forever.
-    memo.insert(id, Err("its fingerprints depend on each other".into()));
+    memo.insert(id, Err(Unrelocatable::Cycle));
     let result = (|| {
-        let unit = units[id];
+        let unit = ctx.units[id];
         let record = unit
             .fingerprint
             .as_ref()
-            .ok_or("the snapshot has no fingerprint for it")?;
-        let mut fields = Fields::parse(&record.fields)
-            .ok_or("its fingerprint has fields this cargo-seed does not know")?;
-        let old = parse_hash_file(&record.hash).ok_or("its fingerprint hash is unreadable")?;
+            .ok_or(Unrelocatable::NoFingerprint)?;
+        let mut fields = Fields::parse(&record.fields).ok_or(Unrelocatable::UnknownFields)?;
+        let values = secrets::local_values(&record.env, ctx.env).map_err(Unrelocatable::Env)?;
+        fields
+            .set_watched_values(values)
+            .ok_or(Unrelocatable::UnknownFields)?;
+        let old = parse_hash_file(&record.hash).ok_or(Unrelocatable::UnreadableHash)?;
         if fields.hash() != old {
-            return Err("cargo-seed cannot reproduce its fingerprint hash".to_owned());
+            return Err(Unrelocatable::HashNotReproduced);
         }
         let outside_workspace = unit
             .package_id
@@ -143,40 +214,40 @@ fn relocate_one<'a>(
             .is_some_and(|p| !p.starts_with("path+"));
         if let (true, Some(src)) = (outside_workspace, &unit.src_path) {
             if fingerprint::hash_path(src) != fields.path() {
-                return Err("cargo-seed cannot reproduce the hash of its source path".into());
+                return Err(Unrelocatable::PathNotReproduced);
             }
-            if let Some(local) = moves.map(src) {
+            if let Some(local) = ctx.moves.map(src) {
                 fields.set_path(fingerprint::hash_path(&local));
             }
         }
         let mut deps = Vec::new();
         for dep in fields.dep_hashes() {
-            let dep_id = *id_of_hash
+            let dep_id = *ctx
+                .id_of_hash
                 .get(&dep)
-                .ok_or("it depends on a unit the snapshot does not hold")?;
+                .ok_or(Unrelocatable::UnknownDependency)?;
             deps.push((dep, dep_id));
         }
         let mut new_deps = HashMap::new();
         for (dep, dep_id) in deps {
-            let new = relocate_one(dep_id, units, id_of_hash, moves, memo, plan).map_err(|_| {
-                format!(
-                    "it depends on {}, which cannot be relocated",
-                    units[dep_id].name
-                )
-            })?;
+            let new = relocate_one(dep_id, ctx, memo, plan)
+                .map_err(|_| Unrelocatable::Dependency(ctx.units[dep_id].name.clone()))?;
             new_deps.insert(dep, new);
         }
         fields
             .map_deps(|d| new_deps.get(&d).copied())
-            .ok_or("a dependency has no new hash")?;
+            .ok_or(Unrelocatable::UnknownDependency)?;
         let new = fields.hash();
         if new != old {
             plan.rewrites.insert(
                 id.to_owned(),
+                // Cargo's own files again: the fields with this machine's
+                // values, which are CI's.
                 FingerprintRecord {
                     file: record.file.clone(),
                     hash: fingerprint::to_hash_file(new),
                     fields: fields.to_json(),
+                    env: Vec::new(),
                 },
             );
         }
@@ -253,6 +324,102 @@ fn script_safe(path: &Path) -> Option<&str> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::manifest::{Blob, Check, Unit};
+    use crate::secrets::SecretNames;
+
+    /// itoa's fingerprint as cargo 1.95 wrote it under `CARGO_HOME=/root/.cargo`
+    /// (pinned in `fingerprint`'s tests), and its source file.
+    const ITOA: &str = r#"{"rustc":7458672600737419911,"features":"[]","declared_features":"[\"no-panic\"]","target":18426369533666673425,"profile":15657897354478470176,"path":3355421602437736376,"deps":[],"local":[{"CheckDepInfo":{"dep_info":"debug/.fingerprint/itoa-d62e748016f8bd79/dep-lib-itoa","checksum":false}}],"rustflags":[],"config":8247474407144887393,"compile_kind":0}"#;
+    const ITOA_SRC: &str =
+        "/root/.cargo/registry/src/index.crates.io-1949cf8c6b5b557f/itoa-1.0.18/src/lib.rs";
+
+    fn unit(id: &str, name: &str, fields: &str, src: Option<&str>) -> Unit {
+        let hash = Fields::parse(fields).unwrap().hash();
+        let record = FingerprintRecord {
+            file: "f".into(),
+            hash: fingerprint::to_hash_file(hash),
+            fields: fields.into(),
+            env: vec![],
+        };
+        Unit {
+            id: id.into(),
+            name: name.into(),
+            kind: UnitKind::Compile,
+            package_id: Some(format!(
+                "registry+https://github.com/rust-lang/crates.io-index#{id}@1.0.0"
+            )),
+            blob: Blob {
+                sha256: String::new(),
+                size: 0,
+                unpacked: 0,
+            },
+            deps: vec![],
+            check: Check::None,
+            baked: vec![],
+            // As publishing stores it: no values.
+            fingerprint: Some(crate::secrets::redact(&record, &SecretNames::default())),
+            src_path: src.map(PathBuf::from),
+            rustc: None,
+        }
+    }
+
+    #[test]
+    fn a_watched_variable_with_ci_s_value_is_proven_and_rewritten_and_one_without_is_not() {
+        let itoa_hash = Fields::parse(ITOA).unwrap().hash();
+        // A registry build script's run that depends on itoa and watches CC,
+        // which CI set to gcc-13: its hash changes when itoa's does.
+        let run = format!(
+            r#"{{"rustc":7458672600737419911,"features":"","declared_features":"","target":0,"profile":0,"path":0,"deps":[[1,"build_script_build",false,{itoa_hash}]],"local":[{{"RerunIfEnvChanged":{{"var":"CC","val":"gcc-13"}}}}],"rustflags":[],"config":0,"compile_kind":0}}"#
+        );
+        let mut m: Manifest = serde_json::from_value(serde_json::json!({
+            "schema": crate::manifest::SCHEMA, "commit": "c", "created": 0,
+            "toolchain": {"verbose_version": "", "release": "", "host": ""},
+            "target": "", "profile": "dev", "profile_dir": "debug",
+            "workspace_root": "/ci/ws", "cargo_home": "/root/.cargo",
+            "build_dir": "/ci/ws/target", "dirty": false, "units": [],
+        }))
+        .unwrap();
+        m.units
+            .push(unit("itoa-1", "lib itoa", ITOA, Some(ITOA_SRC)));
+        m.units
+            .push(unit("cc-2", "run-build-script cc", &run, None));
+        let stored = m.units[1].fingerprint.clone().unwrap();
+        assert!(!stored.fields.contains("gcc-13"), "{}", stored.fields);
+        let moves = Moves::new(
+            &m,
+            Path::new("/home/dev/.cargo"),
+            Path::new("/home/dev/ws"),
+            Path::new("/home/dev/ws/target"),
+        );
+
+        let same = |var: &str| (var == "CC").then(|| OsString::from("gcc-13"));
+        let proven = plan(&m, &moves, &same);
+        assert!(proven.failed.is_empty(), "{:?}", proven.failed);
+        let new_itoa = parse_hash_file(&proven.rewrites["itoa-1"].hash).unwrap();
+        let rewritten = &proven.rewrites["cc-2"];
+        let fields = Fields::parse(&rewritten.fields).unwrap();
+        assert_eq!(
+            fields.watched_env().collect::<Vec<_>>(),
+            [("CC", Some("gcc-13"))]
+        );
+        assert_eq!(fields.dep_hashes().collect::<Vec<_>>(), [new_itoa]);
+        assert_eq!(Some(fields.hash()), parse_hash_file(&rewritten.hash));
+        // What cargo computes here, from scratch: the run's fields with the
+        // local itoa's hash and this machine's CC.
+        let expected = run.replace(&itoa_hash.to_string(), &new_itoa.to_string());
+        assert_eq!(rewritten.fields, expected);
+
+        for (here, why) in [
+            (Some("clang"), EnvMismatch::Differs { var: "CC".into() }),
+            (None, EnvMismatch::UnsetHere { var: "CC".into() }),
+        ] {
+            let other = move |var: &str| here.filter(|_| var == "CC").map(OsString::from);
+            let refused = plan(&m, &moves, &other);
+            assert_eq!(refused.failed.get("cc-2"), Some(&Unrelocatable::Env(why)));
+            assert!(!refused.rewrites.contains_key("cc-2"));
+            assert!(refused.rewrites.contains_key("itoa-1"));
+        }
+    }
 
     #[test]
     fn nested_directories_map_to_their_own_counterparts() {

@@ -23,7 +23,7 @@ use crate::store::{blob_key, Store};
 use crate::toolchain::Toolchain;
 use crate::ui::{self, Ui};
 use crate::workspace::{self, Workspace};
-use crate::{git, incremental, pool, snapshot, Error};
+use crate::{git, incremental, pool, secrets, snapshot, Error};
 
 /// Set by the Ctrl-C handler; workers stop at the next entry.
 pub static CANCEL: AtomicBool = AtomicBool::new(false);
@@ -137,7 +137,8 @@ fn roots(ws: &Workspace) -> freshness::Roots {
     )
 }
 
-/// Verdicts for every unit (what differs by content, what cannot be reused
+/// Verdicts for every unit (what differs by content, what cargo reruns for
+/// a watched variable whose value here is not CI's, what cannot be reused
 /// at this checkout's paths), and how fingerprints are rewritten for them.
 fn judge(
     ws: &Workspace,
@@ -156,8 +157,9 @@ fn judge(
             .is_some_and(|p| !p.starts_with("path+"))
             && u.src_path.as_deref().and_then(|s| moves.map(s)).is_some()
     });
+    let env = |var: &str| std::env::var_os(var);
     let plan = if needs_rewrite {
-        relocate::plan(manifest, &moves)
+        relocate::plan(manifest, &moves, &env)
     } else {
         relocate::Plan::default()
     };
@@ -183,10 +185,18 @@ fn judge(
                 .id
                 .rsplit_once('-')
                 .is_some_and(|(package, _)| ws.members.iter().any(|m| m == package));
+        // Cargo compares the watched values itself, but a unit it would rerun
+        // is not worth fetching, and the summary should say why.
+        let env_differs = unit
+            .fingerprint
+            .as_ref()
+            .and_then(|f| secrets::local_values(&f.env, &env).err());
         let reason = if unchecked_member {
             "it is named like a package of this workspace, and the snapshot has no content check for it".to_owned()
         } else if let Some(why) = plan.failed.get(&unit.id) {
-            why.clone()
+            why.to_string()
+        } else if let Some(why) = env_differs {
+            why.to_string()
         } else if let Some(b) = baked {
             format!("it embeds env!(\"{}\"), a path that differs here", b.var)
         } else {
@@ -437,6 +447,14 @@ fn tally(manifest: &Manifest, verdicts: &BTreeMap<String, Verdict>, outcome: &mu
             (Verdict::Reuse, _) => outcome.reused += 1,
             (Verdict::Rebuild(why), _) => outcome.rebuilt.push((unit.name.clone(), why.clone())),
         }
+    }
+    let withheld = manifest
+        .withheld
+        .iter()
+        .filter(|w| w.kind != UnitKind::Incremental);
+    for w in withheld {
+        let why = format!("not in the snapshot: {}", w.why);
+        outcome.rebuilt.push((w.name.clone(), why));
     }
 }
 

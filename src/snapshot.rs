@@ -386,6 +386,36 @@ pub fn rustc_env_deps(text: &str) -> Vec<(String, Option<String>)> {
         .collect()
 }
 
+/// Every environment variable a unit's fingerprint records, with CI's value:
+/// those its build script watches (`rerun-if-env-changed`) and those rustc
+/// saw it read (cargo's encoded dep-info). `None` when an entry or the
+/// dep-info has a format cargo-seed does not know, so that what it records
+/// cannot be told.
+pub fn recorded_env(fp: &Fingerprint, build_root: &Path) -> Option<Vec<(String, Option<String>)>> {
+    let mut env = Vec::new();
+    for local in &fp.json.local {
+        let (variant, body) = local.as_object()?.iter().next()?;
+        match variant.as_str() {
+            "RerunIfEnvChanged" => {
+                let var = body.get("var")?.as_str()?.to_owned();
+                let val = match body.get("val")? {
+                    serde_json::Value::Null => None,
+                    v => Some(v.as_str()?.to_owned()),
+                };
+                env.push((var, val));
+            }
+            "CheckDepInfo" => {
+                let rel = body.get("dep_info")?.as_str()?;
+                let bytes = fs::read(build_root.join(rel)).ok()?;
+                env.extend(depinfo::parse(&bytes)?.env);
+            }
+            "RerunIfChanged" | "Precalculated" => {}
+            _ => return None,
+        }
+    }
+    Some(env)
+}
+
 /// Which `env!` values of a unit embed the build machine's workspace root or
 /// `CARGO_HOME`. Values under the build dir (`OUT_DIR` and paths below it)
 /// are left out on purpose, as cargo itself leaves them when a target dir
@@ -476,6 +506,7 @@ pub fn read_fingerprint(profile_dir: &Path, id: &str) -> Result<Fingerprint, Sna
             file,
             hash: text.trim().to_owned(),
             fields,
+            env: Vec::new(),
         },
     })
 }

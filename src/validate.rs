@@ -15,7 +15,7 @@ use std::collections::{HashMap, HashSet};
 use std::fmt;
 use std::path::{Component, Path};
 
-use crate::manifest::{Base, Check, Manifest, UnitKind};
+use crate::manifest::{Base, Check, EnvValue, Manifest, UnitKind, WithheldWhy};
 
 /// Why a manifest was rejected.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -137,6 +137,17 @@ pub fn manifest(m: &Manifest, commit: &str, variant: &str) -> Result<(), Invalid
         }
         if let Some(fp) = &unit.fingerprint {
             plain_name(&at("the fingerprint file"), &fp.file)?;
+            for watched in &fp.env {
+                if !is_env_name(&watched.var) {
+                    return Err(invalid(format!(
+                        "{} names no environment variable",
+                        at("a watched variable")
+                    )));
+                }
+                if let EnvValue::Sha256(d) = &watched.value {
+                    digest(&at("the digest of a watched variable"), d)?;
+                }
+            }
             if fp.hash.len() != 16 || !fp.hash.bytes().all(|b| b.is_ascii_hexdigit()) {
                 return Err(invalid(format!(
                     "{} is not 16 hex digits",
@@ -158,6 +169,33 @@ pub fn manifest(m: &Manifest, commit: &str, variant: &str) -> Result<(), Invalid
             for arg in &inv.args {
                 text(&at("the recorded rustc command"), arg, false)?;
             }
+        }
+    }
+    // Withheld units are only named in messages.
+    for w in &m.withheld {
+        unit_id(&w.id, w.kind)?;
+        text(
+            &format!("the name of withheld unit `{}`", w.id),
+            &w.name,
+            false,
+        )?;
+        let var = match &w.why {
+            WithheldWhy::Secret { var } => Some(var),
+            WithheldWhy::Dependency { on, var } | WithheldWhy::Incremental { of: on, var } => {
+                text(
+                    &format!("the reason of withheld unit `{}`", w.id),
+                    on,
+                    false,
+                )?;
+                var.as_ref()
+            }
+            WithheldWhy::Unreadable => None,
+        };
+        if var.is_some_and(|v| !is_env_name(v)) {
+            return Err(invalid(format!(
+                "withheld unit `{}` names no environment variable",
+                w.id
+            )));
         }
     }
     Ok(())
@@ -346,6 +384,7 @@ mod tests {
                 file: "lib-greet".into(),
                 hash: "0123456789abcdef".into(),
                 fields: "{}".into(),
+                env: vec![],
             }),
             src_path: Some("/ci/ws/greet/src/lib.rs".into()),
             rustc: Some(Invocation {
@@ -388,6 +427,7 @@ mod tests {
                     Check::None,
                 ),
             ],
+            withheld: vec![],
         }
     }
 

@@ -11,6 +11,8 @@ pub enum WorkspaceError {
     Metadata(#[source] cargo_metadata::Error),
     #[error("could not read the home directory to locate CARGO_HOME")]
     NoCargoHome,
+    #[error("`secret-env` under [workspace.metadata.seed] in {manifest} is not a list of names")]
+    SecretEnv { manifest: PathBuf },
 }
 
 /// What cargo-seed needs to know about the workspace it runs in.
@@ -26,6 +28,9 @@ pub struct Workspace {
     pub members: Vec<String>,
     /// `[workspace.metadata.seed] store = "…"`, if any.
     pub configured_store: Option<String>,
+    /// `[workspace.metadata.seed] secret-env = ["…"]`: variables that are
+    /// secrets besides the secret-looking names.
+    pub configured_secret_env: Vec<String>,
     pub cargo_home: PathBuf,
 }
 
@@ -44,9 +49,8 @@ impl Workspace {
             cmd.manifest_path(path);
         }
         let meta = cmd.exec().map_err(WorkspaceError::Metadata)?;
-        let configured_store = meta
-            .workspace_metadata
-            .get("seed")
+        let seed = meta.workspace_metadata.get("seed");
+        let configured_store = seed
             .and_then(|seed| seed.get("store"))
             .and_then(|s| s.as_str())
             .map(str::to_owned);
@@ -55,6 +59,21 @@ impl Workspace {
             .iter()
             .map(|p| p.name.to_string())
             .collect();
+        // Unlike a misspelt store, a misspelt list of secrets must not pass
+        // unnoticed: publishing would leak what it names.
+        let configured_secret_env = match seed.and_then(|seed| seed.get("secret-env")) {
+            None => Vec::new(),
+            Some(list) => list
+                .as_array()
+                .and_then(|l| {
+                    l.iter()
+                        .map(|n| n.as_str().map(str::to_owned))
+                        .collect::<Option<Vec<_>>>()
+                })
+                .ok_or_else(|| WorkspaceError::SecretEnv {
+                    manifest: meta.workspace_root.join("Cargo.toml").into(),
+                })?,
+        };
         let target_dir = PathBuf::from(meta.target_directory);
         let build_dir = meta
             .build_directory
@@ -66,6 +85,7 @@ impl Workspace {
             target_dir,
             build_dir,
             configured_store,
+            configured_secret_env,
             cargo_home: cargo_home()?,
         })
     }

@@ -77,9 +77,23 @@ pub fn git(dir: &Path, args: &[&str]) -> String {
 
 /// `cargo seed <args>` in `dir` (not asserted: tests check the outcome).
 pub fn seed(dir: &Path, args: &[&str]) -> Output {
-    command("cargo", dir)
-        .arg("seed")
-        .args(args)
+    seed_env(dir, args, &[])
+}
+
+/// Sets (`Some`) or removes (`None`) environment variables.
+pub fn with_env<'a>(cmd: &'a mut Command, env: &[(&str, Option<&str>)]) -> &'a mut Command {
+    for (var, value) in env {
+        match value {
+            Some(v) => cmd.env(var, v),
+            None => cmd.env_remove(var),
+        };
+    }
+    cmd
+}
+
+/// As [`seed`], with `env` changed.
+pub fn seed_env(dir: &Path, args: &[&str], env: &[(&str, Option<&str>)]) -> Output {
+    with_env(command("cargo", dir).arg("seed").args(args), env)
         .output()
         .unwrap()
 }
@@ -106,7 +120,12 @@ pub fn assert_compiled(build: &BuildReport, expected: &[&str]) {
 }
 
 pub fn cargo_build(dir: &Path) -> BuildReport {
-    let out = ok(command("cargo", dir).args(["build", "-v"]));
+    cargo_build_env(dir, &[])
+}
+
+/// As [`cargo_build`], with `env` changed.
+pub fn cargo_build_env(dir: &Path, env: &[(&str, Option<&str>)]) -> BuildReport {
+    let out = ok(with_env(command("cargo", dir).args(["build", "-v"]), env));
     let stderr = text(&out.stderr);
     let mut r = BuildReport::default();
     for line in stderr.lines() {
@@ -191,6 +210,104 @@ fn copy_tree(from: &Path, to: &Path) {
     }
 }
 
+/// The fixture as a git repository at `<root>/origin`, changed by `change`
+/// before its first commit; returns that commit.
+fn fixture_origin(root: &Path, change: impl FnOnce(&Path)) -> String {
+    let origin = root.join("origin");
+    copy_tree(
+        &Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/sample-ws"),
+        &origin,
+    );
+    change(&origin);
+    git(&origin, &["init", "-q", "-b", "main"]);
+    git(&origin, &["add", "-A"]);
+    git(&origin, &["commit", "-qm", "base"]);
+    git(&origin, &["rev-parse", "HEAD"])
+}
+
+/// A fresh clone of `origin` at `<root>/dev-<n>/work/app`, checked out at
+/// `commit`.
+fn clone_into(root: &Path, origin: &Path, n: usize, commit: &str) -> PathBuf {
+    let dir = root.join(format!("dev-{n}/work/app"));
+    fs::create_dir_all(dir.parent().unwrap()).unwrap();
+    git(
+        root,
+        &[
+            "clone",
+            "-q",
+            origin.to_str().unwrap(),
+            dir.to_str().unwrap(),
+        ],
+    );
+    git(&dir, &["checkout", "-q", "--detach", commit]);
+    dir
+}
+
+/// The test's own directory, `target/tmp/<tag>-<pid>`, emptied.
+fn scratch(tag: &str) -> PathBuf {
+    let root =
+        PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("{tag}-{}", std::process::id()));
+    let _ = fs::remove_dir_all(&root);
+    root
+}
+
+/// One commit of the fixture, changed before it is committed, that CI built
+/// and published (`cargo seed publish -v`) with some environment set.
+pub struct OneCommit {
+    pub root: PathBuf,
+    pub origin: PathBuf,
+    pub ci: PathBuf,
+    pub store: PathBuf,
+    pub commit: String,
+    /// What the publish printed.
+    pub publish: String,
+    counter: AtomicUsize,
+}
+
+impl OneCommit {
+    pub fn create(tag: &str, change: impl FnOnce(&Path), ci_env: &[(&str, &str)]) -> OneCommit {
+        let root = scratch(tag);
+        let commit = fixture_origin(&root, change);
+        let (origin, ci, store) = (root.join("origin"), root.join("ci"), root.join("store"));
+        git(
+            &root,
+            &[
+                "clone",
+                "-q",
+                origin.to_str().unwrap(),
+                ci.to_str().unwrap(),
+            ],
+        );
+        let cargo_ci = |args: &[&str]| {
+            let mut cmd = command("cargo", &ci);
+            cmd.envs(ci_env.iter().copied()).args(args);
+            ok(&mut cmd)
+        };
+        cargo_ci(&["build", "--locked"]);
+        let store_arg = store.to_str().unwrap();
+        let publish = text(&cargo_ci(&["seed", "publish", "--store", store_arg, "-v"]).stderr);
+        OneCommit {
+            root,
+            origin,
+            ci,
+            store,
+            commit,
+            publish,
+            counter: AtomicUsize::new(0),
+        }
+    }
+
+    /// A fresh clone at a new absolute path.
+    pub fn clone_dev(&self) -> PathBuf {
+        let n = self.counter.fetch_add(1, Ordering::Relaxed);
+        clone_into(&self.root, &self.origin, n, &self.commit)
+    }
+
+    pub fn store_arg(&self) -> &str {
+        self.store.to_str().unwrap()
+    }
+}
+
 pub fn fingerprint_dirs(profile_dir: &Path) -> Vec<String> {
     let mut v: Vec<String> = fs::read_dir(profile_dir.join(".fingerprint"))
         .map(|d| {
@@ -214,18 +331,9 @@ impl World {
     /// (filled from crates.io first) instead of the default one, and builds
     /// with `RUSTC_WRAPPER=cargo-seed`.
     pub fn create_in(tag: &str, ci_cargo_home: Option<&str>) -> World {
-        let root = PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
-            .join(format!("{tag}-{}", std::process::id()));
-        let _ = fs::remove_dir_all(&root);
+        let root = scratch(tag);
+        let base = fixture_origin(&root, |_| {});
         let origin = root.join("origin");
-        copy_tree(
-            &Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/sample-ws"),
-            &origin,
-        );
-        git(&origin, &["init", "-q", "-b", "main"]);
-        git(&origin, &["add", "-A"]);
-        git(&origin, &["commit", "-qm", "base"]);
-        let base = git(&origin, &["rev-parse", "HEAD"]);
         edit(&origin.join("greet/src/lib.rs"), "hello, ", "hi there, ");
         git(&origin, &["commit", "-qam", "greet says hi"]);
         let greet_changed = git(&origin, &["rev-parse", "HEAD"]);
@@ -305,19 +413,7 @@ impl World {
     /// A fresh clone at a new absolute path, checked out at `commit`.
     pub fn clone_at(&self, commit: &str) -> PathBuf {
         let n = self.counter.fetch_add(1, Ordering::Relaxed);
-        let dir = self.root.join(format!("dev-{n}/work/app"));
-        fs::create_dir_all(dir.parent().unwrap()).unwrap();
-        git(
-            &self.root,
-            &[
-                "clone",
-                "-q",
-                self.origin.to_str().unwrap(),
-                dir.to_str().unwrap(),
-            ],
-        );
-        git(&dir, &["checkout", "-q", "--detach", commit]);
-        dir
+        clone_into(&self.root, &self.origin, n, commit)
     }
 
     pub fn store_arg(&self) -> &str {
