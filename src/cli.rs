@@ -11,6 +11,7 @@ use clap::{Args, Parser, Subcommand};
 use crate::error::{report, ExitCode as Code};
 use crate::publish::{self, PublishOptions};
 use crate::restore::{self, RestoreOptions};
+use crate::signing::TrustedKeys;
 use crate::store::{self, Store};
 use crate::ui::{self, Ui};
 use crate::workspace::Workspace;
@@ -163,6 +164,11 @@ pub fn run(cli: Cli) -> Result<(), Error> {
     let ws = Workspace::load(cli.global.manifest_path.as_deref())?;
     let store = open_store(&ws, flag)?;
     let profile = cli.global.profile.as_str();
+    // Read, and refused if one is malformed, before anything else is done.
+    let trusted = match cli.command {
+        Some(Command::Gc { .. }) => None,
+        _ => trusted_keys(&ws)?,
+    };
     match cli.command {
         Some(Command::Publish { build_args }) => {
             let opts = PublishOptions {
@@ -172,7 +178,9 @@ pub fn run(cli: Cli) -> Result<(), Error> {
             };
             publish::publish(&ws, store.as_ref(), &opts, ui)?;
         }
-        Some(Command::List { max_distance }) => list(&ws, store.as_ref(), profile, max_distance)?,
+        Some(Command::List { max_distance }) => {
+            list(&ws, store.as_ref(), profile, max_distance, trusted.as_ref())?
+        }
         Some(Command::Gc { .. }) => run_gc(&cli.command, store.as_ref(), ui)?,
         None => {
             // Restoring stops cleanly at the next archive entry and removes
@@ -187,14 +195,32 @@ pub fn run(cli: Cli) -> Result<(), Error> {
                 max_distance: a.max_distance,
                 force: a.force,
                 dry_run: a.dry_run,
+                trusted: trusted.as_ref(),
             };
             let outcome = restore::restore(&ws, store.as_ref(), &opts, ui)?;
             if a.dry_run {
                 print_plan(&outcome, ui);
+            } else if trusted.is_none() && store.is_remote() {
+                ui.warning(format!(
+                    "the snapshot seeded from {} is not authenticated: whoever can write to that store \
+                     chooses what this build runs; make keys with `cargo seed keygen`, sign in CI with \
+                     CARGO_SEED_SIGNING_KEY, and list the public key in [workspace.metadata.seed] trusted-keys",
+                    store.location()
+                ));
             }
         }
     }
     Ok(())
+}
+
+/// `CARGO_SEED_TRUSTED_KEYS`, else the workspace's `trusted-keys`.
+fn trusted_keys(ws: &Workspace) -> Result<Option<TrustedKeys>, Error> {
+    let env = std::env::var_os("CARGO_SEED_TRUSTED_KEYS");
+    let env = env.as_ref().map(|v| v.to_string_lossy());
+    Ok(TrustedKeys::configured(
+        env.as_deref(),
+        &ws.configured_trusted_keys,
+    )?)
 }
 
 fn run_gc(command: &Option<Command>, store: &dyn Store, ui: Ui) -> Result<(), Error> {
@@ -254,11 +280,12 @@ fn list(
     store: &dyn Store,
     profile: &str,
     max_distance: usize,
+    trusted: Option<&TrustedKeys>,
 ) -> Result<(), Error> {
     let want = restore::want(ws, profile)?;
     let head = git::resolve_commit(&ws.root, "HEAD")?;
     let ancestors = git::ancestors(&ws.root, &head, max_distance)?;
-    let found = resolve::list(store, &ancestors, &want)?;
+    let found = resolve::list(store, &ancestors, &want, trusted)?;
     if found.is_empty() {
         println!(
             "no snapshots in {} among {} commits from HEAD",

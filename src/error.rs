@@ -12,6 +12,7 @@ use std::path::PathBuf;
 
 use crate::archive::ArchiveError;
 use crate::git::GitError;
+use crate::signing::{Refusal, TrustedKeyError};
 use crate::snapshot::SnapshotError;
 use crate::store::StoreError;
 use crate::toolchain::ToolchainError;
@@ -47,6 +48,14 @@ pub enum Error {
         #[source]
         source: serde_json::Error,
     },
+    #[error("{store}: snapshot `{key}` is not authentic: {reason}")]
+    Unauthentic {
+        store: String,
+        key: String,
+        reason: Refusal,
+    },
+    #[error(transparent)]
+    TrustedKey(#[from] TrustedKeyError),
     #[error("failed to {op} {path}")]
     Io {
         op: &'static str,
@@ -126,6 +135,9 @@ impl Error {
             ),
             Error::Store(StoreError::Config { .. }) => Some(
                 "check --store (or CARGO_SEED_STORE) and, for S3, the AWS_* environment".into(),
+            ),
+            Error::TrustedKey(_) => Some(
+                "a trusted key is a public key as `cargo seed keygen` prints it (`cargo-seed-ed25519:` and 64 hex digits); fix or remove this one".into(),
             ),
             Error::Store(StoreError::Unsupported { .. }) => Some(
                 "use a directory path, a file:// URL, an http(s):// URL or s3://bucket/prefix".into(),

@@ -58,11 +58,15 @@ fn manifests(store: &dyn Store) -> Result<(Vec<(String, Manifest)>, bool), Error
         if !l.key.ends_with(".json") {
             continue;
         }
-        match read_manifest(store, &l.key) {
-            Ok(m) => out.push((l.key, m)),
+        // gc only needs to know which blobs are referenced: it checks no
+        // signatures.
+        match read_manifest(store, &l.key, None) {
+            Ok((m, _)) => out.push((l.key, m)),
             // Removed by someone else meanwhile: nothing to keep or remove.
             Err(Error::Store(StoreError::NotFound { .. })) => {}
-            Err(Error::Manifest { .. }) => unreadable = true,
+            Err(Error::Manifest { .. } | Error::Store(StoreError::TooLarge { .. })) => {
+                unreadable = true
+            }
             Err(e) => return Err(e),
         }
     }

@@ -11,6 +11,12 @@ pub enum WorkspaceError {
     Metadata(#[source] cargo_metadata::Error),
     #[error("could not read the home directory to locate CARGO_HOME")]
     NoCargoHome,
+    #[error("[workspace.metadata.seed] {key} in {manifest} must be {expected}")]
+    Config {
+        manifest: PathBuf,
+        key: &'static str,
+        expected: &'static str,
+    },
 }
 
 /// What cargo-seed needs to know about the workspace it runs in.
@@ -24,6 +30,9 @@ pub struct Workspace {
     pub build_dir: PathBuf,
     /// `[workspace.metadata.seed] store = "…"`, if any.
     pub configured_store: Option<String>,
+    /// `[workspace.metadata.seed] trusted-keys = ["…"]`, unparsed: see
+    /// [`crate::signing::TrustedKeys::configured`].
+    pub configured_trusted_keys: Vec<String>,
     pub cargo_home: PathBuf,
 }
 
@@ -42,12 +51,27 @@ impl Workspace {
             cmd.manifest_path(path);
         }
         let meta = cmd.exec().map_err(WorkspaceError::Metadata)?;
-        let configured_store = meta
-            .workspace_metadata
-            .get("seed")
+        let seed = meta.workspace_metadata.get("seed");
+        let configured_store = seed
             .and_then(|seed| seed.get("store"))
             .and_then(|s| s.as_str())
             .map(str::to_owned);
+        // A trust root that cannot be read must not read as "no keys".
+        let configured_trusted_keys = match seed.and_then(|seed| seed.get("trusted-keys")) {
+            None => Vec::new(),
+            Some(keys) => keys
+                .as_array()
+                .and_then(|keys| {
+                    keys.iter()
+                        .map(|k| k.as_str().map(str::to_owned))
+                        .collect::<Option<Vec<_>>>()
+                })
+                .ok_or_else(|| WorkspaceError::Config {
+                    manifest: meta.workspace_root.join("Cargo.toml").into(),
+                    key: "trusted-keys",
+                    expected: "a list of public keys (strings)",
+                })?,
+        };
         let target_dir = PathBuf::from(meta.target_directory);
         let build_dir = meta
             .build_directory
@@ -58,6 +82,7 @@ impl Workspace {
             target_dir,
             build_dir,
             configured_store,
+            configured_trusted_keys,
             cargo_home: cargo_home()?,
         })
     }
