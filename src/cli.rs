@@ -1,7 +1,10 @@
-//! The command line: `cargo seed`, `cargo seed publish`, `cargo seed list`.
+//! The command line: `cargo seed`, `cargo seed publish`, `cargo seed list`,
+//! `cargo seed gc`, `cargo seed keygen`.
 //!
 //! Settings resolve as flag > `CARGO_SEED_*` environment >
-//! `[workspace.metadata.seed]` > default.
+//! `[workspace.metadata.seed]` > default. The signing key is read from the
+//! environment only (`CARGO_SEED_SIGNING_KEY`): a flag would show it to
+//! everyone who can list processes.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -11,7 +14,7 @@ use clap::{Args, Parser, Subcommand};
 use crate::error::{report, ExitCode as Code};
 use crate::publish::{self, PublishOptions};
 use crate::restore::{self, RestoreOptions};
-use crate::signing::TrustedKeys;
+use crate::signing::{SecretKey, TrustedKeys};
 use crate::store::{self, Store};
 use crate::ui::{self, Ui};
 use crate::workspace::Workspace;
@@ -106,6 +109,9 @@ pub enum Command {
         #[arg(long)]
         dry_run: bool,
     },
+    /// Print a new key pair for signing snapshots: the secret key for CI's
+    /// secrets, the public key for `[workspace.metadata.seed] trusted-keys`
+    Keygen,
     /// List the snapshots reachable from HEAD and whether each is usable here
     List {
         /// How many generations back from HEAD to look
@@ -152,6 +158,9 @@ pub fn run(cli: Cli) -> Result<(), Error> {
         quiet: cli.global.quiet,
         verbose: cli.global.verbose,
     };
+    if let Some(Command::Keygen) = cli.command {
+        return keygen();
+    }
     // gc looks after a store and may run where there is no workspace (on the
     // machine that serves the store), given --store.
     let flag = cli.global.store.as_deref();
@@ -171,10 +180,13 @@ pub fn run(cli: Cli) -> Result<(), Error> {
     };
     match cli.command {
         Some(Command::Publish { build_args }) => {
+            let signing_key = signing_key()?;
             let opts = PublishOptions {
                 manifest_path: cli.global.manifest_path.as_deref(),
                 profile,
                 build_args: &build_args,
+                signing_key: signing_key.as_ref(),
+                trusted: trusted.as_ref(),
             };
             publish::publish(&ws, store.as_ref(), &opts, ui)?;
         }
@@ -182,6 +194,7 @@ pub fn run(cli: Cli) -> Result<(), Error> {
             list(&ws, store.as_ref(), profile, max_distance, trusted.as_ref())?
         }
         Some(Command::Gc { .. }) => run_gc(&cli.command, store.as_ref(), ui)?,
+        Some(Command::Keygen) => unreachable!("handled before the workspace is loaded"),
         None => {
             // Restoring stops cleanly at the next archive entry and removes
             // its staging directory; elsewhere Ctrl-C keeps its default.
@@ -213,6 +226,21 @@ pub fn run(cli: Cli) -> Result<(), Error> {
     Ok(())
 }
 
+/// `CARGO_SEED_SIGNING_KEY`, if set and not empty (CI systems pass an
+/// empty value for a secret a job may not see).
+fn signing_key() -> Result<Option<SecretKey>, Error> {
+    match std::env::var("CARGO_SEED_SIGNING_KEY") {
+        Ok(text) if text.trim().is_empty() => Ok(None),
+        Ok(text) => Ok(Some(SecretKey::parse(&text).map_err(Error::SigningKey)?)),
+        Err(std::env::VarError::NotPresent) => Ok(None),
+        Err(std::env::VarError::NotUnicode(_)) => {
+            Err(Error::SigningKey(crate::signing::KeyError::Prefix {
+                expected: crate::signing::SECRET_PREFIX,
+            }))
+        }
+    }
+}
+
 /// `CARGO_SEED_TRUSTED_KEYS`, else the workspace's `trusted-keys`.
 fn trusted_keys(ws: &Workspace) -> Result<Option<TrustedKeys>, Error> {
     let env = std::env::var_os("CARGO_SEED_TRUSTED_KEYS");
@@ -221,6 +249,20 @@ fn trusted_keys(ws: &Workspace) -> Result<Option<TrustedKeys>, Error> {
         env.as_deref(),
         &ws.configured_trusted_keys,
     )?)
+}
+
+/// Prints a new key pair on stdout (and nowhere else).
+fn keygen() -> Result<(), Error> {
+    let key = SecretKey::generate().map_err(Error::Random)?;
+    println!(
+        "secret key (keep in CI's secrets, as CARGO_SEED_SIGNING_KEY): {}",
+        key.to_text()
+    );
+    println!(
+        "public key (commit under [workspace.metadata.seed] trusted-keys): {}",
+        key.public()
+    );
+    Ok(())
 }
 
 fn run_gc(command: &Option<Command>, store: &dyn Store, ui: Ui) -> Result<(), Error> {

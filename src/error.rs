@@ -12,7 +12,7 @@ use std::path::PathBuf;
 
 use crate::archive::ArchiveError;
 use crate::git::GitError;
-use crate::signing::{Refusal, TrustedKeyError};
+use crate::signing::{KeyError, Refusal, TrustedKeyError};
 use crate::snapshot::SnapshotError;
 use crate::store::StoreError;
 use crate::toolchain::ToolchainError;
@@ -54,8 +54,12 @@ pub enum Error {
         key: String,
         reason: Refusal,
     },
+    #[error("CARGO_SEED_SIGNING_KEY is not a cargo-seed secret key; nothing was published")]
+    SigningKey(#[source] KeyError),
     #[error(transparent)]
     TrustedKey(#[from] TrustedKeyError),
+    #[error("could not make a key: the operating system's random source failed")]
+    Random(#[source] getrandom::Error),
     #[error("failed to {op} {path}")]
     Io {
         op: &'static str,
@@ -135,6 +139,9 @@ impl Error {
             ),
             Error::Store(StoreError::Config { .. }) => Some(
                 "check --store (or CARGO_SEED_STORE) and, for S3, the AWS_* environment".into(),
+            ),
+            Error::SigningKey(_) => Some(
+                "set it to the secret key line of `cargo seed keygen` (`cargo-seed-secret-ed25519:` and 64 hex digits), or unset it to publish unsigned".into(),
             ),
             Error::TrustedKey(_) => Some(
                 "a trusted key is a public key as `cargo seed keygen` prints it (`cargo-seed-ed25519:` and 64 hex digits); fix or remove this one".into(),
