@@ -286,6 +286,20 @@ fn altered_unsigned_foreign_and_replayed_snapshots_are_refused() {
         &does_not_verify,
     );
 
+    // Verified before it is parsed: what is not JSON is refused as not
+    // authentic, never handed to the parser.
+    let not_json = |store: &Path| {
+        fs::write(World::manifest_path(store, greet), b"{ not json").unwrap();
+    };
+    assert_refused(
+        s,
+        &dir,
+        &before,
+        ("not-json", greet),
+        not_json,
+        &does_not_verify,
+    );
+
     let unsigned = |store: &Path| {
         fs::remove_file(signature_path(&World::manifest_path(store, greet))).unwrap();
     };
