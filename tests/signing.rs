@@ -336,22 +336,18 @@ fn altered_unsigned_foreign_and_replayed_snapshots_are_refused() {
         &does_not_verify,
     );
 
-    for (case, junk) in [
-        ("garbage", "garbage\n".to_owned()),
-        ("huge", "a".repeat(5000)),
+    let shape = "malformed signature file: not one line of three fields";
+    let too_large = "malformed signature file: larger than 4096 bytes";
+    for (case, junk, reason) in [
+        ("garbage", "garbage\n".to_owned(), shape),
+        // Refused by its size, before its content is looked at.
+        ("huge", "a".repeat(5000), too_large),
     ] {
         let malformed = |store: &Path| {
             let path = signature_path(&World::manifest_path(store, greet));
             fs::write(path, &junk).unwrap();
         };
-        assert_refused(
-            s,
-            &dir,
-            &before,
-            (case, greet),
-            malformed,
-            "malformed signature file",
-        );
+        assert_refused(s, &dir, &before, (case, greet), malformed, reason);
     }
     assert!(cargo_build(&dir).compiled.is_empty());
 }
