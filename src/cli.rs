@@ -229,16 +229,14 @@ pub fn run(cli: Cli) -> Result<(), Error> {
 /// `CARGO_SEED_SIGNING_KEY`, if set and not empty (CI systems pass an
 /// empty value for a secret a job may not see).
 fn signing_key() -> Result<Option<SecretKey>, Error> {
-    match std::env::var("CARGO_SEED_SIGNING_KEY") {
-        Ok(text) if text.trim().is_empty() => Ok(None),
-        Ok(text) => Ok(Some(SecretKey::parse(&text).map_err(Error::SigningKey)?)),
-        Err(std::env::VarError::NotPresent) => Ok(None),
-        Err(std::env::VarError::NotUnicode(_)) => {
-            Err(Error::SigningKey(crate::signing::KeyError::Prefix {
-                expected: crate::signing::SECRET_PREFIX,
-            }))
-        }
+    let Some(text) = std::env::var_os("CARGO_SEED_SIGNING_KEY") else {
+        return Ok(None);
+    };
+    let text = text.to_string_lossy();
+    if text.trim().is_empty() {
+        return Ok(None);
     }
+    SecretKey::parse(&text).map(Some).map_err(Error::SigningKey)
 }
 
 /// `CARGO_SEED_TRUSTED_KEYS`, else the workspace's `trusted-keys`.
