@@ -1,7 +1,10 @@
-//! The command line: `cargo seed`, `cargo seed publish`, `cargo seed list`.
+//! The command line: `cargo seed`, `cargo seed publish`, `cargo seed list`,
+//! `cargo seed gc`, `cargo seed keygen`.
 //!
 //! Settings resolve as flag > `CARGO_SEED_*` environment >
-//! `[workspace.metadata.seed]` > default.
+//! `[workspace.metadata.seed]` > default. The signing key is read from the
+//! environment only (`CARGO_SEED_SIGNING_KEY`): a flag would show it to
+//! everyone who can list processes.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -12,6 +15,7 @@ use crate::error::{report, ExitCode as Code};
 use crate::publish::{self, PublishOptions};
 use crate::restore::{self, RestoreOptions};
 use crate::secrets::SecretNames;
+use crate::signing::{SecretKey, TrustedKeys};
 use crate::store::{self, Store};
 use crate::ui::{self, Ui};
 use crate::workspace::Workspace;
@@ -111,6 +115,9 @@ pub enum Command {
         #[arg(long)]
         dry_run: bool,
     },
+    /// Print a new key pair for signing snapshots: the secret key for CI's
+    /// secrets, the public key for `[workspace.metadata.seed] trusted-keys`
+    Keygen,
     /// List the snapshots reachable from HEAD and whether each is usable here
     List {
         /// How many generations back from HEAD to look
@@ -157,6 +164,9 @@ pub fn run(cli: Cli) -> Result<(), Error> {
         quiet: cli.global.quiet,
         verbose: cli.global.verbose,
     };
+    if let Some(Command::Keygen) = cli.command {
+        return keygen();
+    }
     // gc looks after a store and may run where there is no workspace (on the
     // machine that serves the store), given --store.
     let flag = cli.global.store.as_deref();
@@ -169,6 +179,11 @@ pub fn run(cli: Cli) -> Result<(), Error> {
     let ws = Workspace::load(cli.global.manifest_path.as_deref())?;
     let store = open_store(&ws, flag)?;
     let profile = cli.global.profile.as_str();
+    // Read, and refused if one is malformed, before anything else is done.
+    let trusted = match cli.command {
+        Some(Command::Gc { .. }) => None,
+        _ => trusted_keys(&ws)?,
+    };
     match cli.command {
         Some(Command::Publish {
             build_args,
@@ -181,16 +196,22 @@ pub fn run(cli: Cli) -> Result<(), Error> {
                 Some(names) if !names.is_empty() => names,
                 _ => ws.configured_secret_env.clone(),
             });
+            let signing_key = signing_key()?;
             let opts = PublishOptions {
                 manifest_path: cli.global.manifest_path.as_deref(),
                 profile,
                 build_args: &build_args,
                 secrets: &secrets,
+                signing_key: signing_key.as_ref(),
+                trusted: trusted.as_ref(),
             };
             publish::publish(&ws, store.as_ref(), &opts, ui)?;
         }
-        Some(Command::List { max_distance }) => list(&ws, store.as_ref(), profile, max_distance)?,
+        Some(Command::List { max_distance }) => {
+            list(&ws, store.as_ref(), profile, max_distance, trusted.as_ref())?
+        }
         Some(Command::Gc { .. }) => run_gc(&cli.command, store.as_ref(), ui)?,
+        Some(Command::Keygen) => unreachable!("handled before the workspace is loaded"),
         None => {
             // Restoring stops cleanly at the next archive entry and removes
             // its staging directory; elsewhere Ctrl-C keeps its default.
@@ -204,13 +225,58 @@ pub fn run(cli: Cli) -> Result<(), Error> {
                 max_distance: a.max_distance,
                 force: a.force,
                 dry_run: a.dry_run,
+                trusted: trusted.as_ref(),
             };
             let outcome = restore::restore(&ws, store.as_ref(), &opts, ui)?;
             if a.dry_run {
                 print_plan(&outcome, ui);
+            } else if trusted.is_none() && store.is_remote() {
+                ui.warning(format!(
+                    "the snapshot seeded from {} is not authenticated: whoever can write to that store \
+                     chooses what this build runs; make keys with `cargo seed keygen`, sign in CI with \
+                     CARGO_SEED_SIGNING_KEY, and list the public key in [workspace.metadata.seed] trusted-keys",
+                    store.location()
+                ));
             }
         }
     }
+    Ok(())
+}
+
+/// `CARGO_SEED_SIGNING_KEY`, if set and not empty (CI systems pass an
+/// empty value for a secret a job may not see).
+fn signing_key() -> Result<Option<SecretKey>, Error> {
+    let Some(text) = std::env::var_os("CARGO_SEED_SIGNING_KEY") else {
+        return Ok(None);
+    };
+    let text = text.to_string_lossy();
+    if text.trim().is_empty() {
+        return Ok(None);
+    }
+    SecretKey::parse(&text).map(Some).map_err(Error::SigningKey)
+}
+
+/// `CARGO_SEED_TRUSTED_KEYS`, else the workspace's `trusted-keys`.
+fn trusted_keys(ws: &Workspace) -> Result<Option<TrustedKeys>, Error> {
+    let env = std::env::var_os("CARGO_SEED_TRUSTED_KEYS");
+    let env = env.as_ref().map(|v| v.to_string_lossy());
+    Ok(TrustedKeys::configured(
+        env.as_deref(),
+        &ws.configured_trusted_keys,
+    )?)
+}
+
+/// Prints a new key pair on stdout (and nowhere else).
+fn keygen() -> Result<(), Error> {
+    let key = SecretKey::generate().map_err(Error::Random)?;
+    println!(
+        "secret key (keep in CI's secrets, as CARGO_SEED_SIGNING_KEY): {}",
+        key.to_text()
+    );
+    println!(
+        "public key (commit under [workspace.metadata.seed] trusted-keys): {}",
+        key.public()
+    );
     Ok(())
 }
 
@@ -271,11 +337,12 @@ fn list(
     store: &dyn Store,
     profile: &str,
     max_distance: usize,
+    trusted: Option<&TrustedKeys>,
 ) -> Result<(), Error> {
     let want = restore::want(ws, profile)?;
     let head = git::resolve_commit(&ws.root, "HEAD")?;
     let ancestors = git::ancestors(&ws.root, &head, max_distance)?;
-    let found = resolve::list(store, &ancestors, &want)?;
+    let found = resolve::list(store, &ancestors, &want, trusted)?;
     if found.is_empty() {
         println!(
             "no snapshots in {} among {} commits from HEAD",

@@ -12,6 +12,7 @@ use std::path::PathBuf;
 
 use crate::archive::ArchiveError;
 use crate::git::GitError;
+use crate::signing::{KeyError, Refusal, TrustedKeyError};
 use crate::snapshot::SnapshotError;
 use crate::store::StoreError;
 use crate::toolchain::ToolchainError;
@@ -59,6 +60,18 @@ pub enum Error {
         needed: u64,
         available: u64,
     },
+    #[error("{store}: snapshot `{key}` is not authentic: {reason}")]
+    Unauthentic {
+        store: String,
+        key: String,
+        reason: Refusal,
+    },
+    #[error("CARGO_SEED_SIGNING_KEY is not a cargo-seed secret key; nothing was published")]
+    SigningKey(#[source] KeyError),
+    #[error(transparent)]
+    TrustedKey(#[from] TrustedKeyError),
+    #[error("could not make a key: the operating system's random source failed")]
+    Random(#[source] getrandom::Error),
     #[error("failed to {op} {path}")]
     Io {
         op: &'static str,
@@ -147,6 +160,12 @@ impl Error {
             ),
             Error::Workspace(WorkspaceError::SecretEnv { .. }) => Some(
                 "write it as `secret-env = [\"DATABASE_URL\", \"SENTRY_DSN\"]`".into(),
+            ),
+            Error::SigningKey(_) => Some(
+                "set it to the secret key line of `cargo seed keygen` (`cargo-seed-secret-ed25519:` and 64 hex digits), or unset it to publish unsigned".into(),
+            ),
+            Error::TrustedKey(_) => Some(
+                "a trusted key is a public key as `cargo seed keygen` prints it (`cargo-seed-ed25519:` and 64 hex digits); fix or remove this one".into(),
             ),
             Error::Store(StoreError::Unsupported { .. }) => Some(
                 "use a directory path, a file:// URL, an http(s):// URL or s3://bucket/prefix".into(),

@@ -10,13 +10,18 @@
 //! age is read again just before it is removed; and a publish checks its
 //! blobs once more after writing its manifest, putting back any that a gc
 //! took anyway.
+//!
+//! A snapshot's signature (`<variant>.json.sig`) goes with its manifest,
+//! removed right after it (the manifest is what makes a snapshot exist). A
+//! signature left without a manifest is removed only past the grace period:
+//! a publish writes the signature just before the manifest.
 
 use std::collections::HashSet;
 use std::time::{Duration, SystemTime};
 
 use crate::manifest::Manifest;
 use crate::resolve::read_manifest;
-use crate::store::{Listing, Store, StoreError};
+use crate::store::{signature_key, Listing, Store, StoreError};
 use crate::ui::{self, Ui};
 use crate::Error;
 
@@ -58,15 +63,37 @@ fn manifests(store: &dyn Store) -> Result<(Vec<(String, Manifest)>, bool), Error
         if !l.key.ends_with(".json") {
             continue;
         }
-        match read_manifest(store, &l.key) {
-            Ok(m) => out.push((l.key, m)),
+        // gc only needs to know which blobs are referenced: it checks no
+        // signatures, and removes a snapshot's signature with it.
+        match read_manifest(store, &l.key, None) {
+            Ok((m, _)) => out.push((l.key, m)),
             // Removed by someone else meanwhile: nothing to keep or remove.
             Err(Error::Store(StoreError::NotFound { .. })) => {}
-            Err(Error::Manifest { .. }) => unreadable = true,
+            Err(Error::Manifest { .. } | Error::Store(StoreError::TooLarge { .. })) => {
+                unreadable = true
+            }
             Err(e) => return Err(e),
         }
     }
     Ok((out, unreadable))
+}
+
+/// Removes signatures whose manifest is gone and that are not `young`.
+fn remove_orphaned_signatures(
+    store: &dyn Store,
+    young: &dyn Fn(SystemTime) -> bool,
+) -> Result<(), Error> {
+    let listed = listing(store, "snapshots/")?;
+    let manifests: HashSet<&str> = listed.iter().map(|l| l.key.as_str()).collect();
+    for l in &listed {
+        let Some(manifest) = l.key.strip_suffix(".sig") else {
+            continue;
+        };
+        if !manifests.contains(manifest) && !young(l.modified) {
+            store.delete(&l.key)?;
+        }
+    }
+    Ok(())
 }
 
 pub fn gc(store: &dyn Store, opts: &GcOptions, ui: Ui) -> Result<GcReport, Error> {
@@ -77,6 +104,7 @@ pub fn gc(store: &dyn Store, opts: &GcOptions, ui: Ui) -> Result<GcReport, Error
         .unwrap_or(0);
     let horizon = now_secs.saturating_sub(opts.keep_days.saturating_mul(86_400));
     let mut report = GcReport::default();
+    let young = |t: SystemTime| now.duration_since(t).unwrap_or_default() < opts.grace;
 
     let (mut found, _) = manifests(store)?;
     found.sort_by_key(|(_, m)| std::cmp::Reverse(m.created));
@@ -89,7 +117,11 @@ pub fn gc(store: &dyn Store, opts: &GcOptions, ui: Ui) -> Result<GcReport, Error
         ui.detail(format!("remove snapshot {} ({})", key, ui::age(m.created)));
         if !opts.dry_run {
             store.delete(key)?;
+            store.delete(&signature_key(key))?;
         }
+    }
+    if !opts.dry_run {
+        remove_orphaned_signatures(store, &young)?;
     }
 
     // Read again: a manifest published since the first read must count.
@@ -126,7 +158,6 @@ pub fn gc(store: &dyn Store, opts: &GcOptions, ui: Ui) -> Result<GcReport, Error
         if referenced.contains(sha) {
             continue;
         }
-        let young = |t: SystemTime| now.duration_since(t).unwrap_or_default() < opts.grace;
         if young(blob.modified) {
             report.blobs_in_grace += 1;
             continue;

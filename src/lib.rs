@@ -1,10 +1,11 @@
 //! cargo-seed: restore a fresh checkout's build state from the nearest
 //! CI-published snapshot, soundly.
 //!
-//! Data flows one way: [`resolve`] picks the snapshot, [`store`] fetches its
-//! blobs, [`archive`] verifies and unpacks them into a staging area,
-//! [`freshness`] decides by content which units cargo may reuse, and
-//! [`restore`] swaps the result in. [`publish`] is the other direction.
+//! Data flows one way: [`resolve`] picks the snapshot (checking, through
+//! [`signing`], that a trusted key signed it), [`store`] fetches its blobs,
+//! [`archive`] verifies and unpacks them into a staging area, [`freshness`]
+//! decides by content which units cargo may reuse, and [`restore`] swaps the
+//! result in. [`publish`] is the other direction.
 //!
 //! The one rule every module serves: cargo must never see a unit as fresh
 //! when its inputs differ from what was compiled. When in doubt a unit is left
@@ -27,6 +28,7 @@ pub mod relocate;
 pub mod resolve;
 pub mod restore;
 pub mod secrets;
+pub mod signing;
 pub mod snapshot;
 pub mod store;
 pub mod toolchain;

@@ -2,8 +2,9 @@
 //! checkouts can seed from it.
 //!
 //! Blobs go first, each under its content digest (so unchanged units of the
-//! next commit are not uploaded again); the manifest goes last, so a reader
-//! never sees a snapshot whose blobs are not all there.
+//! next commit are not uploaded again); then, when CI signs, the signature
+//! of the manifest's exact bytes; the manifest goes last, so a reader never
+//! sees a snapshot whose blobs (or signature) are not all there.
 //!
 //! Units that read a secret-looking variable set in CI, and everything built
 //! from them, are never packed (see [`crate::secrets`]).
@@ -16,8 +17,9 @@ use crate::freshness::Roots;
 use crate::git;
 use crate::manifest::{self, Blob, Check, Manifest, Unit, UnitKind, Withheld, WithheldWhy};
 use crate::secrets::{self, SecretNames};
+use crate::signing::{KeyId, SecretKey, TrustedKeys};
 use crate::snapshot;
-use crate::store::{blob_key, snapshot_prefix, Store};
+use crate::store::{blob_key, manifest_key, signature_key, Store};
 use crate::toolchain::Toolchain;
 use crate::ui::{self, Ui};
 use crate::workspace::{self, Workspace};
@@ -31,6 +33,11 @@ pub struct PublishOptions<'a> {
     pub build_args: &'a [String],
     /// Which environment variables are secrets, besides the built-in names.
     pub secrets: &'a SecretNames,
+    /// Sign the snapshot with this key (`CARGO_SEED_SIGNING_KEY`).
+    pub signing_key: Option<&'a SecretKey>,
+    /// The keys this workspace trusts, to warn when checkouts would refuse
+    /// what is published.
+    pub trusted: Option<&'a TrustedKeys>,
 }
 
 /// What was published.
@@ -44,6 +51,8 @@ pub struct Published {
     pub total_bytes: u64,
     /// Units and incremental dirs left out because of secrets.
     pub withheld: usize,
+    /// The key that signed it, if any.
+    pub signed_by: Option<KeyId>,
 }
 
 /// A unit to pack: its record without the blob, and its files.
@@ -79,6 +88,21 @@ pub fn publish(
         );
     }
     let profile_dir = ws.profile_build_dir(opts.profile);
+    match (opts.signing_key, opts.trusted) {
+        (None, Some(_)) => ui.status(
+            "Warning",
+            "this workspace trusts only signed snapshots and CARGO_SEED_SIGNING_KEY is not set: \
+             checkouts will refuse this one",
+        ),
+        (Some(key), Some(trusted)) if !trusted.contains(&key.public()) => ui.status(
+            "Warning",
+            format!(
+                "the signing key {} is not among this workspace's trusted keys: checkouts will refuse this snapshot",
+                key.public().id()
+            ),
+        ),
+        _ => {}
+    }
 
     let messages = snapshot::observe_build(
         &workspace::cargo_exe(),
@@ -149,21 +173,35 @@ pub fn publish(
             ),
         );
     }
-    let key = format!("{}{}.json", snapshot_prefix(&commit), manifest.variant());
+    let variant = manifest.variant();
+    let key = manifest_key(&commit, &variant);
+    let text = serde_json::to_vec_pretty(&manifest).expect("manifest serialises");
     let tmp = ws
         .build_dir
         .join(format!(".cargo-seed-manifest-{}.json", std::process::id()));
-    let text = serde_json::to_vec_pretty(&manifest).expect("manifest serialises");
-    std::fs::write(&tmp, text).map_err(|source| Error::Io {
-        op: "write",
-        path: tmp.clone(),
-        source,
-    })?;
-    let put = store
-        .put_file(&key, &tmp)
-        .map_err(Error::from)
-        .and_then(|()| repair(store, &profile_dir, &scratch, &jobs, &manifest.units));
+    let sig_tmp = tmp.with_extension("json.sig");
+    // The signature covers exactly the bytes uploaded as the manifest.
+    let signature = opts
+        .signing_key
+        .map(|k| (k.public().id(), k.sign(&commit, &variant, &text)));
+    let put = (|| -> Result<(), Error> {
+        write(&tmp, &text)?;
+        let sig_key = signature_key(&key);
+        match &signature {
+            Some((_, sig)) => {
+                write(&sig_tmp, sig.as_bytes())?;
+                store.put_file(&sig_key, &sig_tmp)?;
+            }
+            // A signature left by an earlier publish of this snapshot would
+            // not match the new manifest.
+            None if store.exists(&sig_key)? => store.delete(&sig_key)?,
+            None => {}
+        }
+        store.put_file(&key, &tmp)?;
+        repair(store, &profile_dir, &scratch, &jobs, &manifest.units)
+    })();
     let _ = std::fs::remove_file(&tmp);
+    let _ = std::fs::remove_file(&sig_tmp);
     let _ = std::fs::remove_dir_all(&scratch);
     put?;
 
@@ -175,11 +213,16 @@ pub fn publish(
         new_bytes,
         total_bytes: manifest.total_size(),
         withheld: manifest.withheld.len(),
+        signed_by: signature.map(|(id, _)| id),
+    };
+    let signed = match &published.signed_by {
+        Some(id) => format!(", signed with key {id}"),
+        None => String::new(),
     };
     ui.status(
         "Published",
         format!(
-            "{} ({}, {}) to {}: {} units, {} new blobs ({}) of {} in {:.2}s",
+            "{} ({}, {}) to {}: {} units, {} new blobs ({}) of {} in {:.2}s{signed}",
             &published.commit[..12],
             manifest.profile,
             manifest.toolchain.release,
@@ -236,6 +279,14 @@ fn report_withheld(withheld: &[Withheld], ui: Ui) {
     for w in withheld {
         ui.detail(format!("withheld {}: {}", w.name, w.why));
     }
+}
+
+fn write(path: &Path, bytes: &[u8]) -> Result<(), Error> {
+    std::fs::write(path, bytes).map_err(|source| Error::Io {
+        op: "write",
+        path: path.to_owned(),
+        source,
+    })
 }
 
 /// Turns the live units into pack jobs (files, dependency edges, checks,

@@ -1,10 +1,13 @@
 //! Which snapshot: the nearest ancestor of `HEAD` (or the commit asked for)
-//! that has a snapshot this toolchain, target and profile can reuse.
-
-use std::io::Read;
+//! that has a snapshot this toolchain, target and profile can reuse and,
+//! when trusted keys are configured, that one of them signed.
+//!
+//! This is the border for manifests: a manifest is read here, capped in
+//! size, and authenticated before a byte of it is parsed.
 
 use crate::manifest::{Manifest, Want};
-use crate::store::{snapshot_prefix, Store, StoreError};
+use crate::signing::{KeyId, Refusal, SignatureFileError, TrustedKeys, SIGNATURE_CAP};
+use crate::store::{self, snapshot_prefix, Store, StoreError};
 use crate::{validate, Error};
 
 /// A snapshot found in the store, usable or not.
@@ -17,6 +20,8 @@ pub struct Listed {
     pub manifest: Result<Manifest, String>,
     /// Why it cannot be used here; `None` if it can.
     pub unusable: Option<String>,
+    /// The trusted key that signed it, when signatures are checked.
+    pub signer: Option<KeyId>,
 }
 
 /// The snapshot chosen for restoring.
@@ -26,58 +31,86 @@ pub struct Found {
     pub distance: usize,
     pub key: String,
     pub manifest: Manifest,
+    /// The trusted key that signed it, when signatures are checked.
+    pub signer: Option<KeyId>,
 }
 
-/// The most a manifest may weigh: a workspace of thousands of units with
-/// every input listed stays far below it, and nothing larger is read.
+/// The most of a manifest that is read: real ones are well under a MiB, and
+/// a store must not make a reader swallow gigabytes.
 pub const MANIFEST_CAP: u64 = 32 << 20;
 
-/// Reads, parses and validates the manifest stored under `key`
-/// (`snapshots/<commit>/<variant>.json`). Nothing in it is used before
-/// [`validate::manifest`] has accepted every field.
-pub fn read_manifest(store: &dyn Store, key: &str) -> Result<Manifest, Error> {
-    let invalid = |detail: String| Error::InvalidManifest {
-        store: store.location(),
-        key: key.to_owned(),
-        detail,
+/// Reads the manifest at `key` and, when `trust` is given, checks its
+/// signature; returns it with the key that signed it.
+///
+/// The steps keep this order: the raw bytes (capped), then the signature
+/// over exactly those bytes, then parsing, then [`validate::manifest`] on
+/// every field, so that nothing a trusted key did not sign reaches the JSON
+/// parser, and nothing unvalidated reaches anything after it.
+pub fn read_manifest(
+    store: &dyn Store,
+    key: &str,
+    trust: Option<&TrustedKeys>,
+) -> Result<(Manifest, Option<KeyId>), Error> {
+    let raw = store::read_capped(store, key, MANIFEST_CAP)?;
+    let signer = match trust {
+        Some(trust) => Some(authenticate(store, key, &raw, trust)?),
+        None => None,
     };
-    let (commit, variant) = key
-        .strip_prefix("snapshots/")
-        .and_then(|k| k.split_once('/'))
-        .and_then(|(c, v)| Some((c, v.strip_suffix(".json")?)))
-        .ok_or_else(|| invalid("not a manifest key".into()))?;
-    let mut body = Vec::new();
-    store
-        .get(key)?
-        .take(MANIFEST_CAP + 1)
-        .read_to_end(&mut body)
-        .map_err(|source| crate::store::StoreError::Io {
-            store: store.location(),
-            op: "read",
-            key: key.to_owned(),
-            source,
-        })?;
-    if body.len() as u64 > MANIFEST_CAP {
-        return Err(invalid(format!(
-            "it is larger than {} MiB",
-            MANIFEST_CAP >> 20
-        )));
-    }
-    let manifest: Manifest = serde_json::from_slice(&body).map_err(|source| Error::Manifest {
+    let manifest = serde_json::from_slice(&raw).map_err(|source| Error::Manifest {
         store: store.location(),
         key: key.to_owned(),
         source,
     })?;
-    validate::manifest(&manifest, commit, variant).map_err(|e| invalid(e.to_string()))?;
-    Ok(manifest)
+    let (commit, variant) =
+        store::parse_manifest_key(key).ok_or_else(|| Error::InvalidManifest {
+            store: store.location(),
+            key: key.to_owned(),
+            detail: "not a manifest key".into(),
+        })?;
+    validate::manifest(&manifest, commit, variant).map_err(|e| Error::InvalidManifest {
+        store: store.location(),
+        key: key.to_owned(),
+        detail: e.to_string(),
+    })?;
+    Ok((manifest, signer))
 }
 
-/// Every snapshot of `commit` in the store, judged against `want`.
+/// Checks the signature beside the manifest at `key` over its `raw` bytes.
+fn authenticate(
+    store: &dyn Store,
+    key: &str,
+    raw: &[u8],
+    trust: &TrustedKeys,
+) -> Result<KeyId, Error> {
+    let refused = |reason| Error::Unauthentic {
+        store: store.location(),
+        key: key.to_owned(),
+        reason,
+    };
+    let Some((commit, variant)) = store::parse_manifest_key(key) else {
+        return Err(refused(Refusal::Misplaced));
+    };
+    let signature = match store::read_capped(store, &store::signature_key(key), SIGNATURE_CAP) {
+        Ok(bytes) => Some(bytes),
+        Err(StoreError::NotFound { .. }) => None,
+        Err(StoreError::TooLarge { .. }) => {
+            return Err(refused(Refusal::Malformed(SignatureFileError::TooLarge)))
+        }
+        Err(e) => return Err(e.into()),
+    };
+    trust
+        .verify(commit, variant, raw, signature.as_deref())
+        .map_err(refused)
+}
+
+/// Every snapshot of `commit` in the store, judged against `want` and, if
+/// given, `trust`.
 pub fn snapshots_at(
     store: &dyn Store,
     commit: &str,
     distance: usize,
     want: &Want,
+    trust: Option<&TrustedKeys>,
 ) -> Result<Vec<Listed>, Error> {
     let prefix = snapshot_prefix(commit);
     // A store that cannot list (plain HTTP) is asked for the one manifest
@@ -86,7 +119,7 @@ pub fn snapshots_at(
         Some(listed) => (listed.into_iter().map(|l| l.key).collect(), false),
         None => {
             let variant = crate::manifest::variant(&want.profile, &want.target, &want.toolchain);
-            (vec![format!("{prefix}{variant}.json")], true)
+            (vec![store::manifest_key(commit, &variant)], true)
         }
     };
     let mut out = Vec::new();
@@ -94,23 +127,28 @@ pub fn snapshots_at(
         if !key.ends_with(".json") {
             continue;
         }
-        let (manifest, unusable) = match read_manifest(store, &key) {
+        let (manifest, unusable, signer) = match read_manifest(store, &key, trust) {
             Err(Error::Store(StoreError::NotFound { .. })) if exact => continue,
-            Ok(m) => {
+            Ok((m, signer)) => {
                 let why = m.incompatibility(want);
-                (Ok(m), why)
+                (Ok(m), why, signer)
             }
-            // A manifest that is there but unreadable is skipped and named;
-            // a store that cannot be read is an error of its own.
-            Err(e @ Error::Manifest { .. }) => {
+            // A manifest that is there but unreadable or not authentic is
+            // skipped and named; a store that cannot be read is an error of
+            // its own.
+            Err(e @ (Error::Manifest { .. } | Error::Store(StoreError::TooLarge { .. }))) => {
                 let why = format!("unreadable manifest ({e})");
-                (Err(why.clone()), Some(why))
+                (Err(why.clone()), Some(why), None)
+            }
+            Err(Error::Unauthentic { reason, .. }) => {
+                let why = format!("not authentic: {reason}");
+                (Err(why.clone()), Some(why), None)
             }
             // A manifest that breaks a rule is never used, whatever else it
             // says: the store may be hostile.
             Err(Error::InvalidManifest { detail, .. }) => {
                 let why = format!("rejected manifest: {detail}");
-                (Err(why.clone()), Some(why))
+                (Err(why.clone()), Some(why), None)
             }
             Err(e) => return Err(e),
         };
@@ -120,6 +158,7 @@ pub fn snapshots_at(
             key,
             manifest,
             unusable,
+            signer,
         });
     }
     Ok(out)
@@ -134,9 +173,10 @@ fn ask_all(
     store: &dyn Store,
     ancestors: &[(String, usize)],
     want: &Want,
+    trust: Option<&TrustedKeys>,
 ) -> Result<Vec<Vec<Listed>>, Error> {
     crate::pool::map(ancestors, CONCURRENT_LOOKUPS, |(commit, distance)| {
-        snapshots_at(store, commit, *distance, want)
+        snapshots_at(store, commit, *distance, want, trust)
     })
 }
 
@@ -145,9 +185,10 @@ pub fn list(
     store: &dyn Store,
     ancestors: &[(String, usize)],
     want: &Want,
+    trust: Option<&TrustedKeys>,
 ) -> Result<Vec<Listed>, Error> {
     let mut out = Vec::new();
-    for found in ask_all(store, ancestors, want)? {
+    for found in ask_all(store, ancestors, want, trust)? {
         out.extend(found);
     }
     Ok(out)
@@ -160,10 +201,12 @@ pub fn nearest(
     store: &dyn Store,
     ancestors: &[(String, usize)],
     want: &Want,
+    trust: Option<&TrustedKeys>,
     searched: String,
 ) -> Result<Found, Error> {
     let mut skipped = Vec::new();
-    for ((commit, distance), found) in ancestors.iter().zip(ask_all(store, ancestors, want)?) {
+    let found = ask_all(store, ancestors, want, trust)?;
+    for ((commit, distance), found) in ancestors.iter().zip(found) {
         for listed in found {
             match (listed.manifest, listed.unusable) {
                 (Ok(manifest), None) => {
@@ -172,6 +215,7 @@ pub fn nearest(
                         distance: listed.distance,
                         key: listed.key,
                         manifest,
+                        signer: listed.signer,
                     })
                 }
                 (_, why) => skipped.push(format!(

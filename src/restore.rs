@@ -19,6 +19,7 @@ use crate::freshness::{self, Verdict};
 use crate::manifest::{BakedRoot, Check, Manifest, Unit, UnitKind, Want};
 use crate::relocate::{self, Moves};
 use crate::resolve::{self, Found};
+use crate::signing::TrustedKeys;
 use crate::store::{blob_key, Store};
 use crate::toolchain::Toolchain;
 use crate::ui::{self, Ui};
@@ -41,6 +42,8 @@ pub struct RestoreOptions<'a> {
     pub max_distance: usize,
     pub force: bool,
     pub dry_run: bool,
+    /// Accept only snapshots these keys signed; `None`: accept any.
+    pub trusted: Option<&'a TrustedKeys>,
 }
 
 /// What a restore did (or, with `--dry-run`, would do).
@@ -88,6 +91,7 @@ pub fn choose(
     ws: &Workspace,
     store: &dyn Store,
     want: &Want,
+    trust: Option<&TrustedKeys>,
     commit: Option<&str>,
     max_distance: usize,
 ) -> Result<Found, Error> {
@@ -101,7 +105,7 @@ pub fn choose(
                 .and_then(|a| a.into_iter().find(|(c, _)| *c == id).map(|(_, d)| d))
                 .unwrap_or(0);
             let searched = format!("commit {} (from --commit {rev})", &id[..12]);
-            resolve::nearest(store, &[(id, distance)], want, searched)
+            resolve::nearest(store, &[(id, distance)], want, trust, searched)
         }
         None => {
             let head = git::resolve_commit(&ws.root, "HEAD")?;
@@ -111,7 +115,7 @@ pub fn choose(
                 ancestors.len(),
                 &head[..12]
             );
-            resolve::nearest(store, &ancestors, want, searched)
+            resolve::nearest(store, &ancestors, want, trust, searched)
         }
     }
 }
@@ -216,12 +220,23 @@ pub fn restore(
 ) -> Result<Outcome, Error> {
     let started = Instant::now();
     let want = want(ws, opts.profile)?;
-    let found = choose(ws, store, &want, opts.commit, opts.max_distance)?;
+    let found = choose(
+        ws,
+        store,
+        &want,
+        opts.trusted,
+        opts.commit,
+        opts.max_distance,
+    )?;
     let manifest = &found.manifest;
+    let signed = match &found.signer {
+        Some(key) => format!(", signed by key {key}"),
+        None => String::new(),
+    };
     ui.status(
         "Resolved",
         format!(
-            "{} (distance {} from HEAD, {} profile, {})",
+            "{} (distance {} from HEAD, {} profile, {}{signed})",
             &found.commit[..12],
             found.distance,
             manifest.profile,

@@ -21,6 +21,13 @@ impl Ui {
         }
     }
 
+    /// A `warning:` line on stderr, as cargo prints them.
+    pub fn warning(&self, msg: impl std::fmt::Display) {
+        if !self.quiet {
+            eprintln!("warning: {msg}");
+        }
+    }
+
     /// Detail shown with `-v`.
     pub fn detail(&self, msg: impl std::fmt::Display) {
         if self.verbose && !self.quiet {

@@ -13,6 +13,12 @@ pub enum WorkspaceError {
     NoCargoHome,
     #[error("`secret-env` under [workspace.metadata.seed] in {manifest} is not a list of names")]
     SecretEnv { manifest: PathBuf },
+    #[error("[workspace.metadata.seed] {key} in {manifest} must be {expected}")]
+    Config {
+        manifest: PathBuf,
+        key: &'static str,
+        expected: &'static str,
+    },
 }
 
 /// What cargo-seed needs to know about the workspace it runs in.
@@ -31,6 +37,9 @@ pub struct Workspace {
     /// `[workspace.metadata.seed] secret-env = ["…"]`: variables that are
     /// secrets besides the secret-looking names.
     pub configured_secret_env: Vec<String>,
+    /// `[workspace.metadata.seed] trusted-keys = ["…"]`, unparsed: see
+    /// [`crate::signing::TrustedKeys::configured`].
+    pub configured_trusted_keys: Vec<String>,
     pub cargo_home: PathBuf,
 }
 
@@ -59,21 +68,20 @@ impl Workspace {
             .iter()
             .map(|p| p.name.to_string())
             .collect();
+        let manifest = || meta.workspace_root.join("Cargo.toml").into_std_path_buf();
         // Unlike a misspelt store, a misspelt list of secrets must not pass
         // unnoticed: publishing would leak what it names.
-        let configured_secret_env = match seed.and_then(|seed| seed.get("secret-env")) {
-            None => Vec::new(),
-            Some(list) => list
-                .as_array()
-                .and_then(|l| {
-                    l.iter()
-                        .map(|n| n.as_str().map(str::to_owned))
-                        .collect::<Option<Vec<_>>>()
-                })
-                .ok_or_else(|| WorkspaceError::SecretEnv {
-                    manifest: meta.workspace_root.join("Cargo.toml").into(),
-                })?,
-        };
+        let configured_secret_env =
+            string_list(seed, "secret-env").ok_or_else(|| WorkspaceError::SecretEnv {
+                manifest: manifest(),
+            })?;
+        // A trust root that cannot be read must not read as "no keys".
+        let configured_trusted_keys =
+            string_list(seed, "trusted-keys").ok_or_else(|| WorkspaceError::Config {
+                manifest: manifest(),
+                key: "trusted-keys",
+                expected: "a list of public keys (strings)",
+            })?;
         let target_dir = PathBuf::from(meta.target_directory);
         let build_dir = meta
             .build_directory
@@ -86,6 +94,7 @@ impl Workspace {
             build_dir,
             configured_store,
             configured_secret_env,
+            configured_trusted_keys,
             cargo_home: cargo_home()?,
         })
     }
@@ -93,6 +102,19 @@ impl Workspace {
     /// `<build-dir>/<profile dir>`: the directory a snapshot restores.
     pub fn profile_build_dir(&self, profile: &str) -> PathBuf {
         self.build_dir.join(profile_dir_name(profile))
+    }
+}
+
+/// `[workspace.metadata.seed] <key> = ["…"]`: empty when absent, `None`
+/// when it is not a list of strings.
+fn string_list(seed: Option<&serde_json::Value>, key: &str) -> Option<Vec<String>> {
+    match seed.and_then(|seed| seed.get(key)) {
+        None => Some(Vec::new()),
+        Some(list) => list
+            .as_array()?
+            .iter()
+            .map(|n| n.as_str().map(str::to_owned))
+            .collect(),
     }
 }
 

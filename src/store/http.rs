@@ -213,6 +213,10 @@ impl Store for HttpStore {
         self.base.trim_end_matches('/').to_owned()
     }
 
+    fn is_remote(&self) -> bool {
+        true
+    }
+
     fn get(&self, key: &str) -> Result<Box<dyn Read + Send>, StoreError> {
         let resp = self.send("download", key, || Ok(self.client.get(self.url(key))))?;
         let total = resp

@@ -50,6 +50,12 @@ impl Store for LocalStore {
         self.root.display().to_string()
     }
 
+    // A directory the user reaches as a file (even a mounted share) is
+    // taken to be set up by the user; it needs no warning.
+    fn is_remote(&self) -> bool {
+        false
+    }
+
     fn get(&self, key: &str) -> Result<Box<dyn Read + Send>, StoreError> {
         match fs::File::open(self.path(key)) {
             Ok(f) => Ok(Box::new(f)),

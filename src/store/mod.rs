@@ -6,7 +6,9 @@
 //! - `blobs/<aa>/<sha256>.zst`: one unit's files, a tar stream in a zstd
 //!   frame, named by the sha256 of those compressed bytes;
 //! - `snapshots/<commit>/<variant>.json`: a manifest, written after every
-//!   blob it names, so a reader never sees half a snapshot.
+//!   blob it names, so a reader never sees half a snapshot;
+//! - `snapshots/<commit>/<variant>.json.sig`: its signature, when CI signs,
+//!   written just before the manifest.
 //!
 //! A store must never expose a partially written object under its final key.
 
@@ -52,12 +54,22 @@ pub enum StoreError {
         key: String,
         detail: String,
     },
+    #[error("{store}: `{key}` is larger than {}, the most cargo-seed reads of it", crate::ui::bytes(*.cap))]
+    TooLarge {
+        store: String,
+        key: String,
+        cap: u64,
+    },
 }
 
 /// The operations cargo-seed needs from a place that holds snapshots.
 pub trait Store: Send + Sync {
     /// How to name this store in messages.
     fn location(&self) -> String;
+    /// Whether objects come over the network from a place that others
+    /// write (HTTP, S3), so that seeding from it without checking
+    /// signatures deserves a warning. No default: each backend decides.
+    fn is_remote(&self) -> bool;
     /// Opens an object for streaming.
     fn get(&self, key: &str) -> Result<Box<dyn Read + Send>, StoreError>;
     fn exists(&self, key: &str) -> Result<bool, StoreError>;
@@ -94,6 +106,48 @@ pub fn blob_key(sha256: &str) -> String {
 
 pub fn snapshot_prefix(commit: &str) -> String {
     format!("snapshots/{commit}/")
+}
+
+pub fn manifest_key(commit: &str, variant: &str) -> String {
+    format!("{}{variant}.json", snapshot_prefix(commit))
+}
+
+/// The signature file beside a manifest.
+pub fn signature_key(manifest_key: &str) -> String {
+    format!("{manifest_key}.sig")
+}
+
+/// The commit and variant a manifest key names, if it is laid out as
+/// [`manifest_key`] makes them.
+pub fn parse_manifest_key(key: &str) -> Option<(&str, &str)> {
+    let (commit, file) = key.strip_prefix("snapshots/")?.split_once('/')?;
+    let variant = file.strip_suffix(".json")?;
+    let plain = |s: &str| !s.is_empty() && !s.contains('/');
+    (plain(commit) && plain(variant)).then_some((commit, variant))
+}
+
+/// An object's bytes, refused with [`StoreError::TooLarge`] beyond `cap`
+/// bytes: at most `cap + 1` bytes are ever read, whatever the store sends.
+pub fn read_capped(store: &dyn Store, key: &str, cap: u64) -> Result<Vec<u8>, StoreError> {
+    let mut body = Vec::new();
+    store
+        .get(key)?
+        .take(cap.saturating_add(1))
+        .read_to_end(&mut body)
+        .map_err(|source| StoreError::Io {
+            store: store.location(),
+            op: "read",
+            key: key.to_owned(),
+            source,
+        })?;
+    if body.len() as u64 > cap {
+        return Err(StoreError::TooLarge {
+            store: store.location(),
+            key: key.to_owned(),
+            cap,
+        });
+    }
+    Ok(body)
 }
 
 /// Opens the store named by `spec`: a directory path, a `file://` URL, an
@@ -161,6 +215,43 @@ mod tests {
         ));
         store.delete(&key).unwrap();
         assert!(!store.exists(&key).unwrap());
+    }
+
+    #[test]
+    fn manifest_keys_name_their_commit_and_variant() {
+        let key = manifest_key("abc123", "dev-x86_64-unknown-linux-gnu-0f");
+        assert_eq!(key, "snapshots/abc123/dev-x86_64-unknown-linux-gnu-0f.json");
+        assert_eq!(
+            parse_manifest_key(&key),
+            Some(("abc123", "dev-x86_64-unknown-linux-gnu-0f"))
+        );
+        assert_eq!(signature_key(&key), format!("{key}.sig"));
+        for other in [
+            "snapshots/abc123/nested/v.json",
+            "snapshots/abc123/.json",
+            "snapshots//v.json",
+            "snapshots/abc123/v.json.sig",
+            "blobs/ab/abcd.zst",
+        ] {
+            assert_eq!(parse_manifest_key(other), None, "{other}");
+        }
+    }
+
+    #[test]
+    fn capped_reads_refuse_what_is_larger_and_read_no_more() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = LocalStore::new(dir.path().to_owned());
+        fs::create_dir_all(dir.path().join("k")).unwrap();
+        fs::write(dir.path().join("k/exact"), [7u8; 16]).unwrap();
+        assert_eq!(read_capped(&store, "k/exact", 16).unwrap(), [7u8; 16]);
+        assert!(matches!(
+            read_capped(&store, "k/exact", 15),
+            Err(StoreError::TooLarge { cap: 15, .. })
+        ));
+        assert!(matches!(
+            read_capped(&store, "k/none", 15),
+            Err(StoreError::NotFound { .. })
+        ));
     }
 
     #[test]

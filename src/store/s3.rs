@@ -335,6 +335,10 @@ impl Store for S3Store {
         self.location.clone()
     }
 
+    fn is_remote(&self) -> bool {
+        true
+    }
+
     fn get(&self, key: &str) -> Result<Box<dyn Read + Send>, StoreError> {
         let path = self.path(key);
         let result = self

@@ -25,6 +25,8 @@ const SCRUB: &[&str] = &[
     "CARGO_BUILD_BUILD_DIR",
     "CARGO_SEED_STORE",
     "CARGO_SEED_PROFILE",
+    "CARGO_SEED_SIGNING_KEY",
+    "CARGO_SEED_TRUSTED_KEYS",
     "CARGO_INCREMENTAL",
     "RUSTFLAGS",
     "CARGO_ENCODED_RUSTFLAGS",
@@ -193,7 +195,7 @@ pub struct World {
     counter: AtomicUsize,
 }
 
-fn copy_tree(from: &Path, to: &Path) {
+pub fn copy_tree(from: &Path, to: &Path) {
     fs::create_dir_all(to).unwrap();
     for entry in fs::read_dir(from).unwrap() {
         let entry = entry.unwrap();
@@ -427,10 +429,14 @@ impl World {
         to
     }
 
+    /// The one manifest of `commit` in `store` (not its signature).
     pub fn manifest_path(store: &Path, commit: &str) -> PathBuf {
         let dir = store.join("snapshots").join(commit);
-        let entry = fs::read_dir(&dir).unwrap().next().unwrap().unwrap();
-        entry.path()
+        fs::read_dir(&dir)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .find(|p| p.extension().is_some_and(|e| e == "json"))
+            .unwrap()
     }
 
     pub fn manifest(store: &Path, commit: &str) -> serde_json::Value {
