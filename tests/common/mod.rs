@@ -232,15 +232,7 @@ fn fixture_origin(root: &Path, change: impl FnOnce(&Path)) -> String {
 fn clone_into(root: &Path, origin: &Path, n: usize, commit: &str) -> PathBuf {
     let dir = root.join(format!("dev-{n}/work/app"));
     fs::create_dir_all(dir.parent().unwrap()).unwrap();
-    git(
-        root,
-        &[
-            "clone",
-            "-q",
-            origin.to_str().unwrap(),
-            dir.to_str().unwrap(),
-        ],
-    );
+    clone(root, origin, &dir);
     git(&dir, &["checkout", "-q", "--detach", commit]);
     dir
 }
@@ -271,15 +263,7 @@ impl OneCommit {
         let root = scratch(tag);
         let commit = fixture_origin(&root, change);
         let (origin, ci, store) = (root.join("origin"), root.join("ci"), root.join("store"));
-        git(
-            &root,
-            &[
-                "clone",
-                "-q",
-                origin.to_str().unwrap(),
-                ci.to_str().unwrap(),
-            ],
-        );
+        clone(&root, &origin, &ci);
         let cargo_ci = |args: &[&str]| {
             let mut cmd = command("cargo", &ci);
             cmd.envs(ci_env.iter().copied()).args(args);
@@ -345,15 +329,7 @@ impl World {
 
         let store = root.join("store");
         let ci = root.join("ci-checkout");
-        git(
-            &root,
-            &[
-                "clone",
-                "-q",
-                origin.to_str().unwrap(),
-                ci.to_str().unwrap(),
-            ],
-        );
+        clone(&root, &origin, &ci);
         git(&ci, &["checkout", "-q", "--detach", &base]);
         let ci_home = ci_cargo_home.map(|h| root.join(h));
         let cargo_ci = |args: &[&str]| {
@@ -453,6 +429,14 @@ impl World {
         )
         .unwrap();
     }
+}
+
+/// `git clone -q <from> <to>`, run in `dir`.
+pub fn clone(dir: &Path, from: &Path, to: &Path) {
+    git(
+        dir,
+        &["clone", "-q", from.to_str().unwrap(), to.to_str().unwrap()],
+    );
 }
 
 pub fn edit(path: &Path, from: &str, to: &str) {
