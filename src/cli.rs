@@ -118,6 +118,17 @@ pub enum Command {
     /// Print a new key pair for signing snapshots: the secret key for CI's
     /// secrets, the public key for `[workspace.metadata.seed] trusted-keys`
     Keygen,
+    /// Compile through cargo-seed's rustc wrapper on this machine (once), so
+    /// that incremental state from CI is reused at this checkout's path:
+    /// sets `build.rustc-wrapper` in $CARGO_HOME/config.toml
+    Setup {
+        /// Only say whether this machine is set up (exit 1 if not)
+        #[arg(long, conflicts_with = "undo")]
+        check: bool,
+        /// Remove the setting (a wrapper it chained is put back)
+        #[arg(long)]
+        undo: bool,
+    },
     /// List the snapshots reachable from HEAD and whether each is usable here
     List {
         /// How many generations back from HEAD to look
@@ -177,6 +188,9 @@ pub fn run(cli: Cli) -> Result<(), Error> {
         }
     }
     let ws = Workspace::load(cli.global.manifest_path.as_deref())?;
+    if let Some(Command::Setup { check, undo }) = cli.command {
+        return setup(&ws, check, undo, ui);
+    }
     let store = open_store(&ws, flag)?;
     let profile = cli.global.profile.as_str();
     // Read, and refused if one is malformed, before anything else is done.
@@ -212,6 +226,7 @@ pub fn run(cli: Cli) -> Result<(), Error> {
         }
         Some(Command::Gc { .. }) => run_gc(&cli.command, store.as_ref(), ui)?,
         Some(Command::Keygen) => unreachable!("handled before the workspace is loaded"),
+        Some(Command::Setup { .. }) => unreachable!("handled before the store is opened"),
         None => {
             // Restoring stops cleanly at the next archive entry and removes
             // its staging directory; elsewhere Ctrl-C keeps its default.
@@ -239,6 +254,71 @@ pub fn run(cli: Cli) -> Result<(), Error> {
                 ));
             }
         }
+    }
+    Ok(())
+}
+
+fn setup(ws: &Workspace, check: bool, undo: bool, ui: Ui) -> Result<(), Error> {
+    use crate::setup::{Done, Wrapper};
+    if check {
+        return match crate::setup::detect(&ws.root, &ws.cargo_home) {
+            Wrapper::Ours(from) => {
+                ui.status(
+                    "Ready",
+                    format!("cargo compiles through cargo-seed (set in {from})"),
+                );
+                Ok(())
+            }
+            Wrapper::Other { program, from } => Err(Error::NotSetUp {
+                why: format!("cargo compiles through `{program}` (set in {from})"),
+            }),
+            Wrapper::Absent => Err(Error::NotSetUp {
+                why: "cargo compiles without a rustc wrapper".into(),
+            }),
+        };
+    }
+    let done = if undo {
+        crate::setup::uninstall(&ws.cargo_home)?
+    } else {
+        let exe = std::env::current_exe()
+            .and_then(|p| p.canonicalize())
+            .map_err(|source| Error::Io {
+                op: "find",
+                path: "the cargo-seed executable".into(),
+                source,
+            })?;
+        crate::setup::install(&ws.root, &ws.cargo_home, &exe)?
+    };
+    match done {
+        Done::Already(from) => ui.status(
+            "Ready",
+            format!("cargo already compiles through cargo-seed (set in {from})"),
+        ),
+        Done::Written { file, chained } => ui.status(
+            "Set up",
+            format!(
+                "build.rustc-wrapper = cargo-seed in {}{}: path crates are compiled with their \
+                 repository remapped to `.` in paths, so CI's incremental state is reused at this \
+                 checkout's path; `cargo seed setup --undo` removes it",
+                file.display(),
+                match chained {
+                    Some(p) => format!(" (it runs `{p}`, the wrapper set before, in turn)"),
+                    None => String::new(),
+                }
+            ),
+        ),
+        Done::Removed { file, restored } => ui.status(
+            "Removed",
+            format!(
+                "cargo-seed from {}{}",
+                file.display(),
+                match restored {
+                    Some(p) => format!("; build.rustc-wrapper is `{p}` again"),
+                    None => String::new(),
+                }
+            ),
+        ),
+        Done::NothingToUndo => ui.status("Unchanged", "cargo-seed was not set up in CARGO_HOME"),
     }
     Ok(())
 }
@@ -352,16 +432,20 @@ fn list(
         return Ok(());
     }
     println!(
-        "{:<12} {:>8}  {:<8} {:<8} {:>10} {:>5}  usable",
-        "commit", "distance", "rustc", "profile", "size", "age"
+        "{:<12} {:>8}  {:<8} {:<8} {:>10} {:>5} {:<7}  usable",
+        "commit", "distance", "rustc", "profile", "size", "age", "wrapper"
     );
     for l in found {
-        let (rustc, prof, size, age) = match &l.manifest {
+        let (rustc, prof, size, age, wrapper) = match &l.manifest {
             Ok(m) => (
                 m.toolchain.release.clone(),
                 m.profile.clone(),
                 ui::bytes(m.total_size()),
                 ui::age(m.created),
+                match m.rustc_wrapper {
+                    Some(scheme) => format!("yes/{scheme}"),
+                    None => "no".to_owned(),
+                },
             ),
             Err(_) => Default::default(),
         };
@@ -370,13 +454,14 @@ fn list(
             Some(why) => format!("no: {why}"),
         };
         println!(
-            "{:<12} {:>8}  {:<8} {:<8} {:>10} {:>5}  {usable}",
+            "{:<12} {:>8}  {:<8} {:<8} {:>10} {:>5} {:<7}  {usable}",
             &l.commit[..12],
             l.distance,
             rustc,
             prof,
             size,
-            age
+            age,
+            wrapper
         );
     }
     Ok(())

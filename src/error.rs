@@ -72,6 +72,10 @@ pub enum Error {
     TrustedKey(#[from] TrustedKeyError),
     #[error("could not make a key: the operating system's random source failed")]
     Random(#[source] getrandom::Error),
+    #[error(transparent)]
+    Setup(#[from] crate::setup::SetupError),
+    #[error("this machine is not set up for relocatable incremental state: {why} (run `cargo seed setup`)")]
+    NotSetUp { why: String },
     #[error("failed to {op} {path}")]
     Io {
         op: &'static str,

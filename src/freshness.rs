@@ -347,6 +347,7 @@ mod tests {
             fingerprint: None,
             src_path: None,
             rustc: None,
+            path_values: Vec::new(),
         }
     }
 
@@ -369,6 +370,8 @@ mod tests {
             dirty: false,
             libc: None,
             native_cpu: false,
+            rustc_wrapper: None,
+            repository_root: None,
             units,
             withheld: vec![],
         }

@@ -15,10 +15,12 @@
 
 use std::fs::{self, File};
 use std::io::{self, Read, Seek, SeekFrom, Write};
-use std::path::{Path, PathBuf};
+use std::path::{Component, Path, PathBuf};
 use std::process::Command;
 
-use crate::wrapper::Invocation;
+use crate::depgraph;
+use crate::manifest::PathValue;
+use crate::wrapper::{self, Invocation};
 
 const MAGIC: &[u8; 4] = b"RSIC";
 
@@ -85,29 +87,72 @@ pub fn sessions(crate_dir: &Path) -> Vec<PathBuf> {
     out
 }
 
-/// Replays `inv` in `cwd` with rustc on a stub source file, in `scratch`,
-/// and returns the name of the incremental directory rustc used for the
-/// crate and the header it wrote.
+/// What a replay of a unit's command line found out.
+#[derive(Debug)]
+pub struct Replayed {
+    /// The name of the incremental directory rustc uses for the crate.
+    pub dir: String,
+    /// The header rustc wrote: it expects it in a session it loads.
+    pub header: Header,
+    /// The values of the path-only queries in the replay's graph, or why
+    /// they could not be read.
+    pub paths: Result<depgraph::Values, depgraph::Refused>,
+}
+
+/// Where a replay may find the dependencies a command line names.
+pub struct Place<'a> {
+    /// The working directory here.
+    pub cwd: &'a Path,
+    /// The build dir here: `--extern` and `-L dependency=` are kept only
+    /// below it, after `map`.
+    pub build_dir: &'a Path,
+    /// A recorded path on this machine (CI's build dir to this one's).
+    pub map: &'a dyn Fn(&Path) -> Option<PathBuf>,
+}
+
+/// Replays `inv` with rustc on a stub source file, in `place`'s working
+/// directory, writing into `scratch`, and returns what rustc wrote.
 ///
-/// Only what does not enter the options hash is changed (NOTES fact 12): the
-/// input file, `--out-dir`, `-C incremental`, `-L` and `--extern`.
-pub fn expected_header(
+/// Only what does not enter the options hash is changed: the input file,
+/// `--out-dir`, `-C incremental` (into `scratch`), and `-L` and `--extern`
+/// (mapped to this machine). When CI ran the unit through the wrapper, the
+/// replay is rewritten as the wrapper rewrites it here, so the header is the
+/// one the developer's build expects. The stub names every dependency with
+/// `extern crate`, so that rustc loads them as the real build did and the
+/// graph holds their `used_crate_source`.
+pub fn replay(
     rustc: &Path,
     inv: &Invocation,
     src_path: &Path,
-    cwd: &Path,
+    place: &Place,
     scratch: &Path,
-) -> Result<(String, Header), String> {
+) -> Result<Replayed, String> {
     let (out, inc) = (scratch.join("out"), scratch.join("inc"));
     let stub = scratch.join("stub.rs");
+    let mut args = replay_args(inv, src_path, &stub, &out, &inc, place)?;
+    let mut source = String::from("#![allow(dead_code, unused_extern_crates)]\n");
+    for name in extern_crates(&args) {
+        source.push_str(&format!("extern crate {name};\n"));
+    }
+    source.push_str("fn main() {}\n");
     fs::create_dir_all(&out)
         .and_then(|()| fs::create_dir_all(&inc))
-        .and_then(|()| fs::write(&stub, "#![allow(dead_code)]\nfn main() {}\n"))
+        .and_then(|()| fs::write(&stub, source))
         .map_err(|e| format!("cannot prepare {}: {e}", scratch.display()))?;
-    let args = replay_args(inv, src_path, &stub, &out, &inc)?;
+    match inv.scheme {
+        None => {}
+        Some(wrapper::SCHEME) => {
+            args = wrapper::rewrite(&args, place.cwd, &wrapper::repository_root(place.cwd));
+        }
+        Some(other) => {
+            return Err(format!(
+                "CI ran it through rewrite scheme {other} of cargo-seed's wrapper, which this cargo-seed does not know"
+            ))
+        }
+    }
     let result = Command::new(rustc)
         .args(&args)
-        .current_dir(cwd)
+        .current_dir(place.cwd)
         .output()
         .map_err(|e| format!("cannot run {}: {e}", rustc.display()))?;
     if !result.status.success() {
@@ -128,16 +173,68 @@ pub fn expected_header(
     let [dir] = dirs.as_slice() else {
         return Err("the replay left no single incremental directory".into());
     };
-    let header = sessions(dir)
-        .first()
-        .and_then(|s| read_header(s).ok().flatten())
+    let session = sessions(dir)
+        .into_iter()
+        .next()
+        .ok_or("the replay wrote no session")?;
+    let header = read_header(&session)
+        .ok()
+        .flatten()
         .ok_or("the replay wrote no session header")?;
     let name = dir
         .file_name()
         .unwrap_or_default()
         .to_string_lossy()
         .into_owned();
-    Ok((name, header))
+    Ok(Replayed {
+        dir: name,
+        header,
+        paths: depgraph::values(&session),
+    })
+}
+
+/// Path-query values as a manifest records them (hex).
+pub fn to_records(values: &depgraph::Values) -> Vec<PathValue> {
+    values
+        .iter()
+        .map(|(&(query, key), value)| PathValue {
+            query,
+            key: hex(&key),
+            value: hex(value),
+        })
+        .collect()
+}
+
+/// The values a manifest records; `None` if one is not 32 hex digits.
+pub fn from_records(records: &[PathValue]) -> Option<depgraph::Values> {
+    records
+        .iter()
+        .map(|r| Some(((r.query, unhex(&r.key)?), unhex(&r.value)?)))
+        .collect()
+}
+
+fn hex(bytes: &[u8; 16]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn unhex(text: &str) -> Option<[u8; 16]> {
+    if text.len() != 32 || !text.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')) {
+        return None;
+    }
+    let mut out = [0u8; 16];
+    for (i, byte) in out.iter_mut().enumerate() {
+        *byte = u8::from_str_radix(&text[2 * i..2 * i + 2], 16).ok()?;
+    }
+    Some(out)
+}
+
+/// The crates a replay's `--extern name=path` arguments name.
+fn extern_crates(args: &[String]) -> Vec<&str> {
+    args.iter()
+        .zip(args.iter().skip(1))
+        .filter(|(opt, _)| *opt == "--extern")
+        .map(|(_, v)| v.split_once('=').map_or(v.as_str(), |(name, _)| name))
+        .collect()
 }
 
 /// The program rustc is told to link with during a replay: the stub's
@@ -232,6 +329,7 @@ fn replay_args(
     stub: &Path,
     out: &Path,
     inc: &Path,
+    place: &Place,
 ) -> Result<Vec<String>, String> {
     let show = |p: &Path| p.to_string_lossy().into_owned();
     let mut args = Vec::with_capacity(inv.args.len() + 2);
@@ -254,8 +352,34 @@ fn replay_args(
                 value()?;
                 args.extend(["--out-dir".to_owned(), show(out)]);
             }
-            "-L" | "--extern" => {
-                value()?;
+            "-L" => {
+                // Only where the crates were: below the build dir.
+                let v = value()?;
+                if let Some(dir) = v.strip_prefix("dependency=").and_then(|d| local(d, place)) {
+                    args.push(format!("-Ldependency={}", show(&dir)));
+                }
+            }
+            "--extern" => {
+                // `name=path` below the build dir, or a sysroot crate by
+                // name; anything else is left out (the replay then only
+                // loses that crate's `used_crate_source`).
+                let v = value()?;
+                let (name, path) = match v.split_once('=') {
+                    Some((name, path)) => (name, local(path, place)),
+                    None => (v.as_str(), None),
+                };
+                if !is_identifier(name) {
+                    continue;
+                }
+                match path {
+                    Some(path) => {
+                        args.extend(["--extern".to_owned(), format!("{name}={}", show(&path))])
+                    }
+                    None if !v.contains('=') => {
+                        args.extend(["--extern".to_owned(), name.to_owned()])
+                    }
+                    None => {}
+                }
             }
             "-C" | "--codegen" => {
                 let v = value()?;
@@ -292,7 +416,7 @@ fn replay_args(
             }
             "--crate-name" => {
                 let v = value()?;
-                if v.is_empty() || !v.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+                if !is_identifier(&v) {
                     return Err(format!(
                         "its recorded crate name `{v}` is not an identifier"
                     ));
@@ -333,6 +457,28 @@ fn replay_args(
     }
     args.push(format!("-Clinker={NO_OP_LINKER}"));
     Ok(args)
+}
+
+/// A crate name as rustc takes it.
+fn is_identifier(name: &str) -> bool {
+    !name.is_empty()
+        && !name.starts_with(|c: char| c.is_ascii_digit())
+        && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+}
+
+/// A recorded dependency path on this machine: absolute and plain, and
+/// below the build dir once mapped; `None` otherwise.
+fn local(recorded: &str, place: &Place) -> Option<PathBuf> {
+    let path = Path::new(recorded);
+    let plain = path.is_absolute()
+        && path
+            .components()
+            .all(|c| matches!(c, Component::RootDir | Component::Normal(_)));
+    if !plain {
+        return None;
+    }
+    let here = (place.map)(path).unwrap_or_else(|| path.to_owned());
+    here.starts_with(place.build_dir).then_some(here)
 }
 
 /// `--name=value` → (`--name`, value); `-Cvalue` → (`-C`, value); the short
@@ -402,16 +548,31 @@ mod tests {
         Invocation {
             cwd: "/ci/ws".into(),
             args: args.iter().map(|s| s.to_string()).collect(),
+            scheme: None,
         }
     }
 
+    fn moved(p: &Path) -> Option<PathBuf> {
+        Some(Path::new("/here/ws").join(p.strip_prefix("/ci/ws").ok()?))
+    }
+
     fn replay(inv: &Invocation) -> Result<Vec<String>, String> {
+        replay_args_here(inv, Path::new("/ci/ws/app/src/main.rs"))
+    }
+
+    fn replay_args_here(inv: &Invocation, src: &Path) -> Result<Vec<String>, String> {
+        let here = Place {
+            cwd: Path::new("/here/ws"),
+            build_dir: Path::new("/here/ws/target"),
+            map: &moved,
+        };
         replay_args(
             inv,
-            Path::new("/ci/ws/app/src/main.rs"),
+            src,
             Path::new("/s/stub.rs"),
             Path::new("/s/out"),
             Path::new("/s/inc"),
+            &here,
         )
     }
 
@@ -471,17 +632,53 @@ mod tests {
                 "--out-dir",
                 "/s/out",
                 "-Cincremental=/s/inc",
+                "-Ldependency=/here/ws/target/debug/deps",
+                "--extern",
+                "greet=/here/ws/target/debug/deps/libgreet-1.rlib",
                 "-Clinker=/bin/true",
             ]
         );
-        let elsewhere = replay_args(
-            &invocation(CARGO_ARGS),
-            Path::new("/elsewhere.rs"),
-            Path::new("/s"),
-            Path::new("/o"),
-            Path::new("/i"),
-        );
+        let elsewhere = replay_args_here(&invocation(CARGO_ARGS), Path::new("/elsewhere.rs"));
         assert!(elsewhere.is_err());
+    }
+
+    #[test]
+    fn replay_reads_dependencies_only_below_the_build_dir() {
+        let mut args = CARGO_ARGS.to_vec();
+        args.extend([
+            "--extern",
+            "passwd=/etc/passwd",
+            "--extern",
+            "up=/ci/ws/target/../../../etc/passwd",
+            "--extern",
+            "rel=target/debug/deps/librel.rlib",
+            "--extern",
+            "../x=/ci/ws/target/debug/deps/libx.rlib",
+            "--extern",
+            "noprelude:y=/ci/ws/target/debug/deps/liby.rlib",
+            "--extern",
+            "proc_macro",
+            "-L",
+            "dependency=/etc",
+            "-Lnative=/ci/ws/target/debug/build/x/out",
+        ]);
+        let replayed = replay(&invocation(&args)).unwrap();
+        let deps: Vec<&String> = replayed
+            .iter()
+            .zip(replayed.iter().skip(1))
+            .filter(|(o, _)| *o == "--extern" || o.starts_with("-L"))
+            .map(|(o, v)| if o == "--extern" { v } else { o })
+            .collect();
+        assert_eq!(
+            deps,
+            [
+                "-Ldependency=/here/ws/target/debug/deps",
+                "greet=/here/ws/target/debug/deps/libgreet-1.rlib",
+                "proc_macro",
+            ],
+            "{replayed:?}"
+        );
+        assert_eq!(extern_crates(&replayed), ["greet", "proc_macro"]);
     }
 
     #[test]

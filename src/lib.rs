@@ -14,6 +14,7 @@
 
 pub mod archive;
 pub mod cli;
+pub mod depgraph;
 pub mod depinfo;
 pub mod error;
 pub mod fingerprint;
@@ -28,6 +29,7 @@ pub mod relocate;
 pub mod resolve;
 pub mod restore;
 pub mod secrets;
+pub mod setup;
 pub mod signing;
 pub mod snapshot;
 pub mod store;

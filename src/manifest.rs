@@ -33,6 +33,11 @@ pub struct Manifest {
     pub workspace_root: PathBuf,
     pub cargo_home: PathBuf,
     pub build_dir: PathBuf,
+    /// The repository's top level (`git rev-parse --show-toplevel`), when it
+    /// is not the workspace root: path packages outside the workspace live
+    /// below it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub repository_root: Option<PathBuf>,
     /// Whether the publishing checkout had uncommitted changes (freshness is
     /// decided by content either way; this is for `list`).
     pub dirty: bool,
@@ -44,6 +49,12 @@ pub struct Manifest {
     /// instructions this CPU lacks.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub native_cpu: bool,
+    /// The rewrite scheme of cargo-seed's rustc wrapper the workspace's
+    /// crates were compiled through (see [`crate::wrapper`]); `None`: without
+    /// it. Incremental state is only worth restoring where this machine
+    /// builds the same way.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rustc_wrapper: Option<u32>,
     pub units: Vec<Unit>,
     /// Units of the build that were not published because they read (or
     /// depend on a unit that read) a secret-looking variable set in CI.
@@ -84,6 +95,21 @@ pub struct Unit {
     /// `RUSTC_WRAPPER=cargo-seed`: what relocating incremental state needs.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rustc: Option<crate::wrapper::Invocation>,
+    /// The values of the path-only queries in CI's replay of `rustc`: a
+    /// restored session's node is rewritten for this machine only where it
+    /// holds exactly this value (see [`crate::depgraph`]).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub path_values: Vec<PathValue>,
+}
+
+/// One path-only query's value fingerprint, as CI's replay computed it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PathValue {
+    pub query: crate::depgraph::PathQuery,
+    /// The node's key fingerprint, 32 lowercase hex digits.
+    pub key: String,
+    /// Its value fingerprint, 32 lowercase hex digits.
+    pub value: String,
 }
 
 /// A unit's fingerprint files as cargo wrote them, except that in a
@@ -413,6 +439,8 @@ mod tests {
             dirty: false,
             libc: Some("glibc 2.36".into()),
             native_cpu: false,
+            rustc_wrapper: None,
+            repository_root: None,
             units: vec![],
             withheld: vec![],
         }
@@ -472,6 +500,7 @@ mod tests {
             fingerprint: None,
             src_path: None,
             rustc: None,
+            path_values: Vec::new(),
             check: Check::Inputs(Inputs {
                 base: Base::Workspace,
                 package_root: "greet".into(),

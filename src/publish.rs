@@ -115,13 +115,14 @@ pub fn publish(
     let repository = git::toplevel(&ws.root)?;
     let roots = Roots::new(&ws.root, Some(&repository), &ws.cargo_home, &ws.build_dir);
     let Planned {
-        jobs,
+        mut jobs,
         withheld,
         native_cpu,
         reproduced,
         recorded,
     } = plan(ws, &roots, &profile_dir, &live, opts.secrets)?;
     report_withheld(&withheld, ui);
+    let rustc_wrapper = record_path_values(ws, &mut jobs, ui);
     ui.status(
         "Packing",
         format!("{} units of {}", jobs.len(), &commit[..12]),
@@ -158,9 +159,11 @@ pub fn publish(
         workspace_root: ws.root.clone(),
         cargo_home: ws.cargo_home.clone(),
         build_dir: ws.build_dir.clone(),
+        repository_root: (repository != ws.root).then(|| repository.clone()),
         dirty,
         libc: manifest::detect_libc(),
         native_cpu,
+        rustc_wrapper,
         units,
         withheld,
     };
@@ -384,6 +387,7 @@ fn plan(
                 rustc: id
                     .rsplit_once('-')
                     .and_then(|(_, hash)| crate::wrapper::recorded(profile_dir, hash)),
+                path_values: Vec::new(),
             },
             members,
         });
@@ -444,6 +448,7 @@ fn plan(
                 fingerprint: None,
                 src_path: None,
                 rustc: None,
+                path_values: Vec::new(),
             },
             members,
         });
@@ -456,6 +461,77 @@ fn plan(
         reproduced,
         recorded,
     })
+}
+
+/// For every unit compiled through cargo-seed's wrapper, replays its
+/// command line here and records the values of the path-only queries in the
+/// replay's graph, which a seed compares restored sessions with. Returns the
+/// wrapper's scheme when the workspace's crates were built through it, and
+/// says how many were.
+fn record_path_values(ws: &Workspace, jobs: &mut [Job], ui: Ui) -> Option<u32> {
+    let wrapped: Vec<usize> = (0..jobs.len())
+        .filter(|&i| {
+            let u = &jobs[i].unit;
+            u.src_path.is_some()
+                && u.rustc
+                    .as_ref()
+                    .is_some_and(|r| r.scheme == Some(crate::wrapper::SCHEME))
+        })
+        .collect();
+    let incremental_units = jobs
+        .iter()
+        .filter(|j| j.unit.kind == UnitKind::Compile && matches!(j.unit.check, Check::Inputs(_)))
+        .count();
+    if wrapped.is_empty() {
+        if incremental_units > 0 {
+            ui.status(
+                "Note",
+                "this build did not run rustc through cargo-seed's wrapper: its incremental state \
+                 is only reused at this same path (hint: `cargo seed setup`, or \
+                 RUSTC_WRAPPER=cargo-seed for CI's build)",
+            );
+        }
+        return None;
+    }
+    let rustc = std::env::var_os("RUSTC").map_or_else(|| PathBuf::from("rustc"), PathBuf::from);
+    let scratch = ws
+        .build_dir
+        .join(format!(".cargo-seed-replay-{}", std::process::id()));
+    let no_move = |_: &Path| None;
+    let values = pool::map(&wrapped, pool::threads(), |&i| {
+        let unit = &jobs[i].unit;
+        let inv = unit.rustc.as_ref().expect("filtered");
+        let place = crate::incremental::Place {
+            cwd: &inv.cwd,
+            build_dir: &ws.build_dir,
+            map: &no_move,
+        };
+        let src = unit.src_path.as_deref().expect("filtered");
+        let replayed =
+            crate::incremental::replay(&rustc, inv, src, &place, &scratch.join(i.to_string()));
+        Ok::<_, std::convert::Infallible>(replayed.ok().and_then(|r| r.paths.ok()))
+    });
+    let _ = std::fs::remove_dir_all(&scratch);
+    let values = match values {
+        Ok(v) => v,
+        Err(never) => match never {},
+    };
+    let mut replayed = 0;
+    for (&i, values) in wrapped.iter().zip(values) {
+        if let Some(values) = values {
+            replayed += 1;
+            jobs[i].unit.path_values = crate::incremental::to_records(&values);
+        }
+    }
+    ui.status(
+        "Wrapper",
+        format!(
+            "{} of {incremental_units} path units compiled through cargo-seed's rustc wrapper; \
+             path queries recorded for {replayed}",
+            wrapped.len()
+        ),
+    );
+    Some(crate::wrapper::SCHEME)
 }
 
 /// Splits off the units that read a secret (`readers`) and every unit that

@@ -38,13 +38,23 @@ pub struct Moves {
 }
 
 impl Moves {
-    pub fn new(manifest: &Manifest, cargo_home: &Path, root: &Path, build_dir: &Path) -> Moves {
+    /// `repository` is this checkout's repository top level, which CI's
+    /// maps to when the manifest records one.
+    pub fn new(
+        manifest: &Manifest,
+        cargo_home: &Path,
+        root: &Path,
+        build_dir: &Path,
+        repository: Option<&Path>,
+    ) -> Moves {
+        let repository = manifest.repository_root.as_ref().zip(repository);
         let mut pairs: Vec<(PathBuf, PathBuf)> = [
             (&manifest.build_dir, build_dir),
             (&manifest.workspace_root, root),
             (&manifest.cargo_home, cargo_home),
         ]
         .into_iter()
+        .chain(repository)
         .filter(|(from, to)| from.as_path() != *to && !from.as_os_str().is_empty())
         .map(|(from, to)| (from.clone(), to.to_owned()))
         .collect();
@@ -156,6 +166,7 @@ pub fn plan(manifest: &Manifest, moves: &Moves, env: Lookup) -> Plan {
         .collect();
     let mut memo: HashMap<&str, Result<u64, Unrelocatable>> = HashMap::new();
     let ctx = Context {
+        workspace_root: &manifest.workspace_root,
         units: &units,
         id_of_hash: &id_of_hash,
         moves,
@@ -174,6 +185,7 @@ pub fn plan(manifest: &Manifest, moves: &Moves, env: Lookup) -> Plan {
 
 /// What every unit's relocation reads.
 struct Context<'a, 'e> {
+    workspace_root: &'a Path,
     units: &'a HashMap<&'a str, &'a crate::manifest::Unit>,
     id_of_hash: &'a HashMap<u64, &'a str>,
     moves: &'a Moves,
@@ -208,11 +220,10 @@ fn relocate_one<'a>(
         if fields.hash() != old {
             return Err(Unrelocatable::HashNotReproduced);
         }
-        let outside_workspace = unit
-            .package_id
-            .as_deref()
-            .is_some_and(|p| !p.starts_with("path+"));
-        if let (true, Some(src)) = (outside_workspace, &unit.src_path) {
+        if let (true, Some(src)) = (
+            hashes_absolute_path(unit, ctx.workspace_root),
+            &unit.src_path,
+        ) {
             if fingerprint::hash_path(src) != fields.path() {
                 return Err(Unrelocatable::PathNotReproduced);
             }
@@ -255,6 +266,21 @@ fn relocate_one<'a>(
     })();
     memo.insert(id, result.clone());
     result
+}
+
+/// Whether cargo hashed the unit's absolute source path into its
+/// fingerprint: it passes rustc a path relative to the workspace root for a
+/// path package inside the workspace, and the absolute path for any other
+/// (registry and git crates, path packages outside the workspace).
+pub fn hashes_absolute_path(unit: &crate::manifest::Unit, workspace_root: &Path) -> bool {
+    let path_package = unit
+        .package_id
+        .as_deref()
+        .is_some_and(|p| p.starts_with("path+"));
+    match &unit.src_path {
+        Some(src) => !(path_package && src.starts_with(workspace_root)),
+        None => false,
+    }
 }
 
 /// Writes the rewritten fingerprint of a restored unit into `profile_dir`.
@@ -360,6 +386,7 @@ mod tests {
             fingerprint: Some(crate::secrets::redact(&record, &SecretNames::default())),
             src_path: src.map(PathBuf::from),
             rustc: None,
+            path_values: Vec::new(),
         }
     }
 
@@ -390,6 +417,7 @@ mod tests {
             Path::new("/home/dev/.cargo"),
             Path::new("/home/dev/ws"),
             Path::new("/home/dev/ws/target"),
+            None,
         );
 
         let same = |var: &str| (var == "CC").then(|| OsString::from("gcc-13"));

@@ -151,14 +151,19 @@ fn judge(
 ) -> (BTreeMap<String, Verdict>, Moves, relocate::Plan) {
     let home_moved = manifest.cargo_home != ws.cargo_home;
     let root_moved = manifest.workspace_root != ws.root;
-    let moves = Moves::new(manifest, &ws.cargo_home, &ws.root, &ws.build_dir);
-    // Fingerprints only change for units whose source lies under a moved
-    // directory (registry and git crates under CARGO_HOME, vendored ones),
-    // and for what depends on them.
+    let repository = git::toplevel(&ws.root).ok();
+    let moves = Moves::new(
+        manifest,
+        &ws.cargo_home,
+        &ws.root,
+        &ws.build_dir,
+        repository.as_deref(),
+    );
+    // Fingerprints only change for units whose absolute source path lies
+    // under a moved directory (registry and git crates under CARGO_HOME,
+    // path packages outside the workspace), and for what depends on them.
     let needs_rewrite = manifest.units.iter().any(|u| {
-        u.package_id
-            .as_deref()
-            .is_some_and(|p| !p.starts_with("path+"))
+        relocate::hashes_absolute_path(u, &manifest.workspace_root)
             && u.src_path.as_deref().and_then(|s| moves.map(s)).is_some()
     });
     let env = |var: &str| std::env::var_os(var);
@@ -260,10 +265,20 @@ pub fn restore(
         notes: Vec::new(),
     };
 
+    // Told before anything is downloaded: incremental state that rustc
+    // would not reuse here is not fetched at all.
+    let incremental = incremental_use(ws, manifest);
+    if let Err(why) = &incremental {
+        ui.status("Note", why);
+    }
+    let with_incremental = incremental.is_ok();
+
     if opts.dry_run {
         let (verdicts, ..) = judge(ws, manifest, &mut outcome.notes);
-        tally(manifest, &verdicts, &mut outcome);
-        outcome.fetched_bytes = selected(manifest, &verdicts).map(|u| u.blob.size).sum();
+        tally(manifest, &verdicts, with_incremental, &mut outcome);
+        outcome.fetched_bytes = selected(manifest, &verdicts, with_incremental)
+            .map(|u| u.blob.size)
+            .sum();
         return Ok(outcome);
     }
 
@@ -288,7 +303,7 @@ pub fn restore(
     let stamp = freshness::file_system_now(&[&staging.0, &ws.root])
         .map_err(io("read the clock of", &staging.0))?;
     let (verdicts, moves, plan) = judge(ws, manifest, &mut outcome.notes);
-    tally(manifest, &verdicts, &mut outcome);
+    tally(manifest, &verdicts, with_incremental, &mut outcome);
 
     // Cargo's lock on the existing profile dir, held from before units are
     // kept from it until it has been swapped out, so a concurrent cargo
@@ -299,7 +314,7 @@ pub fn restore(
         None
     };
     let old_state = read_state(&dest);
-    let units: Vec<&Unit> = selected(manifest, &verdicts).collect();
+    let units: Vec<&Unit> = selected(manifest, &verdicts, with_incremental).collect();
     let total: u64 = units.iter().map(|u| u.blob.size).sum();
     // What the blobs declare they unpack to (unpacking stops at that size),
     // against what the file system has: a snapshot cannot fill the disk.
@@ -364,10 +379,6 @@ pub fn restore(
     outcome.fetched_bytes = fetched.into_inner();
     outcome.kept = kept.into_inner();
 
-    if manifest.workspace_root != ws.root {
-        let note = relocate_incremental(manifest, &staging.0, &moves, stamp);
-        outcome.notes.push(note);
-    }
     if !moves.is_empty() {
         let (gdb, lldb, left_out) = relocate::debugger_scripts(&moves);
         for (name, text) in [(GDB_SCRIPT, gdb), (LLDB_SCRIPT, lldb)] {
@@ -391,7 +402,15 @@ pub fn restore(
     let state_path = staging.0.join(STATE_FILE);
     let text = serde_json::to_vec(&state.into_inner().unwrap()).expect("state serialises");
     fs::write(&state_path, text).map_err(io("write", &state_path))?;
-    staging.swap_into(&dest, dest_lock, ui)?;
+    let mut relocated = None;
+    staging.swap_into(&dest, dest_lock, ui, |dest| {
+        // After the swap, under cargo's lock: the replays must find the
+        // dependencies at the paths the build will load them from.
+        if incremental == Ok(true) && outcome.incremental > 0 {
+            relocated = Some(relocate_incremental(ws, manifest, dest, &moves, stamp));
+        }
+    })?;
+    outcome.notes.extend(relocated);
 
     let rebuilt = outcome.rebuilt.len();
     let reasons: Vec<String> = outcome
@@ -448,17 +467,22 @@ fn available_space(dir: &Path) -> Option<u64> {
 fn selected<'a>(
     manifest: &'a Manifest,
     verdicts: &'a BTreeMap<String, Verdict>,
+    with_incremental: bool,
 ) -> impl Iterator<Item = &'a Unit> + 'a {
-    manifest
-        .units
-        .iter()
-        .filter(|u| verdicts[&u.id] == Verdict::Reuse)
+    manifest.units.iter().filter(move |u| {
+        verdicts[&u.id] == Verdict::Reuse && (with_incremental || u.kind != UnitKind::Incremental)
+    })
 }
 
-fn tally(manifest: &Manifest, verdicts: &BTreeMap<String, Verdict>, outcome: &mut Outcome) {
+fn tally(
+    manifest: &Manifest,
+    verdicts: &BTreeMap<String, Verdict>,
+    with_incremental: bool,
+    outcome: &mut Outcome,
+) {
     for unit in &manifest.units {
         match (&verdicts[&unit.id], unit.kind) {
-            (_, UnitKind::Incremental) => outcome.incremental += 1,
+            (_, UnitKind::Incremental) => outcome.incremental += usize::from(with_incremental),
             (Verdict::Reuse, _) => outcome.reused += 1,
             (Verdict::Rebuild(why), _) => outcome.rebuilt.push((unit.name.clone(), why.clone())),
         }
@@ -473,57 +497,88 @@ fn tally(manifest: &Manifest, verdicts: &BTreeMap<String, Verdict>, outcome: &mu
     }
 }
 
-/// Points the staged incremental sessions of every workspace crate at this
-/// checkout's working directory (see [`incremental`]), and says how it went.
+/// Whether rustc would reuse the snapshot's incremental state here:
+/// `Ok(relocate)` if so (`relocate`: its sessions must be pointed at this
+/// checkout first), or why not. Incremental state is only worth fetching
+/// where this machine compiles as CI did: in CI's own checkout, or at any
+/// path when both ran rustc through the same rewrite of cargo-seed's wrapper.
+fn incremental_use(ws: &Workspace, manifest: &Manifest) -> Result<bool, String> {
+    let here = crate::setup::detect(&ws.root, &ws.cargo_home);
+    let moved = manifest.workspace_root != ws.root
+        || manifest.build_dir != ws.build_dir
+        || manifest.cargo_home != ws.cargo_home;
+    let fix = "run `cargo seed setup` once to compile through cargo-seed's rustc wrapper as CI did";
+    match (manifest.rustc_wrapper, here.is_ours()) {
+        (Some(crate::wrapper::SCHEME), true) => Ok(moved),
+        (None, false) if !moved => Ok(false),
+        (Some(crate::wrapper::SCHEME), false) => Err(format!(
+            "the snapshot was compiled through cargo-seed's rustc wrapper and cargo here {}, \
+             so rustc would not reuse its incremental state, which is not fetched: {fix}",
+            match &here {
+                crate::setup::Wrapper::Other { program, from } => {
+                    format!("runs `{program}` instead (set in {from})")
+                }
+                _ => "does not use it".to_owned(),
+            }
+        )),
+        (None, true) => Err(
+            "this machine compiles through cargo-seed's rustc wrapper and CI did not, so rustc \
+             would not reuse the snapshot's incremental state, which is not fetched \
+             (hint: RUSTC_WRAPPER=cargo-seed for CI's build)"
+                .to_owned(),
+        ),
+        (None, false) => Err(format!(
+            "the snapshot's incremental state was made at another path without cargo-seed's rustc \
+             wrapper, so rustc would recompile those crates from scratch here; it is not fetched \
+             (hint: RUSTC_WRAPPER=cargo-seed for CI's build, and {})",
+            &fix[..fix.find(" as CI").unwrap_or(fix.len())]
+        )),
+        (Some(other), _) => Err(format!(
+            "the snapshot was compiled through rewrite scheme {other} of cargo-seed's rustc \
+             wrapper and this cargo-seed has scheme {}: its incremental state is not fetched",
+            crate::wrapper::SCHEME
+        )),
+    }
+}
+
+/// Points the restored incremental sessions of every workspace crate at this
+/// checkout (see [`incremental`] and [`crate::depgraph`]), and says how it
+/// went. Runs on the profile dir in place, after the swap: the replays load
+/// the dependencies from where the build will.
 fn relocate_incremental(
+    ws: &Workspace,
     manifest: &Manifest,
-    staging: &Path,
+    profile_dir: &Path,
     moves: &Moves,
     stamp: SystemTime,
 ) -> String {
-    let from = manifest.workspace_root.display();
     let candidates: Vec<&Unit> = manifest
         .units
         .iter()
         .filter(|u| u.kind == UnitKind::Compile && u.rustc.is_some() && u.src_path.is_some())
         .filter(|u| {
             let krate = u.rustc.as_ref().and_then(|r| crate_name(&r.args));
-            krate.is_some_and(|k| has_incremental_dir(staging, k))
+            krate.is_some_and(|k| has_incremental_dir(profile_dir, k))
         })
         .collect();
-    if candidates.is_empty() {
-        return format!(
-            "the workspace root differs from the snapshot's ({from}) and the snapshot has no \
-             recorded rustc command lines, so rustc ignores its incremental state \
-             (hint: build in CI with RUSTC_WRAPPER=cargo-seed before publishing)"
-        );
-    }
     let rustc = std::env::var_os("RUSTC").map_or_else(|| PathBuf::from("rustc"), PathBuf::from);
-    let scratch = staging.join(".cargo-seed-replay");
+    let scratch = ws
+        .build_dir
+        .join(format!(".cargo-seed-replay-{}", std::process::id()));
+    let map = |p: &Path| moves.map(p);
     let results = pool::map(&candidates, pool::threads(), |unit| {
         let inv = unit.rustc.as_ref().expect("filtered");
         let src = unit.src_path.as_deref().expect("filtered");
-        // Validation made the recorded working directory CI's workspace root.
         let cwd = moves.map(&inv.cwd).unwrap_or_else(|| inv.cwd.clone());
+        let place = incremental::Place {
+            cwd: &cwd,
+            build_dir: &ws.build_dir,
+            map: &map,
+        };
         let dir = scratch.join(unit.id.replace('/', "_"));
-        let patched = incremental::expected_header(&rustc, inv, src, &cwd, &dir).and_then(
-            |(name, header)| {
-                let mut n = 0;
-                for session in incremental::sessions(&staging.join("incremental").join(&name)) {
-                    let ok = incremental::patch(&session, &header).map_err(|e| e.to_string())?;
-                    if !ok {
-                        return Err("its session was written by another rustc or format".into());
-                    }
-                    let times = FileTimes::new().set_modified(stamp).set_accessed(stamp);
-                    if let Ok(f) = File::options().write(true).open(&session) {
-                        let _ = f.set_times(times);
-                    }
-                    n += 1;
-                }
-                Ok(n)
-            },
-        );
-        Ok::<_, std::convert::Infallible>((unit.name.clone(), patched))
+        let result = incremental::replay(&rustc, inv, src, &place, &dir)
+            .and_then(|replayed| relocate_sessions(profile_dir, unit, &replayed, stamp));
+        Ok::<_, std::convert::Infallible>((unit.name.clone(), result))
     });
     let _ = fs::remove_dir_all(&scratch);
     let results = match results {
@@ -532,15 +587,26 @@ fn relocate_incremental(
     };
     let done = results
         .iter()
-        .filter(|(_, r)| matches!(r, Ok(n) if *n > 0))
+        .filter(|(_, r)| matches!(r, Ok(s) if s.sessions > 0))
         .count();
-    let failed: Vec<String> = results
-        .iter()
-        .filter_map(|(name, r)| r.as_ref().err().map(|e| format!("{name}: {e}")))
-        .collect();
+    let mut failed = Vec::new();
+    let mut unpatched = Vec::new();
+    let (mut sessions, mut nodes) = (0, 0);
+    for (name, result) in &results {
+        match result {
+            Ok(s) => {
+                nodes += s.nodes;
+                sessions += usize::from(s.nodes > 0);
+                if let Some(why) = &s.paths_left {
+                    unpatched.push(format!("{name}: {why}"));
+                }
+            }
+            Err(e) => failed.push(format!("{name}: {e}")),
+        }
+    }
     let mut note = format!(
-        "the workspace root differs from the snapshot's ({from}): incremental state relocated \
-         for {done} of {} crates",
+        "incremental state relocated for {done} of {} crates; dependency paths rewritten in {nodes} \
+         nodes of {sessions} sessions",
         results.len()
     );
     if !failed.is_empty() {
@@ -549,7 +615,62 @@ fn relocate_incremental(
             failed.join("; ")
         ));
     }
+    if !unpatched.is_empty() {
+        note.push_str(&format!(
+            " (paths left as they are, so rustc recompiles what reads them: {})",
+            unpatched.join("; ")
+        ));
+    }
     note
+}
+
+/// What relocating one crate's sessions did.
+struct Relocated {
+    sessions: usize,
+    /// Path-query nodes rewritten.
+    nodes: usize,
+    /// Why path-query nodes were left alone, if they were.
+    paths_left: Option<String>,
+}
+
+/// Writes the options hash rustc expects here into every session of the
+/// replayed crate, and this machine's values of the path queries where a
+/// session holds CI's.
+fn relocate_sessions(
+    profile_dir: &Path,
+    unit: &Unit,
+    replayed: &incremental::Replayed,
+    stamp: SystemTime,
+) -> Result<Relocated, String> {
+    let ci = incremental::from_records(&unit.path_values).unwrap_or_default();
+    let mut done = Relocated {
+        sessions: 0,
+        nodes: 0,
+        paths_left: None,
+    };
+    for session in incremental::sessions(&profile_dir.join("incremental").join(&replayed.dir)) {
+        let ok = incremental::patch(&session, &replayed.header).map_err(|e| e.to_string())?;
+        if !ok {
+            return Err("its session was written by another rustc or format".into());
+        }
+        done.sessions += 1;
+        let patched = match (&replayed.paths, ci.is_empty()) {
+            (_, true) => Err("the snapshot has no path query values for it".to_owned()),
+            (Err(e), false) => Err(e.to_string()),
+            (Ok(local), false) => {
+                crate::depgraph::patch_paths(&session, &ci, local).map_err(|e| e.to_string())
+            }
+        };
+        match patched {
+            Ok(p) => done.nodes += p.patched,
+            Err(why) => done.paths_left = Some(why),
+        }
+        let times = FileTimes::new().set_modified(stamp).set_accessed(stamp);
+        if let Ok(f) = File::options().write(true).open(&session) {
+            let _ = f.set_times(times);
+        }
+    }
+    Ok(done)
 }
 
 fn crate_name(args: &[String]) -> Option<&str> {
@@ -557,9 +678,9 @@ fn crate_name(args: &[String]) -> Option<&str> {
     args.get(i + 1).map(String::as_str)
 }
 
-fn has_incremental_dir(staging: &Path, krate: &str) -> bool {
+fn has_incremental_dir(profile_dir: &Path, krate: &str) -> bool {
     let prefix = format!("{krate}-");
-    fs::read_dir(staging.join("incremental"))
+    fs::read_dir(profile_dir.join("incremental"))
         .into_iter()
         .flatten()
         .flatten()
@@ -757,7 +878,15 @@ impl Staging {
     /// Replaces `dest` with the staged directory while holding cargo's lock
     /// on both, so a concurrent `cargo build` waits and then sees the whole
     /// restored state. On failure `dest` is put back as it was.
-    fn swap_into(self, dest: &Path, old_lock: Option<File>, ui: Ui) -> Result<(), Error> {
+    /// Renames the staging dir to `dest`, then runs `after` on it while
+    /// still holding cargo's lock on it.
+    fn swap_into(
+        self,
+        dest: &Path,
+        old_lock: Option<File>,
+        ui: Ui,
+        after: impl FnOnce(&Path),
+    ) -> Result<(), Error> {
         let new_lock = lock_cargo(&self.0, ui)?;
         let aside = dest.with_file_name(format!(
             ".cargo-seed-old.{}.{}",
@@ -780,6 +909,7 @@ impl Staging {
             }
             return Err(io("move into place", dest)(e));
         }
+        after(dest);
         drop(new_lock);
         drop(old_lock);
         let _ = fs::remove_dir_all(&aside);

@@ -36,6 +36,8 @@ fn invalid(what: impl Into<String>) -> Invalid {
 /// Longest text field accepted (names, reasons, package ids), so that a
 /// manifest cannot flood a terminal or a log with one field.
 const MAX_TEXT: usize = 4096;
+/// Path query values per unit: one per crate the unit loads, and one.
+const MAX_PATH_VALUES: usize = 4096;
 
 /// How far a blob may expand: a tar of build outputs compresses a few times,
 /// a decompression bomb thousands of times. The slack admits small blobs
@@ -88,6 +90,14 @@ pub fn manifest(m: &Manifest, commit: &str, variant: &str) -> Result<(), Invalid
         ("build dir", &m.build_dir),
     ] {
         absolute(what, path)?;
+    }
+    if let Some(repository) = &m.repository_root {
+        absolute("repository root", repository)?;
+        if !m.workspace_root.starts_with(repository) {
+            return Err(invalid(
+                "the workspace root is not inside the repository root",
+            ));
+        }
     }
 
     let mut ids = HashSet::new();
@@ -159,16 +169,33 @@ pub fn manifest(m: &Manifest, commit: &str, variant: &str) -> Result<(), Invalid
             absolute(&at("the source path"), src)?;
         }
         if let Some(inv) = &unit.rustc {
-            // Replayed in this checkout's root, and nowhere else.
-            if inv.cwd != m.workspace_root {
+            // Replayed in this checkout's root, or for a path package
+            // outside the workspace in its directory inside the repository.
+            let inside = m
+                .repository_root
+                .as_ref()
+                .is_some_and(|r| inv.cwd.starts_with(r) && absolute("", &inv.cwd).is_ok());
+            if inv.cwd != m.workspace_root && !inside {
                 return Err(invalid(format!(
-                    "{} ran outside the workspace root",
+                    "{} ran outside the workspace root and its repository",
                     at("the recorded rustc command")
                 )));
             }
             for arg in &inv.args {
                 text(&at("the recorded rustc command"), arg, false)?;
             }
+        }
+        if unit.path_values.len() > MAX_PATH_VALUES {
+            return Err(invalid(format!(
+                "{} are more than {MAX_PATH_VALUES}",
+                at("the path query values")
+            )));
+        }
+        if crate::incremental::from_records(&unit.path_values).is_none() {
+            return Err(invalid(format!(
+                "{} are not 32 lowercase hex digits each",
+                at("the path query values")
+            )));
         }
     }
     // Withheld units are only named in messages.
@@ -390,7 +417,9 @@ mod tests {
             rustc: Some(Invocation {
                 cwd: "/ci/ws".into(),
                 args: vec!["--crate-name".into(), "greet".into()],
+                scheme: Some(1),
             }),
+            path_values: Vec::new(),
         };
         let inputs = Check::Inputs(Inputs {
             base: Base::Workspace,
@@ -419,6 +448,8 @@ mod tests {
             dirty: false,
             libc: None,
             native_cpu: false,
+            rustc_wrapper: None,
+            repository_root: None,
             units: vec![
                 unit("greet-0123456789abcdef", UnitKind::Compile, inputs),
                 unit(

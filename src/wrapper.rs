@@ -1,13 +1,33 @@
-//! `RUSTC_WRAPPER=cargo-seed`: CI's build runs rustc through cargo-seed, which
-//! records the exact command line of every incremental (workspace) unit so
-//! that a seed elsewhere can recompute the options hash rustc will expect
-//! (NOTES facts 10–12). The wrapper runs rustc unchanged: cargo does not
-//! hash `RUSTC_WRAPPER` into fingerprints (NOTES fact 13), and a failure to
-//! record never fails the build.
+//! `RUSTC_WRAPPER=cargo-seed`: how rustc is run so that its incremental
+//! state can be reused at another checkout path.
+//!
+//! rustc's incremental state depends on where the checkout is: a source
+//! file's name carries the working directory, so every span hash differs at
+//! another path, and the output directory is read by every codegen unit.
+//! For every unit compiled with `-C incremental` (cargo's path packages),
+//! the wrapper therefore
+//! - remaps the repository root (the nearest directory above the working
+//!   directory that holds `.git`, else the working directory) to `.`, and
+//! - makes `--out-dir`, `-C incremental`, `-L` and `--extern` paths under that
+//!   root relative to the working directory,
+//!
+//! on CI and on every developer machine alike: then the query graphs of the
+//! same source are equal at both paths. Every other invocation (registry
+//! crates, `rustc -vV`, `--print`) runs unchanged. Cargo does not hash
+//! `RUSTC_WRAPPER` (or `build.rustc-wrapper`) into its fingerprints or into
+//! `-C metadata`, and it reads relative dep-info paths correctly.
+//!
+//! The wrapper also records each incremental unit's command line as cargo
+//! made it (before the rewrite), so that `cargo seed publish` can ship it and
+//! a seed elsewhere can replay it. Recording never fails the build.
+//!
+//! Another wrapper (sccache, say) is chained by naming it in
+//! `CARGO_SEED_RUSTC_WRAPPER`: it then runs rustc with the rewritten
+//! arguments.
 
-use std::ffi::OsString;
+use std::ffi::{OsStr, OsString};
 use std::fs;
-use std::path::{Path, PathBuf};
+use std::path::{Component, Path, PathBuf};
 use std::process::{Command, ExitCode};
 
 use serde::{Deserialize, Serialize};
@@ -15,12 +35,29 @@ use serde::{Deserialize, Serialize};
 /// Where records go, relative to the profile dir.
 pub const RECORDS: &str = ".cargo-seed-rustc";
 
+/// The version of the rewrite. CI and the developer must run the same one:
+/// the remap is part of rustc's options and of every span, so a snapshot
+/// built with another (or none) cannot be reused. Bump it whenever
+/// [`rewrite`] changes what rustc sees.
+pub const SCHEME: u32 = 1;
+
+/// Names the wrapper to chain to (the program run in rustc's place).
+pub const CHAIN_VAR: &str = "CARGO_SEED_RUSTC_WRAPPER";
+
+/// What `--remap-path-prefix` maps the repository root to. Relative, so that
+/// panic messages and debuggers name files relative to the repository root.
+pub const VIRTUAL_ROOT: &str = ".";
+
 /// One rustc invocation, as cargo made it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Invocation {
     pub cwd: PathBuf,
-    /// The arguments after the rustc path.
+    /// The arguments after the rustc path, before the wrapper's rewrite.
     pub args: Vec<String>,
+    /// The [`SCHEME`] of the rewrite rustc ran with; `None` when it ran
+    /// the command line unchanged (a cargo-seed before the remap).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scheme: Option<u32>,
 }
 
 /// Whether cargo-seed was started as a rustc wrapper: cargo passes the path
@@ -34,21 +71,171 @@ pub fn is_wrapper_call(first: &OsString) -> bool {
 }
 
 pub fn run(rustc: OsString, args: Vec<OsString>) -> ExitCode {
-    let status = match Command::new(&rustc).args(&args).status() {
-        Ok(status) => status,
-        Err(e) => {
-            eprintln!("error: cargo-seed (as RUSTC_WRAPPER) failed to run {rustc:?}: {e}");
-            return ExitCode::FAILURE;
+    let cwd = std::env::current_dir().ok();
+    let utf8: Option<Vec<String>> = args.iter().map(|a| a.to_str().map(str::to_owned)).collect();
+    // Only rustc itself is rewritten: behind clippy-driver (cargo passes
+    // rustc's path as its first argument) the command is left as it is.
+    let plain_rustc = !Path::new(&rustc)
+        .file_stem()
+        .is_some_and(|s| s == "clippy-driver");
+    let rewritten = match (&cwd, &utf8) {
+        (Some(cwd), Some(args)) if plain_rustc && codegen_opt(args, "incremental").is_some() => {
+            record(cwd, args);
+            Some(rewrite(args, cwd, &repository_root(cwd)))
         }
+        _ => None,
     };
-    if status.success() {
-        record(&args);
+    let mut cmd = match chained() {
+        Some(next) => {
+            let mut c = Command::new(next);
+            c.arg(&rustc);
+            c
+        }
+        None => Command::new(&rustc),
+    };
+    match rewritten {
+        Some(args) => cmd.args(args),
+        None => cmd.args(&args),
+    };
+    exec(cmd, &rustc)
+}
+
+/// The wrapper named in [`CHAIN_VAR`], unless it is empty or cargo-seed.
+fn chained() -> Option<OsString> {
+    let next = std::env::var_os(CHAIN_VAR).filter(|v| !v.is_empty())?;
+    let is_self = Path::new(&next)
+        .file_stem()
+        .is_some_and(|s| s == "cargo-seed");
+    (!is_self).then_some(next)
+}
+
+/// Replaces this process with `cmd` where the platform allows it (signals
+/// and the exit status are then rustc's own, and no process waits in
+/// between); elsewhere runs it and passes its status on.
+fn exec(mut cmd: Command, rustc: &OsStr) -> ExitCode {
+    #[cfg(unix)]
+    {
+        use std::os::unix::process::CommandExt;
+        let e = cmd.exec();
+        eprintln!("error: cargo-seed (as RUSTC_WRAPPER) failed to run {rustc:?}: {e}");
+        ExitCode::FAILURE
     }
-    match status.code() {
-        Some(0) => ExitCode::SUCCESS,
-        Some(code) => ExitCode::from(u8::try_from(code).unwrap_or(1)),
-        None => ExitCode::FAILURE,
+    #[cfg(not(unix))]
+    {
+        match cmd.status() {
+            Ok(status) => match status.code() {
+                Some(0) => ExitCode::SUCCESS,
+                Some(code) => ExitCode::from(u8::try_from(code).unwrap_or(1)),
+                None => ExitCode::FAILURE,
+            },
+            Err(e) => {
+                eprintln!("error: cargo-seed (as RUSTC_WRAPPER) failed to run {rustc:?}: {e}");
+                ExitCode::FAILURE
+            }
+        }
     }
+}
+
+/// The directory the remap names `.`: the nearest one at or above `cwd`
+/// that holds `.git` (a directory, or the file of a worktree), else `cwd`.
+/// The same on CI and here as long as the checkout's layout is.
+pub fn repository_root(cwd: &Path) -> PathBuf {
+    cwd.ancestors()
+        .find(|dir| dir.join(".git").exists())
+        .unwrap_or(cwd)
+        .to_owned()
+}
+
+/// `args` as the wrapper passes them to rustc for an incremental unit run
+/// in `cwd` inside the repository at `root`: the remap first (a later,
+/// user-given one still wins, as rustc applies the last match), and the
+/// paths that cargo makes absolute relative to `cwd`.
+pub fn rewrite(args: &[String], cwd: &Path, root: &Path) -> Vec<String> {
+    let mut out = Vec::with_capacity(args.len() + 1);
+    out.push(format!(
+        "--remap-path-prefix={}={VIRTUAL_ROOT}",
+        root.display()
+    ));
+    let rel = |p: &str| relative_under(Path::new(p), cwd, root);
+    let mut it = args.iter();
+    while let Some(a) = it.next() {
+        // The value of an option, as it was glued or as the next argument.
+        let (opt, glued) = match a.as_str() {
+            "--out-dir" | "-L" | "--extern" | "-C" => (a.as_str(), None),
+            _ if a.starts_with("--out-dir=") => ("--out-dir", Some(&a["--out-dir=".len()..])),
+            _ if a.starts_with("--extern=") => ("--extern", Some(&a["--extern=".len()..])),
+            _ if a.starts_with("-L") => ("-L", Some(&a[2..])),
+            _ if a.starts_with("-C") => ("-C", Some(&a[2..])),
+            _ => {
+                out.push(a.clone());
+                continue;
+            }
+        };
+        let value = match glued {
+            Some(v) => v.to_owned(),
+            None => match it.next() {
+                Some(v) => v.clone(),
+                None => {
+                    out.push(a.clone());
+                    continue;
+                }
+            },
+        };
+        let new = match opt {
+            "--out-dir" => rel(&value).unwrap_or(value),
+            // `-L [kind=]path`
+            "-L" => match value.split_once('=') {
+                Some((kind, p)) if !kind.contains('/') => {
+                    rel(p).map_or(value.clone(), |r| format!("{kind}={r}"))
+                }
+                _ => rel(&value).unwrap_or(value),
+            },
+            // `--extern [opts:]name=path`
+            "--extern" => match value.split_once('=') {
+                Some((name, p)) => rel(p).map_or(value.clone(), |r| format!("{name}={r}")),
+                None => value,
+            },
+            _ => match value.strip_prefix("incremental=") {
+                Some(p) => rel(p).map_or(value.clone(), |r| format!("incremental={r}")),
+                None => value,
+            },
+        };
+        match glued {
+            Some(_) if opt == "-L" || opt == "-C" => out.push(format!("{opt}{new}")),
+            Some(_) => out.push(format!("{opt}={new}")),
+            None => out.extend([opt.to_owned(), new]),
+        }
+    }
+    out
+}
+
+/// `path` relative to `cwd` when it is an absolute, plain path under `root`
+/// (and `cwd` is too); `None` leaves it as it is.
+fn relative_under(path: &Path, cwd: &Path, root: &Path) -> Option<String> {
+    let plain = |p: &Path| {
+        p.is_absolute()
+            && p.components()
+                .all(|c| matches!(c, Component::RootDir | Component::Normal(_)))
+    };
+    if !plain(path) || !plain(cwd) || !path.starts_with(root) || !cwd.starts_with(root) {
+        return None;
+    }
+    let common = path
+        .components()
+        .zip(cwd.components())
+        .take_while(|(a, b)| a == b)
+        .count();
+    let mut rel = PathBuf::new();
+    for _ in cwd.components().skip(common) {
+        rel.push("..");
+    }
+    for c in path.components().skip(common) {
+        rel.push(c);
+    }
+    if rel.as_os_str().is_empty() {
+        rel.push(".");
+    }
+    rel.to_str().map(str::to_owned)
 }
 
 /// `-C name=value` or `-Cname=value`.
@@ -68,31 +255,24 @@ pub fn codegen_opt<'a>(args: &'a [String], name: &str) -> Option<&'a str> {
     None
 }
 
-fn record(args: &[OsString]) {
-    let Some(args) = args
-        .iter()
-        .map(|a| a.to_str().map(str::to_owned))
-        .collect::<Option<Vec<String>>>()
-    else {
-        return;
-    };
+/// Writes `<profile dir>/.cargo-seed-rustc/<hash>.json` for the unit whose
+/// file names end in `-<hash>`; any failure is ignored.
+fn record(cwd: &Path, args: &[String]) {
     let (Some(incremental), Some(extra)) = (
-        codegen_opt(&args, "incremental"),
-        codegen_opt(&args, "extra-filename"),
+        codegen_opt(args, "incremental"),
+        codegen_opt(args, "extra-filename"),
     ) else {
         return;
     };
-    let Some(profile_dir) = Path::new(incremental).parent() else {
-        return;
-    };
-    let Ok(cwd) = std::env::current_dir() else {
+    let Some(profile_dir) = cwd.join(incremental).parent().map(Path::to_owned) else {
         return;
     };
     let dir = profile_dir.join(RECORDS);
     let hash = extra.trim_start_matches('-');
     let text = serde_json::to_vec(&Invocation {
-        cwd,
-        args: args.clone(),
+        cwd: cwd.to_owned(),
+        args: args.to_vec(),
+        scheme: Some(SCHEME),
     })
     .expect("serialises");
     let tmp = dir.join(format!(".{hash}.{}", std::process::id()));
@@ -111,18 +291,19 @@ pub fn recorded(profile_dir: &Path, hash: &str) -> Option<Invocation> {
 mod tests {
     use super::*;
 
+    fn strings(args: &[&str]) -> Vec<String> {
+        args.iter().map(|s| s.to_string()).collect()
+    }
+
     #[test]
     fn reads_codegen_options_in_both_spellings() {
-        let args: Vec<String> = [
+        let args = strings(&[
             "--crate-name",
             "app",
             "-C",
             "incremental=/t/debug/incremental",
             "-Cextra-filename=-0123",
-        ]
-        .iter()
-        .map(|s| s.to_string())
-        .collect();
+        ]);
         assert_eq!(
             codegen_opt(&args, "incremental"),
             Some("/t/debug/incremental")
@@ -139,5 +320,117 @@ mod tests {
         assert!(is_wrapper_call(&"rustc".into()));
         assert!(!is_wrapper_call(&"seed".into()));
         assert!(!is_wrapper_call(&"publish".into()));
+    }
+
+    /// What cargo passes for a workspace member, at two checkout paths.
+    fn member(ws: &str) -> Vec<String> {
+        strings(&[
+            "--crate-name",
+            "app",
+            "--edition=2021",
+            "app/src/main.rs",
+            "--crate-type",
+            "bin",
+            "-C",
+            &format!("incremental={ws}/target/debug/incremental"),
+            "--out-dir",
+            &format!("{ws}/target/debug/deps"),
+            &format!("-Ldependency={ws}/target/debug/deps"),
+            "-L",
+            "native=/usr/lib/x86_64-linux-gnu",
+            "--extern",
+            &format!("greet={ws}/target/debug/deps/libgreet-1.rlib"),
+            "--extern",
+            "itoa=/home/ci/.cargo/registry/x/libitoa-2.rlib",
+            "-Cmetadata=abc",
+        ])
+    }
+
+    #[test]
+    fn rewrites_a_member_the_same_at_any_path_but_the_remap() {
+        let at = |ws: &str| rewrite(&member(ws), Path::new(ws), Path::new(ws));
+        let (ci, here) = (at("/ci/work/app"), at("/home/dev/src/app"));
+        assert_eq!(ci[0], "--remap-path-prefix=/ci/work/app=.");
+        assert_eq!(here[0], "--remap-path-prefix=/home/dev/src/app=.");
+        assert_eq!(ci[1..], here[1..], "only the remap names the checkout");
+        assert_eq!(
+            ci[1..],
+            strings(&[
+                "--crate-name",
+                "app",
+                "--edition=2021",
+                "app/src/main.rs",
+                "--crate-type",
+                "bin",
+                "-C",
+                "incremental=target/debug/incremental",
+                "--out-dir",
+                "target/debug/deps",
+                "-Ldependency=target/debug/deps",
+                "-L",
+                "native=/usr/lib/x86_64-linux-gnu",
+                "--extern",
+                "greet=target/debug/deps/libgreet-1.rlib",
+                "--extern",
+                // Outside the repository: left absolute.
+                "itoa=/home/ci/.cargo/registry/x/libitoa-2.rlib",
+                "-Cmetadata=abc",
+            ])[..]
+        );
+    }
+
+    #[test]
+    fn a_path_dependency_outside_the_workspace_is_relative_to_its_own_dir() {
+        // Cargo runs rustc in the package's directory for a path package
+        // outside the workspace, with the source path absolute.
+        let args = strings(&[
+            "/r/ext/src/lib.rs",
+            "--out-dir=/r/ws/target/debug/deps",
+            "-Cincremental=/r/ws/target/debug/incremental",
+        ]);
+        let out = rewrite(&args, Path::new("/r/ext"), Path::new("/r"));
+        assert_eq!(
+            out,
+            strings(&[
+                "--remap-path-prefix=/r=.",
+                "/r/ext/src/lib.rs",
+                "--out-dir=../ws/target/debug/deps",
+                "-Cincremental=../ws/target/debug/incremental",
+            ])
+        );
+    }
+
+    #[test]
+    fn leaves_paths_it_cannot_make_relative_plainly() {
+        let root = Path::new("/r");
+        let cwd = Path::new("/r/ws");
+        assert_eq!(
+            relative_under(Path::new("/r/ws/t"), cwd, root).as_deref(),
+            Some("t")
+        );
+        assert_eq!(
+            relative_under(Path::new("/r/ws"), cwd, root).as_deref(),
+            Some(".")
+        );
+        assert_eq!(relative_under(Path::new("/elsewhere/t"), cwd, root), None);
+        assert_eq!(relative_under(Path::new("/r/ws/../x"), cwd, root), None);
+        assert_eq!(relative_under(Path::new("t"), cwd, root), None);
+        // A dangling value stays as it was.
+        let args = strings(&["--out-dir"]);
+        assert_eq!(rewrite(&args, cwd, root)[1..], args[..]);
+    }
+
+    #[test]
+    fn the_repository_root_is_where_git_is() {
+        let d = tempfile::tempdir().unwrap();
+        let ws = d.path().join("repo/ws/app");
+        fs::create_dir_all(&ws).unwrap();
+        assert_eq!(
+            repository_root(&ws),
+            ws,
+            "no repository: the directory itself"
+        );
+        fs::create_dir_all(d.path().join("repo/.git")).unwrap();
+        assert_eq!(repository_root(&ws), d.path().join("repo"));
     }
 }
