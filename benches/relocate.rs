@@ -1,11 +1,21 @@
-//! Incremental rebuild after seeding at other paths, against the in-place
-//! incremental rebuild of the same change (issue: at most 1.2x; without
-//! relocated incremental state it is several times slower).
+//! Incremental rebuilds after seeding at another checkout path, against the
+//! same rebuild in CI's own checkout (the goal: at most 1.2x), for a change
+//! to a large library and for a change to the binary using it; and the
+//! per-call cost of cargo-seed as `RUSTC_WRAPPER`.
 //!
-//! The workspace is generated: a large library member (hundreds of modules)
-//! and a binary using it. CI builds it with `RUSTC_WRAPPER=cargo-seed` and
-//! publishes; a developer clones it under another path, seeds, edits one
-//! function and rebuilds. `cargo bench --bench relocate`.
+//! The workspace is generated: a library member of `MODULES` modules and a
+//! binary with `BIN_FNS` functions of its own. CI sets up the wrapper
+//! (`cargo seed setup` in its own `CARGO_HOME`), builds and publishes. Each
+//! run clones afresh under another path and `CARGO_HOME`, seeds, edits one
+//! function and times `cargo build`:
+//! - in place: CI's checkout, the same edit;
+//! - relocated with the setting: the developer ran `cargo seed setup`;
+//! - relocated without it: the seed does not fetch the incremental state
+//!   (rustc would not reuse it), so the changed crates compile without any,
+//!   which is also the figure for "no incremental state".
+//!
+//! `cargo bench --bench relocate`; `RUNS=n` (default 5) runs per case, the
+//! median and the range are printed.
 
 use std::fmt::Write as _;
 use std::fs;
@@ -15,13 +25,16 @@ use std::time::Instant;
 
 const BIN: &str = env!("CARGO_BIN_EXE_cargo-seed");
 const MODULES: usize = 300;
+const BIN_FNS: usize = 300;
 
-fn run(dir: &Path, cmd: &str, env: &[(&str, &str)]) -> f64 {
+fn run(dir: &Path, cmd: &str, env: &[(&str, &Path)]) -> f64 {
     let start = Instant::now();
     let mut c = Command::new("bash");
     c.args(["-ec", cmd])
         .current_dir(dir)
-        .env_remove("CARGO_TARGET_DIR");
+        .env_remove("CARGO_TARGET_DIR")
+        .env_remove("RUSTC_WRAPPER")
+        .env_remove("CARGO_BUILD_RUSTC_WRAPPER");
     let bin_dir = Path::new(BIN).parent().unwrap();
     let path = format!("{}:{}", bin_dir.display(), std::env::var("PATH").unwrap());
     c.env("PATH", path);
@@ -34,29 +47,35 @@ fn run(dir: &Path, cmd: &str, env: &[(&str, &str)]) -> f64 {
 }
 
 fn generate(root: &Path) {
-    let big = root.join("big/src");
-    fs::create_dir_all(&big).unwrap();
-    fs::create_dir_all(root.join("app/src")).unwrap();
-    fs::write(
-        root.join("Cargo.toml"),
+    let write = |rel: &str, text: &str| {
+        let path = root.join(rel);
+        fs::create_dir_all(path.parent().unwrap()).unwrap();
+        fs::write(path, text).unwrap();
+    };
+    write(
+        "Cargo.toml",
         "[workspace]\nresolver = \"2\"\nmembers = [\"big\", \"app\"]\n",
-    )
-    .unwrap();
-    fs::write(
-        root.join("big/Cargo.toml"),
+    );
+    write(
+        "big/Cargo.toml",
         "[package]\nname = \"big\"\nversion = \"0.1.0\"\nedition = \"2021\"\n",
-    )
-    .unwrap();
-    fs::write(
-        root.join("app/Cargo.toml"),
+    );
+    write(
+        "app/Cargo.toml",
         "[package]\nname = \"app\"\nversion = \"0.1.0\"\nedition = \"2021\"\n\n[dependencies]\nbig = { path = \"../big\" }\n",
-    )
-    .unwrap();
-    fs::write(
-        root.join("app/src/main.rs"),
-        "fn main() { println!(\"{}\", big::total()); }\n",
-    )
-    .unwrap();
+    );
+    let mut app = String::from("fn main() {\n    let mut n = big::total();\n");
+    for f in 0..BIN_FNS {
+        let _ = writeln!(app, "    n += b{f}(n % 7).len() as u64;");
+    }
+    app.push_str("    println!(\"{n}\");\n}\n");
+    for f in 0..BIN_FNS {
+        let _ = writeln!(
+            app,
+            "fn b{f}(x: u64) -> String {{ format!(\"{{:?}}\", (0..x % 11).map(|i| i * {f} + 3).collect::<Vec<u64>>()) }}"
+        );
+    }
+    write("app/src/main.rs", &app);
     let mut lib = String::new();
     for m in 0..MODULES {
         let _ = writeln!(lib, "pub mod m{m} {{");
@@ -78,17 +97,35 @@ fn generate(root: &Path) {
         let _ = writeln!(lib, "    + m{m}::f0({m})");
     }
     let _ = writeln!(lib, "}}");
-    fs::write(big.join("lib.rs"), lib).unwrap();
-    fs::write(root.join(".gitignore"), "/target\n").unwrap();
+    write("big/src/lib.rs", &lib);
+    write(".gitignore", "/target\n");
 }
 
-/// The same small edit everywhere: one function of one module.
-const EDIT: &str = "sed -i 's/let v: Vec<u64> = (0..x % 17).map(|i| i \\* 0 + 7)/let v: Vec<u64> = (0..x % 19).map(|i| i * 0 + 7)/' big/src/lib.rs && grep -q 'x % 19' big/src/lib.rs";
+/// One function body edited, in the library or in the binary.
+const LIB_EDIT: &str = "sed -i 's/(0..x % 17).map(|i| i \\* 0 + 7)/(0..x % 19).map(|i| i * 0 + 7)/' big/src/lib.rs && grep -q 'x % 19' big/src/lib.rs";
+const BIN_EDIT: &str =
+    "sed -i 's/map(|i| i \\* 5 + 3)/map(|i| i * 5 + 4)/' app/src/main.rs && grep -q '5 + 4' app/src/main.rs";
+
+fn median(mut v: Vec<f64>) -> (f64, f64, f64) {
+    v.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    (v[v.len() / 2], v[0], v[v.len() - 1])
+}
+
+fn show(name: &str, times: Vec<f64>, base: Option<f64>) -> f64 {
+    let (m, lo, hi) = median(times);
+    let ratio = base.map_or(String::new(), |b| format!(" ({:.2}x in place)", m / b));
+    println!("  {name}: median {m:.2}s (range {lo:.2}-{hi:.2}s){ratio}");
+    m
+}
 
 fn main() {
     if std::env::args().any(|a| a == "--list") {
         return;
     }
+    let runs: usize = std::env::var("RUNS")
+        .ok()
+        .and_then(|r| r.parse().ok())
+        .unwrap_or(5);
     let root = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("bench-relocate");
     let _ = fs::remove_dir_all(&root);
     let origin = root.join("origin");
@@ -98,52 +135,103 @@ fn main() {
         "git init -q && git add -A && git -c user.name=b -c user.email=b@b commit -qm gen",
         &[],
     );
-    let git = |dir: &Path, to: &Path| {
+    let clone = |to: &Path| {
         run(
-            dir,
+            &root,
             &format!("git clone -q {} {}", origin.display(), to.display()),
             &[],
         )
     };
+    let home = |name: &str| {
+        let h = root.join(name);
+        fs::create_dir_all(&h).unwrap();
+        h
+    };
 
-    // CI: a full build through the recording wrapper, then publish twice:
-    // with the recorded command lines, and without (as a plain CI build).
+    // CI: its own CARGO_HOME, set up once, a full build, a publish.
+    let ci_home = home("ci-home");
     let ci = root.join("ci/work/ws");
-    git(&root, &ci);
-    let full = run(&ci, "cargo build -q", &[("RUSTC_WRAPPER", BIN)]);
-    let with = root.join("store-with");
-    let without = root.join("store-without");
+    clone(&ci);
+    run(&ci, "cargo seed setup -q", &[("CARGO_HOME", &ci_home)]);
+    let full = run(&ci, "cargo build -q", &[("CARGO_HOME", &ci_home)]);
+    let store = root.join("store");
     run(
         &ci,
-        &format!("cargo seed publish -q --store {}", with.display()),
-        &[],
+        &format!("cargo seed publish -q --store {}", store.display()),
+        &[("CARGO_HOME", &ci_home)],
     );
-    run(&ci, &format!("mv target/debug/.cargo-seed-rustc ../rec && cargo seed publish -q --store {} && mv ../rec target/debug/.cargo-seed-rustc", without.display()), &[]);
+    println!("full build of the workspace: {full:.2}s; {runs} runs per case");
 
-    // The developer's rebuilds, at another path, after seeding.
-    let seeded = |store: &Path, name: &str| {
-        let dev = root.join(format!("{name}/elsewhere/ws"));
-        git(&root, &dev);
+    let mut n = 0;
+    let mut seeded = |edit: &str, setup: bool| {
+        n += 1;
+        let dev = root.join(format!("dev-{n}/somewhere/else/ws"));
+        let dev_home = home(&format!("dev-{n}/cargo-home"));
+        clone(&dev);
+        let env = [("CARGO_HOME", dev_home.as_path())];
+        if setup {
+            run(&dev, "cargo seed setup -q", &env);
+        }
         run(
             &dev,
-            &format!("cargo seed --store {}", store.display()),
-            &[],
+            &format!("cargo seed -q --store {}", store.display()),
+            &env,
         );
-        run(&dev, EDIT, &[]);
-        run(&dev, "cargo build -q", &[])
+        run(&dev, edit, &env);
+        let t = run(&dev, "cargo build -q", &env);
+        let _ = fs::remove_dir_all(root.join(format!("dev-{n}")));
+        t
     };
-    let relocated = seeded(&with, "dev-relocated");
-    let ignored = seeded(&without, "dev-ignored");
+    let mut in_place = |edit: &str| {
+        let env = [("CARGO_HOME", ci_home.as_path())];
+        run(&ci, edit, &env);
+        let t = run(&ci, "cargo build -q", &env);
+        run(&ci, "git checkout -q -- . && cargo build -q", &env);
+        t
+    };
+    for (what, edit) in [("library", LIB_EDIT), ("binary", BIN_EDIT)] {
+        println!("one-function edit in the {what}, rebuilt:");
+        let base = show(
+            "in place",
+            (0..runs).map(|_| in_place(edit)).collect(),
+            None,
+        );
+        show(
+            "seeded elsewhere, with `cargo seed setup`",
+            (0..runs).map(|_| seeded(edit, true)).collect(),
+            Some(base),
+        );
+        show(
+            "seeded elsewhere, without it (no incremental state)",
+            (0..runs).map(|_| seeded(edit, false)).collect(),
+            Some(base),
+        );
+    }
 
-    // In place: CI's own checkout, same edit.
-    run(&ci, EDIT, &[]);
-    let in_place = run(&ci, "cargo build -q", &[]);
-
-    println!("full build of the workspace: {full:.2}s");
+    // The wrapper on a call it passes through: `rustc -vV`, as cargo makes
+    // it before every build.
+    let calls = 100;
+    let time = |cmd: &str| run(&root, &format!("for i in $(seq {calls}); do {cmd} -vV >/dev/null; done"), &[]) / calls as f64;
+    let rustc = String::from_utf8(Command::new("rustup").args(["which", "rustc"]).output().unwrap().stdout)
+        .map(|s| s.trim().to_owned())
+        .unwrap_or_else(|_| "rustc".into());
+    let mut direct = Vec::new();
+    let mut wrapped = Vec::new();
+    for _ in 0..runs {
+        direct.push(time(&rustc));
+        wrapped.push(time(&format!("{BIN} {rustc}")));
+    }
+    let (d, dlo, dhi) = median(direct);
+    let (w, wlo, whi) = median(wrapped);
     println!(
-        "rebuild after one edit: in place {in_place:.2}s; seeded elsewhere with relocated incremental state {relocated:.2}s ({:.2}x); seeded without it {ignored:.2}s ({:.2}x)",
-        relocated / in_place,
-        ignored / in_place
+        "`rustc -vV`, {calls} calls, per call: direct {:.2} ms ({:.2}-{:.2}), through cargo-seed {:.2} ms ({:.2}-{:.2}): {:+.2} ms per call",
+        d * 1e3,
+        dlo * 1e3,
+        dhi * 1e3,
+        w * 1e3,
+        wlo * 1e3,
+        whi * 1e3,
+        (w - d) * 1e3
     );
     if std::env::var_os("BENCH_KEEP").is_none() {
         let _ = fs::remove_dir_all(&root);

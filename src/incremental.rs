@@ -466,8 +466,8 @@ fn is_identifier(name: &str) -> bool {
         && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
 }
 
-/// A recorded dependency path on this machine: absolute and plain, and
-/// below the build dir once mapped; `None` otherwise.
+/// A recorded dependency path on this machine: absolute and plain, below
+/// the build dir once mapped, and there; `None` otherwise.
 fn local(recorded: &str, place: &Place) -> Option<PathBuf> {
     let path = Path::new(recorded);
     let plain = path.is_absolute()
@@ -478,7 +478,8 @@ fn local(recorded: &str, place: &Place) -> Option<PathBuf> {
         return None;
     }
     let here = (place.map)(path).unwrap_or_else(|| path.to_owned());
-    here.starts_with(place.build_dir).then_some(here)
+    // A dependency that is not here (one cargo will rebuild) is left out.
+    (here.starts_with(place.build_dir) && here.exists()).then_some(here)
 }
 
 /// `--name=value` → (`--name`, value); `-Cvalue` → (`-C`, value); the short
@@ -552,8 +553,19 @@ mod tests {
         }
     }
 
-    fn moved(p: &Path) -> Option<PathBuf> {
-        Some(Path::new("/here/ws").join(p.strip_prefix("/ci/ws").ok()?))
+    /// This machine's checkout in the tests: a directory holding the one
+    /// dependency the recorded command line names (`greet`).
+    fn here() -> &'static Path {
+        static HERE: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+        HERE.get_or_init(|| {
+            let dir = std::env::temp_dir()
+                .join(format!("cargo-seed-replay-{}", std::process::id()))
+                .join("ws");
+            let deps = dir.join("target/debug/deps");
+            fs::create_dir_all(&deps).unwrap();
+            fs::write(deps.join("libgreet-1.rlib"), "").unwrap();
+            dir
+        })
     }
 
     fn replay(inv: &Invocation) -> Result<Vec<String>, String> {
@@ -561,19 +573,25 @@ mod tests {
     }
 
     fn replay_args_here(inv: &Invocation, src: &Path) -> Result<Vec<String>, String> {
-        let here = Place {
-            cwd: Path::new("/here/ws"),
-            build_dir: Path::new("/here/ws/target"),
+        use std::path::PathBuf;
+        let moved = |p: &Path| Some(here().join(p.strip_prefix("/ci/ws").ok()?));
+        let build_dir = here().join("target");
+        let place = Place {
+            cwd: here(),
+            build_dir: &build_dir,
             map: &moved,
         };
-        replay_args(
+        let args = replay_args(
             inv,
             src,
             Path::new("/s/stub.rs"),
             Path::new("/s/out"),
             Path::new("/s/inc"),
-            &here,
-        )
+            &place,
+        )?;
+        // Shown as if this machine's checkout were `/here/ws`.
+        let shown = here().to_str().unwrap();
+        Ok(args.iter().map(|a| a.replace(shown, "/here/ws")).collect())
     }
 
     const CARGO_ARGS: &[&str] = &[

@@ -200,7 +200,24 @@ fn judge(
             .fingerprint
             .as_ref()
             .and_then(|f| secrets::local_values(&f.env, &env).err());
-        let reason = if unchecked_member {
+        // Cargo hashes the absolute directory of a path package outside the
+        // workspace into its unit hash (and so into its file names and
+        // `-C metadata`, and its dependents'): elsewhere it is another unit.
+        let outside_moved = unit
+            .package_id
+            .as_deref()
+            .is_some_and(|p| p.starts_with("path+"))
+            && relocate::hashes_absolute_path(unit, &manifest.workspace_root)
+            && unit
+                .src_path
+                .as_deref()
+                .and_then(|s| moves.map(s))
+                .is_some_and(|here| Some(here.as_path()) != unit.src_path.as_deref());
+        let reason = if outside_moved {
+            "it is a path package outside the workspace, and cargo hashes its absolute directory, \
+             which differs here, into the unit's hash"
+                .to_owned()
+        } else if unchecked_member {
             "it is named like a package of this workspace, and the snapshot has no content check for it".to_owned()
         } else if let Some(why) = plan.failed.get(&unit.id) {
             why.to_string()
@@ -379,8 +396,14 @@ pub fn restore(
     outcome.fetched_bytes = fetched.into_inner();
     outcome.kept = kept.into_inner();
 
-    if !moves.is_empty() {
-        let (gdb, lldb, left_out) = relocate::debugger_scripts(&moves);
+    let mut maps = moves.pairs().to_vec();
+    if manifest.rustc_wrapper.is_some() {
+        // The wrapper names the repository `.` in path crates' debug info.
+        let repository = crate::wrapper::repository_root(&ws.root);
+        maps.push((crate::wrapper::VIRTUAL_ROOT.into(), repository));
+    }
+    if !maps.is_empty() {
+        let (gdb, lldb, left_out) = relocate::debugger_scripts(&maps);
         for (name, text) in [(GDB_SCRIPT, gdb), (LLDB_SCRIPT, lldb)] {
             let path = staging.0.join(name);
             fs::write(&path, text).map_err(io("write", &path))?;

@@ -144,9 +144,12 @@ fn session_hashes(dir: &std::path::Path, krate: &str) -> Vec<(String, [u8; 8])> 
 fn incremental_state_is_relocated_so_rustc_accepts_it() {
     let w = world();
     let dir = w.clone_at(&w.commits.greet_changed);
-    let said = seeded(&seed(
+    // Compiling through the wrapper, as `cargo seed setup` makes it.
+    let wrapped = &[("RUSTC_WRAPPER", Some(BIN))];
+    let said = seeded(&seed_env(
         &dir,
         &["--store", w.store_arg(), "--commit", &w.commits.base],
+        wrapped,
     ));
     assert!(
         said.contains("incremental state relocated for 5 of 5 crates"),
@@ -167,7 +170,7 @@ fn incremental_state_is_relocated_so_rustc_accepts_it() {
     // rustc now compiles the changed crate here and writes a new session: its
     // header is what rustc compares a previous session's with before loading
     // it, and it must be exactly what cargo-seed wrote.
-    let build = cargo_build(&dir);
+    let build = cargo_build_env(&dir, wrapped);
     assert_compiled(&build, &["app", "greet"]);
     let after = session_hashes(&dir, "greet");
     let new: Vec<_> = after.iter().filter(|s| !restored.contains(s)).collect();

@@ -205,6 +205,9 @@ fn publish_keeps_only_the_current_build_and_stores_unchanged_units_once() {
         .contains(&format!("{} new blobs", changed.len())));
 }
 
+/// cargo-seed as rustc wrapper, as `cargo seed setup` makes it.
+const WRAPPED: &[(&str, Option<&str>)] = &[("RUSTC_WRAPPER", Some(BIN))];
+
 /// The blob of `unit` (by name) in `commit`'s manifest of `store`.
 fn blob_of(store: &Path, commit: &str, unit: &str) -> std::path::PathBuf {
     let m = World::manifest(store, commit);
@@ -225,11 +228,12 @@ fn blob_of(store: &Path, commit: &str, unit: &str) -> std::path::PathBuf {
 fn bad_stores_fail_clearly_and_leave_the_build_dir_as_it_was() {
     let w = world();
     let dir = w.clone_at(&w.commits.base);
-    assert_seeded(&seed(&dir, &["--store", w.store_arg()]));
+    assert_seeded(&seed_env(&dir, &["--store", w.store_arg()], WRAPPED));
     assert!(cargo_build(&dir).compiled.is_empty());
     let before = tree_listing(&dir.join("target"));
     // The other snapshot's incremental state for `greet` differs from what
-    // the build dir holds, so seeding it must fetch that blob.
+    // the build dir holds, so seeding it must fetch that blob (and it is
+    // fetched where cargo compiles through the wrapper, as CI did).
     let target = w.commits.greet_changed.as_str();
     let victim = "incremental greet";
 
@@ -240,7 +244,7 @@ fn bad_stores_fail_clearly_and_leave_the_build_dir_as_it_was() {
     let mid = bytes.len() / 2;
     bytes[mid] ^= 1;
     fs::write(&blob, bytes).unwrap();
-    let out = seed(
+    let out = seed_env(
         &dir,
         &[
             "--store",
@@ -249,6 +253,7 @@ fn bad_stores_fail_clearly_and_leave_the_build_dir_as_it_was() {
             "--commit",
             target,
         ],
+        WRAPPED,
     );
     assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
     assert!(
@@ -262,7 +267,7 @@ fn bad_stores_fail_clearly_and_leave_the_build_dir_as_it_was() {
     // A missing blob.
     let missing = w.store_copy("missing");
     fs::remove_file(blob_of(&missing, target, victim)).unwrap();
-    let out = seed(
+    let out = seed_env(
         &dir,
         &[
             "--store",
@@ -271,6 +276,7 @@ fn bad_stores_fail_clearly_and_leave_the_build_dir_as_it_was() {
             "--commit",
             target,
         ],
+        WRAPPED,
     );
     assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
     assert!(stderr(&out).contains("does not exist"), "{}", stderr(&out));
@@ -307,7 +313,7 @@ fn bad_stores_fail_clearly_and_leave_the_build_dir_as_it_was() {
                 }
             }
         });
-        let out = seed(
+        let out = seed_env(
             &dir,
             &[
                 "--store",
@@ -316,6 +322,7 @@ fn bad_stores_fail_clearly_and_leave_the_build_dir_as_it_was() {
                 "--commit",
                 target,
             ],
+            WRAPPED,
         );
         assert_eq!(out.status.code(), Some(1), "{case}: {}", stderr(&out));
         assert!(

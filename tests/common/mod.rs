@@ -314,8 +314,8 @@ impl World {
 
     /// As [`World::create`], under `target/tmp/<tag>-<pid>`; with
     /// `ci_cargo_home`, CI builds and publishes under that `CARGO_HOME`
-    /// (filled from crates.io first) instead of the default one, and builds
-    /// with `RUSTC_WRAPPER=cargo-seed`.
+    /// (filled from crates.io first) instead of the default one. CI always
+    /// builds with `RUSTC_WRAPPER=cargo-seed`.
     pub fn create_in(tag: &str, ci_cargo_home: Option<&str>) -> World {
         let root = scratch(tag);
         let base = fixture_origin(&root, |_| {});
@@ -336,9 +336,9 @@ impl World {
             let mut cmd = command("cargo", &ci);
             if let Some(home) = &ci_home {
                 cmd.env("CARGO_HOME", home);
-                // CI records rustc's command lines for relocating incremental state.
-                cmd.env("RUSTC_WRAPPER", BIN);
             }
+            // As the README tells CI to build: through cargo-seed's wrapper.
+            cmd.env("RUSTC_WRAPPER", BIN);
             cmd.args(args);
             ok(&mut cmd)
         };
