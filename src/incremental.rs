@@ -96,7 +96,7 @@ pub struct Replayed {
     pub header: Header,
     /// The values of the path-only queries in the replay's graph, or why
     /// they could not be read.
-    pub paths: Result<depgraph::Values, depgraph::Refused>,
+    pub paths: Result<depgraph::PathValues, depgraph::Refused>,
 }
 
 /// Where a replay may find the dependencies a command line names.
@@ -194,7 +194,7 @@ pub fn replay(
 }
 
 /// Path-query values as a manifest records them (hex).
-pub fn to_records(values: &depgraph::Values) -> Vec<PathValue> {
+pub fn to_records(values: &depgraph::PathValues) -> Vec<PathValue> {
     values
         .iter()
         .map(|(&(query, key), value)| PathValue {
@@ -206,7 +206,7 @@ pub fn to_records(values: &depgraph::Values) -> Vec<PathValue> {
 }
 
 /// The values a manifest records; `None` if one is not 32 hex digits.
-pub fn from_records(records: &[PathValue]) -> Option<depgraph::Values> {
+pub fn from_records(records: &[PathValue]) -> Option<depgraph::PathValues> {
     records
         .iter()
         .map(|r| Some(((r.query, unhex(&r.key)?), unhex(&r.value)?)))
