@@ -211,10 +211,22 @@ fn main() {
     // The wrapper on a call it passes through: `rustc -vV`, as cargo makes
     // it before every build.
     let calls = 100;
-    let time = |cmd: &str| run(&root, &format!("for i in $(seq {calls}); do {cmd} -vV >/dev/null; done"), &[]) / calls as f64;
-    let rustc = String::from_utf8(Command::new("rustup").args(["which", "rustc"]).output().unwrap().stdout)
-        .map(|s| s.trim().to_owned())
-        .unwrap_or_else(|_| "rustc".into());
+    let time = |cmd: &str| {
+        run(
+            &root,
+            &format!("for i in $(seq {calls}); do {cmd} -vV >/dev/null; done"),
+            &[],
+        ) / calls as f64
+    };
+    let rustc = String::from_utf8(
+        Command::new("rustup")
+            .args(["which", "rustc"])
+            .output()
+            .unwrap()
+            .stdout,
+    )
+    .map(|s| s.trim().to_owned())
+    .unwrap_or_else(|_| "rustc".into());
     let mut direct = Vec::new();
     let mut wrapped = Vec::new();
     for _ in 0..runs {
