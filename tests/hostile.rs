@@ -54,8 +54,10 @@ impl Victim {
     }
 
     /// `cargo seed --force` from the hostile store.
+    /// Seeds as a developer whose cargo compiles through cargo-seed, as
+    /// CI's did: the recorded command lines are then replayed.
     fn seed(&self) -> Output {
-        seed(
+        seed_env(
             &self.dir,
             &[
                 "--store",
@@ -64,6 +66,7 @@ impl Victim {
                 "--commit",
                 &world().commits.base,
             ],
+            &[("RUSTC_WRAPPER", Some(BIN))],
         )
     }
 
