@@ -182,7 +182,7 @@ fn main() {
         let _ = fs::remove_dir_all(root.join(format!("dev-{n}")));
         t
     };
-    let mut in_place = |edit: &str| {
+    let in_place = |edit: &str| {
         let env = [("CARGO_HOME", ci_home.as_path())];
         run(&ci, edit, &env);
         let t = run(&ci, "cargo build -q", &env);

@@ -99,6 +99,11 @@ pub struct Replayed {
     pub paths: Result<depgraph::PathValues, depgraph::Refused>,
 }
 
+/// The rustc that cargo runs here: `$RUSTC`, else `rustc` on `PATH`.
+pub fn rustc() -> PathBuf {
+    std::env::var_os("RUSTC").map_or_else(|| PathBuf::from("rustc"), PathBuf::from)
+}
+
 /// Where a replay may find the dependencies a command line names.
 pub struct Place<'a> {
     /// The working directory here.
@@ -573,7 +578,6 @@ mod tests {
     }
 
     fn replay_args_here(inv: &Invocation, src: &Path) -> Result<Vec<String>, String> {
-        use std::path::PathBuf;
         let moved = |p: &Path| Some(here().join(p.strip_prefix("/ci/ws").ok()?));
         let build_dir = here().join("target");
         let place = Place {

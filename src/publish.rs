@@ -493,7 +493,7 @@ fn record_path_values(ws: &Workspace, jobs: &mut [Job], ui: Ui) -> Option<u32> {
         }
         return None;
     }
-    let rustc = std::env::var_os("RUSTC").map_or_else(|| PathBuf::from("rustc"), PathBuf::from);
+    let rustc = crate::incremental::rustc();
     let scratch = ws
         .build_dir
         .join(format!(".cargo-seed-replay-{}", std::process::id()));

@@ -584,7 +584,7 @@ fn relocate_incremental(
             krate.is_some_and(|k| has_incremental_dir(profile_dir, k))
         })
         .collect();
-    let rustc = std::env::var_os("RUSTC").map_or_else(|| PathBuf::from("rustc"), PathBuf::from);
+    let rustc = incremental::rustc();
     let scratch = ws
         .build_dir
         .join(format!(".cargo-seed-replay-{}", std::process::id()));

@@ -75,9 +75,9 @@ pub fn run(rustc: OsString, args: Vec<OsString>) -> ExitCode {
     let utf8: Option<Vec<String>> = args.iter().map(|a| a.to_str().map(str::to_owned)).collect();
     // Only rustc itself is rewritten: behind clippy-driver (cargo passes
     // rustc's path as its first argument) the command is left as it is.
-    let plain_rustc = !Path::new(&rustc)
+    let plain_rustc = Path::new(&rustc)
         .file_stem()
-        .is_some_and(|s| s == "clippy-driver");
+        .is_none_or(|s| s != "clippy-driver");
     let rewritten = match (&cwd, &utf8) {
         (Some(cwd), Some(args)) if plain_rustc && codegen_opt(args, "incremental").is_some() => {
             record(cwd, args);
