@@ -36,6 +36,15 @@ fn s3_seed(dir: &Path, args: &[&str]) -> Output {
     s3_cmd(dir, args).output().unwrap()
 }
 
+/// As [`s3_seed`], compiling through cargo-seed's wrapper as CI did, so
+/// that incremental state is fetched too.
+fn s3_seed_wrapped(dir: &Path, args: &[&str]) -> Output {
+    s3_cmd(dir, args)
+        .env("RUSTC_WRAPPER", BIN)
+        .output()
+        .unwrap()
+}
+
 fn stderr(out: &Output) -> String {
     text(&out.stderr)
 }
@@ -263,7 +272,7 @@ fn a_damaged_blob_or_a_missing_bucket_fails_cleanly_and_keeps_the_target_dir() {
     let moto = Moto::shared();
     let (bucket, url) = bucket_with_snapshots("damaged", |_| {});
     let dir = w.clone_at(&w.commits.base);
-    let out = s3_seed(&dir, &["--store", &url]);
+    let out = s3_seed_wrapped(&dir, &["--store", &url]);
     assert!(out.status.success(), "{}", stderr(&out));
     let before = tree_listing(&dir.join("target"));
 
@@ -278,7 +287,7 @@ fn a_damaged_blob_or_a_missing_bucket_fails_cleanly_and_keeps_the_target_dir() {
         moto.put(&bucket, &key, &body);
     }
     let target = w.commits.greet_changed.clone();
-    let out = s3_seed(&dir, &["--store", &url, "--force", "--commit", &target]);
+    let out = s3_seed_wrapped(&dir, &["--store", &url, "--force", "--commit", &target]);
     assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
     assert!(
         stderr(&out).contains("does not match its digest"),
