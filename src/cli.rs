@@ -11,6 +11,7 @@ use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
 
+use crate::cover::Cover;
 use crate::error::{report, ExitCode as Code};
 use crate::publish::{self, PublishOptions};
 use crate::restore::{self, RestoreOptions};
@@ -95,7 +96,13 @@ pub enum Command {
         /// replaces `secret-env` in [workspace.metadata.seed] unless empty)
         #[arg(long, env = "CARGO_SEED_SECRET_ENV", value_name = "NAMES")]
         secret_env: Option<String>,
-        /// Extra arguments for the `cargo build` whose units are published
+        /// A cargo command whose units the snapshot holds, with its
+        /// arguments as CI ran it (`build`, `"test --no-run"`, `"check
+        /// --all-targets"`, `"clippy --all-targets"`; repeat for several);
+        /// replaces `cover` in [workspace.metadata.seed] [default: build]
+        #[arg(long = "cover", value_name = "COMMAND")]
+        covers: Vec<String>,
+        /// Shorthand for --cover "build --profile P <CARGO_BUILD_ARGS>"
         #[arg(last = true, value_name = "CARGO_BUILD_ARGS")]
         build_args: Vec<String>,
     },
@@ -201,8 +208,10 @@ pub fn run(cli: Cli) -> Result<(), Error> {
     match cli.command {
         Some(Command::Publish {
             build_args,
+            covers,
             secret_env,
         }) => {
+            let covers = covers_to_publish(&ws, profile, &covers, &build_args)?;
             // An empty list (an unset CI variable expanded to "") does not
             // clear the workspace's: that would publish what it names.
             let given = secret_env.map(|list| SecretNames::parse_list(&list));
@@ -213,8 +222,7 @@ pub fn run(cli: Cli) -> Result<(), Error> {
             let signing_key = signing_key()?;
             let opts = PublishOptions {
                 manifest_path: cli.global.manifest_path.as_deref(),
-                profile,
-                build_args: &build_args,
+                covers: &covers,
                 secrets: &secrets,
                 signing_key: signing_key.as_ref(),
                 trusted: trusted.as_ref(),
@@ -321,6 +329,32 @@ fn setup(ws: &Workspace, check: bool, undo: bool, ui: Ui) -> Result<(), Error> {
         Done::NothingToUndo => ui.status("Unchanged", "cargo-seed was not set up in CARGO_HOME"),
     }
     Ok(())
+}
+
+/// The commands a publish covers: `--cover`s and the `--` shorthand, else
+/// the workspace's `cover` list, else `build` in the chosen profile.
+fn covers_to_publish(
+    ws: &Workspace,
+    profile: &str,
+    flags: &[String],
+    build_args: &[String],
+) -> Result<Vec<Cover>, Error> {
+    let mut covers = flags
+        .iter()
+        .map(|c| Cover::parse(c))
+        .collect::<Result<Vec<_>, _>>()?;
+    if !build_args.is_empty() {
+        covers.push(Cover::build(profile, build_args)?);
+    }
+    if covers.is_empty() {
+        for c in &ws.configured_covers {
+            covers.push(Cover::parse(c)?);
+        }
+    }
+    if covers.is_empty() {
+        covers.push(Cover::build(profile, &[])?);
+    }
+    Ok(covers)
 }
 
 /// `CARGO_SEED_SIGNING_KEY`, if set and not empty (CI systems pass an
@@ -463,6 +497,11 @@ fn list(
             age,
             wrapper
         );
+        if let Ok(m) = &l.manifest {
+            if !m.covers.is_empty() {
+                println!("{:<12} covers: {}", "", m.covers.join(", "));
+            }
+        }
     }
     Ok(())
 }

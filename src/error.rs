@@ -93,6 +93,10 @@ pub enum Error {
     BuildStatePresent { dir: PathBuf },
     #[error("`{rev}` does not name a commit")]
     UnknownRevision { rev: String },
+    #[error("the covered commands (`cargo {}`) built nothing cargo-seed can publish", .covers.join("`, `cargo "))]
+    NothingToPublish { covers: Vec<String> },
+    #[error(transparent)]
+    Cover(#[from] crate::cover::CoverError),
     #[error("interrupted; the build dir was not changed")]
     Interrupted,
 }

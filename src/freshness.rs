@@ -364,6 +364,7 @@ mod tests {
             target: String::new(),
             profile: "dev".into(),
             profile_dir: "debug".into(),
+            covers: vec![],
             workspace_root: "/ci".into(),
             cargo_home: "/ci/.cargo".into(),
             build_dir: "/ci/target".into(),

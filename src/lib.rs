@@ -14,6 +14,7 @@
 
 pub mod archive;
 pub mod cli;
+pub mod cover;
 pub mod depgraph;
 pub mod depinfo;
 pub mod error;

@@ -29,6 +29,10 @@ pub struct Manifest {
     pub profile: String,
     /// The directory under the build dir that the units live in (`debug`).
     pub profile_dir: String,
+    /// The cargo commands whose units the snapshot holds (`build --profile
+    /// dev`, `test --no-run`…), for people: what a seed makes fresh.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub covers: Vec<String>,
     /// Where the build ran: workspace root, `CARGO_HOME`, build dir.
     pub workspace_root: PathBuf,
     pub cargo_home: PathBuf,
@@ -433,6 +437,7 @@ mod tests {
             target: "x86_64-unknown-linux-gnu".into(),
             profile: "dev".into(),
             profile_dir: "debug".into(),
+            covers: vec![],
             workspace_root: "/ci/ws".into(),
             cargo_home: "/ci/.cargo".into(),
             build_dir: "/ci/ws/target".into(),

@@ -13,6 +13,7 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::time::{Instant, SystemTime};
 
+use crate::cover::Cover;
 use crate::freshness::Roots;
 use crate::git;
 use crate::manifest::{self, Blob, Check, Manifest, Unit, UnitKind, Withheld, WithheldWhy};
@@ -28,9 +29,9 @@ use crate::{archive, pool};
 
 pub struct PublishOptions<'a> {
     pub manifest_path: Option<&'a Path>,
-    pub profile: &'a str,
-    /// Extra arguments for the `cargo build` whose units are published.
-    pub build_args: &'a [String],
+    /// The cargo commands whose units are published (their union, one
+    /// snapshot per profile directory they build into).
+    pub covers: &'a [Cover],
     /// Which environment variables are secrets, besides the built-in names.
     pub secrets: &'a SecretNames,
     /// Sign the snapshot with this key (`CARGO_SEED_SIGNING_KEY`).
@@ -71,13 +72,25 @@ struct Planned {
     recorded: usize,
 }
 
+/// What every snapshot of one publish shares.
+struct Context<'a> {
+    toolchain: Toolchain,
+    commit: String,
+    dirty: bool,
+    repository: PathBuf,
+    roots: Roots,
+    opts: &'a PublishOptions<'a>,
+}
+
+/// Publishes one snapshot per profile directory the covered commands build
+/// into (`debug` for build, test, check and clippy; `release`…), in that
+/// order; blobs they share are stored once.
 pub fn publish(
     ws: &Workspace,
     store: &dyn Store,
     opts: &PublishOptions,
     ui: Ui,
-) -> Result<Published, Error> {
-    let started = Instant::now();
+) -> Result<Vec<Published>, Error> {
     let toolchain = Toolchain::detect(&ws.root)?;
     let commit = git::resolve_commit(&ws.root, "HEAD")?;
     let dirty = git::is_dirty(&ws.root)?;
@@ -87,7 +100,6 @@ pub fn publish(
             "the working tree has uncommitted changes; seeding still decides freshness by content",
         );
     }
-    let profile_dir = ws.profile_build_dir(opts.profile);
     match (opts.signing_key, opts.trusted) {
         (None, Some(_)) => ui.status(
             "Warning",
@@ -104,30 +116,87 @@ pub fn publish(
         _ => {}
     }
 
-    let messages = snapshot::observe_build(
-        &workspace::cargo_exe(),
-        &ws.root,
-        opts.manifest_path,
-        opts.profile,
-        opts.build_args,
-    )?;
-    let live = snapshot::live_units(&profile_dir, &messages)?;
+    // Which covered command built into which profile directory.
+    let mut by_dir: BTreeMap<PathBuf, (Vec<cargo_metadata::Message>, Vec<String>)> =
+        BTreeMap::new();
+    for cover in opts.covers {
+        let messages =
+            snapshot::observe(&workspace::cargo_exe(), &ws.root, opts.manifest_path, cover)?;
+        let dirs = snapshot::profile_dirs(&ws.build_dir);
+        let split = snapshot::split_by_profile_dir(messages, &dirs, &ws.build_dir, &ws.target_dir)?;
+        for (dir, messages) in split {
+            let (all, covers) = by_dir.entry(dir).or_default();
+            all.extend(messages);
+            covers.push(cover.to_string());
+        }
+    }
     let repository = git::toplevel(&ws.root)?;
-    let roots = Roots::new(&ws.root, Some(&repository), &ws.cargo_home, &ws.build_dir);
+    let cx = Context {
+        roots: Roots::new(&ws.root, Some(&repository), &ws.cargo_home, &ws.build_dir),
+        toolchain,
+        commit,
+        dirty,
+        repository,
+        opts,
+    };
+    let mut published = Vec::new();
+    for (dir, (messages, covers)) in by_dir {
+        let Some(profile) = workspace::profile_of_dir(&dir) else {
+            ui.status(
+                "Skipped",
+                format!(
+                    "the units in {} (from `cargo {}`): snapshots of cross builds are not published yet",
+                    ws.build_dir.join(&dir).display(),
+                    covers.join("`, `cargo ")
+                ),
+            );
+            continue;
+        };
+        published.push(publish_dir(
+            ws, store, &cx, &profile, &messages, covers, ui,
+        )?);
+    }
+    if published.is_empty() {
+        return Err(Error::NothingToPublish {
+            covers: opts.covers.iter().map(|c| c.to_string()).collect(),
+        });
+    }
+    Ok(published)
+}
+
+/// Publishes the units the covered commands built into one profile
+/// directory as one snapshot.
+fn publish_dir(
+    ws: &Workspace,
+    store: &dyn Store,
+    cx: &Context,
+    profile: &str,
+    messages: &[cargo_metadata::Message],
+    covers: Vec<String>,
+    ui: Ui,
+) -> Result<Published, Error> {
+    let started = Instant::now();
+    let opts = cx.opts;
+    let commit = cx.commit.clone();
+    let profile_dir = ws.profile_build_dir(profile);
+    let live = snapshot::live_units(&profile_dir, messages)?;
     let Planned {
         mut jobs,
         withheld,
         native_cpu,
         reproduced,
         recorded,
-    } = plan(ws, &roots, &profile_dir, &live, opts.secrets)?;
+    } = plan(ws, &cx.roots, &profile_dir, &live, opts.secrets)?;
     report_withheld(&withheld, ui);
     let rustc_wrapper = record_path_values(ws, &mut jobs, ui);
     ui.status(
         "Packing",
-        format!("{} units of {}", jobs.len(), &commit[..12]),
+        format!(
+            "{} units of {} ({profile} profile)",
+            jobs.len(),
+            &commit[..12]
+        ),
     );
-
     let scratch = ws
         .build_dir
         .join(format!(".cargo-seed-tmp-{}", std::process::id()));
@@ -152,15 +221,16 @@ pub fn publish(
             .duration_since(SystemTime::UNIX_EPOCH)
             .map(|d| d.as_secs())
             .unwrap_or(0),
-        target: toolchain.host.clone(),
-        toolchain,
-        profile: opts.profile.to_owned(),
-        profile_dir: workspace::profile_dir_name(opts.profile).to_owned(),
+        target: cx.toolchain.host.clone(),
+        toolchain: cx.toolchain.clone(),
+        profile: profile.to_owned(),
+        profile_dir: workspace::profile_dir_name(profile).to_owned(),
+        covers,
         workspace_root: ws.root.clone(),
         cargo_home: ws.cargo_home.clone(),
         build_dir: ws.build_dir.clone(),
-        repository_root: (repository != ws.root).then(|| repository.clone()),
-        dirty,
+        repository_root: (cx.repository != ws.root).then(|| cx.repository.clone()),
+        dirty: cx.dirty,
         libc: manifest::detect_libc(),
         native_cpu,
         rustc_wrapper,

@@ -16,6 +16,7 @@ use std::time::SystemTime;
 use cargo_metadata::Message;
 use serde::Deserialize;
 
+use crate::cover::Cover;
 use crate::depinfo::{self, PathBase};
 use crate::freshness::{self, digest_path, Roots};
 use crate::manifest::{
@@ -65,23 +66,19 @@ pub struct LiveUnit {
     pub src_path: Option<PathBuf>,
 }
 
-/// Runs the build (a no-op right after CI's own) and returns cargo's messages.
-pub fn observe_build(
+/// Runs one covered command (a no-op right after CI ran it) and returns
+/// cargo's messages.
+pub fn observe(
     cargo: &Path,
     workspace_root: &Path,
     manifest_path: Option<&Path>,
-    profile: &str,
-    extra_args: &[String],
+    cover: &Cover,
 ) -> Result<Vec<Message>, SnapshotError> {
     let mut cmd = Command::new(cargo);
     cmd.current_dir(workspace_root)
-        .args(["build", "--profile", profile])
-        .arg("--message-format=json-render-diagnostics");
-    if let Some(m) = manifest_path {
-        cmd.arg("--manifest-path").arg(m);
-    }
-    cmd.args(extra_args).stdout(Stdio::piped());
-    let shown = format!("cargo build --profile {profile} {}", extra_args.join(" "));
+        .args(cover.cargo_args(manifest_path))
+        .stdout(Stdio::piped());
+    let shown = format!("cargo {cover}");
     let mut child = cmd.spawn().map_err(|source| SnapshotError::Spawn {
         cmd: shown.clone(),
         source,
@@ -96,11 +93,66 @@ pub fn observe_build(
     })?;
     if !status.success() {
         return Err(SnapshotError::BuildFailed {
-            cmd: shown.trim().to_owned(),
+            cmd: shown,
             status: status.to_string(),
         });
     }
     Ok(messages)
+}
+
+/// The profile directories below the build dir that hold units: `debug`,
+/// `release`, a custom profile's, and `<triple>/debug` for cross builds.
+/// Relative to the build dir.
+pub fn profile_dirs(build_dir: &Path) -> Vec<PathBuf> {
+    let holds_units = |d: &Path| d.join(".fingerprint").is_dir();
+    let mut out = Vec::new();
+    for entry in fs::read_dir(build_dir).into_iter().flatten().flatten() {
+        let path = entry.path();
+        let name = PathBuf::from(entry.file_name());
+        if holds_units(&path) {
+            out.push(name.clone());
+        }
+        for inner in fs::read_dir(&path).into_iter().flatten().flatten() {
+            if holds_units(&inner.path()) {
+                out.push(name.join(inner.file_name()));
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+/// Splits cargo's messages by the profile directory (one of `dirs`, below
+/// `build_dir` or `target_dir`) that holds their files. A message whose
+/// files lie in none of them is an error: it would be left out silently.
+pub fn split_by_profile_dir(
+    messages: Vec<Message>,
+    dirs: &[PathBuf],
+    build_dir: &Path,
+    target_dir: &Path,
+) -> Result<BTreeMap<PathBuf, Vec<Message>>, SnapshotError> {
+    // The deepest first, so that `<triple>/debug` wins over a `<triple>`.
+    let mut dirs = dirs.to_vec();
+    dirs.sort_by_key(|d| std::cmp::Reverse(d.components().count()));
+    let dir_of = |file: &Path| {
+        dirs.iter()
+            .find(|d| file.starts_with(build_dir.join(d)) || file.starts_with(target_dir.join(d)))
+            .cloned()
+    };
+    let mut out: BTreeMap<PathBuf, Vec<Message>> = BTreeMap::new();
+    for msg in messages {
+        let file = match &msg {
+            Message::CompilerArtifact(a) => a.filenames.first().map(|f| f.as_std_path().to_owned()),
+            Message::BuildScriptExecuted(b) => Some(b.out_dir.as_std_path().to_owned()),
+            _ => continue,
+        };
+        let Some(file) = file else { continue };
+        let Some(dir) = dir_of(&file) else {
+            return Err(SnapshotError::UnknownArtifact { path: file });
+        };
+        out.entry(dir).or_default().push(msg);
+    }
+    Ok(out)
 }
 
 /// The `-<hash>` suffix cargo gives a unit's files and directories.
@@ -219,10 +271,19 @@ pub fn live_units(profile_dir: &Path, messages: &[Message]) -> Result<LiveBuild,
                 .first()
                 .map(|k| k.to_string())
                 .unwrap_or_default();
+            // `test lib app` (its test harness), `check lib app` (metadata
+            // only, as `cargo check` and clippy build it), `lib app`.
+            let mode = if a.profile.test {
+                "test "
+            } else if a.filenames.iter().all(|f| f.extension() == Some("rmeta")) {
+                "check "
+            } else {
+                ""
+            };
             let name = if kind_name == "custom-build" {
                 format!("build-script {}", package_name(&a.package_id.repr))
             } else {
-                format!("{kind_name} {}", a.target.name)
+                format!("{mode}{kind_name} {}", a.target.name)
             };
             let unit = LiveUnit {
                 id: String::new(),

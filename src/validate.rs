@@ -38,6 +38,8 @@ fn invalid(what: impl Into<String>) -> Invalid {
 const MAX_TEXT: usize = 4096;
 /// Path query values per unit: one per crate the unit loads, and one.
 const MAX_PATH_VALUES: usize = 4096;
+/// Covered commands: a CI job runs a handful.
+const MAX_COVERS: usize = 64;
 
 /// How far a blob may expand: a tar of build outputs compresses a few times,
 /// a decompression bomb thousands of times. The slack admits small blobs
@@ -76,6 +78,15 @@ pub fn manifest(m: &Manifest, commit: &str, variant: &str) -> Result<(), Invalid
         ("C library", m.libc.as_deref().unwrap_or("")),
     ] {
         text(what, value, true)?;
+    }
+    if m.covers.len() > MAX_COVERS {
+        return Err(invalid(format!(
+            "it names {} covered commands (at most {MAX_COVERS})",
+            m.covers.len()
+        )));
+    }
+    for cover in &m.covers {
+        text("covered command", cover, false)?;
     }
     if m.profile_dir != crate::workspace::profile_dir_name(&m.profile) {
         return Err(invalid(format!(
@@ -442,6 +453,7 @@ mod tests {
             target: "x86_64-unknown-linux-gnu".into(),
             profile: "dev".into(),
             profile_dir: "debug".into(),
+            covers: vec![],
             workspace_root: "/ci/ws".into(),
             cargo_home: "/ci/.cargo".into(),
             build_dir: "/ci/ws/target".into(),

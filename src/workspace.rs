@@ -37,6 +37,9 @@ pub struct Workspace {
     /// `[workspace.metadata.seed] secret-env = ["…"]`: variables that are
     /// secrets besides the secret-looking names.
     pub configured_secret_env: Vec<String>,
+    /// `[workspace.metadata.seed] cover = ["build", "test --no-run"]`: the
+    /// cargo commands `publish` covers when none is given.
+    pub configured_covers: Vec<String>,
     /// `[workspace.metadata.seed] trusted-keys = ["…"]`, unparsed: see
     /// [`crate::signing::TrustedKeys::configured`].
     pub configured_trusted_keys: Vec<String>,
@@ -82,6 +85,12 @@ impl Workspace {
                 key: "trusted-keys",
                 expected: "a list of public keys (strings)",
             })?;
+        let configured_covers =
+            string_list(seed, "cover").ok_or_else(|| WorkspaceError::Config {
+                manifest: manifest(),
+                key: "cover",
+                expected: "a list of cargo commands (strings)",
+            })?;
         let target_dir = PathBuf::from(meta.target_directory);
         let build_dir = meta
             .build_directory
@@ -94,6 +103,7 @@ impl Workspace {
             build_dir,
             configured_store,
             configured_secret_env,
+            configured_covers,
             configured_trusted_keys,
             cargo_home: cargo_home()?,
         })
@@ -143,8 +153,45 @@ pub fn profile_dir_name(profile: &str) -> &str {
     }
 }
 
+/// The profile a snapshot of profile directory `dir` (relative to the
+/// build dir) is published as: `debug` holds `dev` and `test`, `release`
+/// holds `release` and `bench`. `None` for a cross build's
+/// `<triple>/<profile>`.
+pub fn profile_of_dir(dir: &Path) -> Option<String> {
+    let mut parts = dir.components();
+    let (Some(std::path::Component::Normal(name)), None) = (parts.next(), parts.next()) else {
+        return None;
+    };
+    Some(match name.to_str()? {
+        "debug" => "dev".to_owned(),
+        other => other.to_owned(),
+    })
+}
+
 #[cfg(test)]
 mod tests {
+    use std::path::Path;
+
+    #[test]
+    fn profiles_of_dirs() {
+        assert_eq!(
+            super::profile_of_dir(Path::new("debug")).as_deref(),
+            Some("dev")
+        );
+        assert_eq!(
+            super::profile_of_dir(Path::new("release")).as_deref(),
+            Some("release")
+        );
+        assert_eq!(
+            super::profile_of_dir(Path::new("ci")).as_deref(),
+            Some("ci")
+        );
+        assert_eq!(
+            super::profile_of_dir(Path::new("x86_64-unknown-linux-musl/debug")),
+            None
+        );
+    }
+
     #[test]
     fn profile_dirs() {
         assert_eq!(super::profile_dir_name("dev"), "debug");

@@ -454,8 +454,14 @@ fn list_shows_reachable_snapshots_nearest_first() {
     let out = seed(&dir, &["list", "--store", w.store_arg()]);
     assert!(out.status.success(), "{}", stderr(&out));
     let listing = text(&out.stdout);
-    let rows: Vec<&str> = listing.lines().skip(1).collect();
+    // One row per snapshot; an indented line under it says what it covers.
+    let rows: Vec<&str> = listing
+        .lines()
+        .skip(1)
+        .filter(|l| !l.starts_with(' '))
+        .collect();
     assert_eq!(rows.len(), 2, "{listing}");
+    assert!(listing.contains("covers: build --profile dev"), "{listing}");
     assert!(
         rows[0].starts_with(&w.commits.greet_changed[..12]),
         "{listing}"

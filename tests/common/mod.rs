@@ -127,7 +127,13 @@ pub fn cargo_build(dir: &Path) -> BuildReport {
 
 /// As [`cargo_build`], with `env` changed.
 pub fn cargo_build_env(dir: &Path, env: &[(&str, Option<&str>)]) -> BuildReport {
-    let out = ok(with_env(command("cargo", dir).args(["build", "-v"]), env));
+    cargo_report(dir, &["build", "-v"], env)
+}
+
+/// What cargo said (`Fresh`, `Compiling` or `Checking`) about each package
+/// when running `args` (which should include `-v`) in `dir`.
+pub fn cargo_report(dir: &Path, args: &[&str], env: &[(&str, Option<&str>)]) -> BuildReport {
+    let out = ok(with_env(command("cargo", dir).args(args), env));
     let stderr = text(&out.stderr);
     let mut r = BuildReport::default();
     for line in stderr.lines() {
@@ -135,7 +141,10 @@ pub fn cargo_build_env(dir: &Path, env: &[(&str, Option<&str>)]) -> BuildReport 
         let name = |rest: &str| rest.split_whitespace().next().unwrap_or("").to_owned();
         if let Some(rest) = line.strip_prefix("Fresh ") {
             r.fresh.push(name(rest));
-        } else if let Some(rest) = line.strip_prefix("Compiling ") {
+        } else if let Some(rest) = line
+            .strip_prefix("Compiling ")
+            .or_else(|| line.strip_prefix("Checking "))
+        {
             r.compiled.push(name(rest));
         } else if line.starts_with("Running `") && line.contains("build-script-build`") {
             r.ran_build_scripts += 1;
@@ -214,7 +223,7 @@ pub fn copy_tree(from: &Path, to: &Path) {
 
 /// The fixture as a git repository at `<root>/origin`, changed by `change`
 /// before its first commit; returns that commit.
-fn fixture_origin(root: &Path, change: impl FnOnce(&Path)) -> String {
+pub fn fixture_origin(root: &Path, change: impl FnOnce(&Path)) -> String {
     let origin = root.join("origin");
     copy_tree(
         &Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/sample-ws"),
@@ -229,7 +238,7 @@ fn fixture_origin(root: &Path, change: impl FnOnce(&Path)) -> String {
 
 /// A fresh clone of `origin` at `<root>/dev-<n>/work/app`, checked out at
 /// `commit`.
-fn clone_into(root: &Path, origin: &Path, n: usize, commit: &str) -> PathBuf {
+pub fn clone_into(root: &Path, origin: &Path, n: usize, commit: &str) -> PathBuf {
     let dir = root.join(format!("dev-{n}/work/app"));
     fs::create_dir_all(dir.parent().unwrap()).unwrap();
     clone(root, origin, &dir);
@@ -238,7 +247,7 @@ fn clone_into(root: &Path, origin: &Path, n: usize, commit: &str) -> PathBuf {
 }
 
 /// The test's own directory, `target/tmp/<tag>-<pid>`, emptied.
-fn scratch(tag: &str) -> PathBuf {
+pub fn scratch(tag: &str) -> PathBuf {
     let root =
         PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("{tag}-{}", std::process::id()));
     let _ = fs::remove_dir_all(&root);

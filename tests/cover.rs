@@ -1,0 +1,180 @@
+//! A snapshot that covers a developer's first hour: CI runs `build`,
+//! `test --no-run`, `check --all-targets` and `clippy --all-targets` (and a
+//! release build), publishes once, and a clone at another path then finds
+//! every one of those commands fresh, or compiles only the member that
+//! changed since.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
+
+use common::*;
+
+const COVERS: [&str; 5] = [
+    "build",
+    "test --no-run",
+    "check --all-targets",
+    "clippy --all-targets",
+    "build --release",
+];
+
+/// What a first hour runs, each with `-v` so cargo names every unit.
+const FIRST_HOUR: [&[&str]; 3] = [
+    &["test", "-v"],
+    &["check", "--all-targets", "-v"],
+    &["clippy", "--all-targets", "-v"],
+];
+
+struct Covered {
+    root: PathBuf,
+    origin: PathBuf,
+    store: PathBuf,
+    base: String,
+    /// `app/src/main.rs` changed; no snapshot.
+    app_changed: String,
+    publish: String,
+}
+
+/// CI builds through cargo-seed's wrapper (as the README says) and the
+/// developers here do too: the wrapper's rewrite is part of what rustc sees.
+const WRAPPED: [(&str, Option<&str>); 1] = [("RUSTC_WRAPPER", Some(BIN))];
+
+fn covered() -> &'static Covered {
+    static C: OnceLock<Covered> = OnceLock::new();
+    C.get_or_init(|| {
+        let root = scratch("cover-tests");
+        // The covered commands come from the workspace's configuration, as
+        // a team would keep them, so CI's line is just `cargo seed publish`.
+        let base = fixture_origin(&root, |origin| {
+            let manifest = origin.join("Cargo.toml");
+            let mut text = std::fs::read_to_string(&manifest).unwrap();
+            text.push_str(&format!(
+                "\n[workspace.metadata.seed]\ncover = {:?}\n",
+                COVERS
+            ));
+            std::fs::write(&manifest, text).unwrap();
+        });
+        let origin = root.join("origin");
+        edit(&origin.join("app/src/main.rs"), "count: ", "vowels: ");
+        git(&origin, &["commit", "-qam", "app says vowels"]);
+        let app_changed = git(&origin, &["rev-parse", "HEAD"]);
+
+        let (ci, store) = (root.join("ci"), root.join("store"));
+        clone(&root, &origin, &ci);
+        git(&ci, &["checkout", "-q", "--detach", &base]);
+        for cover in COVERS {
+            let mut args: Vec<&str> = cover.split(' ').collect();
+            args.push("--locked");
+            ok(with_env(command("cargo", &ci).args(&args), &WRAPPED));
+        }
+        let publish = ok(with_env(
+            command("cargo", &ci).args([
+                "seed",
+                "publish",
+                "-v",
+                "--store",
+                store.to_str().unwrap(),
+            ]),
+            &WRAPPED,
+        ));
+        Covered {
+            root,
+            origin,
+            store,
+            base,
+            app_changed,
+            publish: text(&publish.stderr),
+        }
+    })
+}
+
+fn clone_dev(c: &Covered, n: usize, commit: &str) -> PathBuf {
+    clone_into(&c.root, &c.origin, n, commit)
+}
+
+fn seed_ok(dir: &Path, args: &[&str]) -> String {
+    let mut all = vec!["--store", covered().store.to_str().unwrap()];
+    all.extend_from_slice(args);
+    let out = seed_env(dir, &all, &WRAPPED);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    text(&out.stderr)
+}
+
+#[test]
+fn one_publish_covers_test_check_and_clippy_at_the_same_commit() {
+    let c = covered();
+    assert!(
+        c.publish.contains("(dev profile)") && c.publish.contains("(release profile)"),
+        "one snapshot per profile directory: {}",
+        c.publish
+    );
+    let dev = clone_dev(c, 0, &c.base);
+    seed_ok(&dev, &[]);
+    for args in FIRST_HOUR {
+        let report = cargo_report(&dev, args, &WRAPPED);
+        assert_compiled(&report, &[]);
+        assert!(!report.fresh.is_empty(), "{}", report.stderr);
+    }
+    // The tests ran (and passed: `ok` asserts it) from the seeded binaries.
+    let tested = cargo_report(&dev, &["test", "-v"], &WRAPPED);
+    assert!(
+        tested.stderr.contains("/target/debug/deps/greeting-"),
+        "{}",
+        tested.stderr
+    );
+    assert_nothing_compiles(&dev, "hello, seed");
+}
+
+#[test]
+fn a_later_commit_compiles_only_the_changed_member_in_every_command() {
+    let c = covered();
+    let dev = clone_dev(c, 1, &c.app_changed);
+    let said = seed_ok(&dev, &[]);
+    assert!(said.contains("distance 1"), "{said}");
+    for args in FIRST_HOUR {
+        let report = cargo_report(&dev, args, &WRAPPED);
+        assert_compiled(&report, &["app"]);
+    }
+    // The binary is a unit of its own, which the change reaches too.
+    assert_compiled(&cargo_build_env(&dev, &WRAPPED), &["app"]);
+    assert!(run_app(&dev).contains("vowels: "));
+}
+
+#[test]
+fn the_release_profile_is_seeded_on_request() {
+    let c = covered();
+    let dev = clone_dev(c, 2, &c.base);
+    seed_ok(&dev, &["--profile", "release"]);
+    let report = cargo_report(&dev, &["build", "--release", "-v"], &WRAPPED);
+    assert_compiled(&report, &[]);
+    assert!(!report.fresh.is_empty(), "{}", report.stderr);
+    let printed = text(&ok(&mut command(dev.join("target/release/app"), &dev)).stdout);
+    assert!(printed.starts_with("hello, seed"), "{printed}");
+}
+
+#[test]
+fn list_shows_what_each_snapshot_covers() {
+    let c = covered();
+    let dev = clone_dev(c, 3, &c.base);
+    for profile in ["dev", "release"] {
+        let out = ok(with_env(
+            command("cargo", &dev).args([
+                "seed",
+                "list",
+                "--profile",
+                profile,
+                "--store",
+                c.store.to_str().unwrap(),
+            ]),
+            &WRAPPED,
+        ));
+        let listed = text(&out.stdout);
+        let expected = if profile == "dev" {
+            "build, test --no-run, check --all-targets, clippy --all-targets"
+        } else {
+            "build --release"
+        };
+        assert!(listed.contains(expected), "{listed}");
+    }
+}
