@@ -372,6 +372,7 @@ mod tests {
             libc: None,
             native_cpu: false,
             rustc_wrapper: None,
+            build_flags: None,
             repository_root: None,
             units,
             withheld: vec![],

@@ -19,6 +19,7 @@ pub mod depgraph;
 pub mod depinfo;
 pub mod error;
 pub mod fingerprint;
+pub mod flags;
 pub mod freshness;
 pub mod gc;
 pub mod git;

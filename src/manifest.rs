@@ -59,6 +59,10 @@ pub struct Manifest {
     /// builds the same way.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rustc_wrapper: Option<u32>,
+    /// The rustflags and linker every unit was compiled with, when
+    /// cargo-seed could read them as cargo did (see [`crate::flags`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub build_flags: Option<crate::flags::BuildFlags>,
     pub units: Vec<Unit>,
     /// Units of the build that were not published because they read (or
     /// depend on a unit that read) a secret-looking variable set in CI.
@@ -359,6 +363,18 @@ impl Manifest {
                 return Some(format!("C library {theirs} (here {ours})"));
             }
         }
+        if let (Some(theirs), Some(ours)) = (&self.build_flags, &want.flags) {
+            if *theirs != ours.flags {
+                return Some(format!(
+                    "built with {theirs} (here {}{}), so cargo would rebuild every unit",
+                    ours.flags,
+                    match &ours.rustflags_from {
+                        Some(from) => format!(", from {from}"),
+                        None => String::new(),
+                    }
+                ));
+            }
+        }
         if self.toolchain.verbose_version != want.toolchain.verbose_version {
             let first = |t: &Toolchain| t.verbose_version.lines().next().unwrap_or("").to_owned();
             let (a, b) = (first(&self.toolchain), first(&want.toolchain));
@@ -382,6 +398,9 @@ pub struct Want {
     pub target: String,
     pub profile: String,
     pub libc: Option<String>,
+    /// The rustflags and linker cargo would use here; `None` if cargo-seed
+    /// cannot tell, and then they are not compared.
+    pub flags: Option<crate::flags::Resolved>,
 }
 
 /// The C library this machine runs, as `getconf GNU_LIBC_VERSION` says
@@ -445,6 +464,7 @@ mod tests {
             libc: Some("glibc 2.36".into()),
             native_cpu: false,
             rustc_wrapper: None,
+            build_flags: None,
             repository_root: None,
             units: vec![],
             withheld: vec![],
@@ -459,6 +479,7 @@ mod tests {
             target: m.target.clone(),
             profile: "dev".into(),
             libc: Some("glibc 2.36".into()),
+            flags: None,
         };
         assert_eq!(m.incompatibility(&want), None);
         want.toolchain = toolchain("1.94.0");

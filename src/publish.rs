@@ -9,11 +9,12 @@
 //! Units that read a secret-looking variable set in CI, and everything built
 //! from them, are never packed (see [`crate::secrets`]).
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::time::{Instant, SystemTime};
 
 use crate::cover::Cover;
+use crate::flags::{self, BuildFlags};
 use crate::freshness::Roots;
 use crate::git;
 use crate::manifest::{self, Blob, Check, Manifest, Unit, UnitKind, Withheld, WithheldWhy};
@@ -67,6 +68,8 @@ struct Planned {
     jobs: Vec<Job>,
     withheld: Vec<Withheld>,
     native_cpu: bool,
+    /// The distinct rustflags the compile units' fingerprints record.
+    rustflags: BTreeSet<Vec<String>>,
     /// Of the published units' fingerprints, how many cargo-seed reproduces.
     reproduced: usize,
     recorded: usize,
@@ -184,10 +187,12 @@ fn publish_dir(
         mut jobs,
         withheld,
         native_cpu,
+        rustflags,
         reproduced,
         recorded,
     } = plan(ws, &cx.roots, &profile_dir, &live, opts.secrets)?;
     report_withheld(&withheld, ui);
+    let build_flags = build_flags(ws, &cx.toolchain.host, &rustflags, ui);
     let rustc_wrapper = record_path_values(ws, &mut jobs, ui);
     ui.status(
         "Packing",
@@ -234,6 +239,7 @@ fn publish_dir(
         libc: manifest::detect_libc(),
         native_cpu,
         rustc_wrapper,
+        build_flags,
         units,
         withheld,
     };
@@ -310,6 +316,32 @@ fn publish_dir(
     Ok(published)
 }
 
+/// The rustflags and linker to record: read as cargo reads them, and only
+/// if that agrees with what cargo recorded in the fingerprints, so that a
+/// seed never refuses a snapshot over a reading cargo-seed got wrong.
+fn build_flags(
+    ws: &Workspace,
+    host: &str,
+    recorded: &BTreeSet<Vec<String>>,
+    ui: Ui,
+) -> Option<BuildFlags> {
+    let env = |var: &str| std::env::var(var).ok();
+    let rustc = crate::incremental::rustc();
+    let cfg = || flags::rustc_cfg(&rustc);
+    let resolved = flags::resolve(&ws.root, &ws.cargo_home, host, &env, &cfg);
+    match resolved {
+        Some(r) if recorded.iter().all(|f| *f == r.flags.rustflags) => Some(r.flags),
+        _ => {
+            ui.status(
+                "Warning",
+                "cargo-seed cannot tell which rustflags cargo used (the fingerprints disagree with \
+                 its reading of the configuration), so seeds will not compare them before downloading",
+            );
+            None
+        }
+    }
+}
+
 /// One line on what was withheld and why; `-v` lists every unit.
 fn report_withheld(withheld: &[Withheld], ui: Ui) {
     if withheld.is_empty() {
@@ -384,6 +416,11 @@ fn plan(
     let mut jobs = Vec::new();
     let mut secret_readers = BTreeMap::new();
     let mut path_crates = HashSet::new();
+    let rustflags = live
+        .iter()
+        .filter(|(_, u)| u.kind == UnitKind::Compile)
+        .map(|(id, _)| fingerprints[id].json.rustflags.clone())
+        .collect();
     let native_cpu = fingerprints.values().any(|fp| {
         fp.json
             .rustflags
@@ -528,6 +565,7 @@ fn plan(
         jobs,
         withheld,
         native_cpu,
+        rustflags,
         reproduced,
         recorded,
     })

@@ -122,7 +122,12 @@ pub fn choose(
 
 pub fn want(ws: &Workspace, profile: &str) -> Result<Want, Error> {
     let toolchain = Toolchain::detect(&ws.root)?;
+    let env = |var: &str| std::env::var(var).ok();
+    let rustc = incremental::rustc();
+    let cfg = || crate::flags::rustc_cfg(&rustc);
+    let flags = crate::flags::resolve(&ws.root, &ws.cargo_home, &toolchain.host, &env, &cfg);
     Ok(Want {
+        flags,
         target: toolchain.host.clone(),
         toolchain,
         profile: profile.to_owned(),

@@ -87,7 +87,7 @@ pub fn detect(ws_root: &Path, cargo_home: &Path) -> Wrapper {
 }
 
 /// The config files cargo reads for a build in `ws_root`, nearest first.
-fn config_files(ws_root: &Path, cargo_home: &Path) -> Vec<PathBuf> {
+pub(crate) fn config_files(ws_root: &Path, cargo_home: &Path) -> Vec<PathBuf> {
     let mut files: Vec<PathBuf> = ws_root
         .ancestors()
         .filter_map(|dir| config_in(&dir.join(".cargo")))

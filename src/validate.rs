@@ -40,6 +40,9 @@ const MAX_TEXT: usize = 4096;
 const MAX_PATH_VALUES: usize = 4096;
 /// Covered commands: a CI job runs a handful.
 const MAX_COVERS: usize = 64;
+/// Rustflags are compared, never passed on; a long list is still a sign of
+/// a hostile manifest.
+const MAX_RUSTFLAGS: usize = 1024;
 
 /// How far a blob may expand: a tar of build outputs compresses a few times,
 /// a decompression bomb thousands of times. The slack admits small blobs
@@ -87,6 +90,18 @@ pub fn manifest(m: &Manifest, commit: &str, variant: &str) -> Result<(), Invalid
     }
     for cover in &m.covers {
         text("covered command", cover, false)?;
+    }
+    if let Some(flags) = &m.build_flags {
+        if flags.rustflags.len() > MAX_RUSTFLAGS {
+            return Err(invalid(format!(
+                "it names {} rustflags (at most {MAX_RUSTFLAGS})",
+                flags.rustflags.len()
+            )));
+        }
+        for flag in &flags.rustflags {
+            text("rustflag", flag, false)?;
+        }
+        text("linker", flags.linker.as_deref().unwrap_or(""), false)?;
     }
     if m.profile_dir != crate::workspace::profile_dir_name(&m.profile) {
         return Err(invalid(format!(
@@ -461,6 +476,7 @@ mod tests {
             libc: None,
             native_cpu: false,
             rustc_wrapper: None,
+            build_flags: None,
             repository_root: None,
             units: vec![
                 unit("greet-0123456789abcdef", UnitKind::Compile, inputs),

@@ -54,6 +54,13 @@ fn covered() -> &'static Covered {
                 COVERS
             ));
             std::fs::write(&manifest, text).unwrap();
+            // Flags that enter every fingerprint, committed as teams do.
+            std::fs::create_dir_all(origin.join(".cargo")).unwrap();
+            std::fs::write(
+                origin.join(".cargo/config.toml"),
+                "[build]\nrustflags = [\"--cfg\", \"seeded_fixture\"]\n",
+            )
+            .unwrap();
         });
         let origin = root.join("origin");
         edit(&origin.join("app/src/main.rs"), "count: ", "vowels: ");
@@ -176,5 +183,57 @@ fn list_shows_what_each_snapshot_covers() {
             "build --release"
         };
         assert!(listed.contains(expected), "{listed}");
+    }
+}
+
+fn host() -> String {
+    let out = ok(command("rustc", Path::new(".")).arg("-vV"));
+    let vv = text(&out.stdout);
+    vv.lines()
+        .find_map(|l| l.strip_prefix("host: "))
+        .unwrap()
+        .to_owned()
+}
+
+#[test]
+fn other_rustflags_or_linker_here_skip_the_snapshot_before_downloading() {
+    let c = covered();
+    let manifest = World::manifest(&c.store, &c.base);
+    assert_eq!(
+        manifest["build_flags"]["rustflags"],
+        serde_json::json!(["--cfg", "seeded_fixture"]),
+        "read from the workspace's .cargo/config.toml, as cargo did"
+    );
+    let linker_var = format!(
+        "CARGO_TARGET_{}_LINKER",
+        host().to_uppercase().replace('-', "_")
+    );
+    let cases = [
+        (
+            "RUSTFLAGS",
+            "-Dwarnings",
+            "rustflags `-Dwarnings`, from RUSTFLAGS",
+        ),
+        (linker_var.as_str(), "cc", "linker `cc`"),
+    ];
+    for (n, (var, value, said)) in cases.into_iter().enumerate() {
+        let dev = clone_dev(c, 10 + n, &c.base);
+        let out = seed_env(
+            &dev,
+            &["--store", c.store.to_str().unwrap()],
+            &[WRAPPED[0], (var, Some(value))],
+        );
+        let err = text(&out.stderr);
+        assert_eq!(out.status.code(), Some(3), "{err}");
+        assert!(
+            err.contains("built with rustflags `--cfg seeded_fixture`") && err.contains(said),
+            "{err}"
+        );
+        assert!(!dev.join("target").exists(), "nothing was downloaded");
+        // What the skip spares: seeded anyway, cargo rebuilds every unit.
+        seed_ok(&dev, &[]);
+        let report = cargo_report(&dev, &["build", "-v"], &[WRAPPED[0], (var, Some(value))]);
+        assert!(report.fresh.is_empty(), "{}", report.stderr);
+        assert!(!report.compiled.is_empty(), "{}", report.stderr);
     }
 }
