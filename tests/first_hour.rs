@@ -237,3 +237,81 @@ fn other_rustflags_or_linker_here_skip_the_snapshot_before_downloading() {
         assert!(!report.compiled.is_empty(), "{}", report.stderr);
     }
 }
+
+/// The fixture at its base commit, built and published by CI with `env`
+/// (and the wrapper); returns the test's root, origin, store and commit.
+fn ci_with(
+    tag: &str,
+    env: &dyn Fn(&Path) -> Vec<(String, String)>,
+) -> (PathBuf, PathBuf, PathBuf, String) {
+    let root = scratch(tag);
+    let commit = fixture_origin(&root, |_| {});
+    let (origin, ci, store) = (root.join("origin"), root.join("ci"), root.join("store"));
+    clone(&root, &origin, &ci);
+    let run = |args: &[&str]| {
+        let mut cmd = command("cargo", &ci);
+        cmd.envs(env(&root.join("ci-side")))
+            .env("RUSTC_WRAPPER", BIN)
+            .args(args);
+        ok(&mut cmd)
+    };
+    run(&["build", "--locked"]);
+    run(&["seed", "publish", "--store", store.to_str().unwrap()]);
+    (root, origin, store, commit)
+}
+
+/// Seeds a clone at another path with `env`, builds, and checks that cargo
+/// compiles nothing and the program, found where `app_dir` says, runs.
+fn seeded_build_is_fresh(
+    tag: &str,
+    env: &dyn Fn(&Path) -> Vec<(String, String)>,
+    app_dir: &dyn Fn(&Path, &Path) -> PathBuf,
+) {
+    let (root, origin, store, commit) = ci_with(tag, env);
+    let dev = clone_into(&root, &origin, 0, &commit);
+    let side = root.join("dev-side");
+    let vars = env(&side);
+    let mut all: Vec<(&str, Option<&str>)> = vars
+        .iter()
+        .map(|(k, v)| (k.as_str(), Some(v.as_str())))
+        .collect();
+    all.push(WRAPPED[0]);
+    let out = seed_env(&dev, &["--store", store.to_str().unwrap()], &all);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let report = cargo_report(&dev, &["build", "-v"], &all);
+    assert_compiled(&report, &[]);
+    assert!(!report.fresh.is_empty(), "{}", report.stderr);
+    let app = app_dir(&dev, &side).join("debug/app");
+    let printed = text(&ok(&mut command(&app, &dev)).stdout);
+    assert!(printed.starts_with("hello, seed"), "{printed}");
+}
+
+#[test]
+fn a_build_dir_apart_from_the_target_dir_is_seeded() {
+    // cargo's build.build-dir: intermediate artifacts outside the workspace,
+    // the final ones in target/.
+    seeded_build_is_fresh(
+        "build-dir",
+        &|side| {
+            vec![(
+                "CARGO_BUILD_BUILD_DIR".into(),
+                side.join("build").display().to_string(),
+            )]
+        },
+        &|dev, _| dev.join("target"),
+    );
+}
+
+#[test]
+fn a_target_dir_outside_the_workspace_is_seeded() {
+    seeded_build_is_fresh(
+        "outside-target",
+        &|side| {
+            vec![(
+                "CARGO_TARGET_DIR".into(),
+                side.join("target").display().to_string(),
+            )]
+        },
+        &|_, side| side.join("target"),
+    );
+}
