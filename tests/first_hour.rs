@@ -315,3 +315,69 @@ fn a_target_dir_outside_the_workspace_is_seeded() {
         &|_, side| side.join("target"),
     );
 }
+
+/// A `CARGO_HOME` of the test's own (a developer's machine, which `cargo
+/// seed setup` writes to), keeping the user's registry configuration.
+fn fresh_cargo_home(at: &Path) -> PathBuf {
+    std::fs::create_dir_all(at).unwrap();
+    let default_home = std::env::var_os("CARGO_HOME")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(std::env::var_os("HOME").unwrap()).join(".cargo"));
+    for name in ["config.toml", "config"] {
+        if default_home.join(name).is_file() {
+            std::fs::copy(default_home.join(name), at.join(name)).unwrap();
+        }
+    }
+    at.to_owned()
+}
+
+#[test]
+fn the_onboarding_script_sets_up_seeds_and_builds_and_can_run_again() {
+    let (root, origin, store, commit) = ci_with("onboard", &|_| vec![]);
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/onboard.sh");
+    let home = fresh_cargo_home(&root.join("dev-home"));
+    let dev = clone_into(&root, &origin, 0, &commit);
+    let env = [
+        ("CARGO_HOME", Some(home.to_str().unwrap())),
+        ("CARGO_SEED_STORE", Some(store.to_str().unwrap())),
+    ];
+    let onboard = |dir: &Path, env: &[(&str, Option<&str>)]| {
+        let out = ok(with_env(command("bash", dir).arg(&script), env));
+        text(&out.stderr)
+    };
+
+    // cargo-seed is on PATH (the test harness puts it first): not installed.
+    let first = onboard(&dev, &env);
+    assert!(!first.contains("installing"), "{first}");
+    assert!(
+        first.contains("Set up") && first.contains("Seeded"),
+        "{first}"
+    );
+    assert!(first.contains("onboard: ready"), "{first}");
+    let config = std::fs::read_to_string(home.join("config.toml")).unwrap();
+    assert!(config.contains("rustc-wrapper"), "{config}");
+    // The build the script ran reused the snapshot: nothing was compiled.
+    assert!(!first.contains("Compiling"), "{first}");
+    assert_compiled(&cargo_report(&dev, &["build", "-v"], &env), &[]);
+
+    let again = onboard(&dev, &env);
+    assert!(
+        again.contains("already holds build state, left as it is"),
+        "{again}"
+    );
+    assert!(!again.contains("Set up"), "set up once: {again}");
+    assert_compiled(&cargo_report(&dev, &["build", "-v"], &env), &[]);
+
+    // A store that cannot be reached: said, and the build still happens.
+    let other = clone_into(&root, &origin, 1, &commit);
+    let unreachable = [
+        env[0],
+        ("CARGO_SEED_STORE", Some("http://127.0.0.1:9/none")),
+    ];
+    let said = onboard(&other, &unreachable);
+    assert!(
+        said.contains("warning: seeding failed") && said.contains("onboard: ready"),
+        "{said}"
+    );
+    assert!(other.join("target/debug/app").is_file());
+}
