@@ -71,6 +71,10 @@ pub struct RestoreArgs {
     /// Seed from this commit's snapshot instead of the nearest ancestor's
     #[arg(long, value_name = "REV")]
     pub commit: Option<String>,
+    /// Seed the snapshot of a `--target TRIPLE` build (its target's profile
+    /// directory, and the host units it needs)
+    #[arg(long, value_name = "TRIPLE")]
+    pub target: Option<String>,
     /// How many generations back from HEAD to look for a snapshot
     #[arg(
         long,
@@ -138,6 +142,9 @@ pub enum Command {
     },
     /// List the snapshots reachable from HEAD and whether each is usable here
     List {
+        /// Judge the snapshots of a `--target TRIPLE` build
+        #[arg(long, value_name = "TRIPLE")]
+        target: Option<String>,
         /// How many generations back from HEAD to look
         #[arg(
             long,
@@ -229,9 +236,17 @@ pub fn run(cli: Cli) -> Result<(), Error> {
             };
             publish::publish(&ws, store.as_ref(), &opts, ui)?;
         }
-        Some(Command::List { max_distance }) => {
-            list(&ws, store.as_ref(), profile, max_distance, trusted.as_ref())?
-        }
+        Some(Command::List {
+            max_distance,
+            target,
+        }) => list(
+            &ws,
+            store.as_ref(),
+            profile,
+            target.as_deref(),
+            max_distance,
+            trusted.as_ref(),
+        )?,
         Some(Command::Gc { .. }) => run_gc(&cli.command, store.as_ref(), ui)?,
         Some(Command::Keygen) => unreachable!("handled before the workspace is loaded"),
         Some(Command::Setup { .. }) => unreachable!("handled before the store is opened"),
@@ -244,6 +259,7 @@ pub fn run(cli: Cli) -> Result<(), Error> {
             let a = &cli.restore;
             let opts = RestoreOptions {
                 profile,
+                target: a.target.as_deref(),
                 commit: a.commit.as_deref(),
                 max_distance: a.max_distance,
                 force: a.force,
@@ -450,10 +466,11 @@ fn list(
     ws: &Workspace,
     store: &dyn Store,
     profile: &str,
+    target: Option<&str>,
     max_distance: usize,
     trusted: Option<&TrustedKeys>,
 ) -> Result<(), Error> {
-    let want = restore::want(ws, profile)?;
+    let want = restore::want(ws, profile, target)?;
     let head = git::resolve_commit(&ws.root, "HEAD")?;
     let ancestors = git::ancestors(&ws.root, &head, max_distance)?;
     let found = resolve::list(store, &ancestors, &want, trusted)?;

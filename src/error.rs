@@ -97,6 +97,8 @@ pub enum Error {
     NothingToPublish { covers: Vec<String> },
     #[error(transparent)]
     Cover(#[from] crate::cover::CoverError),
+    #[error("`cargo {cover}` builds for several targets; cover one --target per command")]
+    CoverTargets { cover: String },
     #[error("interrupted; the build dir was not changed")]
     Interrupted,
 }

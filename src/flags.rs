@@ -221,10 +221,10 @@ fn program(value: &str, base: &Path) -> String {
     }
 }
 
-/// `rustc --print cfg` for the host, line by line.
-pub fn rustc_cfg(rustc: &Path) -> Option<Vec<String>> {
+/// `rustc --print cfg` for `target`, line by line.
+pub fn rustc_cfg(rustc: &Path, target: &str) -> Option<Vec<String>> {
     let out = std::process::Command::new(rustc)
-        .args(["--print", "cfg"])
+        .args(["--print", "cfg", "--target", target])
         .output()
         .ok()?;
     if !out.status.success() {

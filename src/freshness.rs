@@ -335,6 +335,7 @@ mod tests {
             id: id.into(),
             name: format!("lib {id}"),
             kind: UnitKind::Compile,
+            host: false,
             package_id: None,
             blob: Blob {
                 sha256: String::new(),
@@ -362,6 +363,7 @@ mod tests {
                 host: String::new(),
             },
             target: String::new(),
+            cross: false,
             profile: "dev".into(),
             profile_dir: "debug".into(),
             covers: vec![],

@@ -26,6 +26,11 @@ pub struct Manifest {
     pub created: u64,
     pub toolchain: Toolchain,
     pub target: String,
+    /// Built with `--target` (even the host's triple, which cargo then
+    /// builds as a cross target): the units live in
+    /// `<build dir>/<target>/<profile dir>`, except those marked `host`.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub cross: bool,
     pub profile: String,
     /// The directory under the build dir that the units live in (`debug`).
     pub profile_dir: String,
@@ -78,6 +83,11 @@ pub struct Unit {
     /// For people: `lib greet`, `run-build-script gen`, `incremental greet`.
     pub name: String,
     pub kind: UnitKind,
+    /// In a cross build's snapshot, a unit built for the host (a build
+    /// script, a proc-macro, their dependencies): it lives in
+    /// `<build dir>/<profile dir>`, beside the host build's units.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub host: bool,
     /// Cargo's package id, for compile and build-script units.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub package_id: Option<String>,
@@ -331,7 +341,7 @@ pub struct Blob {
 impl Manifest {
     /// The name of this manifest under `snapshots/<commit>/`.
     pub fn variant(&self) -> String {
-        variant(&self.profile, &self.target, &self.toolchain)
+        variant(&self.profile, &self.target, self.cross, &self.toolchain)
     }
 
     pub fn total_size(&self) -> u64 {
@@ -352,8 +362,22 @@ impl Manifest {
                 self.profile, want.profile
             ));
         }
-        if self.target != want.target {
-            return Some(format!("target {} (here {})", self.target, want.target));
+        if self.target != want.target || self.cross != want.cross {
+            let shown = |target: &str, cross: bool| {
+                format!(
+                    "{target}{}",
+                    if cross {
+                        " (--target)"
+                    } else {
+                        " (host build)"
+                    }
+                )
+            };
+            return Some(format!(
+                "target {} (wanted {})",
+                shown(&self.target, self.cross),
+                shown(&want.target, want.cross)
+            ));
         }
         if self.native_cpu {
             return Some("built with -C target-cpu=native, for the build machine's CPU".into());
@@ -396,6 +420,8 @@ impl Manifest {
 pub struct Want {
     pub toolchain: Toolchain,
     pub target: String,
+    /// `--target` was given.
+    pub cross: bool,
     pub profile: String,
     pub libc: Option<String>,
     /// The rustflags and linker cargo would use here; `None` if cargo-seed
@@ -414,8 +440,9 @@ pub fn detect_libc() -> Option<String> {
     (out.status.success() && !v.is_empty()).then_some(v)
 }
 
-pub fn variant(profile: &str, target: &str, toolchain: &Toolchain) -> String {
-    format!("{profile}-{target}-{}", toolchain.key())
+pub fn variant(profile: &str, target: &str, cross: bool, toolchain: &Toolchain) -> String {
+    let cross = if cross { "-cross" } else { "" };
+    format!("{profile}-{target}{cross}-{}", toolchain.key())
 }
 
 pub fn sha256_hex(bytes: &[u8]) -> String {
@@ -454,6 +481,7 @@ mod tests {
             created: 0,
             toolchain: toolchain("1.95.0"),
             target: "x86_64-unknown-linux-gnu".into(),
+            cross: false,
             profile: "dev".into(),
             profile_dir: "debug".into(),
             covers: vec![],
@@ -477,6 +505,7 @@ mod tests {
         let mut want = Want {
             toolchain: toolchain("1.95.0"),
             target: m.target.clone(),
+            cross: false,
             profile: "dev".into(),
             libc: Some("glibc 2.36".into()),
             flags: None,
@@ -515,6 +544,7 @@ mod tests {
             id: "greet-0123456789abcdef".into(),
             name: "lib greet".into(),
             kind: UnitKind::Compile,
+            host: false,
             package_id: Some("path+file:///ci/ws/greet#0.1.0".into()),
             blob: Blob {
                 sha256: "ab".repeat(32),

@@ -119,18 +119,62 @@ pub fn publish(
         _ => {}
     }
 
-    // Which covered command built into which profile directory.
-    let mut by_dir: BTreeMap<PathBuf, (Vec<cargo_metadata::Message>, Vec<String>)> =
-        BTreeMap::new();
+    // Which covered command built which snapshot's units: a host build's
+    // go by the profile directory that holds them, a `--target` build's
+    // (with the host units of that build) by its profile and target.
+    let mut groups: BTreeMap<Variant, Group> = BTreeMap::new();
     for cover in opts.covers {
         let messages =
             snapshot::observe(&workspace::cargo_exe(), &ws.root, opts.manifest_path, cover)?;
         let dirs = snapshot::profile_dirs(&ws.build_dir);
         let split = snapshot::split_by_profile_dir(messages, &dirs, &ws.build_dir, &ws.target_dir)?;
+        let cross: Vec<&PathBuf> = split
+            .keys()
+            .filter(|d| d.components().count() == 2)
+            .collect();
+        let cross = match cross[..] {
+            [] => None,
+            [dir] => {
+                let target = dir
+                    .parent()
+                    .map(|t| t.display().to_string())
+                    .unwrap_or_default();
+                let profile = dir.file_name().map(PathBuf::from).unwrap_or_default();
+                Some((target, profile))
+            }
+            _ => {
+                return Err(Error::CoverTargets {
+                    cover: cover.to_string(),
+                })
+            }
+        };
         for (dir, messages) in split {
-            let (all, covers) = by_dir.entry(dir).or_default();
-            all.extend(messages);
-            covers.push(cover.to_string());
+            let (variant, host) = match &cross {
+                None => (
+                    Variant {
+                        dir: dir.clone(),
+                        target: None,
+                    },
+                    false,
+                ),
+                Some((target, profile)) => (
+                    Variant {
+                        dir: profile.clone(),
+                        target: Some(target.clone()),
+                    },
+                    dir == *profile,
+                ),
+            };
+            // Read right after the command: the final artifacts it names
+            // (`target/debug/app`) are linked to its units until another
+            // command links them to its own.
+            let live = snapshot::live_units(&ws.build_dir.join(&dir), &messages)?;
+            let group = groups.entry(variant).or_default();
+            group.live.extend(live, host);
+            let shown = cover.to_string();
+            if !group.covers.contains(&shown) {
+                group.covers.push(shown);
+            }
         }
     }
     let repository = git::toplevel(&ws.root)?;
@@ -143,20 +187,26 @@ pub fn publish(
         opts,
     };
     let mut published = Vec::new();
-    for (dir, (messages, covers)) in by_dir {
-        let Some(profile) = workspace::profile_of_dir(&dir) else {
+    for (variant, group) in groups {
+        let Some(profile) = workspace::profile_of_dir(&variant.dir) else {
             ui.status(
                 "Skipped",
                 format!(
-                    "the units in {} (from `cargo {}`): snapshots of cross builds are not published yet",
-                    ws.build_dir.join(&dir).display(),
-                    covers.join("`, `cargo ")
+                    "the units in {} (from `cargo {}`): not in a profile directory cargo-seed knows",
+                    ws.build_dir.join(&variant.dir).display(),
+                    group.covers.join("`, `cargo ")
                 ),
             );
             continue;
         };
-        published.push(publish_dir(
-            ws, store, &cx, &profile, &messages, covers, ui,
+        published.push(publish_variant(
+            ws,
+            store,
+            &cx,
+            &profile,
+            variant.target.as_deref(),
+            group,
+            ui,
         )?);
     }
     if published.is_empty() {
@@ -167,22 +217,65 @@ pub fn publish(
     Ok(published)
 }
 
-/// Publishes the units the covered commands built into one profile
-/// directory as one snapshot.
-fn publish_dir(
+/// One snapshot of a publish: a profile directory (relative to the build
+/// dir), and for a `--target` build its target.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+struct Variant {
+    dir: PathBuf,
+    target: Option<String>,
+}
+
+/// What the covered commands built for one snapshot: the units, and the
+/// commands.
+#[derive(Default)]
+struct Group {
+    live: snapshot::LiveBuild,
+    covers: Vec<String>,
+}
+
+/// Where a snapshot's units live: its profile directory, and for a cross
+/// build the host's, which holds build scripts and proc-macros.
+pub(crate) struct UnitDirs {
+    pub main: PathBuf,
+    pub host: PathBuf,
+}
+
+impl UnitDirs {
+    pub fn of(&self, unit_host: bool) -> &Path {
+        if unit_host {
+            &self.host
+        } else {
+            &self.main
+        }
+    }
+}
+
+/// Publishes the units the covered commands built for one profile (and,
+/// for a cross build, one target) as one snapshot.
+fn publish_variant(
     ws: &Workspace,
     store: &dyn Store,
     cx: &Context,
     profile: &str,
-    messages: &[cargo_metadata::Message],
-    covers: Vec<String>,
+    cross: Option<&str>,
+    group: Group,
     ui: Ui,
 ) -> Result<Published, Error> {
     let started = Instant::now();
     let opts = cx.opts;
     let commit = cx.commit.clone();
-    let profile_dir = ws.profile_build_dir(profile);
-    let live = snapshot::live_units(&profile_dir, messages)?;
+    let host_dir = ws.profile_build_dir(profile);
+    let dirs = UnitDirs {
+        main: match cross {
+            Some(target) => ws
+                .build_dir
+                .join(target)
+                .join(workspace::profile_dir_name(profile)),
+            None => host_dir.clone(),
+        },
+        host: host_dir,
+    };
+    let (live, covers) = (group.live, group.covers);
     let Planned {
         mut jobs,
         withheld,
@@ -190,9 +283,9 @@ fn publish_dir(
         rustflags,
         reproduced,
         recorded,
-    } = plan(ws, &cx.roots, &profile_dir, &live, opts.secrets)?;
+    } = plan(ws, &cx.roots, &dirs, &live, opts.secrets)?;
     report_withheld(&withheld, ui);
-    let build_flags = build_flags(ws, &cx.toolchain.host, &rustflags, ui);
+    let build_flags = build_flags(ws, cross.unwrap_or(&cx.toolchain.host), &rustflags, ui);
     let rustc_wrapper = record_path_values(ws, &mut jobs, ui);
     ui.status(
         "Packing",
@@ -210,7 +303,7 @@ fn publish_dir(
         path: scratch.clone(),
         source,
     })?;
-    let result = pack_and_store(store, &profile_dir, &scratch, &jobs, ui);
+    let result = pack_and_store(store, &dirs, &scratch, &jobs, ui);
     let (units, new_blobs, new_bytes) = match result {
         Ok(r) => r,
         Err(e) => {
@@ -226,7 +319,8 @@ fn publish_dir(
             .duration_since(SystemTime::UNIX_EPOCH)
             .map(|d| d.as_secs())
             .unwrap_or(0),
-        target: cx.toolchain.host.clone(),
+        target: cross.unwrap_or(&cx.toolchain.host).to_owned(),
+        cross: cross.is_some(),
         toolchain: cx.toolchain.clone(),
         profile: profile.to_owned(),
         profile_dir: workspace::profile_dir_name(profile).to_owned(),
@@ -277,7 +371,7 @@ fn publish_dir(
             None => {}
         }
         store.put_file(&key, &tmp)?;
-        repair(store, &profile_dir, &scratch, &jobs, &manifest.units)
+        repair(store, &dirs, &scratch, &jobs, &manifest.units)
     })();
     let _ = std::fs::remove_file(&tmp);
     let _ = std::fs::remove_file(&sig_tmp);
@@ -321,14 +415,14 @@ fn publish_dir(
 /// seed never refuses a snapshot over a reading cargo-seed got wrong.
 fn build_flags(
     ws: &Workspace,
-    host: &str,
+    target: &str,
     recorded: &BTreeSet<Vec<String>>,
     ui: Ui,
 ) -> Option<BuildFlags> {
     let env = |var: &str| std::env::var(var).ok();
     let rustc = crate::incremental::rustc();
-    let cfg = || flags::rustc_cfg(&rustc);
-    let resolved = flags::resolve(&ws.root, &ws.cargo_home, host, &env, &cfg);
+    let cfg = || flags::rustc_cfg(&rustc, target);
+    let resolved = flags::resolve(&ws.root, &ws.cargo_home, target, &env, &cfg);
     match resolved {
         Some(r) if recorded.iter().all(|f| *f == r.flags.rustflags) => Some(r.flags),
         _ => {
@@ -400,7 +494,7 @@ fn write(path: &Path, bytes: &[u8]) -> Result<(), Error> {
 fn plan(
     ws: &Workspace,
     roots: &Roots,
-    profile_dir: &Path,
+    dirs: &UnitDirs,
     live: &snapshot::LiveBuild,
     names: &SecretNames,
 ) -> Result<Planned, Error> {
@@ -408,17 +502,18 @@ fn plan(
     let live = &live.units;
     let mut fingerprints = HashMap::new();
     let mut id_of_hash: HashMap<u64, &str> = HashMap::new();
-    for id in live.keys() {
-        let fp = snapshot::read_fingerprint(profile_dir, id)?;
+    for (id, unit) in live {
+        let fp = snapshot::read_fingerprint(dirs.of(unit.host), id)?;
         id_of_hash.insert(fp.hash, id);
         fingerprints.insert(id.clone(), fp);
     }
     let mut jobs = Vec::new();
     let mut secret_readers = BTreeMap::new();
     let mut path_crates = HashSet::new();
+    // A cross build passes them to the target's units only.
     let rustflags = live
         .iter()
-        .filter(|(_, u)| u.kind == UnitKind::Compile)
+        .filter(|(_, u)| u.kind == UnitKind::Compile && !u.host)
         .map(|(id, _)| fingerprints[id].json.rustflags.clone())
         .collect();
     let native_cpu = fingerprints.values().any(|fp| {
@@ -429,6 +524,7 @@ fn plan(
     });
     for (id, unit) in live {
         let fp = &fingerprints[id];
+        let profile_dir = dirs.of(unit.host);
         let mut deps = Vec::new();
         for (_, name, _, hash) in &fp.json.deps {
             match id_of_hash.get(hash) {
@@ -438,19 +534,17 @@ fn plan(
                 None => deps.push(format!("{name}-{hash:016x}")),
             }
         }
-        let profile_rel = profile_dir
-            .strip_prefix(&ws.build_dir)
-            .unwrap_or(profile_dir);
+        let rel = |dir: &Path| dir.strip_prefix(&ws.build_dir).unwrap_or(dir).to_owned();
         let produced: Vec<PathBuf> = deps
             .iter()
-            .filter(|d| {
-                live.get(*d)
-                    .is_some_and(|u| u.kind == UnitKind::RunBuildScript)
-            })
-            .map(|d| profile_rel.join("build").join(d))
+            .filter_map(|d| live.get(d).map(|u| (d, u)))
+            .filter(|(_, u)| u.kind == UnitKind::RunBuildScript)
+            .map(|(d, u)| rel(dirs.of(u.host)).join("build").join(d))
             .collect();
         let check = snapshot::unit_check(unit, fp, roots, &produced)?;
-        if unit.kind == UnitKind::Compile && unit.package_id.starts_with("path+") {
+        // A cross build's incremental state is published for the target's
+        // crates; the host's stay with the host build's snapshot.
+        if unit.kind == UnitKind::Compile && unit.package_id.starts_with("path+") && !unit.host {
             path_crates.insert(unit.crate_name.clone());
         }
         let mut members = snapshot::unit_members(profile_dir, id);
@@ -480,6 +574,7 @@ fn plan(
                 id: id.clone(),
                 name: unit.name.clone(),
                 kind: unit.kind,
+                host: unit.host,
                 package_id: Some(unit.package_id.clone()),
                 blob: Blob {
                     sha256: String::new(),
@@ -520,7 +615,7 @@ fn plan(
         .map(|w| (live[&w.id].crate_name.as_str(), w))
         .collect();
     let mut withheld_dirs = Vec::new();
-    for (dir, members) in snapshot::incremental_dirs(profile_dir, &path_crates)? {
+    for (dir, members) in snapshot::incremental_dirs(&dirs.main, &path_crates)? {
         let krate = dir
             .rsplit_once('-')
             .map(|(k, _)| k)
@@ -543,6 +638,7 @@ fn plan(
                 id: format!("incremental/{dir}"),
                 name: format!("incremental {krate}"),
                 kind: UnitKind::Incremental,
+                host: false,
                 package_id: None,
                 blob: Blob {
                     sha256: String::new(),
@@ -720,7 +816,7 @@ fn rustc_dep_info(profile_dir: &Path, members: &[PathBuf]) -> Option<String> {
 /// deterministic, so the same files give the same blob again.
 fn repair(
     store: &dyn Store,
-    profile_dir: &Path,
+    dirs: &UnitDirs,
     scratch: &Path,
     jobs: &[Job],
     units: &[Unit],
@@ -730,11 +826,11 @@ fn repair(
         if present {
             continue;
         }
-        let (again, _) = pack_one(store, profile_dir, scratch, job)?;
+        let (again, _) = pack_one(store, dirs, scratch, job)?;
         if again.blob.sha256 != unit.blob.sha256 {
             return Err(Error::Io {
                 op: "re-upload a blob removed during publishing (its files changed meanwhile) for",
-                path: profile_dir.join(&unit.id),
+                path: dirs.of(unit.host).join(&unit.id),
                 source: std::io::Error::other("publish again"),
             });
         }
@@ -746,13 +842,13 @@ fn repair(
 /// Returns the units (with their blobs), the number of new blobs and bytes.
 fn pack_and_store(
     store: &dyn Store,
-    profile_dir: &Path,
+    dirs: &UnitDirs,
     scratch: &Path,
     jobs: &[Job],
     ui: Ui,
 ) -> Result<(Vec<Unit>, usize, u64), Error> {
     let packed = pool::map(jobs, pool::threads(), |job| {
-        pack_one(store, profile_dir, scratch, job)
+        pack_one(store, dirs, scratch, job)
     })?;
     let mut units = Vec::new();
     let (mut new_blobs, mut new_bytes) = (0, 0);
@@ -773,13 +869,13 @@ fn pack_and_store(
 
 fn pack_one(
     store: &dyn Store,
-    profile_dir: &Path,
+    dirs: &UnitDirs,
     scratch: &Path,
     job: &Job,
 ) -> Result<(Unit, bool), Error> {
     // Unit ids are unique file names already.
     let tmp = scratch.join(format!("{}.zst", job.unit.id.replace('/', "_")));
-    let blob = archive::pack(profile_dir, &job.members, &tmp)?;
+    let blob = archive::pack(dirs.of(job.unit.host), &job.members, &tmp)?;
     let key = blob_key(&blob.sha256);
     // An existing blob is made fresh again, so that a concurrent gc's grace
     // period covers it. If that fails (a gc removed it meanwhile, or the

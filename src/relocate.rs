@@ -371,6 +371,7 @@ mod tests {
             id: id.into(),
             name: name.into(),
             kind: UnitKind::Compile,
+            host: false,
             package_id: Some(format!(
                 "registry+https://github.com/rust-lang/crates.io-index#{id}@1.0.0"
             )),

@@ -118,7 +118,8 @@ pub fn snapshots_at(
     let (keys, exact) = match store.list(&prefix)? {
         Some(listed) => (listed.into_iter().map(|l| l.key).collect(), false),
         None => {
-            let variant = crate::manifest::variant(&want.profile, &want.target, &want.toolchain);
+            let variant =
+                crate::manifest::variant(&want.profile, &want.target, want.cross, &want.toolchain);
             (vec![store::manifest_key(commit, &variant)], true)
         }
     };

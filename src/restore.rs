@@ -38,6 +38,8 @@ const LLDB_SCRIPT: &str = "cargo-seed-paths.lldb";
 
 pub struct RestoreOptions<'a> {
     pub profile: &'a str,
+    /// `--target`: the snapshot of a cross build for this triple.
+    pub target: Option<&'a str>,
     pub commit: Option<&'a str>,
     pub max_distance: usize,
     pub force: bool,
@@ -120,15 +122,17 @@ pub fn choose(
     }
 }
 
-pub fn want(ws: &Workspace, profile: &str) -> Result<Want, Error> {
+pub fn want(ws: &Workspace, profile: &str, target: Option<&str>) -> Result<Want, Error> {
     let toolchain = Toolchain::detect(&ws.root)?;
+    let triple = target.unwrap_or(&toolchain.host).to_owned();
     let env = |var: &str| std::env::var(var).ok();
     let rustc = incremental::rustc();
-    let cfg = || crate::flags::rustc_cfg(&rustc);
-    let flags = crate::flags::resolve(&ws.root, &ws.cargo_home, &toolchain.host, &env, &cfg);
+    let cfg = || crate::flags::rustc_cfg(&rustc, &triple);
+    let flags = crate::flags::resolve(&ws.root, &ws.cargo_home, &triple, &env, &cfg);
     Ok(Want {
         flags,
-        target: toolchain.host.clone(),
+        cross: target.is_some(),
+        target: triple,
         toolchain,
         profile: profile.to_owned(),
         libc: crate::manifest::detect_libc(),
@@ -246,7 +250,7 @@ pub fn restore(
     ui: Ui,
 ) -> Result<Outcome, Error> {
     let started = Instant::now();
-    let want = want(ws, opts.profile)?;
+    let want = want(ws, opts.profile, opts.target)?;
     let found = choose(
         ws,
         store,
@@ -270,7 +274,15 @@ pub fn restore(
             ui::bytes(manifest.total_size())
         ),
     );
-    let dest = ws.profile_build_dir(opts.profile);
+    let profile_name = workspace::profile_dir_name(opts.profile);
+    // A cross build's units live under the target's directory, its host
+    // units (build scripts, proc-macros) in the host's profile directory.
+    let host_dest = ws.profile_build_dir(opts.profile);
+    let dest = match opts.target {
+        Some(target) => ws.build_dir.join(target).join(profile_name),
+        None => host_dest.clone(),
+    };
+    let area = dest.parent().unwrap_or(&ws.build_dir).to_owned();
     let has_state = holds_build_state(&dest);
     if has_state && !opts.force && !opts.dry_run {
         return Err(Error::BuildStatePresent { dir: dest });
@@ -309,16 +321,25 @@ pub fn restore(
     // One seed at a time per build dir; opened without truncation so a
     // failed seed leaves even this file's mtime as it was.
     let _seed_lock = lock_file(&lock_path)?;
-    let profile_name = workspace::profile_dir_name(opts.profile);
-    if let Some(note) = recover_or_remove_leftovers(&ws.build_dir, &dest, profile_name)? {
+    fs::create_dir_all(&area).map_err(io("create", &area))?;
+    if manifest.cross {
+        recover_or_remove_leftovers(&ws.build_dir, &host_dest, profile_name)?;
+    }
+    if let Some(note) = recover_or_remove_leftovers(&area, &dest, profile_name)? {
         ui.status("Recovered", note);
         if holds_build_state(&dest) && !opts.force {
             return Err(Error::BuildStatePresent { dir: dest });
         }
     }
 
-    let staging = Staging::new(ws.build_dir.join(format!(
+    let staging = Staging::new(area.join(format!(
         ".cargo-seed-staging.{profile_name}.{}",
+        std::process::id()
+    )))?;
+    // Where a cross build's host units wait until they join the host's
+    // profile directory.
+    let host_staging = Staging::new(ws.build_dir.join(format!(
+        ".cargo-seed-staging.{profile_name}.host-{}",
         std::process::id()
     )))?;
     // The stamp is taken before any input is compared: see file_system_now.
@@ -366,11 +387,18 @@ pub fn restore(
     let fetched = AtomicU64::new(0);
     let kept = AtomicUsize::new(0);
     let old_state = old_state.filter(|old| old.moves == moves.pairs());
+    let host_units = Mutex::new(BTreeMap::new());
     let result = pool::map(&units, pool::threads().max(2), |unit| {
-        let unpacked = match old_state
+        let root = if unit.host {
+            &host_staging.0
+        } else {
+            &staging.0
+        };
+        let kept_unit = old_state
             .as_ref()
-            .and_then(|old| keep_from(old, unit, &dest, &staging.0, stamp))
-        {
+            .filter(|_| !unit.host)
+            .and_then(|old| keep_from(old, unit, &dest, &staging.0, stamp));
+        let unpacked = match kept_unit {
             // Kept files are as the previous seed left them: relocated for
             // the same paths already.
             Some(unpacked) => {
@@ -378,12 +406,16 @@ pub fn restore(
                 unpacked
             }
             None => {
-                let unpacked = fetch_one(store, unit, &staging.0, stamp)?;
+                let unpacked = fetch_one(store, unit, root, stamp)?;
                 fetched.fetch_add(unit.blob.size, Ordering::Relaxed);
-                relocate_unit(&staging.0, unit, unpacked, &moves, &plan, stamp)?
+                relocate_unit(root, unit, unpacked, &moves, &plan, stamp)?
             }
         };
         bar.inc(unit.blob.size);
+        if unit.host {
+            host_units.lock().unwrap().insert(unit.id.clone(), unpacked);
+            return Ok(());
+        }
         state.lock().unwrap().units.insert(
             unit.id.clone(),
             UnitState {
@@ -431,6 +463,18 @@ pub fn restore(
     let text = serde_json::to_vec(&state.into_inner().unwrap()).expect("state serialises");
     fs::write(&state_path, text).map_err(io("write", &state_path))?;
     let mut relocated = None;
+    // Before the swap: the incremental replays after it load proc-macros
+    // from there. Units added for nothing, should the swap fail, are
+    // harmless: cargo judges each by its own fingerprint.
+    let host_units = host_units.into_inner().unwrap();
+    if !host_units.is_empty() {
+        let added = merge_host_units(host_staging, &host_dest, &host_units, ui)?;
+        outcome.notes.push(format!(
+            "{added} of the cross build's {} host units added to {} (the others were there)",
+            host_units.len(),
+            host_dest.display()
+        ));
+    }
     staging.swap_into(&dest, dest_lock, ui, |dest| {
         // After the swap, under cargo's lock: the replays must find the
         // dependencies at the paths the build will load them from.
@@ -891,6 +935,56 @@ fn recover_or_remove_leftovers(
         }
     }
     Ok(note)
+}
+
+/// Adds a cross build's staged host units (build scripts, proc-macros and
+/// their dependencies) to the host's profile directory, under cargo's lock
+/// on it. A unit it already holds is left as it is: the same id is the same
+/// unit, and cargo judges what is there. If a move fails, what was added is
+/// taken back. Returns how many units were added.
+fn merge_host_units(
+    staging: Staging,
+    dest: &Path,
+    units: &BTreeMap<String, Unpacked>,
+    ui: Ui,
+) -> Result<usize, Error> {
+    fs::create_dir_all(dest).map_err(io("create", dest))?;
+    let _lock = lock_cargo(dest, ui)?;
+    let mut added: Vec<PathBuf> = Vec::new();
+    let mut count = 0;
+    let result = (|| -> Result<(), Error> {
+        for (id, unpacked) in units {
+            if dest.join(".fingerprint").join(id).exists() {
+                continue;
+            }
+            // `.fingerprint/<id>`, `build/<id>`, `deps/<file>`: the unit's own.
+            let mut tops: Vec<PathBuf> = unpacked
+                .files
+                .iter()
+                .map(|(rel, _)| rel.components().take(2).collect())
+                .collect();
+            tops.sort();
+            tops.dedup();
+            if tops.iter().any(|t| dest.join(t).exists()) {
+                continue;
+            }
+            for top in tops {
+                let to = dest.join(&top);
+                fs::create_dir_all(to.parent().unwrap_or(dest)).map_err(io("create", dest))?;
+                fs::rename(staging.0.join(&top), &to).map_err(io("move into place", &to))?;
+                added.push(to);
+            }
+            count += 1;
+        }
+        Ok(())
+    })();
+    if let Err(e) = result {
+        for path in added {
+            let _ = fs::remove_dir_all(&path).or_else(|_| fs::remove_file(&path));
+        }
+        return Err(e);
+    }
+    Ok(count)
 }
 
 /// The staging directory; removed on drop unless swapped in.

@@ -64,6 +64,9 @@ pub struct LiveUnit {
     pub package_root: PathBuf,
     /// The target's source file (absolute), for compile units.
     pub src_path: Option<PathBuf>,
+    /// Built for the host in a cross build: it lives in the host's profile
+    /// directory.
+    pub host: bool,
 }
 
 /// Runs one covered command (a no-op right after CI ran it) and returns
@@ -212,9 +215,21 @@ fn inode_key(_: &fs::Metadata) -> Option<(u64, u64)> {
 
 /// The units of the current build, and the files of `deps/` and `examples/`
 /// by unit hash (read once, for both).
+#[derive(Default)]
 pub struct LiveBuild {
     pub units: BTreeMap<String, LiveUnit>,
     pub outputs_by_hash: HashMap<String, Vec<PathBuf>>,
+}
+
+impl LiveBuild {
+    /// Adds the units of another profile directory (`host`: the host's, in
+    /// a cross build). Unit hashes are unique across directories.
+    pub fn extend(&mut self, other: LiveBuild, host: bool) {
+        for (id, unit) in other.units {
+            self.units.insert(id, LiveUnit { host, ..unit });
+        }
+        self.outputs_by_hash.extend(other.outputs_by_hash);
+    }
 }
 
 /// The units of the build that produced `messages`, keyed by id.
@@ -293,6 +308,7 @@ pub fn live_units(profile_dir: &Path, messages: &[Message]) -> Result<LiveBuild,
                 crate_name: a.target.name.replace('-', "_"),
                 package_root: root,
                 src_path: Some(a.target.src_path.clone().into()),
+                host: false,
             };
             let mut placed = false;
             for file in &a.filenames {
@@ -332,6 +348,7 @@ pub fn live_units(profile_dir: &Path, messages: &[Message]) -> Result<LiveBuild,
                     crate_name: String::new(),
                     package_root: root,
                     src_path: None,
+                    host: false,
                 },
             );
         }
@@ -872,6 +889,7 @@ mod tests {
             crate_name: "app".into(),
             package_root: pkg.clone(),
             src_path: None,
+            host: false,
         };
         let fp = Fingerprint {
             hash: 0,
@@ -927,6 +945,7 @@ mod tests {
             crate_name: "app".into(),
             package_root: pkg,
             src_path: None,
+            host: false,
         };
         let fp = Fingerprint {
             hash: 0,

@@ -130,9 +130,27 @@ pub fn manifest(m: &Manifest, commit: &str, variant: &str) -> Result<(), Invalid
     // Files under deps/ and examples/ belong to a unit by their hash suffix,
     // so two units with one hash could write each other's files.
     let mut hashes = HashMap::new();
+    let triple = |t: &str| {
+        !t.is_empty()
+            && t.len() <= 128
+            && t.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
+            && !t.starts_with('.')
+    };
+    if m.cross && !triple(&m.target) {
+        return Err(invalid(format!(
+            "its target `{}` is not a target triple",
+            shown(&m.target)
+        )));
+    }
     for unit in &m.units {
         let id = &unit.id;
         unit_id(id, unit.kind)?;
+        if unit.host && (!m.cross || unit.kind == UnitKind::Incremental) {
+            return Err(invalid(format!(
+                "unit `{id}` is placed in the host's directory, which only a cross build's compile and build-script units are"
+            )));
+        }
         if !ids.insert(id.as_str()) {
             return Err(invalid(format!("unit `{id}` appears twice")));
         }
@@ -424,6 +442,7 @@ mod tests {
             id: id.into(),
             name: format!("lib {id}"),
             kind,
+            host: false,
             package_id: Some("path+file:///ci/ws/greet#0.1.0".into()),
             blob: Blob {
                 sha256: "ab".repeat(32),
@@ -466,6 +485,7 @@ mod tests {
                 host: "x86_64-unknown-linux-gnu".into(),
             },
             target: "x86_64-unknown-linux-gnu".into(),
+            cross: false,
             profile: "dev".into(),
             profile_dir: "debug".into(),
             covers: vec![],
@@ -507,6 +527,25 @@ mod tests {
     #[test]
     fn a_manifest_as_publish_writes_it_is_accepted() {
         assert_eq!(check(|_| {}), Ok(()));
+    }
+
+    #[test]
+    fn a_cross_snapshot_names_a_triple_and_only_it_places_host_units() {
+        let judged = |m: &Manifest| manifest(m, COMMIT, &m.variant());
+        let said = |m: &Manifest| judged(m).unwrap_err().to_string();
+        let mut m = good();
+        m.cross = true;
+        m.target = "../../x".into();
+        assert!(said(&m).contains("not a target triple"), "{}", said(&m));
+        m.target = "x86_64-unknown-linux-musl".into();
+        assert_eq!(judged(&m), Ok(()));
+        m.units[0].host = true;
+        assert_eq!(judged(&m), Ok(()));
+        m.units[1].host = true;
+        assert!(said(&m).contains("host's directory"));
+        m.units[1].host = false;
+        m.cross = false;
+        assert!(said(&m).contains("host's directory"));
     }
 
     #[test]

@@ -19,6 +19,15 @@ const COVERS: [&str; 5] = [
     "build --release",
 ];
 
+/// The covered commands: [`COVERS`], and a `--target` build for the host's
+/// own triple given explicitly, which cargo builds as a cross target (its
+/// own directory, build scripts and proc-macros apart).
+fn covers() -> Vec<String> {
+    let mut all: Vec<String> = COVERS.iter().map(|c| c.to_string()).collect();
+    all.push(format!("build --target {}", host()));
+    all
+}
+
 /// What a first hour runs, each with `-v` so cargo names every unit.
 const FIRST_HOUR: [&[&str]; 3] = [
     &["test", "-v"],
@@ -51,7 +60,7 @@ fn covered() -> &'static Covered {
             let mut text = std::fs::read_to_string(&manifest).unwrap();
             text.push_str(&format!(
                 "\n[workspace.metadata.seed]\ncover = {:?}\n",
-                COVERS
+                covers()
             ));
             std::fs::write(&manifest, text).unwrap();
             // Flags that enter every fingerprint, committed as teams do.
@@ -70,7 +79,7 @@ fn covered() -> &'static Covered {
         let (ci, store) = (root.join("ci"), root.join("store"));
         clone(&root, &origin, &ci);
         git(&ci, &["checkout", "-q", "--detach", &base]);
-        for cover in COVERS {
+        for cover in covers() {
             let mut args: Vec<&str> = cover.split(' ').collect();
             args.push("--locked");
             ok(with_env(command("cargo", &ci).args(&args), &WRAPPED));
@@ -148,16 +157,64 @@ fn a_later_commit_compiles_only_the_changed_member_in_every_command() {
     assert!(run_app(&dev).contains("vowels: "));
 }
 
+/// Seeds `args` (a profile, a target) at the base commit and one commit
+/// later, and checks that `build` with `build_args` compiles nothing, then
+/// only the changed member, and that the program in `app` runs.
+fn seeded_variant(n: usize, args: &[&str], build_args: &[&str], app: &str) {
+    let c = covered();
+    for (i, commit, compiled, prints) in [
+        (0, &c.base, &[][..], "count: "),
+        (1, &c.app_changed, &["app"][..], "vowels: "),
+    ] {
+        let dev = clone_dev(c, n + i, commit);
+        seed_ok(&dev, args);
+        let mut build = vec!["build", "-v"];
+        build.extend_from_slice(build_args);
+        let report = cargo_report(&dev, &build, &WRAPPED);
+        assert_compiled(&report, compiled);
+        assert!(report.fresh.len() >= 5, "{}", report.stderr);
+        let printed = text(&ok(&mut command(dev.join("target").join(app), &dev)).stdout);
+        assert!(
+            printed.starts_with("hello, seed") && printed.contains(prints),
+            "{printed}"
+        );
+    }
+}
+
 #[test]
 fn the_release_profile_is_seeded_on_request() {
+    seeded_variant(20, &["--profile", "release"], &["--release"], "release/app");
+}
+
+#[test]
+fn a_target_build_is_seeded_with_the_host_units_it_needs() {
+    let host = host();
     let c = covered();
-    let dev = clone_dev(c, 2, &c.base);
-    seed_ok(&dev, &["--profile", "release"]);
-    let report = cargo_report(&dev, &["build", "--release", "-v"], &WRAPPED);
-    assert_compiled(&report, &[]);
-    assert!(!report.fresh.is_empty(), "{}", report.stderr);
-    let printed = text(&ok(&mut command(dev.join("target/release/app"), &dev)).stdout);
-    assert!(printed.starts_with("hello, seed"), "{printed}");
+    let dev = clone_dev(c, 30, &c.base);
+    let said = seed_ok(&dev, &["--target", &host]);
+    // The build script and the proc-macro, built for the host.
+    assert!(
+        said.contains("2 of the cross build's 2 host units added"),
+        "{said}"
+    );
+    seeded_variant(
+        31,
+        &["--target", &host],
+        &["--target", &host],
+        &format!("{host}/debug/app"),
+    );
+    // Asked for a target nobody published: nothing usable.
+    let out = seed_env(
+        &dev,
+        &[
+            "--store",
+            c.store.to_str().unwrap(),
+            "--target",
+            "x86_64-unknown-none",
+        ],
+        &WRAPPED,
+    );
+    assert_eq!(out.status.code(), Some(3), "{}", text(&out.stderr));
 }
 
 #[test]
