@@ -40,6 +40,9 @@ pub struct Workspace {
     /// `[workspace.metadata.seed] trusted-keys = ["…"]`, unparsed: see
     /// [`crate::signing::TrustedKeys::configured`].
     pub configured_trusted_keys: Vec<String>,
+    /// `[workspace.metadata.seed] cache-size = "…"`, in bytes: the bound of
+    /// the local blob cache.
+    pub configured_cache_size: Option<u64>,
     pub cargo_home: PathBuf,
 }
 
@@ -82,6 +85,19 @@ impl Workspace {
                 key: "trusted-keys",
                 expected: "a list of public keys (strings)",
             })?;
+        let configured_cache_size = match seed.and_then(|seed| seed.get("cache-size")) {
+            None => None,
+            Some(size) => Some(
+                size.as_str()
+                    .and_then(crate::store::cache::parse_size)
+                    .or_else(|| size.as_u64())
+                    .ok_or_else(|| WorkspaceError::Config {
+                        manifest: manifest(),
+                        key: "cache-size",
+                        expected: "a size such as \"10G\" or \"500M\" (\"0\" turns the cache off)",
+                    })?,
+            ),
+        };
         let target_dir = PathBuf::from(meta.target_directory);
         let build_dir = meta
             .build_directory
@@ -95,6 +111,7 @@ impl Workspace {
             configured_store,
             configured_secret_env,
             configured_trusted_keys,
+            configured_cache_size,
             cargo_home: cargo_home()?,
         })
     }
