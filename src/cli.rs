@@ -17,7 +17,7 @@ use crate::publish::{self, PublishOptions};
 use crate::restore::{self, RestoreOptions};
 use crate::secrets::SecretNames;
 use crate::signing::{SecretKey, TrustedKeys};
-use crate::store::{self, Store};
+use crate::store::{self, BlobCache, Store};
 use crate::ui::{self, Ui};
 use crate::workspace::Workspace;
 use crate::{git, resolve, Error};
@@ -89,6 +89,15 @@ pub struct RestoreArgs {
     /// Say what would be restored and rebuilt; change nothing
     #[arg(long)]
     pub dry_run: bool,
+    /// Bound of the per-user cache of blobs fetched from remote stores, such
+    /// as 10G or 500M; 0 turns it off [default: 10G]
+    #[arg(long, env = "CARGO_SEED_CACHE_SIZE", value_name = "SIZE", value_parser = cache_size)]
+    pub cache_size: Option<u64>,
+}
+
+fn cache_size(text: &str) -> Result<u64, String> {
+    store::cache::parse_size(text)
+        .ok_or_else(|| "expected a size such as 10G, 500M or 0 (no cache)".to_owned())
 }
 
 #[derive(Debug, Subcommand)]
@@ -257,6 +266,7 @@ pub fn run(cli: Cli) -> Result<(), Error> {
                 restore::CANCEL.store(true, std::sync::atomic::Ordering::Relaxed);
             });
             let a = &cli.restore;
+            let cache = blob_cache(&ws, a.cache_size, store.as_ref());
             let opts = RestoreOptions {
                 profile,
                 target: a.target.as_deref(),
@@ -265,6 +275,7 @@ pub fn run(cli: Cli) -> Result<(), Error> {
                 force: a.force,
                 dry_run: a.dry_run,
                 trusted: trusted.as_ref(),
+                cache: cache.as_ref(),
             };
             let outcome = restore::restore(&ws, store.as_ref(), &opts, ui)?;
             if a.dry_run {
@@ -441,6 +452,19 @@ fn open_store(ws: &Workspace, flag: Option<&str>) -> Result<Box<dyn Store>, Erro
     let cwd = std::env::current_dir().unwrap_or_else(|_| ws.root.clone());
     let base = if flag.is_some() { cwd } else { ws.root.clone() };
     Ok(store::open(&spec, &base)?)
+}
+
+/// The local cache for blobs from a remote store; none for a local store,
+/// which is as near as a cache would be. Its bound: the flag or
+/// environment, else the workspace's `cache-size`, else the default.
+fn blob_cache(ws: &Workspace, flag: Option<u64>, store: &dyn Store) -> Option<BlobCache> {
+    if !store.is_remote() {
+        return None;
+    }
+    let limit = flag
+        .or(ws.configured_cache_size)
+        .unwrap_or(store::cache::DEFAULT_LIMIT);
+    BlobCache::new(store::cache::location(), limit)
 }
 
 fn print_plan(o: &restore::Outcome, ui: Ui) {

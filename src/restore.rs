@@ -20,7 +20,7 @@ use crate::manifest::{BakedRoot, Check, Manifest, Unit, UnitKind, Want};
 use crate::relocate::{self, Moves};
 use crate::resolve::{self, Found};
 use crate::signing::TrustedKeys;
-use crate::store::{blob_key, Store};
+use crate::store::{blob_key, BlobCache, Store};
 use crate::toolchain::Toolchain;
 use crate::ui::{self, Ui};
 use crate::workspace::{self, Workspace};
@@ -46,6 +46,9 @@ pub struct RestoreOptions<'a> {
     pub dry_run: bool,
     /// Accept only snapshots these keys signed; `None`: accept any.
     pub trusted: Option<&'a TrustedKeys>,
+    /// Where blobs from a remote store are kept locally; `None`: fetch
+    /// every blob from the store.
+    pub cache: Option<&'a BlobCache>,
 }
 
 /// What a restore did (or, with `--dry-run`, would do).
@@ -58,6 +61,8 @@ pub struct Outcome {
     pub rebuilt: Vec<(String, String)>,
     pub incremental: usize,
     pub fetched_bytes: u64,
+    /// The part of `fetched_bytes` read from the local blob cache.
+    pub cached_bytes: u64,
     /// Units kept from the existing build dir instead of fetched.
     pub kept: usize,
     pub notes: Vec<String>,
@@ -295,6 +300,7 @@ pub fn restore(
         rebuilt: Vec::new(),
         incremental: 0,
         fetched_bytes: 0,
+        cached_bytes: 0,
         kept: 0,
         notes: Vec::new(),
     };
@@ -385,6 +391,7 @@ pub fn restore(
         units: BTreeMap::new(),
     });
     let fetched = AtomicU64::new(0);
+    let cached = AtomicU64::new(0);
     let kept = AtomicUsize::new(0);
     let old_state = old_state.filter(|old| old.moves == moves.pairs());
     let host_units = Mutex::new(BTreeMap::new());
@@ -406,8 +413,11 @@ pub fn restore(
                 unpacked
             }
             None => {
-                let unpacked = fetch_one(store, unit, root, stamp)?;
+                let (unpacked, from) = fetch_one(store, opts.cache, unit, root, stamp)?;
                 fetched.fetch_add(unit.blob.size, Ordering::Relaxed);
+                if from == Origin::Cache {
+                    cached.fetch_add(unit.blob.size, Ordering::Relaxed);
+                }
                 relocate_unit(root, unit, unpacked, &moves, &plan, stamp)?
             }
         };
@@ -426,11 +436,18 @@ pub fn restore(
         Ok::<_, Error>(())
     });
     bar.finish_and_clear();
+    if let Some(trouble) = opts.cache.and_then(BlobCache::take_trouble) {
+        ui.detail(format!(
+            "the local blob cache was not used in full: {trouble}: {}",
+            trouble.source
+        ));
+    }
     result?;
     if CANCEL.load(Ordering::Relaxed) {
         return Err(Error::Interrupted);
     }
     outcome.fetched_bytes = fetched.into_inner();
+    outcome.cached_bytes = cached.into_inner();
     outcome.kept = kept.into_inner();
 
     let mut maps = moves.pairs().to_vec();
@@ -502,7 +519,7 @@ pub fn restore(
     ui.status(
         "Seeded",
         format!(
-            "{} (distance {}) into {}: {} units reused, {} to rebuild{}, {} incremental dirs, {} fetched{} in {:.2}s",
+            "{} (distance {}) into {}: {} units reused, {} to rebuild{}, {} incremental dirs, {} fetched{}{} in {:.2}s",
             &outcome.commit[..12],
             outcome.distance,
             dest.display(),
@@ -511,6 +528,7 @@ pub fn restore(
             if rebuilt > 0 { format!(" ({}{more})", reasons.join("; ")) } else { String::new() },
             outcome.incremental,
             ui::bytes(outcome.fetched_bytes),
+            if outcome.cached_bytes > 0 { format!(", {} of it from the local cache", ui::bytes(outcome.cached_bytes)) } else { String::new() },
             if outcome.kept > 0 { format!(", {} units kept from the build dir", outcome.kept) } else { String::new() },
             started.elapsed().as_secs_f64()
         ),
@@ -801,30 +819,65 @@ fn relocate_unit(
     Ok(unpacked)
 }
 
-/// Fetches and unpacks one unit. A blob that arrives damaged (wrong digest,
-/// undecodable) is fetched once more, from nothing, before the seed fails.
+/// Where a unit's blob was read from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Origin {
+    Cache,
+    Store,
+}
+
+/// Whether unpacking failed because of the bytes read (or their reading),
+/// so that another copy of the blob may succeed.
+fn is_damage(e: &ArchiveError) -> bool {
+    matches!(
+        e,
+        ArchiveError::Digest { .. } | ArchiveError::Corrupt { .. } | ArchiveError::Fetch { .. }
+    )
+}
+
+/// Fetches and unpacks one unit: from the local cache if it holds the blob,
+/// else from the store (caching what verifies). A copy that fails the
+/// digest check is never used: a damaged cached copy is deleted and the blob
+/// fetched from the store; a blob that arrives damaged from the store is
+/// fetched once more, from nothing, before the seed fails.
 fn fetch_one(
     store: &dyn Store,
+    cache: Option<&BlobCache>,
     unit: &Unit,
     root: &Path,
     stamp: SystemTime,
-) -> Result<Unpacked, Error> {
+) -> Result<(Unpacked, Origin), Error> {
     let owns = |path: &Path, is_dir: bool| snapshot::owns(&unit.id, path, is_dir);
+    let sha256 = &unit.blob.sha256;
+    let unpack = |reader| archive::unpack(reader, &unit.blob, root, &owns, stamp, &CANCEL);
+    if let Some(cache) = cache {
+        if let Some(local) = cache.get(sha256) {
+            match unpack(local) {
+                Ok(unpacked) => return Ok((unpacked, Origin::Cache)),
+                Err(e) if is_damage(&e) => {
+                    cache.remove(sha256);
+                    remove_unit(root, &unit.id);
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+    }
     let attempt = || -> Result<Unpacked, Error> {
-        let reader = store.get(&blob_key(&unit.blob.sha256))?;
-        Ok(archive::unpack(
-            reader, &unit.blob, root, &owns, stamp, &CANCEL,
-        )?)
+        let reader = store.get(&blob_key(sha256))?;
+        let reader = match cache {
+            Some(cache) => cache.tee(sha256, unit.blob.size, reader),
+            None => reader,
+        };
+        Ok(unpack(reader)?)
     };
-    match attempt() {
-        Err(Error::Archive(
-            ArchiveError::Digest { .. } | ArchiveError::Corrupt { .. } | ArchiveError::Fetch { .. },
-        )) => {
+    let unpacked = match attempt() {
+        Err(Error::Archive(e)) if is_damage(&e) => {
             remove_unit(root, &unit.id);
             attempt()
         }
         other => other,
-    }
+    }?;
+    Ok((unpacked, Origin::Store))
 }
 
 /// Removes whatever a failed unpack of unit `id` left in `root`.

@@ -43,6 +43,9 @@ pub struct Workspace {
     /// `[workspace.metadata.seed] trusted-keys = ["…"]`, unparsed: see
     /// [`crate::signing::TrustedKeys::configured`].
     pub configured_trusted_keys: Vec<String>,
+    /// `[workspace.metadata.seed] cache-size = "…"`, in bytes: the bound of
+    /// the local blob cache.
+    pub configured_cache_size: Option<u64>,
     pub cargo_home: PathBuf,
 }
 
@@ -91,6 +94,19 @@ impl Workspace {
                 key: "cover",
                 expected: "a list of cargo commands (strings)",
             })?;
+        let configured_cache_size = match seed.and_then(|seed| seed.get("cache-size")) {
+            None => None,
+            Some(size) => Some(
+                size.as_str()
+                    .and_then(crate::store::cache::parse_size)
+                    .or_else(|| size.as_u64())
+                    .ok_or_else(|| WorkspaceError::Config {
+                        manifest: manifest(),
+                        key: "cache-size",
+                        expected: "a size such as \"10G\" or \"500M\" (\"0\" turns the cache off)",
+                    })?,
+            ),
+        };
         let target_dir = PathBuf::from(meta.target_directory);
         let build_dir = meta
             .build_directory
@@ -105,6 +121,7 @@ impl Workspace {
             configured_secret_env,
             configured_covers,
             configured_trusted_keys,
+            configured_cache_size,
             cargo_home: cargo_home()?,
         })
     }

@@ -150,3 +150,147 @@ fn publish_and_seed_through_nginx_webdav() {
         .unwrap();
     assert!(stderr(&out).contains(" 0 new blobs"), "{}", stderr(&out));
 }
+
+/// Environment that points seeds at the cache directory `dir` (every command
+/// gets a fresh one otherwise), with `more` on top.
+fn with_cache<'a>(
+    dir: &'a std::path::Path,
+    more: &[(&'a str, Option<&'a str>)],
+) -> Vec<(&'a str, Option<&'a str>)> {
+    let mut env = vec![("CARGO_SEED_CACHE_DIR", Some(dir.to_str().unwrap()))];
+    env.extend_from_slice(more);
+    env
+}
+
+/// Where the cache in `dir` keeps the blob named `sha`.
+fn cached_blob(dir: &std::path::Path, sha: &str) -> std::path::PathBuf {
+    dir.join(&sha[..2]).join(format!("{sha}.zst"))
+}
+
+#[test]
+fn a_second_worktree_is_seeded_from_the_local_cache() {
+    let w = world();
+    let server = Server::start(w.store.clone());
+    let cache = w.root.join("cache-second-worktree");
+    let env = with_cache(&cache, &[]);
+
+    let first = w.clone_at(&w.commits.base);
+    let out = seed_env(&first, &["--store", &server.url], &env);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let fetched = server.gets("blobs/");
+    assert!(fetched > 0, "the first seed downloads the blobs");
+
+    server.reset_gets();
+    let second = w.clone_at(&w.commits.base);
+    let out = seed_env(&second, &["--store", &server.url], &env);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(server.gets("blobs/"), 0, "{}", stderr(&out));
+    // Manifests are never cached: they are read from the store every time.
+    assert!(server.gets("snapshots/") > 0);
+    assert!(
+        stderr(&out).contains("of it from the local cache"),
+        "{}",
+        stderr(&out)
+    );
+    assert_nothing_compiles(&second, "hello, seed");
+
+    // With the cache turned off, everything is downloaded again.
+    server.reset_gets();
+    let third = w.clone_at(&w.commits.base);
+    let off = with_cache(&cache, &[("CARGO_SEED_CACHE_SIZE", Some("0"))]);
+    let out = seed_env(&third, &["--store", &server.url], &off);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(server.gets("blobs/"), fetched, "{}", stderr(&out));
+}
+
+#[test]
+fn a_later_commit_fetches_only_the_blobs_that_changed() {
+    let w = world();
+    let server = Server::start(w.store.clone());
+    let cache = w.root.join("cache-later-commit");
+    // Compiling through the wrapper, as CI did: incremental state is
+    // fetched too, so every blob of both snapshots is wanted.
+    let env = with_cache(&cache, &[("RUSTC_WRAPPER", Some(BIN))]);
+    let base = referenced(&World::manifest(&w.store, &w.commits.base));
+    let later = referenced(&World::manifest(&w.store, &w.commits.greet_changed));
+    let changed: Vec<&String> = later.difference(&base).collect();
+    assert!(!changed.is_empty() && changed.len() < later.len());
+
+    let dir = w.clone_at(&w.commits.base);
+    let out = seed_env(&dir, &["--store", &server.url], &env);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(server.gets("blobs/"), base.len(), "{}", stderr(&out));
+
+    server.reset_gets();
+    let dir = w.clone_at(&w.commits.greet_changed);
+    let out = seed_env(&dir, &["--store", &server.url], &env);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(server.gets("blobs/"), changed.len(), "{}", stderr(&out));
+    for sha in changed {
+        assert_eq!(server.gets(&cargo_seed::store::blob_key(sha)), 1, "{sha}");
+    }
+    assert_nothing_compiles(&dir, "hi there, seed");
+}
+
+#[test]
+fn a_damaged_cache_entry_is_fetched_again_and_replaced() {
+    let w = world();
+    let server = Server::start(w.store.clone());
+    let cache = w.root.join("cache-damaged");
+    let env = with_cache(&cache, &[]);
+    let dir = w.clone_at(&w.commits.base);
+    let out = seed_env(&dir, &["--store", &server.url], &env);
+    assert!(out.status.success(), "{}", stderr(&out));
+
+    let manifest = World::manifest(&w.store, &w.commits.base);
+    let victim = manifest["units"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|u| u["name"] == "lib greet")
+        .unwrap()["blob"]["sha256"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let path = cached_blob(&cache, &victim);
+    let mut bytes = fs::read(&path).expect("the first seed cached the blob");
+    let mid = bytes.len() / 2;
+    bytes[mid] ^= 1;
+    fs::write(&path, bytes).unwrap();
+
+    server.reset_gets();
+    let dir = w.clone_at(&w.commits.base);
+    let out = seed_env(&dir, &["--store", &server.url], &env);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(
+        server.gets(&cargo_seed::store::blob_key(&victim)),
+        1,
+        "the damaged blob is fetched from the store: {}",
+        stderr(&out)
+    );
+    assert_eq!(server.gets("blobs/"), 1, "and nothing else");
+    assert_nothing_compiles(&dir, "hello, seed");
+    let replaced = fs::read(&path).expect("the cache holds the blob again");
+    assert_eq!(cargo_seed::manifest::sha256_hex(&replaced), victim);
+
+    // Damaged again, in a cache that can no longer be written (a file where
+    // its temporary directory should be): the seed still succeeds, and the
+    // damaged copy is deleted rather than left to be read again.
+    let mut bytes = replaced;
+    bytes[mid] ^= 1;
+    fs::write(&path, bytes).unwrap();
+    let _ = fs::remove_dir_all(cache.join("tmp"));
+    fs::write(cache.join("tmp"), "").unwrap();
+    server.reset_gets();
+    let dir = w.clone_at(&w.commits.base);
+    let out = seed_env(&dir, &["--store", &server.url, "-v"], &env);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(server.gets("blobs/"), 1, "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("the local blob cache was not used in full"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(!path.exists(), "the damaged copy is deleted");
+    assert_nothing_compiles(&dir, "hello, seed");
+}

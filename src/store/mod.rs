@@ -11,15 +11,20 @@
 //!   written just before the manifest.
 //!
 //! A store must never expose a partially written object under its final key.
+//!
+//! Blobs fetched from a remote store are also kept in a local [`BlobCache`]
+//! (see [`cache`]); the layout of that cache is known here only.
 
 use std::io::{self, Read};
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
+pub mod cache;
 mod http;
 mod local;
 mod s3;
 
+pub use cache::BlobCache;
 pub use http::HttpStore;
 pub use local::LocalStore;
 pub use s3::S3Store;

@@ -41,6 +41,8 @@ pub struct Server {
     /// Refuse every request with 403.
     pub deny: Arc<AtomicBool>,
     requests: Arc<AtomicUsize>,
+    /// The path of every GET answered, without its leading `/`.
+    gets: Arc<Mutex<Vec<String>>>,
     stop: Arc<AtomicBool>,
 }
 
@@ -56,13 +58,15 @@ impl Server {
             always_flip: Arc::default(),
             deny: Arc::default(),
             requests: Arc::default(),
+            gets: Arc::default(),
             stop: Arc::default(),
         };
-        let (faults, flip, deny, requests, stop) = (
+        let (faults, flip, deny, requests, gets, stop) = (
             server.faults.clone(),
             server.always_flip.clone(),
             server.deny.clone(),
             server.requests.clone(),
+            server.gets.clone(),
             server.stop.clone(),
         );
         thread::spawn(move || {
@@ -71,15 +75,16 @@ impl Server {
                     break;
                 }
                 let Ok(conn) = conn else { continue };
-                let (root, faults, flip, deny, requests) = (
+                let (root, faults, flip, deny, requests, gets) = (
                     root.clone(),
                     faults.clone(),
                     flip.clone(),
                     deny.clone(),
                     requests.clone(),
+                    gets.clone(),
                 );
                 thread::spawn(move || {
-                    let _ = handle(conn, &root, &faults, &flip, &deny, &requests);
+                    let _ = handle(conn, &root, &faults, &flip, &deny, &requests, &gets);
                 });
             }
         });
@@ -97,6 +102,18 @@ impl Server {
 
     pub fn requests(&self) -> usize {
         self.requests.load(Ordering::Relaxed)
+    }
+
+    /// How many GETs asked for a path starting with `prefix` (`blobs/`, or
+    /// one blob's key).
+    pub fn gets(&self, prefix: &str) -> usize {
+        let gets = self.gets.lock().unwrap();
+        gets.iter().filter(|p| p.starts_with(prefix)).count()
+    }
+
+    /// Forgets the GETs counted so far.
+    pub fn reset_gets(&self) {
+        self.gets.lock().unwrap().clear();
     }
 }
 
@@ -130,6 +147,7 @@ fn handle(
     flip: &AtomicBool,
     deny: &AtomicBool,
     requests: &AtomicUsize,
+    gets: &Mutex<Vec<String>>,
 ) -> std::io::Result<()> {
     requests.fetch_add(1, Ordering::Relaxed);
     let mut reader = BufReader::new(conn.try_clone()?);
@@ -168,6 +186,9 @@ fn handle(
         return respond(&mut conn, 400, &[], b"");
     }
     let file = root.join(rel);
+    if method == "GET" {
+        gets.lock().unwrap().push(rel.to_owned());
+    }
     match method.as_str() {
         "PUT" => {
             let mut body = vec![0u8; len];

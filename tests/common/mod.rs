@@ -27,6 +27,7 @@ const SCRUB: &[&str] = &[
     "CARGO_SEED_PROFILE",
     "CARGO_SEED_SIGNING_KEY",
     "CARGO_SEED_TRUSTED_KEYS",
+    "CARGO_SEED_CACHE_SIZE",
     "CARGO_INCREMENTAL",
     "RUSTFLAGS",
     "CARGO_ENCODED_RUSTFLAGS",
@@ -35,12 +36,25 @@ const SCRUB: &[&str] = &[
     "CARGO_PKG_NAME",
 ];
 
+/// A local blob cache of its own for every command, so that no test reads
+/// blobs another test (or the developer running them) cached, and counts of
+/// downloads and damaged stores mean what they say. A test that wants a
+/// shared cache sets `CARGO_SEED_CACHE_DIR` itself.
+fn fresh_cache_dir() -> PathBuf {
+    static COUNTER: AtomicUsize = AtomicUsize::new(0);
+    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+    PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
+        .join(format!("seed-caches-{}", std::process::id()))
+        .join(n.to_string())
+}
+
 pub fn command(program: impl AsRef<std::ffi::OsStr>, dir: &Path) -> Command {
     let mut cmd = Command::new(program);
     cmd.current_dir(dir);
     for var in SCRUB {
         cmd.env_remove(var);
     }
+    cmd.env("CARGO_SEED_CACHE_DIR", fresh_cache_dir());
     let bin_dir = Path::new(BIN).parent().unwrap();
     let path = std::env::var_os("PATH").unwrap_or_default();
     let mut paths = vec![bin_dir.to_owned()];
