@@ -89,6 +89,10 @@ pub struct RestoreArgs {
     /// Say what would be restored and rebuilt; change nothing
     #[arg(long)]
     pub dry_run: bool,
+    /// Also seed the other snapshots published with the chosen one (other
+    /// profiles; cross targets whose standard library is installed here)
+    #[arg(long)]
+    pub all: bool,
     /// Bound of the per-user cache of blobs fetched from remote stores, such
     /// as 10G or 500M; 0 turns it off [default: 10G]
     #[arg(long, env = "CARGO_SEED_CACHE_SIZE", value_name = "SIZE", value_parser = cache_size)]
@@ -280,7 +284,11 @@ pub fn run(cli: Cli) -> Result<(), Error> {
             let outcome = restore::restore(&ws, store.as_ref(), &opts, ui)?;
             if a.dry_run {
                 print_plan(&outcome, ui);
-            } else if trusted.is_none() && store.is_remote() {
+            }
+            if a.all {
+                seed_siblings(&ws, store.as_ref(), &opts, &outcome, ui)?;
+            }
+            if !a.dry_run && trusted.is_none() && store.is_remote() {
                 ui.warning(format!(
                     "the snapshot seeded from {} is not authenticated: whoever can write to that store \
                      chooses what this build runs; make keys with `cargo seed keygen`, sign in CI with \
@@ -288,6 +296,48 @@ pub fn run(cli: Cli) -> Result<(), Error> {
                     store.location()
                 ));
             }
+        }
+    }
+    Ok(())
+}
+
+/// `--all`: seeds, at the commit just seeded, every other snapshot
+/// published with it that this machine can use. One that is not usable
+/// here, or whose directory already holds build state, is said and skipped.
+fn seed_siblings(
+    ws: &Workspace,
+    store: &dyn Store,
+    first: &RestoreOptions,
+    outcome: &restore::Outcome,
+    ui: Ui,
+) -> Result<(), Error> {
+    for sibling in &outcome.published_with {
+        let shown = match &sibling.target {
+            Some(t) => format!("{} profile for --target {t}", sibling.profile),
+            None => format!("{} profile", sibling.profile),
+        };
+        if let Some(target) = &sibling.target {
+            if !crate::toolchain::has_std(target) {
+                ui.status(
+                    "Skipped",
+                    format!("the {shown}: its standard library is not installed (rustup target add {target})"),
+                );
+                continue;
+            }
+        }
+        let opts = RestoreOptions {
+            profile: &sibling.profile,
+            target: sibling.target.as_deref(),
+            commit: Some(&outcome.commit),
+            ..*first
+        };
+        match restore::restore(ws, store, &opts, ui) {
+            Ok(o) if first.dry_run => print_plan(&o, ui),
+            Ok(_) => {}
+            Err(e @ (Error::NoSnapshot { .. } | Error::BuildStatePresent { .. })) => {
+                ui.status("Skipped", format!("the {shown}: {e}"))
+            }
+            Err(e) => return Err(e),
         }
     }
     Ok(())

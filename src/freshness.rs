@@ -367,6 +367,7 @@ mod tests {
             profile: "dev".into(),
             profile_dir: "debug".into(),
             covers: vec![],
+            published_with: vec![],
             workspace_root: "/ci".into(),
             cargo_home: "/ci/.cargo".into(),
             build_dir: "/ci/target".into(),

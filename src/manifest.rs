@@ -38,6 +38,11 @@ pub struct Manifest {
     /// dev`, `test --no-run`…), for people: what a seed makes fresh.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub covers: Vec<String>,
+    /// The other snapshots published with this one (other profiles, cross
+    /// targets), so that `cargo seed --all` finds them where a store
+    /// cannot list.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub published_with: Vec<Sibling>,
     /// Where the build ran: workspace root, `CARGO_HOME`, build dir.
     pub workspace_root: PathBuf,
     pub cargo_home: PathBuf,
@@ -73,6 +78,15 @@ pub struct Manifest {
     /// depend on a unit that read) a secret-looking variable set in CI.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub withheld: Vec<Withheld>,
+}
+
+/// A snapshot published together with another: its profile, and its
+/// target when it is a cross build's.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct Sibling {
+    pub profile: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target: Option<String>,
 }
 
 /// One build unit (or one incremental directory) and its blob.
@@ -485,6 +499,7 @@ mod tests {
             profile: "dev".into(),
             profile_dir: "debug".into(),
             covers: vec![],
+            published_with: vec![],
             workspace_root: "/ci/ws".into(),
             cargo_home: "/ci/.cargo".into(),
             build_dir: "/ci/ws/target".into(),

@@ -186,6 +186,15 @@ pub fn publish(
         repository,
         opts,
     };
+    let siblings: Vec<manifest::Sibling> = groups
+        .keys()
+        .filter_map(|v| {
+            Some(manifest::Sibling {
+                profile: workspace::profile_of_dir(&v.dir)?,
+                target: v.target.clone(),
+            })
+        })
+        .collect();
     let mut published = Vec::new();
     for (variant, group) in groups {
         let Some(profile) = workspace::profile_of_dir(&variant.dir) else {
@@ -199,6 +208,11 @@ pub fn publish(
             );
             continue;
         };
+        let me = manifest::Sibling {
+            profile: profile.clone(),
+            target: variant.target.clone(),
+        };
+        let others = siblings.iter().filter(|s| **s != me).cloned().collect();
         published.push(publish_variant(
             ws,
             store,
@@ -206,6 +220,7 @@ pub fn publish(
             &profile,
             variant.target.as_deref(),
             group,
+            others,
             ui,
         )?);
     }
@@ -259,6 +274,7 @@ fn publish_variant(
     profile: &str,
     cross: Option<&str>,
     group: Group,
+    published_with: Vec<manifest::Sibling>,
     ui: Ui,
 ) -> Result<Published, Error> {
     let started = Instant::now();
@@ -325,6 +341,7 @@ fn publish_variant(
         profile: profile.to_owned(),
         profile_dir: workspace::profile_dir_name(profile).to_owned(),
         covers,
+        published_with,
         workspace_root: ws.root.clone(),
         cargo_home: ws.cargo_home.clone(),
         build_dir: ws.build_dir.clone(),

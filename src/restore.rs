@@ -36,6 +36,7 @@ const STATE_FILE: &str = ".cargo-seed.json";
 const GDB_SCRIPT: &str = "cargo-seed-paths.gdb";
 const LLDB_SCRIPT: &str = "cargo-seed-paths.lldb";
 
+#[derive(Clone, Copy)]
 pub struct RestoreOptions<'a> {
     pub profile: &'a str,
     /// `--target`: the snapshot of a cross build for this triple.
@@ -66,6 +67,8 @@ pub struct Outcome {
     /// Units kept from the existing build dir instead of fetched.
     pub kept: usize,
     pub notes: Vec<String>,
+    /// The other snapshots published with this one.
+    pub published_with: Vec<crate::manifest::Sibling>,
 }
 
 #[derive(Serialize, Deserialize, Default)]
@@ -303,6 +306,7 @@ pub fn restore(
         cached_bytes: 0,
         kept: 0,
         notes: Vec::new(),
+        published_with: manifest.published_with.clone(),
     };
 
     // Told before anything is downloaded: incremental state that rustc

@@ -33,6 +33,22 @@ pub enum ToolchainError {
     Missing { rustc: String, field: &'static str },
 }
 
+/// Whether the standard library for `target` is installed in rustc's
+/// sysroot, so that this machine can build for it.
+pub fn has_std(target: &str) -> bool {
+    let rustc = std::env::var("RUSTC").unwrap_or_else(|_| "rustc".to_owned());
+    let Ok(out) = Command::new(&rustc).args(["--print", "sysroot"]).output() else {
+        return false;
+    };
+    let sysroot = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+    out.status.success()
+        && Path::new(&sysroot)
+            .join("lib/rustlib")
+            .join(target)
+            .join("lib")
+            .is_dir()
+}
+
 impl Toolchain {
     /// Asks `$RUSTC` (or `rustc`) in `dir`, so rustup overrides of the
     /// workspace apply as they do for cargo.

@@ -91,6 +91,28 @@ pub fn manifest(m: &Manifest, commit: &str, variant: &str) -> Result<(), Invalid
     for cover in &m.covers {
         text("covered command", cover, false)?;
     }
+    if m.published_with.len() > MAX_COVERS {
+        return Err(invalid(format!(
+            "it names {} snapshots published with it (at most {MAX_COVERS})",
+            m.published_with.len()
+        )));
+    }
+    for sibling in &m.published_with {
+        let plain = |s: &str| {
+            !s.is_empty()
+                && s.len() <= 128
+                && !s.starts_with('.')
+                && s.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
+        };
+        if !plain(&sibling.profile) || sibling.target.as_deref().is_some_and(|t| !plain(t)) {
+            return Err(invalid(format!(
+                "a snapshot published with it has profile `{}` and target `{}`, not plain names",
+                shown(&sibling.profile),
+                shown(sibling.target.as_deref().unwrap_or(""))
+            )));
+        }
+    }
     if let Some(flags) = &m.build_flags {
         if flags.rustflags.len() > MAX_RUSTFLAGS {
             return Err(invalid(format!(
@@ -489,6 +511,7 @@ mod tests {
             profile: "dev".into(),
             profile_dir: "debug".into(),
             covers: vec![],
+            published_with: vec![],
             workspace_root: "/ci/ws".into(),
             cargo_home: "/ci/.cargo".into(),
             build_dir: "/ci/ws/target".into(),

@@ -438,3 +438,33 @@ fn the_onboarding_script_sets_up_seeds_and_builds_and_can_run_again() {
     );
     assert!(other.join("target/debug/app").is_file());
 }
+
+#[test]
+fn all_seeds_every_snapshot_published_together() {
+    let c = covered();
+    let host = host();
+    let dev = clone_dev(c, 40, &c.base);
+    let said = seed_ok(&dev, &["--all"]);
+    assert_eq!(
+        said.matches("Seeded").count(),
+        3,
+        "dev, release and --target: {said}"
+    );
+    for build in [
+        vec!["build", "-v"],
+        vec!["test", "-v"],
+        vec!["build", "--release", "-v"],
+        vec!["build", "--target", &host, "-v"],
+    ] {
+        let report = cargo_report(&dev, &build, &WRAPPED);
+        assert_compiled(&report, &[]);
+        assert!(report.fresh.len() >= 5, "{}", report.stderr);
+    }
+    // Again with --force: every directory keeps what it already holds.
+    let again = seed_ok(&dev, &["--all", "--force"]);
+    assert_eq!(
+        again.matches("kept from the build dir").count(),
+        3,
+        "{again}"
+    );
+}
