@@ -212,7 +212,10 @@ pub fn publish(
             profile: profile.clone(),
             target: variant.target.clone(),
         };
-        let others = siblings.iter().filter(|s| **s != me).cloned().collect();
+        let group = Group {
+            published_with: siblings.iter().filter(|s| **s != me).cloned().collect(),
+            ..group
+        };
         published.push(publish_variant(
             ws,
             store,
@@ -220,7 +223,6 @@ pub fn publish(
             &profile,
             variant.target.as_deref(),
             group,
-            others,
             ui,
         )?);
     }
@@ -246,6 +248,8 @@ struct Variant {
 struct Group {
     live: snapshot::LiveBuild,
     covers: Vec<String>,
+    /// The other snapshots of this publish.
+    published_with: Vec<manifest::Sibling>,
 }
 
 /// Where a snapshot's units live: its profile directory, and for a cross
@@ -274,7 +278,6 @@ fn publish_variant(
     profile: &str,
     cross: Option<&str>,
     group: Group,
-    published_with: Vec<manifest::Sibling>,
     ui: Ui,
 ) -> Result<Published, Error> {
     let started = Instant::now();
@@ -291,7 +294,11 @@ fn publish_variant(
         },
         host: host_dir,
     };
-    let (live, covers) = (group.live, group.covers);
+    let Group {
+        live,
+        covers,
+        published_with,
+    } = group;
     let Planned {
         mut jobs,
         withheld,
