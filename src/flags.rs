@@ -102,6 +102,15 @@ pub fn resolve(
         }
     }
 
+    // The tables that apply: the triple's first, then the matching cfg
+    // tables, by key.
+    let mut keys: Vec<&String> = applies
+        .iter()
+        .filter(|(_, hit)| **hit)
+        .map(|(k, _)| k)
+        .collect();
+    keys.sort_by_key(|k| (k.starts_with("cfg("), k.as_str()));
+
     let rustflags_from;
     let rustflags = if let Some(v) = env("CARGO_ENCODED_RUSTFLAGS") {
         rustflags_from = Some("CARGO_ENCODED_RUSTFLAGS".to_owned());
@@ -114,16 +123,9 @@ pub fn resolve(
         rustflags_from = Some("RUSTFLAGS".to_owned());
         words(&v)
     } else {
-        // The triple's table first, then the matching cfg tables, by key.
-        let mut keys: Vec<&String> = applies
-            .iter()
-            .filter(|(_, hit)| **hit)
-            .map(|(k, _)| k)
-            .collect();
-        keys.sort_by_key(|k| (k.starts_with("cfg("), k.as_str()));
         let mut flags = Vec::new();
         let mut from = Vec::new();
-        for key in keys {
+        for key in &keys {
             let found = list(&docs, &["target", key, "rustflags"])?;
             if !found.is_empty() {
                 from.push(format!("target.{key}.rustflags"));
@@ -153,13 +155,7 @@ pub fn resolve(
         None => {
             let mut found = None;
             // The triple's own setting wins over a cfg table's.
-            let mut keys: Vec<&String> = applies
-                .iter()
-                .filter(|(_, hit)| **hit)
-                .map(|(k, _)| k)
-                .collect();
-            keys.sort_by_key(|k| (k.starts_with("cfg("), k.as_str()));
-            'keys: for key in keys {
+            'keys: for key in &keys {
                 for (file, doc) in &docs {
                     let value = doc
                         .get("target")
