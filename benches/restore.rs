@@ -1,9 +1,13 @@
 //! Restore speed, store size, incremental publish and peak memory, measured
 //! on a real workspace: a clone of this repository (about a hundred units).
 //!
-//! `cargo bench --bench restore` prints one line per figure. The baseline is
-//! the same profile dir packed with `tar | zstd -3 -T0` and unpacked with
-//! `zstd -dc | tar -x`. Needs `git`, `tar` and `zstd` on PATH.
+//! `cargo bench --bench restore` prints one line per figure: the median of
+//! `RUNS` runs (default 5) with the range. The baseline is the same profile
+//! dir packed with `tar | zstd -3 -T0` and unpacked with `zstd -dc | tar -x`.
+//! Peak memory is cargo-seed's own (its `VmHWM`, sampled every 2 ms while
+//! it runs, so a lower bound by at most the last 2 ms), and apart from it
+//! the peak of it and the processes it ran (`cargo metadata`, git), as
+//! `wait4` reports. Needs `git`, `tar` and `zstd` on PATH.
 
 // The tests' nginx and S3 harnesses, shared rather than written twice.
 #[path = "../tests/common/http.rs"]
@@ -17,7 +21,12 @@ use std::process::Command;
 use std::time::Instant;
 
 const BIN: &str = env!("CARGO_BIN_EXE_cargo-seed");
-const RUNS: usize = 3;
+fn runs() -> usize {
+    std::env::var("RUNS")
+        .ok()
+        .and_then(|r| r.parse().ok())
+        .unwrap_or(5)
+}
 
 fn sh(dir: &Path, script: &str) {
     let st = Command::new("bash")
@@ -29,10 +38,40 @@ fn sh(dir: &Path, script: &str) {
     assert!(st.success(), "failed: {script}");
 }
 
-/// Runs a command; returns wall seconds and the child's peak RSS in KiB.
+/// What one run of a command took.
+#[derive(Clone, Copy)]
+struct Run {
+    secs: f64,
+    /// The command's own peak RSS, KiB (sampled `VmHWM`).
+    own_kib: u64,
+    /// The peak RSS of it or any process it waited for, KiB (`wait4`).
+    with_children_kib: i64,
+}
+
+/// The highest `VmHWM` of `pid` seen until `done` is set.
+fn sample_hwm(
+    pid: i32,
+    done: std::sync::Arc<std::sync::atomic::AtomicBool>,
+) -> std::thread::JoinHandle<u64> {
+    std::thread::spawn(move || {
+        let mut peak = 0;
+        while !done.load(std::sync::atomic::Ordering::Relaxed) {
+            let status = fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+            let hwm = status
+                .lines()
+                .find_map(|l| l.strip_prefix("VmHWM:"))
+                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok());
+            peak = peak.max(hwm.unwrap_or(0));
+            std::thread::sleep(std::time::Duration::from_millis(2));
+        }
+        peak
+    })
+}
+
+/// Runs a command and measures it.
 // The child is reaped by wait4, which std's Child does not know about.
 #[allow(clippy::zombie_processes)]
-fn measure(dir: &Path, program: &str, args: &[&str]) -> (f64, i64) {
+fn measure(dir: &Path, program: &str, args: &[&str]) -> Run {
     let start = Instant::now();
     let child = Command::new(program)
         .args(args)
@@ -43,22 +82,66 @@ fn measure(dir: &Path, program: &str, args: &[&str]) -> (f64, i64) {
         .spawn()
         .unwrap();
     let pid = child.id() as libc::pid_t;
+    let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let sampler = sample_hwm(pid, done.clone());
     let mut status = 0;
     let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
     // SAFETY: wait4 on our own child with valid out-pointers.
     let r = unsafe { libc::wait4(pid, &mut status, 0, &mut usage) };
     assert_eq!(r, pid);
     let secs = start.elapsed().as_secs_f64();
+    done.store(true, std::sync::atomic::Ordering::Relaxed);
+    let own_kib = sampler.join().unwrap();
     assert!(
         libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0,
         "{program} {args:?} failed"
     );
-    (secs, usage.ru_maxrss)
+    Run {
+        secs,
+        own_kib,
+        with_children_kib: usage.ru_maxrss,
+    }
 }
 
-fn median(mut v: Vec<f64>) -> f64 {
+fn median(v: Vec<f64>) -> f64 {
+    spread(v).0
+}
+
+/// Median, lowest and highest.
+fn spread(mut v: Vec<f64>) -> (f64, f64, f64) {
     v.sort_by(|a, b| a.partial_cmp(b).unwrap());
-    v[v.len() / 2]
+    (v[v.len() / 2], v[0], v[v.len() - 1])
+}
+
+/// `1.234s (range 1.100–1.400s)`.
+fn shown(v: Vec<f64>) -> String {
+    let (m, lo, hi) = spread(v);
+    format!("{m:.3}s (range {lo:.3}–{hi:.3}s)")
+}
+
+/// Peak memory of several runs, MiB: cargo-seed's own, and with children.
+#[derive(Default, Clone, Copy)]
+struct Peak {
+    own_kib: u64,
+    with_children_kib: i64,
+}
+
+impl Peak {
+    fn add(&mut self, r: Run) {
+        self.own_kib = self.own_kib.max(r.own_kib);
+        self.with_children_kib = self.with_children_kib.max(r.with_children_kib);
+    }
+}
+
+impl std::fmt::Display for Peak {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} MiB own, {} MiB with the processes it ran",
+            self.own_kib / 1024,
+            self.with_children_kib / 1024
+        )
+    }
 }
 
 fn dir_size(p: &Path) -> u64 {
@@ -74,13 +157,13 @@ fn dir_size(p: &Path) -> u64 {
     n
 }
 
-fn seed_bench(root: &Path, label: &str, src: &Path) -> (f64, i64) {
+fn seed_bench(root: &Path, label: &str, src: &Path) -> (f64, Peak) {
     let store = root.join("store");
     let store = store.to_str().unwrap();
     let ci = root.join("ci");
     sh(root, &format!("git clone -q {} ci", src.display()));
     sh(&ci, "cargo build -q");
-    let (publish_s, _) = measure(&ci, BIN, &["seed", "publish", "-q", "--store", store]);
+    let publish_s = measure(&ci, BIN, &["seed", "publish", "-q", "--store", store]).secs;
 
     // Baseline: the whole profile dir as one tar.zst.
     sh(
@@ -90,8 +173,8 @@ fn seed_bench(root: &Path, label: &str, src: &Path) -> (f64, i64) {
     let archive = fs::metadata(root.join("archive.tar.zst")).unwrap().len();
     let mut base = Vec::new();
     let mut ours = Vec::new();
-    let mut rss = 0;
-    for i in 0..RUNS {
+    let mut rss = Peak::default();
+    for i in 0..runs() {
         let out = root.join(format!("untar-{i}"));
         fs::create_dir_all(&out).unwrap();
         let t = Instant::now();
@@ -103,19 +186,20 @@ fn seed_bench(root: &Path, label: &str, src: &Path) -> (f64, i64) {
             root,
             &format!("git clone -q {} {}", src.display(), dev.display()),
         );
-        let (s, r) = measure(&dev, BIN, &["seed", "-q", "--store", store]);
-        ours.push(s);
-        rss = rss.max(r);
+        let r = measure(&dev, BIN, &["seed", "-q", "--store", store]);
+        ours.push(r.secs);
+        rss.add(r);
     }
     let stored = dir_size(&root.join("store/blobs"));
-    let (b, o) = (median(base), median(ours));
+    let (b, o) = (median(base.clone()), median(ours.clone()));
     println!(
-        "{label}: restore {o:.3}s vs zstd -dc|tar -x {b:.3}s ({:.2}x); store {:.1} MiB vs archive {:.1} MiB ({:.2}x); publish {publish_s:.2}s; peak RSS {} MiB",
+        "{label}: restore {} vs zstd -dc|tar -x {} ({:.2}x); store {:.1} MiB vs archive {:.1} MiB ({:.2}x); publish {publish_s:.2}s; peak RSS {rss}",
+        shown(ours),
+        shown(base),
         o / b,
         stored as f64 / 1048576.0,
         archive as f64 / 1048576.0,
         stored as f64 / archive as f64,
-        rss / 1024
     );
     (o, rss)
 }
@@ -147,17 +231,18 @@ fn main() {
     // The same snapshot over HTTP: nginx on loopback serving the store.
     let nginx = http::Nginx::start(&root.join("nginx"), &large.join("store"));
     let mut over_http = Vec::new();
-    for i in 0..RUNS {
+    for i in 0..runs() {
         let dev = large.join(format!("http-{i}/app"));
         sh(
             &large,
             &format!("git clone -q {} {}", repo.display(), dev.display()),
         );
-        over_http.push(measure(&dev, BIN, &["seed", "-q", "--store", &nginx.url]).0);
+        over_http.push(measure(&dev, BIN, &["seed", "-q", "--store", &nginx.url]).secs);
     }
-    let h = median(over_http);
+    let h = median(over_http.clone());
     println!(
-        "cargo-seed itself over HTTP (nginx, loopback): restore {h:.3}s vs local store {large_local:.3}s ({:.2}x)",
+        "cargo-seed itself over HTTP (nginx, loopback): restore {} vs local store {large_local:.3}s ({:.2}x)",
+        shown(over_http),
         h / large_local
     );
 
@@ -169,28 +254,29 @@ fn main() {
     }
     let bucket = moto.bucket("bench");
     let s3_url = format!("s3://{bucket}/large");
-    let (s3_publish, _) = measure(
+    let s3_publish = measure(
         &large.join("ci"),
         BIN,
         &["seed", "publish", "-q", "--store", &s3_url],
-    );
+    )
+    .secs;
     let mut over_s3 = Vec::new();
-    let mut s3_rss = 0;
-    for i in 0..RUNS {
+    let mut s3_rss = Peak::default();
+    for i in 0..runs() {
         let dev = large.join(format!("s3-{i}/app"));
         sh(
             &large,
             &format!("git clone -q {} {}", repo.display(), dev.display()),
         );
-        let (t, rss) = measure(&dev, BIN, &["seed", "-q", "--store", &s3_url]);
-        over_s3.push(t);
-        s3_rss = s3_rss.max(rss);
+        let r = measure(&dev, BIN, &["seed", "-q", "--store", &s3_url]);
+        over_s3.push(r.secs);
+        s3_rss.add(r);
     }
-    let o = median(over_s3);
+    let o = median(over_s3.clone());
     println!(
-        "cargo-seed itself over S3 (moto, loopback): publish {s3_publish:.2}s; restore {o:.3}s vs local store {large_local:.3}s ({:.2}x); peak RSS {} MiB",
+        "cargo-seed itself over S3 (moto, loopback): publish {s3_publish:.2}s; restore {} vs local store {large_local:.3}s ({:.2}x); peak RSS {s3_rss}",
+        shown(over_s3),
         o / large_local,
-        s3_rss / 1024
     );
 
     // Resolution: the only snapshot is 200 commits behind HEAD.
@@ -219,7 +305,7 @@ fn main() {
             "--max-distance",
             "250",
         ];
-        measure(&res, BIN, &args).0
+        measure(&res, BIN, &args).secs
     };
     let t = resolve(&small_store.url);
     let requests = fs::read_to_string(&log)
@@ -248,9 +334,7 @@ fn main() {
         blobs() as f64 / 1048576.0
     );
     println!(
-        "peak RSS of cargo seed: {} MiB on the fixture, {} MiB on cargo-seed itself",
-        small_rss / 1024,
-        large_rss / 1024
+        "peak RSS of cargo seed: on the fixture {small_rss}; on cargo-seed itself {large_rss}"
     );
     let _ = fs::remove_dir_all(&root);
 }
