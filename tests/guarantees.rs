@@ -1,0 +1,331 @@
+//! The README's guarantees that no other test file shows: exit codes, the
+//! search distance, what makes a snapshot unusable here, Ctrl-C and cargo's
+//! lock during a seed, build-script output and `env!` paths under another
+//! `CARGO_HOME`.
+
+mod common;
+
+use std::fs;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, OnceLock};
+use std::time::{Duration, Instant};
+
+use common::*;
+
+fn world() -> &'static World {
+    static WORLD: OnceLock<World> = OnceLock::new();
+    WORLD.get_or_init(|| World::create_in("guarantee-tests", None))
+}
+
+fn stderr(out: &std::process::Output) -> String {
+    text(&out.stderr)
+}
+
+#[test]
+fn a_bad_command_line_exits_2() {
+    let w = world();
+    let dir = w.clone_at(&w.commits.base);
+    for args in [
+        &["--no-such-flag"][..],
+        &["--max-distance", "many"],
+        &["publish", "--cover"],
+    ] {
+        let out = seed(&dir, args);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {}", stderr(&out));
+    }
+    assert!(!dir.join("target").exists());
+}
+
+#[test]
+fn max_distance_bounds_the_search() {
+    let w = world();
+    // Snapshots exist 1 (greet_changed) and 2 (base) commits back.
+    let dir = w.clone_at(&w.commits.data_changed);
+    let out = seed(
+        &dir,
+        &["--store", w.store_arg(), "--max-distance", "0", "--dry-run"],
+    );
+    assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
+    let out = seed(
+        &dir,
+        &["--store", w.store_arg(), "--max-distance", "1", "--dry-run"],
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(text(&out.stdout).contains(&w.commits.greet_changed[..12]));
+    // Without the nearer snapshot, distance 1 finds nothing and 2 finds base.
+    let store = w.store_copy("max-distance");
+    fs::remove_dir_all(store.join("snapshots").join(&w.commits.greet_changed)).unwrap();
+    let store = store.to_str().unwrap();
+    let out = seed(
+        &dir,
+        &["--store", store, "--max-distance", "1", "--dry-run"],
+    );
+    assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
+    let out = seed(
+        &dir,
+        &["--store", store, "--max-distance", "2", "--dry-run"],
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(text(&out.stdout).contains(&w.commits.base[..12]));
+}
+
+#[test]
+fn another_c_library_is_not_usable_here() {
+    let w = world();
+    let store = w.store_copy("glibc");
+    for commit in [&w.commits.base, &w.commits.greet_changed] {
+        World::edit_manifest(&store, commit, |m| {
+            m["libc"] = serde_json::json!("glibc 2.0");
+        });
+    }
+    let dir = w.clone_at(&w.commits.base);
+    let out = seed(&dir, &["--store", store.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
+    let here = text(&ok(command("getconf", &dir).arg("GNU_LIBC_VERSION")).stdout);
+    assert!(
+        stderr(&out).contains(&format!("C library glibc 2.0 (here {})", here.trim())),
+        "{}",
+        stderr(&out)
+    );
+    assert!(!dir.join("target").exists());
+}
+
+#[test]
+fn a_snapshot_built_for_the_build_machines_cpu_is_not_used() {
+    let flags = [("RUSTFLAGS", "-Ctarget-cpu=native")];
+    let c = OneCommit::create("native-cpu", |_| {}, &flags);
+    assert_eq!(World::manifest(&c.store, &c.commit)["native_cpu"], true);
+    let dir = c.clone_dev();
+    // The same flags here: only the CPU stands in the way.
+    let out = seed_env(
+        &dir,
+        &["--store", c.store_arg()],
+        &[("RUSTFLAGS", Some(flags[0].1))],
+    );
+    assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("target-cpu=native"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(!dir.join("target").exists());
+}
+
+/// A copy of the store in which the blob of `commit`'s unit named `prefix…`
+/// is a FIFO: a seed that fetches it waits until the test writes the blob.
+fn stalling_store(
+    w: &World,
+    name: &str,
+    commit: &str,
+    prefix: &str,
+) -> (PathBuf, PathBuf, Vec<u8>) {
+    let store = w.store_copy(name);
+    let manifest = World::manifest(&store, commit);
+    let unit = manifest["units"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|u| u["id"].as_str().unwrap().starts_with(prefix))
+        .unwrap();
+    let sha = unit["blob"]["sha256"].as_str().unwrap();
+    let blob = store
+        .join("blobs")
+        .join(&sha[..2])
+        .join(format!("{sha}.zst"));
+    let bytes = fs::read(&blob).unwrap();
+    fs::remove_file(&blob).unwrap();
+    let path = std::ffi::CString::new(blob.to_str().unwrap()).unwrap();
+    // SAFETY: a valid C string; mkfifo only creates the node.
+    assert_eq!(unsafe { libc::mkfifo(path.as_ptr(), 0o644) }, 0);
+    (store, blob, bytes)
+}
+
+/// Writes `bytes` into the FIFO once a reader opens it; gives up when
+/// `gone` is set first (the reader died: a blocking open would hang).
+fn feed(fifo: &Path, bytes: Vec<u8>, gone: Arc<AtomicBool>) -> std::thread::JoinHandle<()> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let fifo = fifo.to_owned();
+    std::thread::spawn(move || loop {
+        let opened = fs::File::options()
+            .write(true)
+            .custom_flags(libc::O_NONBLOCK)
+            .open(&fifo);
+        match opened {
+            Ok(mut f) => {
+                use std::os::fd::AsRawFd;
+                // SAFETY: clearing O_NONBLOCK on a descriptor we own.
+                unsafe { libc::fcntl(f.as_raw_fd(), libc::F_SETFL, 0) };
+                let _ = f.write_all(&bytes);
+                return;
+            }
+            Err(e) if e.raw_os_error() == Some(libc::ENXIO) => {
+                if gone.load(Ordering::Relaxed) {
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            Err(e) => panic!("{}: {e}", fifo.display()),
+        }
+    })
+}
+
+/// Waits until `cond` holds (or panics after a minute).
+fn wait_until(what: &str, mut cond: impl FnMut() -> bool) {
+    let start = Instant::now();
+    while !cond() {
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "timed out waiting for {what}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Whether a seed has begun fetching into `dir`'s build dir.
+fn staging_exists(dir: &Path) -> bool {
+    fs::read_dir(dir.join("target"))
+        .into_iter()
+        .flatten()
+        .flatten()
+        .any(|e| {
+            e.file_name()
+                .to_string_lossy()
+                .starts_with(".cargo-seed-staging.")
+        })
+}
+
+fn spawn_seed(dir: &Path, args: &[&str]) -> Child {
+    command("cargo", dir)
+        .arg("seed")
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
+/// A seeded clone at `base` with a build in it: build state to protect.
+fn built_clone(w: &World) -> PathBuf {
+    let dir = w.clone_at(&w.commits.greet_changed);
+    let out = seed(
+        &dir,
+        &["--store", w.store_arg(), "--commit", &w.commits.base],
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    cargo_build(&dir);
+    dir
+}
+
+#[test]
+fn ctrl_c_during_a_seed_exits_130_and_changes_nothing() {
+    let w = world();
+    let dir = built_clone(w);
+    let (store, fifo, bytes) = stalling_store(w, "sigint", &w.commits.greet_changed, "greet-");
+    let before = tree_listing(&dir.join("target"));
+    let mut child = spawn_seed(&dir, &["--store", store.to_str().unwrap(), "--force"]);
+    wait_until("the seed to start fetching", || staging_exists(&dir));
+    // cargo execs an external subcommand, so the child is cargo-seed.
+    // SAFETY: signalling our own child.
+    assert_eq!(
+        unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGINT) },
+        0
+    );
+    // The stalled read returns once the blob comes; the seed stops there.
+    let gone = Arc::new(AtomicBool::new(false));
+    let feeder = feed(&fifo, bytes, gone.clone());
+    let out = child.wait_with_output().unwrap();
+    gone.store(true, Ordering::Relaxed);
+    feeder.join().unwrap();
+    assert_eq!(out.status.code(), Some(130), "{}", stderr(&out));
+    assert!(stderr(&out).contains("interrupted"), "{}", stderr(&out));
+    assert_same_tree(&before, &tree_listing(&dir.join("target")));
+}
+
+#[test]
+fn a_build_started_during_the_seed_waits_for_it_and_sees_it_whole() {
+    let w = world();
+    let dir = built_clone(w);
+    let (store, fifo, bytes) = stalling_store(w, "lock", &w.commits.greet_changed, "greet-");
+    let mut seeding = spawn_seed(&dir, &["--store", store.to_str().unwrap(), "--force"]);
+    wait_until("the seed to start fetching", || staging_exists(&dir));
+    // rust-analyzer's check, say, starting while blobs are fetched.
+    let build = command("cargo", &dir)
+        .args(["build", "-v"])
+        .stderr(Stdio::piped())
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(1500));
+    let started = Instant::now();
+    let gone = Arc::new(AtomicBool::new(false));
+    let feeder = feed(&fifo, bytes, gone.clone());
+    let seeded = seeding.wait_with_output().unwrap();
+    gone.store(true, Ordering::Relaxed);
+    feeder.join().unwrap();
+    assert!(seeded.status.success(), "{}", stderr(&seeded));
+    let built = build.wait_with_output().unwrap();
+    let said = stderr(&built);
+    assert!(built.status.success(), "{said}");
+    assert!(said.contains("Blocking waiting for file lock"), "{said}");
+    // It ran on the seeded state: greet's new text, nothing compiled.
+    assert!(!said.contains("Compiling"), "{said}");
+    assert!(started.elapsed() < Duration::from_secs(60));
+    assert!(run_app(&dir).starts_with("hi there, seed"));
+}
+
+#[test]
+fn build_script_output_names_the_local_out_dir_after_a_seed_elsewhere() {
+    // A build script whose output names its OUT_DIR (a library it built
+    // there, as `cc` does): cargo passes the directory to rustc.
+    let c = OneCommit::create(
+        "script-output",
+        |origin| {
+            edit(
+                &origin.join("gen/build.rs"),
+                "    println!(\"cargo:rerun-if-changed=data/greeting.txt\");",
+                "    println!(\"cargo:rerun-if-changed=data/greeting.txt\");\n    \
+                 println!(\"cargo:rustc-link-search=native={}\", env::var(\"OUT_DIR\").unwrap());",
+            );
+        },
+        &[],
+    );
+    let ci_output = output_file(&c.ci);
+    assert!(fs::read_to_string(&ci_output)
+        .unwrap()
+        .contains(c.ci.to_str().unwrap()));
+    let dir = c.clone_dev();
+    let out = seed(&dir, &["--store", c.store_arg()]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let output = fs::read_to_string(output_file(&dir)).unwrap();
+    let out_dir = output_file(&dir).parent().unwrap().join("out");
+    assert!(
+        output.contains(&format!(
+            "cargo:rustc-link-search=native={}",
+            out_dir.display()
+        )),
+        "{output}"
+    );
+    assert!(!output.contains(c.ci.to_str().unwrap()), "{output}");
+    assert_nothing_compiles(&dir, "hello, seed");
+}
+
+/// `target/debug/build/gen-*/output`: the run of gen's build script.
+fn output_file(checkout: &Path) -> PathBuf {
+    fs::read_dir(checkout.join("target/debug/build"))
+        .unwrap()
+        .flatten()
+        .map(|e| e.path().join("output"))
+        .find(|p| {
+            p.is_file()
+                && p.parent()
+                    .unwrap()
+                    .file_name()
+                    .unwrap()
+                    .to_string_lossy()
+                    .starts_with("gen-")
+        })
+        .unwrap()
+}
