@@ -506,7 +506,14 @@ pub fn baked_paths(
     cargo_home: &Path,
     build_dir: &Path,
 ) -> Vec<BakedPath> {
-    let has = |v: &str, p: &Path| !p.as_os_str().is_empty() && v.contains(&*p.to_string_lossy());
+    // `p` itself or a path below it, not a longer name (`/ws/ci` is not in
+    // `/ws/ci-home/x`).
+    let has = |v: &str, p: &Path| {
+        let p = p.to_string_lossy();
+        !p.is_empty()
+            && v.match_indices(&*p)
+                .any(|(i, _)| matches!(v[i + p.len()..].chars().next(), None | Some('/')))
+    };
     let mut out: Vec<BakedPath> = env
         .iter()
         .filter_map(|(var, value)| {
@@ -854,6 +861,37 @@ mod tests {
                 },
                 BakedPath {
                     var: "REG".into(),
+                    under: BakedRoot::CargoHome
+                },
+            ]
+        );
+    }
+
+    #[test]
+    fn a_longer_name_is_not_under_a_root() {
+        let env = [
+            (
+                "HOME_DIR".to_owned(),
+                Some("/x/ci-home/git/embed".to_owned()),
+            ),
+            ("DATA".to_owned(), Some("/x/ci/target-data/f".to_owned())),
+        ];
+        let baked = baked_paths(
+            &env,
+            Path::new("/x/ci"),
+            Path::new("/x/ci-home"),
+            Path::new("/x/ci/target"),
+        );
+        // `target-data` is in the workspace, not the build dir.
+        assert_eq!(
+            baked,
+            vec![
+                BakedPath {
+                    var: "DATA".into(),
+                    under: BakedRoot::Workspace
+                },
+                BakedPath {
+                    var: "HOME_DIR".into(),
                     under: BakedRoot::CargoHome
                 },
             ]

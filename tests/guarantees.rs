@@ -225,7 +225,7 @@ fn ctrl_c_during_a_seed_exits_130_and_changes_nothing() {
     let dir = built_clone(w);
     let (store, fifo, bytes) = stalling_store(w, "sigint", &w.commits.greet_changed, "greet-");
     let before = tree_listing(&dir.join("target"));
-    let mut child = spawn_seed(&dir, &["--store", store.to_str().unwrap(), "--force"]);
+    let child = spawn_seed(&dir, &["--store", store.to_str().unwrap(), "--force"]);
     wait_until("the seed to start fetching", || staging_exists(&dir));
     // cargo execs an external subcommand, so the child is cargo-seed.
     // SAFETY: signalling our own child.
@@ -328,4 +328,92 @@ fn output_file(checkout: &Path) -> PathBuf {
                     .starts_with("gen-")
         })
         .unwrap()
+}
+
+#[test]
+fn a_dependency_under_cargo_home_that_embeds_its_path_is_rebuilt_for_another_home() {
+    let root = scratch("embed-home");
+    // A git dependency (checked out under CARGO_HOME) whose code embeds the
+    // directory it was compiled in.
+    let embed = root.join("embed");
+    fs::create_dir_all(embed.join("src")).unwrap();
+    fs::write(
+        embed.join("Cargo.toml"),
+        "[package]\nname = \"embed\"\nversion = \"0.1.0\"\nedition = \"2021\"\n",
+    )
+    .unwrap();
+    fs::write(
+        embed.join("src/lib.rs"),
+        "pub const DIR: &str = env!(\"CARGO_MANIFEST_DIR\");\n",
+    )
+    .unwrap();
+    git(
+        &root,
+        &["init", "-q", "-b", "main", embed.to_str().unwrap()],
+    );
+    git(&embed, &["add", "-A"]);
+    git(&embed, &["commit", "-qm", "embed"]);
+
+    let origin = root.join("origin");
+    fs::create_dir_all(origin.join("src")).unwrap();
+    fs::write(
+        origin.join("Cargo.toml"),
+        format!(
+            "[package]\nname = \"app\"\nversion = \"0.1.0\"\nedition = \"2021\"\n\n\
+             [dependencies]\nembed = {{ git = \"file://{}\" }}\n",
+            embed.display()
+        ),
+    )
+    .unwrap();
+    fs::write(
+        origin.join("src/main.rs"),
+        "fn main() { println!(\"{}\", embed::DIR); }\n",
+    )
+    .unwrap();
+    let home = |name: &str| {
+        let h = root.join(name);
+        fs::create_dir_all(&h).unwrap();
+        h
+    };
+    let (ci_home, dev_home) = (home("ci-home"), home("dev-home"));
+    let cargo = |dir: &Path, h: &Path, args: &[&str]| {
+        let mut cmd = command("cargo", dir);
+        cmd.env("CARGO_HOME", h).args(args);
+        ok(&mut cmd)
+    };
+    cargo(&origin, &ci_home, &["generate-lockfile"]);
+    git(
+        &root,
+        &["init", "-q", "-b", "main", origin.to_str().unwrap()],
+    );
+    git(&origin, &["add", "-A"]);
+    git(&origin, &["commit", "-qm", "app"]);
+    let (ci, store) = (root.join("ci"), root.join("store"));
+    clone(&root, &origin, &ci);
+    cargo(&ci, &ci_home, &["build", "--locked"]);
+    cargo(
+        &ci,
+        &ci_home,
+        &["seed", "publish", "--store", store.to_str().unwrap()],
+    );
+
+    let dev = root.join("dev/app");
+    clone(&root, &origin, &dev);
+    let said = text(
+        &cargo(
+            &dev,
+            &dev_home,
+            &["seed", "--store", store.to_str().unwrap()],
+        )
+        .stderr,
+    );
+    assert!(
+        said.contains("embeds env!(\"CARGO_MANIFEST_DIR\")"),
+        "{said}"
+    );
+    let built = text(&cargo(&dev, &dev_home, &["build", "-v", "--locked"]).stderr);
+    assert!(built.contains("Compiling embed"), "{built}");
+    // The program names this machine's checkout of the dependency.
+    let printed = text(&ok(&mut command(dev.join("target/debug/app"), &dev)).stdout);
+    assert!(printed.starts_with(dev_home.to_str().unwrap()), "{printed}");
 }

@@ -5,6 +5,7 @@
 mod common;
 
 use std::fs;
+use std::path::Path;
 use std::sync::OnceLock;
 
 use common::*;
@@ -40,10 +41,43 @@ fn same_commit_under_another_cargo_home_compiles_nothing() {
 
     // Paths that tools read now name this machine's directories.
     let ci_home = w.root.join("ci-cargo-home");
-    let gdb = fs::read_to_string(dir.join("target/debug/cargo-seed-paths.gdb")).unwrap();
+    let script = dir.join("target/debug/cargo-seed-paths.gdb");
+    let gdb = fs::read_to_string(&script).unwrap();
     assert!(
         gdb.contains(&format!("set substitute-path {}", ci_home.display())),
         "{gdb}"
+    );
+    // What the maps resolve to: every directory they map to exists here,
+    // and gdb, given the script, shows itoa's source from this CARGO_HOME.
+    let lldb = fs::read_to_string(dir.join("target/debug/cargo-seed-paths.lldb")).unwrap();
+    for line in gdb
+        .lines()
+        .chain(lldb.lines())
+        .filter(|l| !l.starts_with('#'))
+    {
+        let to = line.rsplit(' ').next().unwrap();
+        assert!(Path::new(to).is_dir(), "{line}");
+    }
+    let listed = ok(command("gdb", &w.root).args([
+        "-batch",
+        "-x",
+        script.to_str().unwrap(),
+        "-ex",
+        "list itoa::Buffer::new",
+        "-ex",
+        "info source",
+        dir.join("target/debug/app").to_str().unwrap(),
+    ]));
+    let listed = text(&listed.stdout) + &text(&listed.stderr);
+    assert!(listed.contains("pub fn new() -> Buffer"), "{listed}");
+    // Read from this machine's CARGO_HOME, not CI's (which, on this one
+    // machine, exists too).
+    let home = std::env::var_os("CARGO_HOME")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| Path::new(&std::env::var_os("HOME").unwrap()).join(".cargo"));
+    assert!(
+        listed.contains(&format!("Located in {}/registry/src/", home.display())),
+        "{listed}"
     );
     for entry in fs::read_dir(dir.join("target/debug/deps")).unwrap() {
         let path = entry.unwrap().path();
