@@ -249,7 +249,7 @@ fn a_build_started_during_the_seed_waits_for_it_and_sees_it_whole() {
     let w = world();
     let dir = built_clone(w);
     let (store, fifo, bytes) = stalling_store(w, "lock", &w.commits.greet_changed, "greet-");
-    let mut seeding = spawn_seed(&dir, &["--store", store.to_str().unwrap(), "--force"]);
+    let seeding = spawn_seed(&dir, &["--store", store.to_str().unwrap(), "--force"]);
     wait_until("the seed to start fetching", || staging_exists(&dir));
     // rust-analyzer's check, say, starting while blobs are fetched.
     let build = command("cargo", &dir)
