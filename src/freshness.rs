@@ -417,8 +417,26 @@ mod tests {
         let v = evaluate(&m, &roots);
         assert!(v.values().all(|v| *v == Verdict::Reuse), "{v:?}");
 
-        // Same content, any mtime: still reused. Other content: rebuilt, and
-        // so is everything above it, but not what is below.
+        // Same content, any mtime: still reused.
+        let lib = ws.path().join("a/src/lib.rs");
+        for secs in [1, 2_000_000_000] {
+            let t = SystemTime::UNIX_EPOCH + Duration::from_secs(secs);
+            fs::File::options()
+                .write(true)
+                .open(&lib)
+                .unwrap()
+                .set_times(fs::FileTimes::new().set_modified(t).set_accessed(t))
+                .unwrap();
+            assert_eq!(fs::metadata(&lib).unwrap().modified().unwrap(), t);
+            let v = evaluate(&m, &roots);
+            assert!(
+                v.values().all(|v| *v == Verdict::Reuse),
+                "mtime {t:?}: {v:?}"
+            );
+        }
+
+        // Other content: rebuilt, and so is everything above it, but not
+        // what is below.
         fs::write(ws.path().join("a/src/lib.rs"), "pub fn a() { changed() }").unwrap();
         let v = evaluate(&m, &roots);
         assert_eq!(v["reg"], Verdict::Reuse);

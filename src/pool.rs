@@ -53,16 +53,35 @@ pub fn threads() -> usize {
 
 #[cfg(test)]
 mod tests {
+    use std::sync::Mutex;
+
     #[test]
-    fn keeps_order_and_stops_on_error() {
+    fn results_come_in_item_order() {
         let items: Vec<u32> = (0..100).collect();
         let out: Result<Vec<u32>, ()> = super::map(&items, 4, |i| Ok(i * 2));
         assert_eq!(
             out.unwrap(),
             items.iter().map(|i| i * 2).collect::<Vec<_>>()
         );
-        let out: Result<Vec<u32>, u32> =
-            super::map(&items, 4, |&i| if i == 50 { Err(i) } else { Ok(i) });
+    }
+
+    /// With one worker the items are taken in order, so "the remaining items
+    /// are not started" can be checked exactly (with more, the items other
+    /// workers have already taken still finish): nothing after the failing
+    /// item ran, and the error returned is the first one.
+    #[test]
+    fn one_worker_starts_no_item_after_an_error() {
+        let items: Vec<u32> = (0..100).collect();
+        let ran = Mutex::new(Vec::new());
+        let out: Result<Vec<u32>, u32> = super::map(&items, 1, |&i| {
+            ran.lock().unwrap().push(i);
+            if i == 50 || i == 60 {
+                Err(i)
+            } else {
+                Ok(i)
+            }
+        });
         assert_eq!(out.unwrap_err(), 50);
+        assert_eq!(ran.into_inner().unwrap(), (0..=50).collect::<Vec<_>>());
     }
 }

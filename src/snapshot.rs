@@ -793,6 +793,22 @@ mod tests {
         Roots::new(&dir.join("ws"), None, &dir.join("home"), build)
     }
 
+    /// Sets a file's mtime to `secs` after the epoch: tests order files in
+    /// time explicitly, as no sleep can on a file system with 1-second
+    /// timestamps.
+    fn set_mtime(path: &Path, secs: u64) {
+        let t = SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(secs);
+        fs::File::options()
+            .write(true)
+            .open(path)
+            .unwrap()
+            .set_times(fs::FileTimes::new().set_modified(t).set_accessed(t))
+            .unwrap();
+    }
+
+    /// When the tests' compiles happened.
+    const COMPILED: u64 = 1_700_000_000;
+
     #[test]
     fn unit_hash_from_file_names() {
         assert_eq!(
@@ -917,8 +933,10 @@ mod tests {
         dep.extend([0, 0, 0, 0, 0]);
         let dep_path = build.join("debug/.fingerprint/app-0/dep-bin-app");
         fs::write(pkg.join("src/main.rs"), "fn main() {}").unwrap();
-        std::thread::sleep(std::time::Duration::from_millis(20));
         fs::write(&dep_path, &dep).unwrap();
+        // Written, then compiled: cargo's reference is the dep-info's mtime.
+        set_mtime(&pkg.join("src/main.rs"), COMPILED - 10);
+        set_mtime(&dep_path, COMPILED);
         let unit = LiveUnit {
             id: "app-0".into(),
             kind: UnitKind::Compile,
@@ -945,9 +963,16 @@ mod tests {
         assert_eq!(inputs.files[0].path, PathBuf::from("src/main.rs"));
         assert!(inputs.files[0].sha256.is_some());
 
+        // Written in the same second as the compile, as a file system with
+        // 1-second timestamps shows it: not newer, so cargo calls it fresh
+        // and its digest is recorded.
+        set_mtime(&pkg.join("src/main.rs"), COMPILED);
+        let check = unit_check(&unit, &fp, &test_roots(d.path(), &build), &[]).unwrap();
+        assert!(matches!(&check, Check::Inputs(_)), "{check:?}");
+
         // Edited after the compile: the digest would not be of what was built.
-        std::thread::sleep(std::time::Duration::from_millis(20));
         fs::write(pkg.join("src/main.rs"), "fn main() { edited() }").unwrap();
+        set_mtime(&pkg.join("src/main.rs"), COMPILED + 1);
         let check = unit_check(&unit, &fp, &test_roots(d.path(), &build), &[]).unwrap();
         assert!(
             matches!(&check, Check::Unverifiable { reason } if reason.contains("after")),
@@ -973,8 +998,12 @@ mod tests {
             dep.push(0);
         }
         dep.extend([0, 0, 0, 0]);
-        std::thread::sleep(std::time::Duration::from_millis(20));
-        fs::write(build.join("debug/.fingerprint/app-0/dep-lib-app"), &dep).unwrap();
+        let dep_path = build.join("debug/.fingerprint/app-0/dep-lib-app");
+        fs::write(&dep_path, &dep).unwrap();
+        // Both inputs were there before the compile.
+        set_mtime(&build.join("gen/data.txt"), COMPILED - 10);
+        set_mtime(&build.join("debug/build/app-1/out/x.rs"), COMPILED - 10);
+        set_mtime(&dep_path, COMPILED);
         let unit = LiveUnit {
             id: "app-0".into(),
             kind: UnitKind::Compile,
