@@ -82,6 +82,9 @@ pub fn ancestors(
             from,
         ],
     )?;
+    // Walked by commit id: `HEAD` or a branch name is no key of `parents`.
+    let from = resolve_commit(dir, from)?;
+    let from = from.as_str();
     let mut parents: HashMap<&str, Vec<&str>> = HashMap::new();
     for line in listing.lines() {
         let mut ids = line.split_whitespace();

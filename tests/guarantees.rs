@@ -73,6 +73,31 @@ fn max_distance_bounds_the_search() {
 }
 
 #[test]
+fn commit_reports_its_true_distance_from_head() {
+    let w = world();
+    let dir = w.clone_at(&w.commits.data_changed);
+    let out = seed(
+        &dir,
+        &[
+            "--store",
+            w.store_arg(),
+            "--commit",
+            &w.commits.base,
+            "--dry-run",
+        ],
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let said = text(&out.stdout);
+    assert!(
+        said.contains(&format!(
+            "would seed {} (distance 2)",
+            &w.commits.base[..12]
+        )),
+        "{said}"
+    );
+}
+
+#[test]
 fn another_c_library_is_not_usable_here() {
     let w = world();
     let store = w.store_copy("glibc");
