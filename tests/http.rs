@@ -5,8 +5,11 @@
 mod common;
 
 use std::fs;
+use std::path::Path;
 use std::sync::OnceLock;
+use std::time::{Duration, SystemTime};
 
+use cargo_seed::store::blob_key;
 use common::http::{Fault, Server};
 use common::*;
 
@@ -91,6 +94,91 @@ fn publishing_over_http_stores_a_snapshot_others_can_seed() {
     assert_nothing_compiles(&dir, "hi there, seed");
 }
 
+/// Sets the modification time of every file below `dir` to `t`.
+fn set_mtimes(dir: &Path, t: SystemTime) {
+    for entry in fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            set_mtimes(&path, t);
+        } else {
+            let file = fs::File::options().write(true).open(&path).unwrap();
+            file.set_modified(t).unwrap();
+        }
+    }
+}
+
+/// gc's safety over HTTP: a publish that reuses a blob the server wrote a
+/// month ago uploads it again (an HTTP server cannot renew it in place), so
+/// that a gc on the served directory which read the manifests just before
+/// this publish wrote its own (it sees the store without that manifest)
+/// keeps the blob, while it removes the old blobs no one reuses. A gc
+/// racing the publish instead would be rescued by publish's re-check after
+/// its manifest; this is the gc that deletes after that re-check.
+#[test]
+fn publishing_over_http_renews_old_blobs_so_gc_keeps_them() {
+    let w = world();
+    let root = w.root.join("renew-store");
+    copy_tree(&w.store.join("blobs"), &root.join("blobs"));
+    let month_ago = SystemTime::now() - Duration::from_secs(30 * 86_400);
+    set_mtimes(&root.join("blobs"), month_ago);
+    let server = Server::start(root.clone());
+    let out = command("cargo", &w.ci)
+        .args(["seed", "publish", "--store", &server.url])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let used = referenced(&World::manifest(&root, &w.commits.greet_changed));
+    let base = referenced(&World::manifest(&w.store, &w.commits.base));
+    let old_only: Vec<&String> = base.difference(&used).collect();
+    assert!(!old_only.is_empty());
+    for sha in &used {
+        assert!(
+            w.store.join(blob_key(sha)).exists(),
+            "publishing again packs the same blobs: {sha} is new"
+        );
+    }
+
+    let dir = w.clone_at(&w.commits.greet_changed);
+    let snapshots = root.join("snapshots");
+    let hidden = root.join("snapshots-not-yet-read");
+    fs::rename(&snapshots, &hidden).unwrap();
+    let gc = seed(
+        &dir,
+        &[
+            "gc",
+            "--store",
+            root.to_str().unwrap(),
+            "--grace-hours",
+            "24",
+        ],
+    );
+    fs::rename(&hidden, &snapshots).unwrap();
+    assert!(gc.status.success(), "{}", stderr(&gc));
+    let gone: Vec<&String> = used
+        .iter()
+        .filter(|sha| !root.join(blob_key(sha)).exists())
+        .collect();
+    assert!(
+        gone.is_empty(),
+        "gc removed blobs the new manifest names: {gone:?}\n{}\n{}",
+        stderr(&out),
+        stderr(&gc)
+    );
+    for sha in old_only {
+        assert!(!root.join(blob_key(sha)).exists(), "gc removes {sha}");
+    }
+    for sha in &used {
+        let key = blob_key(sha);
+        assert_eq!(server.puts(&key), 1, "{key} is uploaded again");
+        let age = fs::metadata(root.join(&key)).unwrap().modified().unwrap();
+        assert!(age > SystemTime::now() - Duration::from_secs(3600), "{key}");
+    }
+
+    let out = seed(&dir, &["--store", &server.url]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_nothing_compiles(&dir, "hi there, seed");
+}
+
 #[test]
 fn refused_and_unreachable_stores_say_so_and_keep_secrets() {
     let w = world();
@@ -143,12 +231,25 @@ fn publish_and_seed_through_nginx_webdav() {
     assert!(out.status.success(), "{}", stderr(&out));
     assert_nothing_compiles(&dir, "hi there, seed");
 
-    // Publishing again uploads nothing new.
+    // Publishing again uploads nothing new, but a blob nginx says it wrote
+    // a month ago: its PUT gives the file a new modification time (which a
+    // gc on nginx's root goes by).
+    let root = w.root.join("nginx-store");
+    let old = root.join(blob_key(
+        referenced(&World::manifest(&root, &w.commits.greet_changed))
+            .first()
+            .unwrap(),
+    ));
+    let month_ago = SystemTime::now() - Duration::from_secs(30 * 86_400);
+    let file = fs::File::options().write(true).open(&old).unwrap();
+    file.set_modified(month_ago).unwrap();
     let out = command("cargo", &w.ci)
         .args(["seed", "publish", "--store", &nginx.url])
         .output()
         .unwrap();
-    assert!(stderr(&out).contains(" 0 new blobs"), "{}", stderr(&out));
+    assert!(stderr(&out).contains(" 1 new blobs"), "{}", stderr(&out));
+    let renewed = fs::metadata(&old).unwrap().modified().unwrap();
+    assert!(renewed > SystemTime::now() - Duration::from_secs(3600));
 }
 
 /// Environment that points seeds at the cache directory `dir` (every command

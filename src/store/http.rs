@@ -7,13 +7,20 @@
 //! with bounded exponential backoff, honouring `Retry-After`. The bearer
 //! token from `CARGO_SEED_TOKEN` is sent but never printed. Proxies follow
 //! `HTTP(S)_PROXY`/`NO_PROXY`; TLS is rustls.
+//!
+//! HTTP cannot refresh an object in place, so [`Store::touch`] only asks
+//! for its age: a blob the server last wrote more than [`REFRESH_AFTER`] ago
+//! is uploaded again by the publish that reuses it, which is what keeps a
+//! `gc` on the served directory from removing it.
 
 use std::io::{self, Read};
 use std::path::Path;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use reqwest::blocking::{Client, RequestBuilder, Response};
-use reqwest::header::{CONTENT_LENGTH, CONTENT_RANGE, RANGE, RETRY_AFTER};
+use reqwest::header::{
+    HeaderMap, CONTENT_LENGTH, CONTENT_RANGE, DATE, LAST_MODIFIED, RANGE, RETRY_AFTER,
+};
 use reqwest::StatusCode;
 
 use super::{Listing, Store, StoreError};
@@ -26,6 +33,12 @@ const BACKOFF_START: Duration = Duration::from_millis(100);
 const BACKOFF_MAX: Duration = Duration::from_secs(5);
 /// The longest `Retry-After` honoured; a server asking for more gets this.
 const RETRY_AFTER_MAX: Duration = Duration::from_secs(30);
+/// A reused blob the server wrote longer ago than this is uploaded again,
+/// which renews its modification time on the server's disk. Well inside
+/// gc's default grace period (24 h): a gc on the served directory keeps
+/// every blob a publish reuses as long as its grace period exceeds this
+/// plus the time a publish and a gc take.
+const REFRESH_AFTER: Duration = Duration::from_secs(3600);
 
 #[derive(Clone)]
 pub struct HttpStore {
@@ -194,6 +207,25 @@ fn retry_after(resp: &Response) -> Option<Duration> {
     Some(Duration::from_secs(secs).min(RETRY_AFTER_MAX))
 }
 
+/// How long ago the server last wrote what it answered about, by the
+/// server's own clock (its `Date`, else this machine's), so that a client
+/// whose clock is wrong still judges age as a gc on the server would.
+/// `None` when the server does not say (no `Last-Modified`, or not in the
+/// IMF-fixdate form of RFC 9110).
+fn age(headers: &HeaderMap) -> Option<Duration> {
+    let date = |name| -> Option<SystemTime> {
+        let text = headers.get(name)?.to_str().ok()?;
+        Some(
+            chrono::DateTime::parse_from_rfc2822(text.trim())
+                .ok()?
+                .into(),
+        )
+    };
+    let modified = date(LAST_MODIFIED)?;
+    let now = date(DATE).unwrap_or_else(SystemTime::now);
+    Some(now.duration_since(modified).unwrap_or_default())
+}
+
 /// An error's chain in one line, without the URL's query (which may carry
 /// credentials in presigned URLs).
 fn describe(e: reqwest::Error) -> String {
@@ -256,6 +288,20 @@ impl Store for HttpStore {
 
     fn list(&self, _prefix: &str) -> Result<Option<Vec<Listing>>, StoreError> {
         Ok(None)
+    }
+
+    /// Succeeds only for an object the server wrote less than
+    /// [`REFRESH_AFTER`] ago; for any other the caller uploads it again.
+    fn touch(&self, key: &str) -> Result<(), StoreError> {
+        let resp = self.send("refresh", key, || Ok(self.client.head(self.url(key))))?;
+        match age(resp.headers()) {
+            Some(age) if age < REFRESH_AFTER => Ok(()),
+            age => Err(StoreError::Stale {
+                store: self.location(),
+                key: key.to_owned(),
+                age,
+            }),
+        }
     }
 
     fn delete(&self, key: &str) -> Result<(), StoreError> {
@@ -395,6 +441,35 @@ mod tests {
             }
         });
         (url, rx)
+    }
+
+    #[test]
+    fn only_a_blob_the_server_wrote_recently_counts_as_refreshed() {
+        // The server's clock says 2015: its `Date`, not this machine's
+        // clock, is what ages the object.
+        let answer = |modified: Option<&str>| {
+            let modified = modified.map_or(String::new(), |m| format!("last-modified: {m}\r\n"));
+            format!(
+                "HTTP/1.1 200 OK\r\ndate: Wed, 18 Feb 2015 23:16:09 GMT\r\n{modified}\
+                 content-length: 0\r\nconnection: close\r\n\r\n"
+            )
+        };
+        let touch = |modified| {
+            let (url, _) = one_shot(answer(modified));
+            HttpStore::with_token(&url, None)
+                .unwrap()
+                .touch("blobs/ab/ab.zst")
+        };
+        assert!(touch(Some("Wed, 18 Feb 2015 22:17:09 GMT")).is_ok());
+        let two_hours = Duration::from_secs(7200);
+        assert!(matches!(
+            touch(Some("Wed, 18 Feb 2015 21:16:09 GMT")),
+            Err(StoreError::Stale { age: Some(a), .. }) if a == two_hours
+        ));
+        assert!(matches!(
+            touch(None),
+            Err(StoreError::Stale { age: None, .. })
+        ));
     }
 
     #[test]
