@@ -22,23 +22,101 @@ fn stderr(out: &std::process::Output) -> String {
     text(&out.stderr)
 }
 
+/// The keys of the blobs of `commit`'s units in `store` other than
+/// incremental state, by unit name: a seed into an empty target dir fetches
+/// every one of them.
+fn unit_blobs(store: &Path, commit: &str) -> Vec<String> {
+    let manifest = World::manifest(store, commit);
+    let mut units: Vec<(&str, &str)> = manifest["units"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|u| u["kind"] != "incremental")
+        .map(|u| {
+            let name = u["name"].as_str().unwrap();
+            (name, u["blob"]["sha256"].as_str().unwrap())
+        })
+        .collect();
+    units.sort();
+    units.iter().map(|(_, sha)| blob_key(sha)).collect()
+}
+
+/// Every fault a network brings, each on a blob of its own, so that what the
+/// client did next for that blob (the server records every request) shows
+/// how it handled it: resumed where the body broke, fetched a damaged blob
+/// again from its start, waited as `Retry-After` asked, gave up on a stalled
+/// answer.
 #[test]
 fn seeding_over_http_rides_out_transient_faults() {
     let w = world();
     let server = Server::start(w.store.clone());
-    server.inject([
+    // The client gives up on an attempt after a second without an answer,
+    // or without bytes; the server would stall far longer.
+    let timeout = Duration::from_secs(1);
+    let stall = Duration::from_secs(5);
+    let faults = [
         Fault::Truncate(1000),
+        Fault::Stall(stall),
         Fault::Flip,
         Fault::Status(500),
-        Fault::Status(503),
+        Fault::Unavailable(1),
         Fault::TooMany(1),
         Fault::Drop,
-        Fault::Slow(std::time::Duration::from_millis(300)),
-    ]);
+        Fault::Slow(stall),
+    ];
+    let blobs = unit_blobs(&w.store, &w.commits.base);
+    assert!(blobs.len() >= faults.len(), "{blobs:?}");
+    for (key, fault) in blobs.iter().zip(&faults) {
+        server.inject_for(key, [fault.clone()]);
+    }
     let dir = w.clone_at(&w.commits.base);
-    let out = seed(&dir, &["--store", &server.url]);
+    let secs = timeout.as_secs().to_string();
+    let out = seed_env(
+        &dir,
+        &["--store", &server.url],
+        &[("CARGO_SEED_HTTP_TIMEOUT", Some(&secs))],
+    );
     assert!(out.status.success(), "{}", stderr(&out));
     assert_eq!(server.faults_left(), 0, "every fault was met");
+
+    for (key, fault) in blobs.iter().zip(&faults) {
+        let seen = server.seen_for(key);
+        assert_eq!(seen[0].fault.as_ref(), Some(fault), "{key}");
+        let Some(next) = seen.get(1) else {
+            panic!("after {fault:?}, {key} was not asked for again: {seen:#?}");
+        };
+        let waited = next.at - seen[0].at;
+        match fault {
+            Fault::Truncate(_) | Fault::Stall(_) => {
+                let (sent, len) = seen[0].cut.unwrap();
+                assert!(sent < len, "{fault:?} sent {sent} of {len} bytes");
+                assert_eq!(
+                    (next.method.as_str(), next.range),
+                    ("GET", Some(sent)),
+                    "after {fault:?}, the download resumes where it broke"
+                );
+            }
+            Fault::Flip => assert_eq!(
+                next.range, None,
+                "a damaged blob is fetched again from its start"
+            ),
+            Fault::Unavailable(secs) | Fault::TooMany(secs) => assert!(
+                waited >= Duration::from_secs(*secs),
+                "after {fault:?}, the next request came {waited:?} later"
+            ),
+            _ => {}
+        }
+        if matches!(fault, Fault::Stall(_) | Fault::Slow(_)) {
+            assert!(
+                waited >= timeout && waited < stall,
+                "after {fault:?}, the client gave up and asked again {waited:?} later"
+            );
+        }
+    }
+    assert!(
+        server.seen().iter().all(|s| s.authorization.is_none()),
+        "no token, no Authorization header"
+    );
 
     assert_nothing_compiles(&dir, "hello, seed");
 }

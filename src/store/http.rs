@@ -4,9 +4,11 @@
 //! retention.
 //!
 //! Transient failures (connection errors, timeouts, 5xx, 429) are retried
-//! with bounded exponential backoff, honouring `Retry-After`. The bearer
-//! token from `CARGO_SEED_TOKEN` is sent but never printed. Proxies follow
-//! `HTTP(S)_PROXY`/`NO_PROXY`; TLS is rustls.
+//! with bounded exponential backoff, honouring `Retry-After`. A request that
+//! waits longer than `CARGO_SEED_HTTP_TIMEOUT` (60 s) for its answer, or a
+//! download for its next bytes, is given up and retried (resumed). The
+//! bearer token from `CARGO_SEED_TOKEN` is sent but never printed. Proxies
+//! follow `HTTP(S)_PROXY`/`NO_PROXY`; TLS is rustls.
 //!
 //! HTTP cannot refresh an object in place, so [`Store::touch`] only asks
 //! for its age: a blob the server last wrote more than [`REFRESH_AFTER`] ago
@@ -33,6 +35,10 @@ const BACKOFF_START: Duration = Duration::from_millis(100);
 const BACKOFF_MAX: Duration = Duration::from_secs(5);
 /// The longest `Retry-After` honoured; a server asking for more gets this.
 const RETRY_AFTER_MAX: Duration = Duration::from_secs(30);
+/// How long a request waits for its answer (an upload: to send its body and
+/// get the answer), and a download for its next bytes, unless
+/// `CARGO_SEED_HTTP_TIMEOUT` says otherwise.
+const TIMEOUT: Duration = Duration::from_secs(60);
 /// A reused blob the server wrote longer ago than this is uploaded again,
 /// which renews its modification time on the server's disk. Well inside
 /// gc's default grace period (24 h): a gc on the served directory keeps
@@ -49,18 +55,37 @@ pub struct HttpStore {
 }
 
 impl HttpStore {
-    /// The store at `url`, with `CARGO_SEED_TOKEN` as its bearer token.
+    /// The store at `url`, with `CARGO_SEED_TOKEN` as its bearer token and
+    /// `CARGO_SEED_HTTP_TIMEOUT` (whole seconds) as its timeout.
     pub fn new(url: &str) -> Result<HttpStore, StoreError> {
         let token = std::env::var("CARGO_SEED_TOKEN")
             .ok()
             .filter(|t| !t.is_empty());
-        HttpStore::with_token(url, token)
+        let timeout = match std::env::var("CARGO_SEED_HTTP_TIMEOUT") {
+            Ok(v) if !v.is_empty() => parse_timeout(&v).ok_or_else(|| StoreError::Config {
+                store: url.trim_end_matches('/').to_owned(),
+                detail: format!(
+                    "CARGO_SEED_HTTP_TIMEOUT must be a whole number of seconds (at least 1), not `{v}`"
+                ),
+            })?,
+            _ => TIMEOUT,
+        };
+        HttpStore::with_options(url, token, timeout)
+    }
+
+    /// The store at `url` with this bearer token and the default timeout.
+    pub fn with_token(url: &str, token: Option<String>) -> Result<HttpStore, StoreError> {
+        HttpStore::with_options(url, token, TIMEOUT)
     }
 
     /// The token only ever travels encrypted (plain `http://` is accepted
     /// for it on loopback alone), and only to the store's own origin:
     /// a redirect elsewhere is refused rather than followed.
-    pub fn with_token(url: &str, token: Option<String>) -> Result<HttpStore, StoreError> {
+    fn with_options(
+        url: &str,
+        token: Option<String>,
+        timeout: Duration,
+    ) -> Result<HttpStore, StoreError> {
         let base = if url.ends_with('/') {
             url.to_owned()
         } else {
@@ -92,7 +117,9 @@ impl HttpStore {
         });
         let client = Client::builder()
             .connect_timeout(Duration::from_secs(10))
-            .timeout(Duration::from_secs(60))
+            // The blocking client applies it to the wait for the answer and
+            // to every read of the body: a stalled download is resumed.
+            .timeout(timeout)
             .redirect(redirects)
             .user_agent(concat!("cargo-seed/", env!("CARGO_PKG_VERSION")))
             .build()
@@ -177,6 +204,11 @@ impl HttpStore {
             detail: format!("{last} (gave up after {ATTEMPTS} attempts)"),
         })
     }
+}
+
+fn parse_timeout(secs: &str) -> Option<Duration> {
+    let secs: u64 = secs.trim().parse().ok()?;
+    (secs > 0).then(|| Duration::from_secs(secs))
 }
 
 fn is_loopback(url: &reqwest::Url) -> bool {
@@ -470,6 +502,15 @@ mod tests {
             touch(None),
             Err(StoreError::Stale { age: None, .. })
         ));
+    }
+
+    #[test]
+    fn the_timeout_is_whole_seconds() {
+        assert_eq!(parse_timeout("5"), Some(Duration::from_secs(5)));
+        assert_eq!(parse_timeout(" 1 "), Some(Duration::from_secs(1)));
+        for bad in ["0", "-1", "1.5", "5s", ""] {
+            assert_eq!(parse_timeout(bad), None, "{bad}");
+        }
     }
 
     #[test]
