@@ -10,7 +10,7 @@ use std::sync::OnceLock;
 use std::time::{Duration, SystemTime};
 
 use cargo_seed::store::blob_key;
-use common::http::{Fault, Server};
+use common::http::{Fault, Seen, Server};
 use common::*;
 
 fn world() -> &'static World {
@@ -152,23 +152,49 @@ fn a_blob_damaged_on_every_fetch_fails_cleanly() {
     assert_same_tree(&before, &tree_listing(&dir.join("target")));
 }
 
+/// With `CARGO_SEED_TOKEN` set, every request of a publish (HEAD, PUT) and
+/// of a seed (GET) carries it as a bearer token.
 #[test]
 fn publishing_over_http_stores_a_snapshot_others_can_seed() {
     let w = world();
     let server = Server::start(w.root.join("http-store"));
-    let out = command("cargo", &w.ci)
-        .args(["seed", "publish", "--store", &server.url])
-        .output()
-        .unwrap();
+    let token = [("CARGO_SEED_TOKEN", Some("t0ken-for-the-store"))];
+    let sent_it = |method: &str| {
+        let seen: Vec<Seen> = server.seen();
+        let of = seen
+            .iter()
+            .filter(|s| s.method == method)
+            .collect::<Vec<_>>();
+        assert!(!of.is_empty(), "no {method}");
+        for s in of {
+            assert_eq!(
+                s.authorization.as_deref(),
+                Some("Bearer t0ken-for-the-store"),
+                "{} {}",
+                s.method,
+                s.path
+            );
+        }
+    };
+    let out = with_env(
+        command("cargo", &w.ci).args(["seed", "publish", "--store", &server.url]),
+        &token,
+    )
+    .output()
+    .unwrap();
     assert!(out.status.success(), "{}", stderr(&out));
+    sent_it("PUT");
+    sent_it("HEAD");
     let manifests = fs::read_dir(server.root.join("snapshots").join(&w.commits.greet_changed))
         .unwrap()
         .count();
     assert_eq!(manifests, 1);
 
+    server.reset_gets();
     let dir = w.clone_at(&w.commits.greet_changed);
-    let out = seed(&dir, &["--store", &server.url]);
+    let out = seed_env(&dir, &["--store", &server.url], &token);
     assert!(out.status.success(), "{}", stderr(&out));
+    sent_it("GET");
     assert_nothing_compiles(&dir, "hi there, seed");
 }
 
