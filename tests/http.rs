@@ -10,7 +10,7 @@ use std::sync::OnceLock;
 use std::time::{Duration, SystemTime};
 
 use cargo_seed::store::blob_key;
-use common::http::{Fault, Seen, Server};
+use common::http::{Fault, Proxy, Seen, Server};
 use common::*;
 
 fn world() -> &'static World {
@@ -281,6 +281,73 @@ fn publishing_over_http_renews_old_blobs_so_gc_keeps_them() {
     let out = seed(&dir, &["--store", &server.url]);
     assert!(out.status.success(), "{}", stderr(&out));
     assert_nothing_compiles(&dir, "hi there, seed");
+}
+
+/// Every variable that names or bypasses a proxy (and CGI's
+/// `REQUEST_METHOD`, under which they are ignored) unset, then `vars` set.
+fn proxy_env<'a>(vars: &[(&'a str, &'a str)]) -> Vec<(&'a str, Option<&'a str>)> {
+    let mut env: Vec<(&str, Option<&str>)> = [
+        "HTTP_PROXY",
+        "http_proxy",
+        "HTTPS_PROXY",
+        "https_proxy",
+        "ALL_PROXY",
+        "all_proxy",
+        "NO_PROXY",
+        "no_proxy",
+        "REQUEST_METHOD",
+    ]
+    .into_iter()
+    .map(|v| (v, None))
+    .collect();
+    env.extend(vars.iter().map(|(k, v)| (*k, Some(*v))));
+    env
+}
+
+/// Proxies come from the standard variables: a seed from an http:// store
+/// goes through `HTTP_PROXY`, or around it for a host in `NO_PROXY`, and an
+/// https:// store is reached through a tunnel asked of `https_proxy`.
+#[test]
+fn seeding_goes_through_the_proxy_the_environment_names() {
+    let w = world();
+    let server = Server::start(w.store.clone());
+    let proxy = Proxy::start(&server.url);
+
+    let dir = w.clone_at(&w.commits.base);
+    let env = proxy_env(&[("HTTP_PROXY", &proxy.url)]);
+    let out = seed_env(&dir, &["--store", &server.url], &env);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let through = proxy.requests();
+    assert!(server.gets("blobs/") > 0);
+    assert_eq!(through.len(), server.seen().len(), "{through:#?}");
+    let absolute = format!(" {}", server.url);
+    assert!(
+        through.iter().all(|r| r.contains(&absolute)),
+        "asked as of a proxy: {through:#?}"
+    );
+    assert_nothing_compiles(&dir, "hello, seed");
+
+    server.reset_gets();
+    let dir = w.clone_at(&w.commits.base);
+    let env = proxy_env(&[("HTTP_PROXY", &proxy.url), ("NO_PROXY", "127.0.0.1")]);
+    let out = seed_env(&dir, &["--store", &server.url], &env);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(server.gets("blobs/") > 0);
+    assert_eq!(proxy.requests(), through, "NO_PROXY bypasses the proxy");
+
+    // The proxy refuses to open the tunnel, so the seed fails, after
+    // having asked it (never the name itself, which does not resolve).
+    let env = proxy_env(&[("https_proxy", &proxy.url)]);
+    let out = seed_env(&dir, &["--store", "https://seed.invalid/app"], &env);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let tunnels = proxy.requests()[through.len()..].to_vec();
+    assert!(
+        !tunnels.is_empty()
+            && tunnels
+                .iter()
+                .all(|r| r.starts_with("CONNECT seed.invalid:443 ")),
+        "{tunnels:#?}"
+    );
 }
 
 #[test]
