@@ -5,9 +5,12 @@
 mod common;
 
 use std::fs;
+use std::path::Path;
 use std::sync::OnceLock;
+use std::time::{Duration, SystemTime};
 
-use common::http::{Fault, Server};
+use cargo_seed::store::blob_key;
+use common::http::{Fault, Proxy, Seen, Server};
 use common::*;
 
 fn world() -> &'static World {
@@ -19,23 +22,101 @@ fn stderr(out: &std::process::Output) -> String {
     text(&out.stderr)
 }
 
+/// The keys of the blobs of `commit`'s units in `store` other than
+/// incremental state, by unit name: a seed into an empty target dir fetches
+/// every one of them.
+fn unit_blobs(store: &Path, commit: &str) -> Vec<String> {
+    let manifest = World::manifest(store, commit);
+    let mut units: Vec<(&str, &str)> = manifest["units"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|u| u["kind"] != "incremental")
+        .map(|u| {
+            let name = u["name"].as_str().unwrap();
+            (name, u["blob"]["sha256"].as_str().unwrap())
+        })
+        .collect();
+    units.sort();
+    units.iter().map(|(_, sha)| blob_key(sha)).collect()
+}
+
+/// Every fault a network brings, each on a blob of its own, so that what the
+/// client did next for that blob (the server records every request) shows
+/// how it handled it: resumed where the body broke, fetched a damaged blob
+/// again from its start, waited as `Retry-After` asked, gave up on a stalled
+/// answer.
 #[test]
 fn seeding_over_http_rides_out_transient_faults() {
     let w = world();
     let server = Server::start(w.store.clone());
-    server.inject([
+    // The client gives up on an attempt after a second without an answer,
+    // or without bytes; the server would stall far longer.
+    let timeout = Duration::from_secs(1);
+    let stall = Duration::from_secs(5);
+    let faults = [
         Fault::Truncate(1000),
+        Fault::Stall(stall),
         Fault::Flip,
         Fault::Status(500),
-        Fault::Status(503),
+        Fault::Unavailable(1),
         Fault::TooMany(1),
         Fault::Drop,
-        Fault::Slow(std::time::Duration::from_millis(300)),
-    ]);
+        Fault::Slow(stall),
+    ];
+    let blobs = unit_blobs(&w.store, &w.commits.base);
+    assert!(blobs.len() >= faults.len(), "{blobs:?}");
+    for (key, fault) in blobs.iter().zip(&faults) {
+        server.inject_for(key, [fault.clone()]);
+    }
     let dir = w.clone_at(&w.commits.base);
-    let out = seed(&dir, &["--store", &server.url]);
+    let secs = timeout.as_secs().to_string();
+    let out = seed_env(
+        &dir,
+        &["--store", &server.url],
+        &[("CARGO_SEED_HTTP_TIMEOUT", Some(&secs))],
+    );
     assert!(out.status.success(), "{}", stderr(&out));
     assert_eq!(server.faults_left(), 0, "every fault was met");
+
+    for (key, fault) in blobs.iter().zip(&faults) {
+        let seen = server.seen_for(key);
+        assert_eq!(seen[0].fault.as_ref(), Some(fault), "{key}");
+        let Some(next) = seen.get(1) else {
+            panic!("after {fault:?}, {key} was not asked for again: {seen:#?}");
+        };
+        let waited = next.at - seen[0].at;
+        match fault {
+            Fault::Truncate(_) | Fault::Stall(_) => {
+                let (sent, len) = seen[0].cut.unwrap();
+                assert!(sent < len, "{fault:?} sent {sent} of {len} bytes");
+                assert_eq!(
+                    (next.method.as_str(), next.range),
+                    ("GET", Some(sent)),
+                    "after {fault:?}, the download resumes where it broke"
+                );
+            }
+            Fault::Flip => assert_eq!(
+                next.range, None,
+                "a damaged blob is fetched again from its start"
+            ),
+            Fault::Unavailable(secs) | Fault::TooMany(secs) => assert!(
+                waited >= Duration::from_secs(*secs),
+                "after {fault:?}, the next request came {waited:?} later"
+            ),
+            _ => {}
+        }
+        if matches!(fault, Fault::Stall(_) | Fault::Slow(_)) {
+            assert!(
+                waited >= timeout && waited < stall,
+                "after {fault:?}, the client gave up and asked again {waited:?} later"
+            );
+        }
+    }
+    assert!(
+        server.seen().iter().all(|s| s.authorization.is_none()),
+        "no token, no Authorization header"
+    );
 
     assert_nothing_compiles(&dir, "hello, seed");
 }
@@ -71,24 +152,202 @@ fn a_blob_damaged_on_every_fetch_fails_cleanly() {
     assert_same_tree(&before, &tree_listing(&dir.join("target")));
 }
 
+/// With `CARGO_SEED_TOKEN` set, every request of a publish (HEAD, PUT) and
+/// of a seed (GET) carries it as a bearer token.
 #[test]
 fn publishing_over_http_stores_a_snapshot_others_can_seed() {
     let w = world();
     let server = Server::start(w.root.join("http-store"));
-    let out = command("cargo", &w.ci)
-        .args(["seed", "publish", "--store", &server.url])
-        .output()
-        .unwrap();
+    let token = [("CARGO_SEED_TOKEN", Some("t0ken-for-the-store"))];
+    let sent_it = |method: &str| {
+        let seen: Vec<Seen> = server.seen();
+        let of = seen
+            .iter()
+            .filter(|s| s.method == method)
+            .collect::<Vec<_>>();
+        assert!(!of.is_empty(), "no {method}");
+        for s in of {
+            assert_eq!(
+                s.authorization.as_deref(),
+                Some("Bearer t0ken-for-the-store"),
+                "{} {}",
+                s.method,
+                s.path
+            );
+        }
+    };
+    let out = with_env(
+        command("cargo", &w.ci).args(["seed", "publish", "--store", &server.url]),
+        &token,
+    )
+    .output()
+    .unwrap();
     assert!(out.status.success(), "{}", stderr(&out));
+    sent_it("PUT");
+    sent_it("HEAD");
     let manifests = fs::read_dir(server.root.join("snapshots").join(&w.commits.greet_changed))
         .unwrap()
         .count();
     assert_eq!(manifests, 1);
 
+    server.reset_gets();
     let dir = w.clone_at(&w.commits.greet_changed);
+    let out = seed_env(&dir, &["--store", &server.url], &token);
+    assert!(out.status.success(), "{}", stderr(&out));
+    sent_it("GET");
+    assert_nothing_compiles(&dir, "hi there, seed");
+}
+
+/// Sets the modification time of every file below `dir` to `t`.
+fn set_mtimes(dir: &Path, t: SystemTime) {
+    for entry in fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            set_mtimes(&path, t);
+        } else {
+            let file = fs::File::options().write(true).open(&path).unwrap();
+            file.set_modified(t).unwrap();
+        }
+    }
+}
+
+/// gc's safety over HTTP: a publish that reuses a blob the server wrote a
+/// month ago uploads it again (an HTTP server cannot renew it in place), so
+/// that a gc on the served directory which read the manifests just before
+/// this publish wrote its own (it sees the store without that manifest)
+/// keeps the blob, while it removes the old blobs no one reuses. A gc
+/// racing the publish instead would be rescued by publish's re-check after
+/// its manifest; this is the gc that deletes after that re-check.
+#[test]
+fn publishing_over_http_renews_old_blobs_so_gc_keeps_them() {
+    let w = world();
+    let root = w.root.join("renew-store");
+    copy_tree(&w.store.join("blobs"), &root.join("blobs"));
+    let month_ago = SystemTime::now() - Duration::from_secs(30 * 86_400);
+    set_mtimes(&root.join("blobs"), month_ago);
+    let server = Server::start(root.clone());
+    let out = command("cargo", &w.ci)
+        .args(["seed", "publish", "--store", &server.url])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let used = referenced(&World::manifest(&root, &w.commits.greet_changed));
+    let base = referenced(&World::manifest(&w.store, &w.commits.base));
+    let old_only: Vec<&String> = base.difference(&used).collect();
+    assert!(!old_only.is_empty());
+    for sha in &used {
+        assert!(
+            w.store.join(blob_key(sha)).exists(),
+            "publishing again packs the same blobs: {sha} is new"
+        );
+    }
+
+    let dir = w.clone_at(&w.commits.greet_changed);
+    let snapshots = root.join("snapshots");
+    let hidden = root.join("snapshots-not-yet-read");
+    fs::rename(&snapshots, &hidden).unwrap();
+    let gc = seed(
+        &dir,
+        &[
+            "gc",
+            "--store",
+            root.to_str().unwrap(),
+            "--grace-hours",
+            "24",
+        ],
+    );
+    fs::rename(&hidden, &snapshots).unwrap();
+    assert!(gc.status.success(), "{}", stderr(&gc));
+    let gone: Vec<&String> = used
+        .iter()
+        .filter(|sha| !root.join(blob_key(sha)).exists())
+        .collect();
+    assert!(
+        gone.is_empty(),
+        "gc removed blobs the new manifest names: {gone:?}\n{}\n{}",
+        stderr(&out),
+        stderr(&gc)
+    );
+    for sha in old_only {
+        assert!(!root.join(blob_key(sha)).exists(), "gc removes {sha}");
+    }
+    for sha in &used {
+        let key = blob_key(sha);
+        assert_eq!(server.puts(&key), 1, "{key} is uploaded again");
+        let age = fs::metadata(root.join(&key)).unwrap().modified().unwrap();
+        assert!(age > SystemTime::now() - Duration::from_secs(3600), "{key}");
+    }
+
     let out = seed(&dir, &["--store", &server.url]);
     assert!(out.status.success(), "{}", stderr(&out));
     assert_nothing_compiles(&dir, "hi there, seed");
+}
+
+/// Every variable that names or bypasses a proxy (and CGI's
+/// `REQUEST_METHOD`, under which they are ignored) unset, then `vars` set.
+fn proxy_env<'a>(vars: &[(&'a str, &'a str)]) -> Vec<(&'a str, Option<&'a str>)> {
+    let mut env: Vec<(&str, Option<&str>)> = [
+        "HTTP_PROXY",
+        "http_proxy",
+        "HTTPS_PROXY",
+        "https_proxy",
+        "ALL_PROXY",
+        "all_proxy",
+        "NO_PROXY",
+        "no_proxy",
+        "REQUEST_METHOD",
+    ]
+    .into_iter()
+    .map(|v| (v, None))
+    .collect();
+    env.extend(vars.iter().map(|(k, v)| (*k, Some(*v))));
+    env
+}
+
+/// Proxies come from the standard variables: a seed from an http:// store
+/// goes through `HTTP_PROXY`, or around it for a host in `NO_PROXY`, and an
+/// https:// store is reached through a tunnel asked of `https_proxy`.
+#[test]
+fn seeding_goes_through_the_proxy_the_environment_names() {
+    let w = world();
+    let server = Server::start(w.store.clone());
+    let proxy = Proxy::start(&server.url);
+
+    let dir = w.clone_at(&w.commits.base);
+    let env = proxy_env(&[("HTTP_PROXY", &proxy.url)]);
+    let out = seed_env(&dir, &["--store", &server.url], &env);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let through = proxy.requests();
+    assert!(server.gets("blobs/") > 0);
+    assert_eq!(through.len(), server.seen().len(), "{through:#?}");
+    let absolute = format!(" {}", server.url);
+    assert!(
+        through.iter().all(|r| r.contains(&absolute)),
+        "asked as of a proxy: {through:#?}"
+    );
+    assert_nothing_compiles(&dir, "hello, seed");
+
+    server.reset_gets();
+    let dir = w.clone_at(&w.commits.base);
+    let env = proxy_env(&[("HTTP_PROXY", &proxy.url), ("NO_PROXY", "127.0.0.1")]);
+    let out = seed_env(&dir, &["--store", &server.url], &env);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(server.gets("blobs/") > 0);
+    assert_eq!(proxy.requests(), through, "NO_PROXY bypasses the proxy");
+
+    // The proxy refuses to open the tunnel, so the seed fails, after
+    // having asked it (never the name itself, which does not resolve).
+    let env = proxy_env(&[("https_proxy", &proxy.url)]);
+    let out = seed_env(&dir, &["--store", "https://seed.invalid/app"], &env);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let tunnels = proxy.requests()[through.len()..].to_vec();
+    assert!(
+        !tunnels.is_empty()
+            && tunnels
+                .iter()
+                .all(|r| r.starts_with("CONNECT seed.invalid:443 ")),
+        "{tunnels:#?}"
+    );
 }
 
 #[test]
@@ -143,12 +402,25 @@ fn publish_and_seed_through_nginx_webdav() {
     assert!(out.status.success(), "{}", stderr(&out));
     assert_nothing_compiles(&dir, "hi there, seed");
 
-    // Publishing again uploads nothing new.
+    // Publishing again uploads nothing new, but a blob nginx says it wrote
+    // a month ago: its PUT gives the file a new modification time (which a
+    // gc on nginx's root goes by).
+    let root = w.root.join("nginx-store");
+    let old = root.join(blob_key(
+        referenced(&World::manifest(&root, &w.commits.greet_changed))
+            .first()
+            .unwrap(),
+    ));
+    let month_ago = SystemTime::now() - Duration::from_secs(30 * 86_400);
+    let file = fs::File::options().write(true).open(&old).unwrap();
+    file.set_modified(month_ago).unwrap();
     let out = command("cargo", &w.ci)
         .args(["seed", "publish", "--store", &nginx.url])
         .output()
         .unwrap();
-    assert!(stderr(&out).contains(" 0 new blobs"), "{}", stderr(&out));
+    assert!(stderr(&out).contains(" 1 new blobs"), "{}", stderr(&out));
+    let renewed = fs::metadata(&old).unwrap().modified().unwrap();
+    assert!(renewed > SystemTime::now() - Duration::from_secs(3600));
 }
 
 /// Environment that points seeds at the cache directory `dir` (every command

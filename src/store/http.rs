@@ -4,16 +4,25 @@
 //! retention.
 //!
 //! Transient failures (connection errors, timeouts, 5xx, 429) are retried
-//! with bounded exponential backoff, honouring `Retry-After`. The bearer
-//! token from `CARGO_SEED_TOKEN` is sent but never printed. Proxies follow
-//! `HTTP(S)_PROXY`/`NO_PROXY`; TLS is rustls.
+//! with bounded exponential backoff, honouring `Retry-After`. A request that
+//! waits longer than `CARGO_SEED_HTTP_TIMEOUT` (60 s) for its answer, or a
+//! download for its next bytes, is given up and retried (resumed). The
+//! bearer token from `CARGO_SEED_TOKEN` is sent but never printed. Proxies
+//! follow `HTTP(S)_PROXY`/`NO_PROXY`; TLS is rustls.
+//!
+//! HTTP cannot refresh an object in place, so [`Store::touch`] only asks
+//! for its age: a blob the server last wrote more than [`REFRESH_AFTER`] ago
+//! is uploaded again by the publish that reuses it, which is what keeps a
+//! `gc` on the served directory from removing it.
 
 use std::io::{self, Read};
 use std::path::Path;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use reqwest::blocking::{Client, RequestBuilder, Response};
-use reqwest::header::{CONTENT_LENGTH, CONTENT_RANGE, RANGE, RETRY_AFTER};
+use reqwest::header::{
+    HeaderMap, CONTENT_LENGTH, CONTENT_RANGE, DATE, LAST_MODIFIED, RANGE, RETRY_AFTER,
+};
 use reqwest::StatusCode;
 
 use super::{Listing, Store, StoreError};
@@ -26,6 +35,16 @@ const BACKOFF_START: Duration = Duration::from_millis(100);
 const BACKOFF_MAX: Duration = Duration::from_secs(5);
 /// The longest `Retry-After` honoured; a server asking for more gets this.
 const RETRY_AFTER_MAX: Duration = Duration::from_secs(30);
+/// How long a request waits for its answer (an upload: to send its body and
+/// get the answer), and a download for its next bytes, unless
+/// `CARGO_SEED_HTTP_TIMEOUT` says otherwise.
+const TIMEOUT: Duration = Duration::from_secs(60);
+/// A reused blob the server wrote longer ago than this is uploaded again,
+/// which renews its modification time on the server's disk. Well inside
+/// gc's default grace period (24 h): a gc on the served directory keeps
+/// every blob a publish reuses as long as its grace period exceeds this
+/// plus the time a publish and a gc take.
+const REFRESH_AFTER: Duration = Duration::from_secs(3600);
 
 #[derive(Clone)]
 pub struct HttpStore {
@@ -36,18 +55,37 @@ pub struct HttpStore {
 }
 
 impl HttpStore {
-    /// The store at `url`, with `CARGO_SEED_TOKEN` as its bearer token.
+    /// The store at `url`, with `CARGO_SEED_TOKEN` as its bearer token and
+    /// `CARGO_SEED_HTTP_TIMEOUT` (whole seconds) as its timeout.
     pub fn new(url: &str) -> Result<HttpStore, StoreError> {
         let token = std::env::var("CARGO_SEED_TOKEN")
             .ok()
             .filter(|t| !t.is_empty());
-        HttpStore::with_token(url, token)
+        let timeout = match std::env::var("CARGO_SEED_HTTP_TIMEOUT") {
+            Ok(v) if !v.is_empty() => parse_timeout(&v).ok_or_else(|| StoreError::Config {
+                store: url.trim_end_matches('/').to_owned(),
+                detail: format!(
+                    "CARGO_SEED_HTTP_TIMEOUT must be a whole number of seconds (at least 1), not `{v}`"
+                ),
+            })?,
+            _ => TIMEOUT,
+        };
+        HttpStore::with_options(url, token, timeout)
+    }
+
+    /// The store at `url` with this bearer token and the default timeout.
+    pub fn with_token(url: &str, token: Option<String>) -> Result<HttpStore, StoreError> {
+        HttpStore::with_options(url, token, TIMEOUT)
     }
 
     /// The token only ever travels encrypted (plain `http://` is accepted
     /// for it on loopback alone), and only to the store's own origin:
     /// a redirect elsewhere is refused rather than followed.
-    pub fn with_token(url: &str, token: Option<String>) -> Result<HttpStore, StoreError> {
+    fn with_options(
+        url: &str,
+        token: Option<String>,
+        timeout: Duration,
+    ) -> Result<HttpStore, StoreError> {
         let base = if url.ends_with('/') {
             url.to_owned()
         } else {
@@ -79,7 +117,9 @@ impl HttpStore {
         });
         let client = Client::builder()
             .connect_timeout(Duration::from_secs(10))
-            .timeout(Duration::from_secs(60))
+            // The blocking client applies it to the wait for the answer and
+            // to every read of the body: a stalled download is resumed.
+            .timeout(timeout)
             .redirect(redirects)
             .user_agent(concat!("cargo-seed/", env!("CARGO_PKG_VERSION")))
             .build()
@@ -166,6 +206,11 @@ impl HttpStore {
     }
 }
 
+fn parse_timeout(secs: &str) -> Option<Duration> {
+    let secs: u64 = secs.trim().parse().ok()?;
+    (secs > 0).then(|| Duration::from_secs(secs))
+}
+
 fn is_loopback(url: &reqwest::Url) -> bool {
     match url.host() {
         Some(url::Host::Domain(d)) => d == "localhost",
@@ -192,6 +237,25 @@ fn retry_after(resp: &Response) -> Option<Duration> {
         .parse()
         .ok()?;
     Some(Duration::from_secs(secs).min(RETRY_AFTER_MAX))
+}
+
+/// How long ago the server last wrote what it answered about, by the
+/// server's own clock (its `Date`, else this machine's), so that a client
+/// whose clock is wrong still judges age as a gc on the server would.
+/// `None` when the server does not say (no `Last-Modified`, or not in the
+/// IMF-fixdate form of RFC 9110).
+fn age(headers: &HeaderMap) -> Option<Duration> {
+    let date = |name| -> Option<SystemTime> {
+        let text = headers.get(name)?.to_str().ok()?;
+        Some(
+            chrono::DateTime::parse_from_rfc2822(text.trim())
+                .ok()?
+                .into(),
+        )
+    };
+    let modified = date(LAST_MODIFIED)?;
+    let now = date(DATE).unwrap_or_else(SystemTime::now);
+    Some(now.duration_since(modified).unwrap_or_default())
 }
 
 /// An error's chain in one line, without the URL's query (which may carry
@@ -256,6 +320,20 @@ impl Store for HttpStore {
 
     fn list(&self, _prefix: &str) -> Result<Option<Vec<Listing>>, StoreError> {
         Ok(None)
+    }
+
+    /// Succeeds only for an object the server wrote less than
+    /// [`REFRESH_AFTER`] ago; for any other the caller uploads it again.
+    fn touch(&self, key: &str) -> Result<(), StoreError> {
+        let resp = self.send("refresh", key, || Ok(self.client.head(self.url(key))))?;
+        match age(resp.headers()) {
+            Some(age) if age < REFRESH_AFTER => Ok(()),
+            age => Err(StoreError::Stale {
+                store: self.location(),
+                key: key.to_owned(),
+                age,
+            }),
+        }
     }
 
     fn delete(&self, key: &str) -> Result<(), StoreError> {
@@ -395,6 +473,44 @@ mod tests {
             }
         });
         (url, rx)
+    }
+
+    #[test]
+    fn only_a_blob_the_server_wrote_recently_counts_as_refreshed() {
+        // The server's clock says 2015: its `Date`, not this machine's
+        // clock, is what ages the object.
+        let answer = |modified: Option<&str>| {
+            let modified = modified.map_or(String::new(), |m| format!("last-modified: {m}\r\n"));
+            format!(
+                "HTTP/1.1 200 OK\r\ndate: Wed, 18 Feb 2015 23:16:09 GMT\r\n{modified}\
+                 content-length: 0\r\nconnection: close\r\n\r\n"
+            )
+        };
+        let touch = |modified| {
+            let (url, _) = one_shot(answer(modified));
+            HttpStore::with_token(&url, None)
+                .unwrap()
+                .touch("blobs/ab/ab.zst")
+        };
+        assert!(touch(Some("Wed, 18 Feb 2015 22:17:09 GMT")).is_ok());
+        let two_hours = Duration::from_secs(7200);
+        assert!(matches!(
+            touch(Some("Wed, 18 Feb 2015 21:16:09 GMT")),
+            Err(StoreError::Stale { age: Some(a), .. }) if a == two_hours
+        ));
+        assert!(matches!(
+            touch(None),
+            Err(StoreError::Stale { age: None, .. })
+        ));
+    }
+
+    #[test]
+    fn the_timeout_is_whole_seconds() {
+        assert_eq!(parse_timeout("5"), Some(Duration::from_secs(5)));
+        assert_eq!(parse_timeout(" 1 "), Some(Duration::from_secs(1)));
+        for bad in ["0", "-1", "1.5", "5s", ""] {
+            assert_eq!(parse_timeout(bad), None, "{bad}");
+        }
     }
 
     #[test]

@@ -59,12 +59,28 @@ pub enum StoreError {
         key: String,
         detail: String,
     },
+    /// [`Store::touch`] could not renew the object where it is: the
+    /// caller uploads it again.
+    #[error("{store}: `{key}` cannot be refreshed in place ({})", stale(.age))]
+    Stale {
+        store: String,
+        key: String,
+        /// How long ago the store last wrote it, if it says.
+        age: Option<std::time::Duration>,
+    },
     #[error("{store}: `{key}` is larger than {}, the most cargo-seed reads of it", crate::ui::bytes(*.cap))]
     TooLarge {
         store: String,
         key: String,
         cap: u64,
     },
+}
+
+fn stale(age: &Option<std::time::Duration>) -> String {
+    match age {
+        Some(age) => format!("last written {}s ago", age.as_secs()),
+        None => "the store does not say when it was written".into(),
+    }
 }
 
 /// The operations cargo-seed needs from a place that holds snapshots.
@@ -90,11 +106,12 @@ pub trait Store: Send + Sync {
         Ok(None)
     }
     /// Marks an existing object as just used, so that `gc`'s grace period
-    /// protects a blob a publish is about to reference. A no-op where the
-    /// store cannot (plain HTTP, where gc cannot run either).
-    fn touch(&self, _key: &str) -> Result<(), StoreError> {
-        Ok(())
-    }
+    /// protects a blob a publish is about to reference, or fails, and the
+    /// caller uploads the object again (which renews it as well). No
+    /// default: a store that did nothing here would let a gc remove a blob
+    /// a manifest is about to name. Plain HTTP cannot renew an object in
+    /// place; it succeeds only for one the server wrote recently enough.
+    fn touch(&self, key: &str) -> Result<(), StoreError>;
 }
 
 /// One object found by [`Store::list`].

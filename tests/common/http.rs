@@ -5,7 +5,7 @@
 
 #![allow(dead_code)]
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::fs;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
@@ -13,12 +13,13 @@ use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread;
-use std::time::Duration;
+use std::time::{Duration, Instant, SystemTime};
 
 /// What to do to the next matching download.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Fault {
-    /// Send this many bytes of the body, then close the connection.
+    /// Send at most this many bytes of the body, and never more than half
+    /// of it (so something is always missing), then close the connection.
     Truncate(usize),
     /// Flip one byte in the middle of the body.
     Flip,
@@ -26,24 +27,57 @@ pub enum Fault {
     Status(u16),
     /// Answer 429 with `Retry-After: <secs>`.
     TooMany(u64),
+    /// Answer 503 with `Retry-After: <secs>`.
+    Unavailable(u64),
     /// Accept the request and close without answering.
     Drop,
     /// Wait this long before answering.
     Slow(Duration),
+    /// Send half the body, then wait this long before the rest.
+    Stall(Duration),
+}
+
+/// One request the server read, in the order they arrived.
+#[derive(Debug, Clone)]
+pub struct Seen {
+    pub method: String,
+    /// The path, without its leading `/`.
+    pub path: String,
+    /// The first byte a `Range: bytes=<n>-` asked for.
+    pub range: Option<usize>,
+    pub authorization: Option<String>,
+    /// When its head had been read.
+    pub at: Instant,
+    pub fault: Option<Fault>,
+    /// Of a body the fault cut short (or stalled): the bytes sent (before
+    /// the stall) and the bytes the answer had.
+    pub cut: Option<(usize, usize)>,
 }
 
 pub struct Server {
     pub url: String,
     pub root: PathBuf,
     faults: Arc<Mutex<VecDeque<Fault>>>,
+    faults_by_key: Arc<Mutex<HashMap<String, VecDeque<Fault>>>>,
     /// Flip a byte in every blob download, forever.
     pub always_flip: Arc<AtomicBool>,
     /// Refuse every request with 403.
     pub deny: Arc<AtomicBool>,
     requests: Arc<AtomicUsize>,
-    /// The path of every GET answered, without its leading `/`.
-    gets: Arc<Mutex<Vec<String>>>,
+    seen: Arc<Mutex<Vec<Seen>>>,
     stop: Arc<AtomicBool>,
+}
+
+/// What every connection's thread shares with the server.
+#[derive(Clone)]
+struct Shared {
+    root: PathBuf,
+    faults: Arc<Mutex<VecDeque<Fault>>>,
+    faults_by_key: Arc<Mutex<HashMap<String, VecDeque<Fault>>>>,
+    flip: Arc<AtomicBool>,
+    deny: Arc<AtomicBool>,
+    requests: Arc<AtomicUsize>,
+    seen: Arc<Mutex<Vec<Seen>>>,
 }
 
 impl Server {
@@ -55,36 +89,32 @@ impl Server {
             url,
             root: root.clone(),
             faults: Arc::default(),
+            faults_by_key: Arc::default(),
             always_flip: Arc::default(),
             deny: Arc::default(),
             requests: Arc::default(),
-            gets: Arc::default(),
+            seen: Arc::default(),
             stop: Arc::default(),
         };
-        let (faults, flip, deny, requests, gets, stop) = (
-            server.faults.clone(),
-            server.always_flip.clone(),
-            server.deny.clone(),
-            server.requests.clone(),
-            server.gets.clone(),
-            server.stop.clone(),
-        );
+        let shared = Shared {
+            root,
+            faults: server.faults.clone(),
+            faults_by_key: server.faults_by_key.clone(),
+            flip: server.always_flip.clone(),
+            deny: server.deny.clone(),
+            requests: server.requests.clone(),
+            seen: server.seen.clone(),
+        };
+        let stop = server.stop.clone();
         thread::spawn(move || {
             for conn in listener.incoming() {
                 if stop.load(Ordering::Relaxed) {
                     break;
                 }
                 let Ok(conn) = conn else { continue };
-                let (root, faults, flip, deny, requests, gets) = (
-                    root.clone(),
-                    faults.clone(),
-                    flip.clone(),
-                    deny.clone(),
-                    requests.clone(),
-                    gets.clone(),
-                );
+                let shared = shared.clone();
                 thread::spawn(move || {
-                    let _ = handle(conn, &root, &faults, &flip, &deny, &requests, &gets);
+                    let _ = handle(conn, &shared);
                 });
             }
         });
@@ -96,24 +126,59 @@ impl Server {
         self.faults.lock().unwrap().extend(faults);
     }
 
+    /// Faults for the next downloads of `key`, in order, before any
+    /// [`Server::inject`] gave.
+    pub fn inject_for(&self, key: &str, faults: impl IntoIterator<Item = Fault>) {
+        let mut by_key = self.faults_by_key.lock().unwrap();
+        by_key.entry(key.to_owned()).or_default().extend(faults);
+    }
+
     pub fn faults_left(&self) -> usize {
-        self.faults.lock().unwrap().len()
+        let by_key: usize = self
+            .faults_by_key
+            .lock()
+            .unwrap()
+            .values()
+            .map(|q| q.len())
+            .sum();
+        self.faults.lock().unwrap().len() + by_key
     }
 
     pub fn requests(&self) -> usize {
         self.requests.load(Ordering::Relaxed)
     }
 
+    /// Every request read so far (since [`Server::reset_gets`]).
+    pub fn seen(&self) -> Vec<Seen> {
+        self.seen.lock().unwrap().clone()
+    }
+
+    /// The requests for `key`, in order.
+    pub fn seen_for(&self, key: &str) -> Vec<Seen> {
+        self.seen().into_iter().filter(|s| s.path == key).collect()
+    }
+
     /// How many GETs asked for a path starting with `prefix` (`blobs/`, or
     /// one blob's key).
     pub fn gets(&self, prefix: &str) -> usize {
-        let gets = self.gets.lock().unwrap();
-        gets.iter().filter(|p| p.starts_with(prefix)).count()
+        self.count("GET", prefix)
     }
 
-    /// Forgets the GETs counted so far.
+    /// How many PUTs stored a path starting with `prefix`.
+    pub fn puts(&self, prefix: &str) -> usize {
+        self.count("PUT", prefix)
+    }
+
+    fn count(&self, method: &str, prefix: &str) -> usize {
+        let seen = self.seen.lock().unwrap();
+        seen.iter()
+            .filter(|s| s.method == method && s.path.starts_with(prefix))
+            .count()
+    }
+
+    /// Forgets the requests seen so far.
     pub fn reset_gets(&self) {
-        self.gets.lock().unwrap().clear();
+        self.seen.lock().unwrap().clear();
     }
 }
 
@@ -140,16 +205,15 @@ fn respond(
     conn.write_all(body)
 }
 
-fn handle(
-    mut conn: TcpStream,
-    root: &std::path::Path,
-    faults: &Mutex<VecDeque<Fault>>,
-    flip: &AtomicBool,
-    deny: &AtomicBool,
-    requests: &AtomicUsize,
-    gets: &Mutex<Vec<String>>,
-) -> std::io::Result<()> {
-    requests.fetch_add(1, Ordering::Relaxed);
+/// `t` as an HTTP date (RFC 9110's IMF-fixdate).
+pub fn http_date(t: SystemTime) -> String {
+    chrono::DateTime::<chrono::Utc>::from(t)
+        .format("%a, %d %b %Y %H:%M:%S GMT")
+        .to_string()
+}
+
+fn handle(mut conn: TcpStream, shared: &Shared) -> std::io::Result<()> {
+    shared.requests.fetch_add(1, Ordering::Relaxed);
     let mut reader = BufReader::new(conn.try_clone()?);
     let mut line = String::new();
     reader.read_line(&mut line)?;
@@ -158,7 +222,7 @@ fn handle(
         parts.next().unwrap_or("").to_owned(),
         parts.next().unwrap_or("/").to_owned(),
     );
-    let (mut len, mut range) = (0usize, None::<usize>);
+    let (mut len, mut range, mut authorization) = (0usize, None::<usize>, None);
     loop {
         let mut h = String::new();
         reader.read_line(&mut h)?;
@@ -175,20 +239,31 @@ fn handle(
                     .strip_prefix("bytes=")
                     .and_then(|r| r.trim_end_matches('-').parse().ok())
             }
+            "authorization" => authorization = Some(v.trim().to_owned()),
             _ => {}
         }
     }
-    if deny.load(Ordering::Relaxed) {
+    let at = Instant::now();
+    let rel = path.trim_start_matches('/').to_owned();
+    let mut seen = Seen {
+        method: method.clone(),
+        path: rel.clone(),
+        range,
+        authorization,
+        at,
+        fault: None,
+        cut: None,
+    };
+    let log = |seen: Seen| shared.seen.lock().unwrap().push(seen);
+    if shared.deny.load(Ordering::Relaxed) {
+        log(seen);
         return respond(&mut conn, 403, &[], b"");
     }
-    let rel = path.trim_start_matches('/');
     if rel.split('/').any(|c| c == ".." || c.is_empty()) {
+        log(seen);
         return respond(&mut conn, 400, &[], b"");
     }
-    let file = root.join(rel);
-    if method == "GET" {
-        gets.lock().unwrap().push(rel.to_owned());
-    }
+    let file = shared.root.join(&rel);
     match method.as_str() {
         "PUT" => {
             let mut body = vec![0u8; len];
@@ -197,6 +272,7 @@ fn handle(
             let tmp = file.with_extension("upload");
             fs::write(&tmp, body)?;
             fs::rename(&tmp, &file)?;
+            log(seen);
             respond(&mut conn, 201, &[("Content-Length", "0".into())], b"")
         }
         "DELETE" => {
@@ -205,19 +281,28 @@ fn handle(
             } else {
                 404
             };
+            log(seen);
             respond(&mut conn, status, &[], b"")
         }
         "GET" | "HEAD" => {
-            let Ok(mut body) = fs::read(&file) else {
+            let read = fs::read(&file).and_then(|b| Ok((b, fs::metadata(&file)?.modified()?)));
+            let Ok((mut body, modified)) = read else {
+                log(seen);
                 return respond(&mut conn, 404, &[("Content-Length", "0".into())], b"");
             };
             let is_blob = rel.starts_with("blobs/") && method == "GET";
             let fault = if is_blob {
-                faults.lock().unwrap().pop_front()
+                let by_key = shared
+                    .faults_by_key
+                    .lock()
+                    .unwrap()
+                    .get_mut(&rel)
+                    .and_then(|q| q.pop_front());
+                by_key.or_else(|| shared.faults.lock().unwrap().pop_front())
             } else {
                 None
             };
-            if is_blob && flip.load(Ordering::Relaxed) {
+            if is_blob && shared.flip.load(Ordering::Relaxed) {
                 let mid = body.len() / 2;
                 body[mid] ^= 0x20;
             }
@@ -235,23 +320,44 @@ fn handle(
             };
             let body = &mut body[start..];
             headers.push(("Content-Length", body.len().to_string()));
+            headers.push(("Last-Modified", http_date(modified)));
+            headers.push(("Date", http_date(SystemTime::now())));
+            seen.cut = match fault {
+                Some(Fault::Truncate(n)) => Some((n.min(body.len() / 2), body.len())),
+                Some(Fault::Stall(_)) => Some((body.len() / 2, body.len())),
+                _ => None,
+            };
+            seen.fault = fault.clone();
+            let cut = seen.cut;
+            log(seen);
             match fault {
                 Some(Fault::Status(code)) => {
                     respond(&mut conn, code, &[("Content-Length", "0".into())], b"")
                 }
-                Some(Fault::TooMany(secs)) => respond(
-                    &mut conn,
-                    429,
-                    &[
+                Some(Fault::TooMany(secs) | Fault::Unavailable(secs)) => {
+                    let code = if matches!(fault, Some(Fault::TooMany(_))) {
+                        429
+                    } else {
+                        503
+                    };
+                    let headers = [
                         ("Retry-After", secs.to_string()),
                         ("Content-Length", "0".into()),
-                    ],
-                    b"",
-                ),
+                    ];
+                    respond(&mut conn, code, &headers, b"")
+                }
                 Some(Fault::Drop) => Ok(()),
-                Some(Fault::Truncate(n)) => {
-                    respond(&mut conn, status, &headers, &body[..n.min(body.len())])?;
+                Some(Fault::Truncate(_)) => {
+                    let (sent, _) = cut.unwrap();
+                    respond(&mut conn, status, &headers, &body[..sent])?;
                     conn.shutdown(std::net::Shutdown::Both)
+                }
+                Some(Fault::Stall(d)) => {
+                    let (sent, _) = cut.unwrap();
+                    respond(&mut conn, status, &headers, &body[..sent])?;
+                    conn.flush()?;
+                    thread::sleep(d);
+                    conn.write_all(&body[sent..])
                 }
                 Some(Fault::Flip) => {
                     let mid = body.len() / 2;
@@ -266,7 +372,10 @@ fn handle(
                 None => respond(&mut conn, status, &headers, body),
             }
         }
-        _ => respond(&mut conn, 405, &[], b""),
+        _ => {
+            log(seen);
+            respond(&mut conn, 405, &[], b"")
+        }
     }
 }
 
@@ -340,30 +449,45 @@ impl Drop for Nginx {
     }
 }
 
-/// A proxy on loopback in front of another HTTP server (the S3 server),
-/// injecting the same faults into blob downloads: a GET whose path has
-/// `/blobs/` in it. Each request is forwarded on a fresh connection.
+/// A proxy on loopback in front of another HTTP server: a reverse proxy
+/// (the S3 tests point `AWS_ENDPOINT_URL` at it), or a forward proxy
+/// (`HTTP_PROXY`), whose absolute-form requests (`GET http://host/path`) it
+/// passes on in origin-form to the same upstream. It injects the same
+/// faults into blob downloads: a GET whose path has `/blobs/` in it. Each
+/// request is forwarded on a fresh connection. It cannot tunnel: a CONNECT
+/// (`HTTPS_PROXY`) is recorded and refused with 502.
 pub struct Proxy {
     pub url: String,
     faults: Arc<Mutex<VecDeque<Fault>>>,
     /// Blob downloads that asked for a byte range (a resumed download).
     pub ranged: Arc<AtomicUsize>,
+    /// The first line of every request, as the client sent it.
+    seen: Arc<Mutex<Vec<String>>>,
 }
 
 impl Proxy {
     pub fn start(upstream: &str) -> Proxy {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let url = format!("http://{}", listener.local_addr().unwrap());
-        let upstream = upstream.trim_start_matches("http://").to_owned();
+        let upstream = upstream
+            .trim_start_matches("http://")
+            .trim_end_matches('/')
+            .to_owned();
         let faults: Arc<Mutex<VecDeque<Fault>>> = Arc::default();
         let ranged: Arc<AtomicUsize> = Arc::default();
-        let (queue, counter) = (faults.clone(), ranged.clone());
+        let seen: Arc<Mutex<Vec<String>>> = Arc::default();
+        let (queue, counter, log) = (faults.clone(), ranged.clone(), seen.clone());
         // Runs until the test binary exits; a test starts a few at most.
         thread::spawn(move || {
             for conn in listener.incoming().flatten() {
-                let (queue, counter, upstream) = (queue.clone(), counter.clone(), upstream.clone());
+                let (queue, counter, log, upstream) = (
+                    queue.clone(),
+                    counter.clone(),
+                    log.clone(),
+                    upstream.clone(),
+                );
                 thread::spawn(move || {
-                    let _ = forward(conn, &upstream, &queue, &counter);
+                    let _ = forward(conn, &upstream, &queue, &counter, &log);
                 });
             }
         });
@@ -371,6 +495,7 @@ impl Proxy {
             url,
             faults,
             ranged,
+            seen,
         }
     }
 
@@ -381,21 +506,45 @@ impl Proxy {
     pub fn faults_left(&self) -> usize {
         self.faults.lock().unwrap().len()
     }
+
+    /// The first line of every request so far (`GET http://127.0.0.1:…/x
+    /// HTTP/1.1`, `CONNECT host:443 HTTP/1.1`).
+    pub fn requests(&self) -> Vec<String> {
+        self.seen.lock().unwrap().clone()
+    }
 }
 
-/// Reads one request (head and `Content-Length` body) as raw bytes; also
-/// returns its first line and whether it asked for a range.
+/// A request line with its target in origin-form: `GET http://h:1/a HTTP/1.1`
+/// becomes `GET /a HTTP/1.1`; other lines are returned as they are.
+fn origin_form(line: &str) -> String {
+    let mut parts = line.splitn(3, ' ');
+    let (Some(method), Some(target), Some(rest)) = (parts.next(), parts.next(), parts.next())
+    else {
+        return line.to_owned();
+    };
+    match target.strip_prefix("http://") {
+        Some(after) => {
+            let path = after.find('/').map_or("/", |i| &after[i..]);
+            format!("{method} {path} {rest}")
+        }
+        None => line.to_owned(),
+    }
+}
+
+/// Reads one request (head and `Content-Length` body) as raw bytes, in
+/// origin-form; also returns its first line as sent and whether it asked
+/// for a range.
 fn read_request(reader: &mut impl BufRead) -> std::io::Result<(String, bool, Vec<u8>)> {
-    let mut raw = Vec::new();
     let mut first = String::new();
+    if reader.read_line(&mut first)? == 0 {
+        return Err(std::io::ErrorKind::UnexpectedEof.into());
+    }
+    let mut raw = origin_form(&first).into_bytes();
     let mut len = 0usize;
     let mut ranged = false;
     loop {
         let mut line = String::new();
         reader.read_line(&mut line)?;
-        if first.is_empty() {
-            first = line.clone();
-        }
         let (k, v) = line.split_once(':').unwrap_or((&line, ""));
         if k.eq_ignore_ascii_case("content-length") {
             len = v.trim().parse().unwrap_or(0);
@@ -422,8 +571,13 @@ fn forward(
     upstream: &str,
     faults: &Mutex<VecDeque<Fault>>,
     ranged_blobs: &AtomicUsize,
+    seen: &Mutex<Vec<String>>,
 ) -> std::io::Result<()> {
     let (first, ranged, request) = read_request(&mut BufReader::new(conn.try_clone()?))?;
+    seen.lock().unwrap().push(first.trim_end().to_owned());
+    if first.starts_with("CONNECT ") {
+        return respond(&mut conn, 502, &[("Content-Length", "0".into())], b"");
+    }
     let is_blob = first.starts_with("GET ") && first.contains("/blobs/");
     if is_blob && ranged {
         ranged_blobs.fetch_add(1, Ordering::Relaxed);
@@ -437,12 +591,17 @@ fn forward(
         Some(Fault::Status(code)) => {
             return respond(&mut conn, code, &[("Content-Length", "0".into())], b"")
         }
-        Some(Fault::TooMany(secs)) => {
+        Some(Fault::TooMany(secs) | Fault::Unavailable(secs)) => {
+            let code = if matches!(fault, Some(Fault::TooMany(_))) {
+                429
+            } else {
+                503
+            };
             let headers = [
                 ("Retry-After", secs.to_string()),
                 ("Content-Length", "0".into()),
             ];
-            return respond(&mut conn, 429, &headers, b"");
+            return respond(&mut conn, code, &headers, b"");
         }
         Some(Fault::Drop) => return Ok(()),
         Some(Fault::Slow(d)) => thread::sleep(d),
@@ -462,6 +621,13 @@ fn forward(
             let n = n.min((response.len() - body_at) / 2);
             conn.write_all(&response[..body_at + n])?;
             conn.shutdown(std::net::Shutdown::Both)
+        }
+        Some(Fault::Stall(d)) => {
+            let mid = body_at + (response.len() - body_at) / 2;
+            conn.write_all(&response[..mid])?;
+            conn.flush()?;
+            thread::sleep(d);
+            conn.write_all(&response[mid..])
         }
         Some(Fault::Flip) if response.len() > body_at => {
             let mid = body_at + (response.len() - body_at) / 2;
