@@ -1,7 +1,7 @@
 //! Object storage: `s3://bucket/prefix` against a real S3-compatible server
 //! on loopback (moto's), configured only through the AWS environment.
 //! Publish, seed, list and gc, a gc between a publish's blobs and its
-//! manifest, and damaged or missing objects.
+//! manifest, multipart uploads, and damaged or missing objects.
 
 mod common;
 
@@ -325,6 +325,79 @@ fn a_damaged_blob_or_a_missing_bucket_fails_cleanly_and_keeps_the_target_dir() {
     assert_same_tree(&before, &tree_listing(&dir.join("target")));
 }
 
+/// A unit whose blob is over the part size (a build script that writes
+/// 20 MiB zstd cannot shrink into its `OUT_DIR`) goes up in three parts, and
+/// seeds like any other.
+#[test]
+fn a_blob_over_the_part_size_is_published_in_parts_and_seeds() {
+    const NOISE: &str = r#"
+    let mut x = 0x9E37_79B9_7F4A_7C15u64;
+    let noise: Vec<u8> = (0..20 << 17)
+        .flat_map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x.to_le_bytes()
+        })
+        .collect();
+    fs::write(out.with_file_name("noise.bin"), noise).unwrap();
+"#;
+    let one = OneCommit::create(
+        "s3-parts",
+        |origin| {
+            let at = "    fs::write(out,";
+            edit(&origin.join("gen/build.rs"), at, &format!("{NOISE}{at}"));
+        },
+        &[],
+    );
+    let moto = Moto::shared();
+    let bucket = moto.bucket("parts");
+    let url = format!("s3://{bucket}/team");
+    let out = s3_seed(&one.ci, &["publish", "--store", &url]);
+    assert!(out.status.success(), "{}", stderr(&out));
+
+    let m = s3_manifest(&bucket, &one.commit).unwrap();
+    let etags = moto.etags(&bucket, "team/blobs/");
+    let part = 8 << 20;
+    let mut big = 0;
+    for unit in m["units"].as_array().unwrap() {
+        let (sha, size) = (
+            unit["blob"]["sha256"].as_str().unwrap(),
+            unit["blob"]["size"].as_u64().unwrap(),
+        );
+        let etag = &etags[&format!("team/blobs/{}/{sha}.zst", &sha[..2])];
+        if size > part {
+            big += 1;
+            assert!(
+                etag.ends_with("-3"),
+                "{} ({size} bytes): {etag}",
+                unit["id"]
+            );
+        } else {
+            assert!(!etag.contains('-'), "{} ({size} bytes): {etag}", unit["id"]);
+        }
+    }
+    assert_eq!(big, 1, "one blob over {part} bytes");
+
+    let dir = one.clone_dev();
+    let out = s3_seed(&dir, &["--store", &url]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_nothing_compiles(&dir, "hello, seed");
+    let noise = |root: &Path| {
+        let build = root.join("target/debug/build");
+        let found = std::fs::read_dir(&build)
+            .unwrap()
+            .map(|e| e.unwrap().path().join("out/noise.bin"))
+            .find(|p| p.exists())
+            .unwrap_or_else(|| panic!("no noise.bin under {}", build.display()));
+        std::fs::read(found).unwrap()
+    };
+    assert!(
+        noise(&dir) == noise(&one.ci),
+        "the restored OUT_DIR file is CI's"
+    );
+}
+
 /// The store's own operations, through the library: a blob large enough for
 /// a multipart upload, a bucket without a prefix and one with a deep prefix.
 #[test]
@@ -369,6 +442,11 @@ fn objects_round_trip_with_and_without_a_prefix_and_in_parts() {
             keys.contains_key(&format!("{prefix}blobs/ab/big.zst")),
             "{keys:?}"
         );
+        // 20 MiB in parts of 8: the ETag of a three-part upload.
+        let etags = moto.etags(&bucket, &prefix);
+        let etag = |key: &str| etags[&format!("{prefix}{key}")].as_str();
+        assert!(etag("blobs/ab/big.zst").ends_with("-3"), "{etags:?}");
+        assert!(!etag("blobs/ab/small.zst").contains('-'), "{etags:?}");
         let mut body = Vec::new();
         store
             .get("blobs/ab/big.zst")
