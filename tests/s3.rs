@@ -1,7 +1,7 @@
 //! Object storage: `s3://bucket/prefix` against a real S3-compatible server
 //! on loopback (moto's), configured only through the AWS environment.
 //! Publish, seed, list and gc, a gc between a publish's blobs and its
-//! manifest, multipart uploads, and damaged or missing objects.
+//! manifest, multipart uploads, stalled and damaged or missing objects.
 
 mod common;
 
@@ -145,6 +145,38 @@ fn seeding_from_s3_rides_out_transient_faults() {
         "the truncated download was resumed with a range"
     );
 
+    assert_nothing_compiles(&dir, "hello, seed");
+}
+
+/// A download that stalls (half its body sent, then nothing on an open
+/// connection) is given up after the read timeout and resumed where it
+/// stopped. The timeout is 30 s unless `AWS_READ_TIMEOUT` says otherwise, as
+/// it does here.
+#[test]
+fn seeding_from_s3_gives_up_on_a_stalled_download_and_resumes_it() {
+    use std::sync::atomic::Ordering::Relaxed;
+
+    let w = world();
+    let (_, url) = bucket_with_snapshots("stall", |_| {});
+    let proxy = Proxy::start(&Moto::shared().endpoint);
+    proxy.inject([Fault::Stall]);
+    let dir = w.clone_at(&w.commits.base);
+    let out = s3_cmd(&dir, &["--store", &url])
+        .env("AWS_ENDPOINT_URL", &proxy.url)
+        .env("AWS_READ_TIMEOUT", "2s")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(proxy.faults_left(), 0, "the stall was met");
+    assert_eq!(
+        proxy.abandoned.load(Relaxed),
+        1,
+        "the client closed the stalled connection itself"
+    );
+    assert!(
+        proxy.ranged.load(Relaxed) > 0,
+        "the download was resumed with a range"
+    );
     assert_nothing_compiles(&dir, "hello, seed");
 }
 

@@ -30,6 +30,32 @@ pub enum Fault {
     Drop,
     /// Wait this long before answering.
     Slow(Duration),
+    /// Send half the body, then nothing, holding the connection open until
+    /// the client gives up on it (at most [`STALL_LIMIT`]).
+    Stall,
+}
+
+/// How long a [`Fault::Stall`] waits for the client to give up: far longer
+/// than the timeout a test sets, so that only a client without one waits it
+/// out.
+pub const STALL_LIMIT: Duration = Duration::from_secs(20);
+
+/// Sends `partial` and then nothing until the client closes the connection;
+/// returns whether it did, rather than [`STALL_LIMIT`] running out.
+fn stall(conn: &mut TcpStream, partial: &[u8]) -> std::io::Result<bool> {
+    conn.write_all(partial)?;
+    conn.flush()?;
+    conn.set_read_timeout(Some(STALL_LIMIT))?;
+    // The request was read whole, so the client sends nothing more: the
+    // read ends when it closes (or resets) the connection, or times out.
+    let mut byte = [0u8; 1];
+    Ok(match conn.read(&mut byte) {
+        Ok(_) => true,
+        Err(e) => !matches!(
+            e.kind(),
+            std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+        ),
+    })
 }
 
 pub struct Server {
@@ -262,6 +288,11 @@ fn handle(
                     thread::sleep(d);
                     respond(&mut conn, status, &headers, body)
                 }
+                Some(Fault::Stall) => {
+                    let half = body.len() / 2;
+                    respond(&mut conn, status, &headers, b"")?;
+                    stall(&mut conn, &body[..half]).map(drop)
+                }
                 None if method == "HEAD" => respond(&mut conn, status, &headers, b""),
                 None => respond(&mut conn, status, &headers, body),
             }
@@ -348,6 +379,8 @@ pub struct Proxy {
     faults: Arc<Mutex<VecDeque<Fault>>>,
     /// Blob downloads that asked for a byte range (a resumed download).
     pub ranged: Arc<AtomicUsize>,
+    /// [`Fault::Stall`]s the client gave up on, closing the connection.
+    pub abandoned: Arc<AtomicUsize>,
 }
 
 impl Proxy {
@@ -357,13 +390,19 @@ impl Proxy {
         let upstream = upstream.trim_start_matches("http://").to_owned();
         let faults: Arc<Mutex<VecDeque<Fault>>> = Arc::default();
         let ranged: Arc<AtomicUsize> = Arc::default();
-        let (queue, counter) = (faults.clone(), ranged.clone());
+        let abandoned: Arc<AtomicUsize> = Arc::default();
+        let (queue, counter, gave_up) = (faults.clone(), ranged.clone(), abandoned.clone());
         // Runs until the test binary exits; a test starts a few at most.
         thread::spawn(move || {
             for conn in listener.incoming().flatten() {
-                let (queue, counter, upstream) = (queue.clone(), counter.clone(), upstream.clone());
+                let (queue, counter, gave_up, upstream) = (
+                    queue.clone(),
+                    counter.clone(),
+                    gave_up.clone(),
+                    upstream.clone(),
+                );
                 thread::spawn(move || {
-                    let _ = forward(conn, &upstream, &queue, &counter);
+                    let _ = forward(conn, &upstream, &queue, &counter, &gave_up);
                 });
             }
         });
@@ -371,6 +410,7 @@ impl Proxy {
             url,
             faults,
             ranged,
+            abandoned,
         }
     }
 
@@ -422,6 +462,7 @@ fn forward(
     upstream: &str,
     faults: &Mutex<VecDeque<Fault>>,
     ranged_blobs: &AtomicUsize,
+    abandoned: &AtomicUsize,
 ) -> std::io::Result<()> {
     let (first, ranged, request) = read_request(&mut BufReader::new(conn.try_clone()?))?;
     let is_blob = first.starts_with("GET ") && first.contains("/blobs/");
@@ -462,6 +503,13 @@ fn forward(
             let n = n.min((response.len() - body_at) / 2);
             conn.write_all(&response[..body_at + n])?;
             conn.shutdown(std::net::Shutdown::Both)
+        }
+        Some(Fault::Stall) => {
+            let half = (response.len() - body_at) / 2;
+            if stall(&mut conn, &response[..body_at + half])? {
+                abandoned.fetch_add(1, Ordering::Relaxed);
+            }
+            Ok(())
         }
         Some(Fault::Flip) if response.len() > body_at => {
             let mid = body_at + (response.len() - body_at) / 2;
