@@ -1,13 +1,16 @@
-//! Retention (`cargo seed gc`) and concurrent use of one store: publishers
-//! racing each other and a gc, with every snapshot left complete.
+//! Retention (`cargo seed gc`), and a gc running while a publish is between
+//! finding its blobs in the store and writing the manifest that references
+//! them, with the snapshot left complete.
 
 mod common;
 
 use std::collections::BTreeSet;
 use std::fs;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
+use cargo_seed::store::LocalStore;
+use common::window::publish_with_window;
 use common::*;
 
 fn world() -> &'static World {
@@ -107,43 +110,83 @@ fn gc_spares_unreferenced_blobs_younger_than_the_grace_period() {
     }
 }
 
-#[test]
-fn concurrent_publishers_and_an_aggressive_gc_leave_every_snapshot_complete() {
+/// A copy of the store without `greet_changed`'s snapshot, as a gc leaves it
+/// once that snapshot has aged out, and the blobs only that snapshot used,
+/// which nothing references now. CI's checkout is at `greet_changed`: its
+/// publish finds them in the store and reuses them.
+fn store_without_greet_changed(name: &str) -> (PathBuf, BTreeSet<String>) {
     let w = world();
-    let store = w.root.join("race-store");
-    let store_arg = store.to_str().unwrap().to_owned();
-    for round in 0..3 {
-        let spawn = |args: &[&str]| command("cargo", &w.ci).args(args).spawn().unwrap();
-        let mut children = vec![
-            spawn(&["seed", "publish", "-q", "--store", &store_arg]),
-            spawn(&["seed", "publish", "-q", "--store", &store_arg]),
-            // No grace at all: it may delete blobs a publisher has uploaded
-            // but not yet referenced, which the publisher must put back.
-            spawn(&[
-                "seed",
-                "gc",
-                "-q",
-                "--store",
-                &store_arg,
-                "--grace-hours",
-                "0",
-            ]),
-        ];
-        for c in &mut children {
-            assert!(c.wait().unwrap().success(), "round {round}");
-        }
-        let m = World::manifest(&store, &w.commits.greet_changed);
-        let missing: Vec<_> = referenced(&m).difference(&blobs(&store)).cloned().collect();
-        assert!(
-            missing.is_empty(),
-            "round {round}: blobs missing {missing:?}"
-        );
-        assert!(
-            !store.join("tmp").exists() || fs::read_dir(store.join("tmp")).unwrap().count() == 0
-        );
-    }
-    let dir = w.clone_at(&w.commits.greet_changed);
-    let out = seed(&dir, &["--store", &store_arg]);
+    let store = w.store_copy(name);
+    let only_greet: BTreeSet<String> =
+        referenced(&World::manifest(&store, &w.commits.greet_changed))
+            .difference(&referenced(&World::manifest(&store, &w.commits.base)))
+            .cloned()
+            .collect();
+    assert!(!only_greet.is_empty());
+    fs::remove_dir_all(store.join("snapshots").join(&w.commits.greet_changed)).unwrap();
+    (store, only_greet)
+}
+
+/// Every blob `commit`'s manifest references is in the store, and a fresh
+/// clone seeded from it compiles nothing.
+fn assert_complete(store: &Path, commit: &str, prints: &str) {
+    let missing: Vec<_> = referenced(&World::manifest(store, commit))
+        .difference(&blobs(store))
+        .cloned()
+        .collect();
+    assert!(missing.is_empty(), "blobs missing: {missing:?}");
+    let staged = fs::read_dir(store.join("tmp")).map_or(0, |d| d.count());
+    assert_eq!(staged, 0, "nothing is left in the store's staging area");
+    let dir = world().clone_at(commit);
+    let out = seed(&dir, &["--store", store.to_str().unwrap()]);
     assert!(out.status.success(), "{}", text(&out.stderr));
-    assert_nothing_compiles(&dir, "hi there, seed");
+    assert_nothing_compiles(&dir, prints);
+}
+
+/// A gc without grace removes the blobs a publish found in the store before
+/// the publish's manifest references them; the publish checks its blobs
+/// again after writing the manifest and puts them back.
+#[test]
+fn publish_puts_back_the_blobs_a_gc_removed_before_its_manifest() {
+    let w = world();
+    let (store, only_greet) = store_without_greet_changed("window-recheck");
+    let local = LocalStore::new(store.clone());
+    let (_, in_window) = publish_with_window(&w.ci, &local, || {
+        gc(&w.ci, &store, &["--grace-hours", "0"]);
+        blobs(&store)
+    });
+    assert!(
+        in_window.is_disjoint(&only_greet),
+        "the gc removed the reused blobs before the manifest was written"
+    );
+    assert_complete(&store, &w.commits.greet_changed, "hi there, seed");
+}
+
+/// Publishing refreshes the blobs it reuses, so that a gc with its grace
+/// period spares them even though they are old and, until the manifest is
+/// written, unreferenced.
+#[test]
+fn publish_refreshes_reused_blobs_so_a_gc_before_its_manifest_spares_them() {
+    let w = world();
+    let (store, only_greet) = store_without_greet_changed("window-refresh");
+    for sha in &only_greet {
+        backdate(&store.join(format!("blobs/{}/{sha}.zst", &sha[..2])));
+    }
+    let local = LocalStore::new(store.clone());
+    let (_, (in_window, said)) = publish_with_window(&w.ci, &local, || {
+        let out = gc(&w.ci, &store, &[]);
+        (blobs(&store), text(&out.stderr))
+    });
+    assert!(
+        only_greet.is_subset(&in_window),
+        "the gc spared the refreshed blobs: {said}"
+    );
+    assert!(
+        said.contains(&format!(
+            "{} unreferenced blobs younger than the grace period",
+            only_greet.len()
+        )),
+        "{said}"
+    );
+    assert_complete(&store, &w.commits.greet_changed, "hi there, seed");
 }

@@ -1,7 +1,7 @@
 //! Object storage: `s3://bucket/prefix` against a real S3-compatible server
 //! on loopback (moto's), configured only through the AWS environment.
-//! Publish, seed, list and gc, publishers racing each other and a gc, and
-//! damaged or missing objects.
+//! Publish, seed, list and gc, a gc between a publish's blobs and its
+//! manifest, multipart uploads, stalled and damaged or missing objects.
 
 mod common;
 
@@ -13,6 +13,7 @@ use std::sync::OnceLock;
 
 use common::http::{Fault, Proxy};
 use common::s3::Moto;
+use common::window::publish_with_window;
 use common::*;
 
 fn world() -> &'static World {
@@ -147,6 +148,38 @@ fn seeding_from_s3_rides_out_transient_faults() {
     assert_nothing_compiles(&dir, "hello, seed");
 }
 
+/// A download that stalls (half its body sent, then nothing on an open
+/// connection) is given up after the read timeout and resumed where it
+/// stopped. The timeout is 30 s unless `AWS_READ_TIMEOUT` says otherwise, as
+/// it does here.
+#[test]
+fn seeding_from_s3_gives_up_on_a_stalled_download_and_resumes_it() {
+    use std::sync::atomic::Ordering::Relaxed;
+
+    let w = world();
+    let (_, url) = bucket_with_snapshots("stall", |_| {});
+    let proxy = Proxy::start(&Moto::shared().endpoint);
+    proxy.inject([Fault::Hang]);
+    let dir = w.clone_at(&w.commits.base);
+    let out = s3_cmd(&dir, &["--store", &url])
+        .env("AWS_ENDPOINT_URL", &proxy.url)
+        .env("AWS_READ_TIMEOUT", "2s")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(proxy.faults_left(), 0, "the stall was met");
+    assert_eq!(
+        proxy.abandoned.load(Relaxed),
+        1,
+        "the client closed the stalled connection itself"
+    );
+    assert!(
+        proxy.ranged.load(Relaxed) > 0,
+        "the download was resumed with a range"
+    );
+    assert_nothing_compiles(&dir, "hello, seed");
+}
+
 #[test]
 fn publishing_again_refreshes_blobs_instead_of_uploading_them() {
     let w = world();
@@ -232,34 +265,46 @@ fn gc_on_s3_removes_old_snapshots_and_their_blobs_but_spares_young_ones() {
     assert_nothing_compiles(&dir, "hi there, seed");
 }
 
+/// A gc without grace removes the blobs a publish found in the bucket before
+/// the publish's manifest references them; the publish checks its blobs
+/// again after writing the manifest and puts them back. Without grace the
+/// refresh protects nothing, so this is the re-check alone; the refresh is
+/// `publishing_again_refreshes_blobs_instead_of_uploading_them` (moto cannot
+/// age an object, which a gc in the window with a grace period would need).
 #[test]
-fn publishers_racing_each_other_and_a_gc_on_s3_leave_the_snapshot_complete() {
+fn publish_to_s3_puts_back_the_blobs_a_gc_removed_before_its_manifest() {
+    use cargo_seed::store::S3Store;
+
     let w = world();
     let moto = Moto::shared();
-    let bucket = moto.bucket("race");
-    let url = format!("s3://{bucket}/team");
-    for round in 0..2 {
-        let mut children: Vec<_> = [
-            vec!["publish", "-q", "--store", &url],
-            vec!["publish", "-q", "--store", &url],
-            // No grace at all: it may delete blobs a publisher has uploaded
-            // but not yet referenced, which the publisher must put back.
-            vec!["gc", "-q", "--store", &url, "--grace-hours", "0"],
-        ]
-        .iter()
-        .map(|args| s3_cmd(&w.ci, args).spawn().unwrap())
-        .collect();
-        for c in &mut children {
-            assert!(c.wait().unwrap().success(), "round {round}");
-        }
-        let m = s3_manifest(&bucket, &w.commits.greet_changed).unwrap();
-        let present = blob_keys(&moto.list(&bucket, "team/"));
-        let missing: Vec<_> = referenced(&m).difference(&present).cloned().collect();
-        assert!(
-            missing.is_empty(),
-            "round {round}: blobs missing {missing:?}"
-        );
-    }
+    // As a gc leaves the bucket once `greet_changed`'s snapshot has aged
+    // out: the blobs only it used are unreferenced, and CI's checkout, at
+    // `greet_changed`, reuses them.
+    let (bucket, url) = bucket_with_snapshots("window", |local| {
+        std::fs::remove_dir_all(local.join("snapshots").join(&w.commits.greet_changed)).unwrap();
+    });
+    let base = referenced(&s3_manifest(&bucket, &w.commits.base).unwrap());
+    let before = blob_keys(&moto.list(&bucket, "team/"));
+    let only_greet: BTreeSet<_> = before.difference(&base).cloned().collect();
+    assert!(!only_greet.is_empty());
+
+    let env = moto.env();
+    let config = env.iter().map(|(k, v)| (*k, v.as_str()));
+    let s3 = S3Store::with_config(&url, config).unwrap();
+    let (_, in_window) = publish_with_window(&w.ci, &s3, || {
+        let out = s3_seed(&w.ci, &["gc", "--store", &url, "--grace-hours", "0"]);
+        assert!(out.status.success(), "{}", stderr(&out));
+        blob_keys(&moto.list(&bucket, "team/"))
+    });
+    assert!(
+        in_window.is_disjoint(&only_greet),
+        "the gc removed the reused blobs before the manifest was written"
+    );
+
+    let m = s3_manifest(&bucket, &w.commits.greet_changed).unwrap();
+    let present = blob_keys(&moto.list(&bucket, "team/"));
+    let missing: Vec<_> = referenced(&m).difference(&present).cloned().collect();
+    assert!(missing.is_empty(), "blobs missing: {missing:?}");
     let dir = w.clone_at(&w.commits.greet_changed);
     let out = s3_seed(&dir, &["--store", &url]);
     assert!(out.status.success(), "{}", stderr(&out));
@@ -312,6 +357,79 @@ fn a_damaged_blob_or_a_missing_bucket_fails_cleanly_and_keeps_the_target_dir() {
     assert_same_tree(&before, &tree_listing(&dir.join("target")));
 }
 
+/// A unit whose blob is over the part size (a build script that writes
+/// 20 MiB zstd cannot shrink into its `OUT_DIR`) goes up in three parts, and
+/// seeds like any other.
+#[test]
+fn a_blob_over_the_part_size_is_published_in_parts_and_seeds() {
+    const NOISE: &str = r#"
+    let mut x = 0x9E37_79B9_7F4A_7C15u64;
+    let noise: Vec<u8> = (0..20 << 17)
+        .flat_map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x.to_le_bytes()
+        })
+        .collect();
+    fs::write(out.with_file_name("noise.bin"), noise).unwrap();
+"#;
+    let one = OneCommit::create(
+        "s3-parts",
+        |origin| {
+            let at = "    fs::write(out,";
+            edit(&origin.join("gen/build.rs"), at, &format!("{NOISE}{at}"));
+        },
+        &[],
+    );
+    let moto = Moto::shared();
+    let bucket = moto.bucket("parts");
+    let url = format!("s3://{bucket}/team");
+    let out = s3_seed(&one.ci, &["publish", "--store", &url]);
+    assert!(out.status.success(), "{}", stderr(&out));
+
+    let m = s3_manifest(&bucket, &one.commit).unwrap();
+    let etags = moto.etags(&bucket, "team/blobs/");
+    let part = 8 << 20;
+    let mut big = 0;
+    for unit in m["units"].as_array().unwrap() {
+        let (sha, size) = (
+            unit["blob"]["sha256"].as_str().unwrap(),
+            unit["blob"]["size"].as_u64().unwrap(),
+        );
+        let etag = &etags[&format!("team/blobs/{}/{sha}.zst", &sha[..2])];
+        if size > part {
+            big += 1;
+            assert!(
+                etag.ends_with("-3"),
+                "{} ({size} bytes): {etag}",
+                unit["id"]
+            );
+        } else {
+            assert!(!etag.contains('-'), "{} ({size} bytes): {etag}", unit["id"]);
+        }
+    }
+    assert_eq!(big, 1, "one blob over {part} bytes");
+
+    let dir = one.clone_dev();
+    let out = s3_seed(&dir, &["--store", &url]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_nothing_compiles(&dir, "hello, seed");
+    let noise = |root: &Path| {
+        let build = root.join("target/debug/build");
+        let found = std::fs::read_dir(&build)
+            .unwrap()
+            .map(|e| e.unwrap().path().join("out/noise.bin"))
+            .find(|p| p.exists())
+            .unwrap_or_else(|| panic!("no noise.bin under {}", build.display()));
+        std::fs::read(found).unwrap()
+    };
+    assert!(
+        noise(&dir) == noise(&one.ci),
+        "the restored OUT_DIR file is CI's"
+    );
+}
+
 /// The store's own operations, through the library: a blob large enough for
 /// a multipart upload, a bucket without a prefix and one with a deep prefix.
 #[test]
@@ -356,6 +474,11 @@ fn objects_round_trip_with_and_without_a_prefix_and_in_parts() {
             keys.contains_key(&format!("{prefix}blobs/ab/big.zst")),
             "{keys:?}"
         );
+        // 20 MiB in parts of 8: the ETag of a three-part upload.
+        let etags = moto.etags(&bucket, &prefix);
+        let etag = |key: &str| etags[&format!("{prefix}{key}")].as_str();
+        assert!(etag("blobs/ab/big.zst").ends_with("-3"), "{etags:?}");
+        assert!(!etag("blobs/ab/small.zst").contains('-'), "{etags:?}");
         let mut body = Vec::new();
         store
             .get("blobs/ab/big.zst")

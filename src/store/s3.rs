@@ -105,22 +105,7 @@ impl S3Store {
             format!("s3://{bucket}/{prefix}")
         };
 
-        // cargo-seed's defaults, which the user's settings override: no
-        // limit on a whole request (a large blob may take minutes), but a
-        // connection that stalls for 30 s is broken, and retried.
-        let client = |key| AmazonS3ConfigKey::Client(key);
-        let mut builder = AmazonS3Builder::new()
-            .with_config(client(ClientConfigKey::ConnectTimeout), "10s")
-            .with_config(client(ClientConfigKey::ReadTimeout), "30s")
-            .with_config(client(ClientConfigKey::Timeout), "1h")
-            .with_config(
-                client(ClientConfigKey::UserAgent),
-                concat!("cargo-seed/", env!("CARGO_PKG_VERSION")),
-            );
-        for (key, value) in settings {
-            builder = builder.with_config(key, value);
-        }
-        let mut builder = builder
+        let mut builder = with_defaults(settings)
             .with_bucket_name(bucket)
             // One DELETE a key: the bulk call is missing on some servers
             // (GCS's interoperability endpoint) and hides per-key refusals.
@@ -265,6 +250,25 @@ impl S3Store {
             }
         }
     }
+}
+
+/// cargo-seed's defaults, then the user's settings, which override them: no
+/// limit on a whole request (a large blob may take minutes), but a
+/// connection that stalls for 30 s is broken, and retried.
+fn with_defaults(settings: Vec<(AmazonS3ConfigKey, String)>) -> AmazonS3Builder {
+    let client = AmazonS3ConfigKey::Client;
+    let mut builder = AmazonS3Builder::new()
+        .with_config(client(ClientConfigKey::ConnectTimeout), "10s")
+        .with_config(client(ClientConfigKey::ReadTimeout), "30s")
+        .with_config(client(ClientConfigKey::Timeout), "1h")
+        .with_config(
+            client(ClientConfigKey::UserAgent),
+            concat!("cargo-seed/", env!("CARGO_PKG_VERSION")),
+        );
+    for (key, value) in settings {
+        builder = builder.with_config(key, value);
+    }
+    builder
 }
 
 /// Whether `endpoint` is a plain-http URL to this machine.
@@ -480,6 +484,23 @@ mod tests {
             summarize(refused),
             "HTTP error: error sending request: tcp connect error: Connection refused \
              (os error 111) (after 5 retries)"
+        );
+    }
+
+    /// `tests/s3.rs` shows a stall is given up after the read timeout, with
+    /// a short one set as a user would; this is the default it replaces.
+    #[test]
+    fn the_read_timeout_is_30s_unless_aws_read_timeout_sets_it() {
+        let read_timeout = |settings| {
+            with_defaults(settings)
+                .get_config_value(&AmazonS3ConfigKey::Client(ClientConfigKey::ReadTimeout))
+        };
+        assert_eq!(read_timeout(vec![]).as_deref(), Some("30s"));
+        // As `S3Store::new` reads `AWS_READ_TIMEOUT=2s` from the environment.
+        let key = "AWS_READ_TIMEOUT".to_ascii_lowercase().parse().unwrap();
+        assert_eq!(
+            read_timeout(vec![(key, "2s".to_owned())]).as_deref(),
+            Some("2s")
         );
     }
 

@@ -35,6 +35,32 @@ pub enum Fault {
     Slow(Duration),
     /// Send half the body, then wait this long before the rest.
     Stall(Duration),
+    /// Send half the body, then nothing, holding the connection open until
+    /// the client gives up on it (at most [`STALL_LIMIT`]).
+    Hang,
+}
+
+/// How long a [`Fault::Hang`] waits for the client to give up: far longer
+/// than the timeout a test sets, so that only a client without one waits it
+/// out.
+pub const STALL_LIMIT: Duration = Duration::from_secs(20);
+
+/// Sends `partial` and then nothing until the client closes the connection;
+/// returns whether it did, rather than [`STALL_LIMIT`] running out.
+fn stall(conn: &mut TcpStream, partial: &[u8]) -> std::io::Result<bool> {
+    conn.write_all(partial)?;
+    conn.flush()?;
+    conn.set_read_timeout(Some(STALL_LIMIT))?;
+    // The request was read whole, so the client sends nothing more: the
+    // read ends when it closes (or resets) the connection, or times out.
+    let mut byte = [0u8; 1];
+    Ok(match conn.read(&mut byte) {
+        Ok(_) => true,
+        Err(e) => !matches!(
+            e.kind(),
+            std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+        ),
+    })
 }
 
 /// One request the server read, in the order they arrived.
@@ -368,6 +394,11 @@ fn handle(mut conn: TcpStream, shared: &Shared) -> std::io::Result<()> {
                     thread::sleep(d);
                     respond(&mut conn, status, &headers, body)
                 }
+                Some(Fault::Hang) => {
+                    let half = body.len() / 2;
+                    respond(&mut conn, status, &headers, b"")?;
+                    stall(&mut conn, &body[..half]).map(drop)
+                }
                 None if method == "HEAD" => respond(&mut conn, status, &headers, b""),
                 None => respond(&mut conn, status, &headers, body),
             }
@@ -463,6 +494,8 @@ pub struct Proxy {
     pub ranged: Arc<AtomicUsize>,
     /// The first line of every request, as the client sent it.
     seen: Arc<Mutex<Vec<String>>>,
+    /// [`Fault::Hang`]s the client gave up on, closing the connection.
+    pub abandoned: Arc<AtomicUsize>,
 }
 
 impl Proxy {
@@ -476,18 +509,25 @@ impl Proxy {
         let faults: Arc<Mutex<VecDeque<Fault>>> = Arc::default();
         let ranged: Arc<AtomicUsize> = Arc::default();
         let seen: Arc<Mutex<Vec<String>>> = Arc::default();
-        let (queue, counter, log) = (faults.clone(), ranged.clone(), seen.clone());
+        let abandoned: Arc<AtomicUsize> = Arc::default();
+        let (queue, counter, log, gave_up) = (
+            faults.clone(),
+            ranged.clone(),
+            seen.clone(),
+            abandoned.clone(),
+        );
         // Runs until the test binary exits; a test starts a few at most.
         thread::spawn(move || {
             for conn in listener.incoming().flatten() {
-                let (queue, counter, log, upstream) = (
+                let (queue, counter, log, gave_up, upstream) = (
                     queue.clone(),
                     counter.clone(),
                     log.clone(),
+                    gave_up.clone(),
                     upstream.clone(),
                 );
                 thread::spawn(move || {
-                    let _ = forward(conn, &upstream, &queue, &counter, &log);
+                    let _ = forward(conn, &upstream, &queue, &counter, &log, &gave_up);
                 });
             }
         });
@@ -496,6 +536,7 @@ impl Proxy {
             faults,
             ranged,
             seen,
+            abandoned,
         }
     }
 
@@ -572,6 +613,7 @@ fn forward(
     faults: &Mutex<VecDeque<Fault>>,
     ranged_blobs: &AtomicUsize,
     seen: &Mutex<Vec<String>>,
+    abandoned: &AtomicUsize,
 ) -> std::io::Result<()> {
     let (first, ranged, request) = read_request(&mut BufReader::new(conn.try_clone()?))?;
     seen.lock().unwrap().push(first.trim_end().to_owned());
@@ -628,6 +670,13 @@ fn forward(
             conn.flush()?;
             thread::sleep(d);
             conn.write_all(&response[mid..])
+        }
+        Some(Fault::Hang) => {
+            let half = (response.len() - body_at) / 2;
+            if stall(&mut conn, &response[..body_at + half])? {
+                abandoned.fetch_add(1, Ordering::Relaxed);
+            }
+            Ok(())
         }
         Some(Fault::Flip) if response.len() > body_at => {
             let mid = body_at + (response.len() - body_at) / 2;

@@ -8,6 +8,7 @@
 
 pub mod http;
 pub mod s3;
+pub mod window;
 
 use std::collections::BTreeMap;
 use std::fs;

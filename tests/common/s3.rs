@@ -153,6 +153,12 @@ impl Moto {
         serde_json::from_slice(&self.tool_ok(&["list", bucket, prefix], b"")).unwrap()
     }
 
+    /// Every key under `prefix`, with its ETag unquoted: that of an object
+    /// uploaded in N parts ends in `-N`.
+    pub fn etags(&self, bucket: &str, prefix: &str) -> BTreeMap<String, String> {
+        serde_json::from_slice(&self.tool_ok(&["etags", bucket, prefix], b"")).unwrap()
+    }
+
     /// Copies a local store's objects into `bucket` under `prefix`.
     pub fn upload_store(&self, store: &Path, bucket: &str, prefix: &str) {
         self.tool_ok(&["upload", bucket, prefix, store.to_str().unwrap()], b"");

@@ -5,6 +5,7 @@ set up and inspect buckets independently of cargo-seed's client.
     s3tool.py ENDPOINT put BUCKET KEY           (body on stdin)
     s3tool.py ENDPOINT get BUCKET KEY           (body on stdout; exit 3 if absent)
     s3tool.py ENDPOINT list BUCKET PREFIX       (JSON: key -> LastModified)
+    s3tool.py ENDPOINT etags BUCKET PREFIX      (JSON: key -> ETag, unquoted)
     s3tool.py ENDPOINT upload BUCKET PREFIX DIR (every file under DIR but tmp/)
 """
 import json
@@ -39,6 +40,12 @@ elif command == "list":
     for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=args[0]):
         for obj in page.get("Contents", []):
             found[obj["Key"]] = obj["LastModified"].isoformat()
+    json.dump(found, sys.stdout)
+elif command == "etags":
+    found = {}
+    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=args[0]):
+        for obj in page.get("Contents", []):
+            found[obj["Key"]] = obj["ETag"].strip('"')
     json.dump(found, sys.stdout)
 elif command == "upload":
     prefix, root = args
