@@ -439,4 +439,26 @@ fn panics_and_debuggers_name_this_checkouts_files() {
     let said = text(&out.stdout);
     let expected = format!("Located in {}", dev.ws().join("app/src/main.rs").display());
     assert!(said.contains(&expected), "{said}");
+
+    // So does lldb with its script: the source lines it lists are only
+    // found through the map (debug info names `app/src/main.rs`, relative
+    // to the repository, and lldb runs elsewhere).
+    let script = dev.ws().join("target/debug/cargo-seed-paths.lldb");
+    let list = |with_script: bool| {
+        let mut cmd = command("lldb", &w.root);
+        cmd.arg("--batch");
+        if with_script {
+            cmd.arg("-s").arg(&script);
+        }
+        cmd.args(["-o", "source list -n app::main"])
+            .arg(dev.ws().join("target/debug/app"));
+        // lldb exits 1 when it cannot find the file: the output says it.
+        text(&cmd.output().unwrap().stdout)
+    };
+    let listed = list(true);
+    assert!(listed.contains("panic!(\"asked to\")"), "{listed}");
+    assert!(
+        !list(false).contains("panic!(\"asked to\")"),
+        "found without the map"
+    );
 }
