@@ -365,8 +365,11 @@ fn plain_name(what: &str, s: &str) -> Result<(), Invalid> {
         .ok_or_else(|| invalid(format!("{what} `{}` is not a plain file name", shown(s))))
 }
 
+/// A name an environment variable can have and a terminal can show: the
+/// cc and pkg-config crates watch `CC_x86_64-unknown-linux-gnu` and the
+/// like, so not only letters, digits and `_`.
 fn is_env_name(s: &str) -> bool {
-    !s.is_empty() && s.len() <= 256 && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
+    !s.is_empty() && s.len() <= 256 && s.bytes().all(|b| b.is_ascii_graphic() && b != b'=')
 }
 
 /// Relative, made of plain components only (no root, `.` or `..`), and
@@ -549,6 +552,20 @@ mod tests {
         m.units[1].host = false;
         m.cross = false;
         assert!(said(&m).contains("host's directory"));
+    }
+
+    #[test]
+    fn environment_names_are_those_build_scripts_watch() {
+        for name in [
+            "GREETING",
+            "CC_x86_64-unknown-linux-gnu",
+            "PKG_CONFIG_PATH_x86_64-unknown-linux-gnu",
+        ] {
+            assert!(is_env_name(name), "{name}");
+        }
+        for name in ["", "A=B", "A B", "A\nB", "\u{1b}[2J", &"A".repeat(257)] {
+            assert!(!is_env_name(name), "{name:?}");
+        }
     }
 
     #[test]
