@@ -902,10 +902,10 @@ fn pack_one(
     let blob = archive::pack(dirs.of(job.unit.host), &job.members, &tmp)?;
     let key = blob_key(&blob.sha256);
     // An existing blob is made fresh again, so that a concurrent gc's grace
-    // period covers it. If that fails (a gc removed it meanwhile, the store
-    // cannot refresh an object this large, or, over HTTP, the server wrote
-    // it too long ago), it is uploaded again.
-    let uploaded = if store.exists(&key)? && store.touch(&key).is_ok() {
+    // period covers it. If that fails (it is not there, a gc removed it
+    // meanwhile, the store cannot refresh an object this large, or, over
+    // HTTP, the server wrote it too long ago), it is uploaded.
+    let uploaded = if store.touch(&key).is_ok() {
         false
     } else {
         store.put_file(&key, &tmp)?;

@@ -384,21 +384,6 @@ fn a_target_dir_outside_the_workspace_is_seeded() {
     );
 }
 
-/// A `CARGO_HOME` of the test's own (a developer's machine, which `cargo
-/// seed setup` writes to), keeping the user's registry configuration.
-fn fresh_cargo_home(at: &Path) -> PathBuf {
-    std::fs::create_dir_all(at).unwrap();
-    let default_home = std::env::var_os("CARGO_HOME")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(std::env::var_os("HOME").unwrap()).join(".cargo"));
-    for name in ["config.toml", "config"] {
-        if default_home.join(name).is_file() {
-            std::fs::copy(default_home.join(name), at.join(name)).unwrap();
-        }
-    }
-    at.to_owned()
-}
-
 #[test]
 fn the_onboarding_script_sets_up_seeds_and_builds_and_can_run_again() {
     let (root, origin, store, commit) = ci_with("onboard", &|_| vec![]);

@@ -111,6 +111,8 @@ pub trait Store: Send + Sync {
     /// default: a store that did nothing here would let a gc remove a blob
     /// a manifest is about to name. Plain HTTP cannot renew an object in
     /// place; it succeeds only for one the server wrote recently enough.
+    /// Fails for an object that is not there: publishing relies on that
+    /// instead of asking first.
     fn touch(&self, key: &str) -> Result<(), StoreError>;
 }
 

@@ -369,16 +369,7 @@ impl World {
             ok(&mut cmd)
         };
         if let Some(home) = &ci_home {
-            fs::create_dir_all(home).unwrap();
-            // Keep the user's registry configuration (mirrors, replacements).
-            let default_home = std::env::var_os("CARGO_HOME")
-                .map(PathBuf::from)
-                .unwrap_or_else(|| PathBuf::from(std::env::var_os("HOME").unwrap()).join(".cargo"));
-            for name in ["config.toml", "config"] {
-                if default_home.join(name).is_file() {
-                    fs::copy(default_home.join(name), home.join(name)).unwrap();
-                }
-            }
+            fresh_cargo_home(home);
             cargo_ci(&["fetch", "--locked"]);
         }
         let profile_dir = ci.join("target/debug");
@@ -455,6 +446,21 @@ impl World {
         )
         .unwrap();
     }
+}
+
+/// A `CARGO_HOME` of the test's own at `at`, keeping the user's registry
+/// configuration (mirrors, replacements) from the default one.
+pub fn fresh_cargo_home(at: &Path) -> PathBuf {
+    fs::create_dir_all(at).unwrap();
+    let default_home = std::env::var_os("CARGO_HOME")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(std::env::var_os("HOME").unwrap()).join(".cargo"));
+    for name in ["config.toml", "config"] {
+        if default_home.join(name).is_file() {
+            fs::copy(default_home.join(name), at.join(name)).unwrap();
+        }
+    }
+    at.to_owned()
 }
 
 /// `git clone -q <from> <to>`, run in `dir`.
