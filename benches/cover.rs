@@ -6,10 +6,14 @@
 //! `cargo bench --bench cover`; `RUNS=n` (default 3) publishes per case,
 //! each into an empty store; prints the median and the range.
 
+mod common;
+
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Instant;
+
+use common::{dir_size, runs, spread};
 
 const BIN: &str = env!("CARGO_BIN_EXE_cargo-seed");
 const COVERS: [&str; 4] = [
@@ -36,25 +40,6 @@ fn run(dir: &Path, program: &str, args: &[&str]) -> f64 {
     start.elapsed().as_secs_f64()
 }
 
-fn dir_size(p: &Path) -> u64 {
-    let mut n = 0;
-    for e in fs::read_dir(p).into_iter().flatten().flatten() {
-        let m = e.metadata().unwrap();
-        n += if m.is_dir() {
-            dir_size(&e.path())
-        } else {
-            m.len()
-        };
-    }
-    n
-}
-
-/// Median, lowest and highest.
-fn spread(mut v: Vec<f64>) -> (f64, f64, f64) {
-    v.sort_by(|a, b| a.partial_cmp(b).unwrap());
-    (v[v.len() / 2], v[0], v[v.len() - 1])
-}
-
 fn units(store: &Path) -> usize {
     let mut n = 0;
     for commit in fs::read_dir(store.join("snapshots")).unwrap().flatten() {
@@ -73,10 +58,7 @@ fn main() {
     if std::env::args().any(|a| a == "--list") {
         return;
     }
-    let runs: usize = std::env::var("RUNS")
-        .ok()
-        .and_then(|r| r.parse().ok())
-        .unwrap_or(3);
+    let runs = runs(3);
     let root = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("bench-cover");
     let _ = fs::remove_dir_all(&root);
     fs::create_dir_all(&root).unwrap();

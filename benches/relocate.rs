@@ -17,11 +17,15 @@
 //! `cargo bench --bench relocate`; `RUNS=n` (default 5) runs per case, the
 //! median and the range are printed.
 
+mod common;
+
 use std::fmt::Write as _;
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Instant;
+
+use common::{runs, spread};
 
 const BIN: &str = env!("CARGO_BIN_EXE_cargo-seed");
 const MODULES: usize = 300;
@@ -106,13 +110,8 @@ const LIB_EDIT: &str = "sed -i 's/(0..x % 17).map(|i| i \\* 0 + 7)/(0..x % 19).m
 const BIN_EDIT: &str =
     "sed -i 's/map(|i| i \\* 5 + 3)/map(|i| i * 5 + 4)/' app/src/main.rs && grep -q '5 + 4' app/src/main.rs";
 
-fn median(mut v: Vec<f64>) -> (f64, f64, f64) {
-    v.sort_by(|a, b| a.partial_cmp(b).unwrap());
-    (v[v.len() / 2], v[0], v[v.len() - 1])
-}
-
 fn show(name: &str, times: Vec<f64>, base: Option<f64>) -> f64 {
-    let (m, lo, hi) = median(times);
+    let (m, lo, hi) = spread(times);
     let ratio = base.map_or(String::new(), |b| format!(" ({:.2}x in place)", m / b));
     println!("  {name}: median {m:.2}s (range {lo:.2}-{hi:.2}s){ratio}");
     m
@@ -122,10 +121,7 @@ fn main() {
     if std::env::args().any(|a| a == "--list") {
         return;
     }
-    let runs: usize = std::env::var("RUNS")
-        .ok()
-        .and_then(|r| r.parse().ok())
-        .unwrap_or(5);
+    let runs = runs(5);
     let root = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("bench-relocate");
     let _ = fs::remove_dir_all(&root);
     let origin = root.join("origin");
@@ -233,8 +229,8 @@ fn main() {
         direct.push(time(&rustc));
         wrapped.push(time(&format!("{BIN} {rustc}")));
     }
-    let (d, dlo, dhi) = median(direct);
-    let (w, wlo, whi) = median(wrapped);
+    let (d, dlo, dhi) = spread(direct);
+    let (w, wlo, whi) = spread(wrapped);
     println!(
         "`rustc -vV`, {calls} calls, per call: direct {:.2} ms ({:.2}-{:.2}), through cargo-seed {:.2} ms ({:.2}-{:.2}): {:+.2} ms per call",
         d * 1e3,

@@ -9,6 +9,7 @@
 //! the peak of it and the processes it ran (`cargo metadata`, git), as
 //! `wait4` reports. Needs `git`, `tar` and `zstd` on PATH.
 
+mod common;
 // The tests' nginx and S3 harnesses, shared rather than written twice.
 #[path = "../tests/common/http.rs"]
 mod http;
@@ -20,13 +21,9 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Instant;
 
+use common::{dir_size, runs, spread};
+
 const BIN: &str = env!("CARGO_BIN_EXE_cargo-seed");
-fn runs() -> usize {
-    std::env::var("RUNS")
-        .ok()
-        .and_then(|r| r.parse().ok())
-        .unwrap_or(5)
-}
 
 fn sh(dir: &Path, script: &str) {
     let st = Command::new("bash")
@@ -107,12 +104,6 @@ fn median(v: Vec<f64>) -> f64 {
     spread(v).0
 }
 
-/// Median, lowest and highest.
-fn spread(mut v: Vec<f64>) -> (f64, f64, f64) {
-    v.sort_by(|a, b| a.partial_cmp(b).unwrap());
-    (v[v.len() / 2], v[0], v[v.len() - 1])
-}
-
 /// `1.234s (range 1.100–1.400s)`.
 fn shown(v: Vec<f64>) -> String {
     let (m, lo, hi) = spread(v);
@@ -144,19 +135,6 @@ impl std::fmt::Display for Peak {
     }
 }
 
-fn dir_size(p: &Path) -> u64 {
-    let mut n = 0;
-    for e in fs::read_dir(p).into_iter().flatten().flatten() {
-        let m = e.metadata().unwrap();
-        n += if m.is_dir() {
-            dir_size(&e.path())
-        } else {
-            m.len()
-        };
-    }
-    n
-}
-
 fn seed_bench(root: &Path, label: &str, src: &Path) -> (f64, Peak) {
     let store = root.join("store");
     let store = store.to_str().unwrap();
@@ -174,7 +152,7 @@ fn seed_bench(root: &Path, label: &str, src: &Path) -> (f64, Peak) {
     let mut base = Vec::new();
     let mut ours = Vec::new();
     let mut rss = Peak::default();
-    for i in 0..runs() {
+    for i in 0..runs(5) {
         let out = root.join(format!("untar-{i}"));
         fs::create_dir_all(&out).unwrap();
         let t = Instant::now();
@@ -236,7 +214,7 @@ fn main() {
     // The same snapshot over HTTP: nginx on loopback serving the store.
     let nginx = http::Nginx::start(&root.join("nginx"), &large.join("store"));
     let mut over_http = Vec::new();
-    for i in 0..runs() {
+    for i in 0..runs(5) {
         let dev = large.join(format!("http-{i}/app"));
         sh(
             &large,
@@ -261,7 +239,7 @@ fn main() {
     );
     measure(&warm, BIN, &["seed", "-q", "--store", &nginx.url]);
     let mut cached = Vec::new();
-    for i in 0..runs() {
+    for i in 0..runs(5) {
         let dev = large.join(format!("http-cached-{i}/app"));
         sh(
             &large,
@@ -292,7 +270,7 @@ fn main() {
     .secs;
     let mut over_s3 = Vec::new();
     let mut s3_rss = Peak::default();
-    for i in 0..runs() {
+    for i in 0..runs(5) {
         let dev = large.join(format!("s3-{i}/app"));
         sh(
             &large,
