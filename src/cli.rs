@@ -43,7 +43,8 @@ pub struct Cli {
 
 #[derive(Debug, Args)]
 pub struct GlobalArgs {
-    /// Where snapshots live: a directory or file:// URL [default: a per-user cache directory]
+    /// Where snapshots live: a directory or file:// URL, an http(s):// URL, or
+    /// s3://bucket/prefix [default: a per-user cache directory]
     #[arg(long, global = true, env = "CARGO_SEED_STORE", value_name = "STORE")]
     pub store: Option<String>,
     /// The cargo profile whose build state is published or restored
@@ -283,7 +284,7 @@ pub fn run(cli: Cli) -> Result<(), Error> {
             };
             let outcome = restore::restore(&ws, store.as_ref(), &opts, ui)?;
             if a.dry_run {
-                print_plan(&outcome, ui);
+                print_plan(&outcome);
             }
             if a.all {
                 seed_siblings(&ws, store.as_ref(), &opts, &outcome, ui)?;
@@ -332,7 +333,7 @@ fn seed_siblings(
             ..*first
         };
         match restore::restore(ws, store, &opts, ui) {
-            Ok(o) if first.dry_run => print_plan(&o, ui),
+            Ok(o) if first.dry_run => print_plan(&o),
             Ok(_) => {}
             Err(e @ (Error::NoSnapshot { .. } | Error::BuildStatePresent { .. })) => {
                 ui.status("Skipped", format!("the {shown}: {e}"))
@@ -517,7 +518,7 @@ fn blob_cache(ws: &Workspace, flag: Option<u64>, store: &dyn Store) -> Option<Bl
     BlobCache::new(store::cache::location(), limit)
 }
 
-fn print_plan(o: &restore::Outcome, ui: Ui) {
+fn print_plan(o: &restore::Outcome) {
     println!(
         "would seed {} (distance {}): {} units reused, {} rebuilt, {} incremental dirs, {} to fetch",
         &o.commit[..12],
@@ -533,7 +534,6 @@ fn print_plan(o: &restore::Outcome, ui: Ui) {
     for note in &o.notes {
         println!("  note: {note}");
     }
-    let _ = ui;
 }
 
 fn list(

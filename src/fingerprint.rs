@@ -1,5 +1,6 @@
 //! Cargo's fingerprint hash, reproduced, so that fingerprints can be rewritten
-//! for another `CARGO_HOME` (NOTES facts 2 and 2b).
+//! for another `CARGO_HOME`: the hash covers the absolute source path of a
+//! registry or git unit, and the hashes of its dependencies.
 //!
 //! Cargo hashes the fields of its private `Fingerprint` type with
 //! `rustc-stable-hash`'s `StableSipHasher128`. The types below mirror cargo

@@ -1,6 +1,7 @@
 //! Deciding by content which units cargo may reuse, and making cargo agree.
 //!
-//! Cargo decides a path unit's freshness by mtimes (NOTES facts 4–5), and a
+//! Cargo decides a path unit's freshness by mtimes (an input newer than the
+//! unit's dep-info makes it dirty), and a
 //! fresh clone's mtimes say nothing about what changed. So cargo-seed compares
 //! the digest of every file cargo tracks with what CI compiled. A unit whose
 //! inputs all match is restored, every file stamped with one time `T` that is

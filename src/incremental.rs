@@ -1,5 +1,5 @@
 //! Making rustc load a snapshot's incremental state at another workspace
-//! path (NOTES facts 9–12).
+//! path.
 //!
 //! rustc keys a crate's incremental session on a hash of its tracked
 //! options, and the working directory is one of them, so a session made in

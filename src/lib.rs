@@ -2,10 +2,11 @@
 //! CI-published snapshot, soundly.
 //!
 //! Data flows one way: [`resolve`] picks the snapshot (checking, through
-//! [`signing`], that a trusted key signed it), [`store`] fetches its blobs,
-//! [`archive`] verifies and unpacks them into a staging area, [`freshness`]
-//! decides by content which units cargo may reuse, and [`restore`] swaps the
-//! result in. [`publish`] is the other direction.
+//! [`signing`], that a trusted key signed it, and through [`validate`] every
+//! field), [`freshness`] decides by content which units cargo may reuse,
+//! [`store`] fetches only those units' blobs, [`archive`] verifies and
+//! unpacks them into a staging area, and [`restore`] swaps the result in.
+//! [`publish`] is the other direction.
 //!
 //! The one rule every module serves: cargo must never see a unit as fresh
 //! when its inputs differ from what was compiled. When in doubt a unit is left

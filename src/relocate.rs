@@ -2,7 +2,7 @@
 //!
 //! Cargo hashes the absolute source path of every unit outside the workspace
 //! (registry and git crates, under `CARGO_HOME`) into its fingerprint, and a
-//! unit's hash covers its dependencies' hashes (NOTES fact 2). So when
+//! unit's hash covers its dependencies' hashes. So when
 //! `CARGO_HOME` differs, every fingerprint from those crates up to the
 //! workspace members is recomputed here for the local paths.
 //!

@@ -15,7 +15,6 @@ use crate::{validate, Error};
 pub struct Listed {
     pub commit: String,
     pub distance: usize,
-    pub key: String,
     /// The manifest, or why it could not be read.
     pub manifest: Result<Manifest, String>,
     /// Why it cannot be used here; `None` if it can.
@@ -29,7 +28,6 @@ pub struct Listed {
 pub struct Found {
     pub commit: String,
     pub distance: usize,
-    pub key: String,
     pub manifest: Manifest,
     /// The trusted key that signed it, when signatures are checked.
     pub signer: Option<KeyId>,
@@ -156,7 +154,6 @@ pub fn snapshots_at(
         out.push(Listed {
             commit: commit.to_owned(),
             distance,
-            key,
             manifest,
             unusable,
             signer,
@@ -214,7 +211,6 @@ pub fn nearest(
                     return Ok(Found {
                         commit: listed.commit,
                         distance: listed.distance,
-                        key: listed.key,
                         manifest,
                         signer: listed.signer,
                     })
