@@ -321,6 +321,47 @@ fn main() {
         .unwrap_or(0)
         - before;
     println!("resolution of the nearest snapshot 200 commits back over HTTP: {t:.3}s, {requests} requests");
+    // The same snapshot restated for the commits 10 and then 1 back (an
+    // unsigned store): requests made when the snapshot is near.
+    let snapshot_dir = fs::read_dir(small.join("store/snapshots"))
+        .unwrap()
+        .flatten()
+        .next()
+        .unwrap()
+        .path();
+    let manifest_file = fs::read_dir(&snapshot_dir)
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .find(|p| p.extension().is_some_and(|e| e == "json"))
+        .unwrap();
+    for back in [10, 1] {
+        let out = Command::new("git")
+            .args(["rev-parse", &format!("HEAD~{back}")])
+            .current_dir(&res)
+            .output()
+            .unwrap();
+        let commit = String::from_utf8(out.stdout).unwrap().trim().to_owned();
+        let mut manifest: serde_json::Value =
+            serde_json::from_slice(&fs::read(&manifest_file).unwrap()).unwrap();
+        manifest["commit"] = serde_json::json!(commit);
+        let dir = small.join("store/snapshots").join(&commit);
+        fs::create_dir_all(&dir).unwrap();
+        fs::write(
+            dir.join(manifest_file.file_name().unwrap()),
+            serde_json::to_vec(&manifest).unwrap(),
+        )
+        .unwrap();
+        let before = fs::read_to_string(&log)
+            .map(|l| l.lines().count())
+            .unwrap_or(0);
+        let t = resolve(&small_store.url);
+        let requests = fs::read_to_string(&log)
+            .map(|l| l.lines().count())
+            .unwrap_or(0)
+            - before;
+        println!("resolution of the nearest snapshot {back} commits back over HTTP: {t:.3}s, {requests} requests");
+    }
     moto.upload_store(&small.join("store"), &bucket, "small");
     let t = resolve(&format!("s3://{bucket}/small"));
     println!("resolution of the nearest snapshot 200 commits back over S3 (moto): {t:.3}s");

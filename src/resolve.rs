@@ -166,6 +166,21 @@ pub fn snapshots_at(
 /// in a round trip, so resolution among hundreds of ancestors overlaps them.
 const CONCURRENT_LOOKUPS: usize = 16;
 
+/// `ancestors` in batches that grow from 2 to [`CONCURRENT_LOOKUPS`]: a
+/// snapshot a commit or two back is found with a request or two, a far one
+/// still with overlapping round trips.
+fn nearest_first_batches(ancestors: &[(String, usize)]) -> Vec<&[(String, usize)]> {
+    let mut batches = Vec::new();
+    let (mut rest, mut size) = (ancestors, 2);
+    while !rest.is_empty() {
+        let (batch, tail) = rest.split_at(size.min(rest.len()));
+        batches.push(batch);
+        rest = tail;
+        size = (size * 2).min(CONCURRENT_LOOKUPS);
+    }
+    batches
+}
+
 /// The snapshots of every ancestor, in the ancestors' order.
 fn ask_all(
     store: &dyn Store,
@@ -203,24 +218,26 @@ pub fn nearest(
     searched: String,
 ) -> Result<Found, Error> {
     let mut skipped = Vec::new();
-    let found = ask_all(store, ancestors, want, trust)?;
-    for ((commit, distance), found) in ancestors.iter().zip(found) {
-        for listed in found {
-            match (listed.manifest, listed.unusable) {
-                (Ok(manifest), None) => {
-                    return Ok(Found {
-                        commit: listed.commit,
-                        distance: listed.distance,
-                        manifest,
-                        signer: listed.signer,
-                    })
+    for batch in nearest_first_batches(ancestors) {
+        let found = ask_all(store, batch, want, trust)?;
+        for ((commit, distance), found) in batch.iter().zip(found) {
+            for listed in found {
+                match (listed.manifest, listed.unusable) {
+                    (Ok(manifest), None) => {
+                        return Ok(Found {
+                            commit: listed.commit,
+                            distance: listed.distance,
+                            manifest,
+                            signer: listed.signer,
+                        })
+                    }
+                    (_, why) => skipped.push(format!(
+                        "{} (distance {}): {}",
+                        &commit[..commit.len().min(12)],
+                        distance,
+                        why.unwrap_or_default()
+                    )),
                 }
-                (_, why) => skipped.push(format!(
-                    "{} (distance {}): {}",
-                    &commit[..commit.len().min(12)],
-                    distance,
-                    why.unwrap_or_default()
-                )),
             }
         }
     }
@@ -229,4 +246,21 @@ pub fn nearest(
         searched,
         skipped,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ancestors_are_asked_in_growing_batches_nearest_first() {
+        let ancestors: Vec<(String, usize)> = (0..40).map(|d| (format!("c{d}"), d)).collect();
+        let sizes: Vec<usize> = nearest_first_batches(&ancestors)
+            .iter()
+            .map(|b| b.len())
+            .collect();
+        assert_eq!(sizes, [2, 4, 8, 16, 10]);
+        assert_eq!(nearest_first_batches(&ancestors)[1][0].1, 2);
+        assert!(nearest_first_batches(&[]).is_empty());
+    }
 }

@@ -566,3 +566,39 @@ fn a_damaged_cache_entry_is_fetched_again_and_replaced() {
     assert!(!path.exists(), "the damaged copy is deleted");
     assert_nothing_compiles(&dir, "hello, seed");
 }
+
+#[test]
+fn a_snapshot_one_commit_back_is_found_without_asking_about_older_ones() {
+    let w = world();
+    // 40 commits on top of base, the newest but one with a snapshot (base's
+    // manifest, restated for that commit: the store is not signed).
+    let store = w.store_copy("nearest");
+    let dir = w.clone_at(&w.commits.base);
+    for i in 0..40 {
+        git(
+            &dir,
+            &["commit", "-q", "--allow-empty", "-m", &format!("c{i}")],
+        );
+    }
+    let parent = git(&dir, &["rev-parse", "HEAD~1"]);
+    let from = World::manifest_path(&store, &w.commits.base);
+    let mut manifest = World::manifest(&store, &w.commits.base);
+    manifest["commit"] = serde_json::json!(parent);
+    let to = store
+        .join("snapshots")
+        .join(&parent)
+        .join(from.file_name().unwrap());
+    fs::create_dir_all(to.parent().unwrap()).unwrap();
+    fs::write(&to, serde_json::to_vec(&manifest).unwrap()).unwrap();
+
+    let server = Server::start(store);
+    let out = seed(&dir, &["--store", &server.url, "--dry-run"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        text(&out.stdout).contains("(distance 1)"),
+        "{}",
+        text(&out.stdout)
+    );
+    // HEAD and its parent: not the 39 commits behind it (or base's snapshot).
+    assert_eq!(server.gets("snapshots/"), 2, "{:#?}", server.seen());
+}
