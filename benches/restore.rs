@@ -321,6 +321,9 @@ fn main() {
         .unwrap_or(0)
         - before;
     println!("resolution of the nearest snapshot 200 commits back over HTTP: {t:.3}s, {requests} requests");
+    moto.upload_store(&small.join("store"), &bucket, "small");
+    let t = resolve(&format!("s3://{bucket}/small"));
+    println!("resolution of the nearest snapshot 200 commits back over S3 (moto): {t:.3}s");
     // The same snapshot restated for the commits 10 and then 1 back (an
     // unsigned store): requests made when the snapshot is near.
     let snapshot_dir = fs::read_dir(small.join("store/snapshots"))
@@ -362,9 +365,6 @@ fn main() {
             - before;
         println!("resolution of the nearest snapshot {back} commits back over HTTP: {t:.3}s, {requests} requests");
     }
-    moto.upload_store(&small.join("store"), &bucket, "small");
-    let t = resolve(&format!("s3://{bucket}/small"));
-    println!("resolution of the nearest snapshot 200 commits back over S3 (moto): {t:.3}s");
 
     // Publishing the next commit stores only what changed.
     let ci = large.join("ci");
