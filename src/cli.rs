@@ -11,16 +11,17 @@ use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
 
-use crate::cover::Cover;
+use crate::cargo::workspace::Workspace;
 use crate::error::{report, ExitCode as Code};
+use crate::publish::cover::Cover;
 use crate::publish::{self, PublishOptions};
-use crate::restore::{self, RestoreOptions};
-use crate::secrets::SecretNames;
-use crate::signing::{SecretKey, TrustedKeys};
+use crate::seed::resolve;
+use crate::seed::{self, RestoreOptions};
+use crate::snapshot::secrets::SecretNames;
+use crate::snapshot::signing::{SecretKey, TrustedKeys};
 use crate::store::{self, BlobCache, Store};
 use crate::ui::{self, Ui};
-use crate::workspace::Workspace;
-use crate::{git, resolve, Error};
+use crate::{git, Error};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -174,10 +175,13 @@ pub fn main() -> ExitCode {
     // As a cargo subcommand the binary is called as `cargo-seed seed …`; as
     // RUSTC_WRAPPER, as `cargo-seed /path/to/rustc …`.
     let mut args: Vec<std::ffi::OsString> = std::env::args_os().collect();
-    if args.get(1).is_some_and(crate::wrapper::is_wrapper_call) {
+    if args
+        .get(1)
+        .is_some_and(crate::rustc::wrapper::is_wrapper_call)
+    {
         let mut rest = args.split_off(1).into_iter();
         let rustc = rest.next().expect("checked above");
-        return crate::wrapper::run(rustc, rest.collect());
+        return crate::rustc::wrapper::run(rustc, rest.collect());
     }
     if args.get(1).is_some_and(|a| a == "seed") {
         args.remove(1);
@@ -268,7 +272,7 @@ pub fn run(cli: Cli) -> Result<(), Error> {
             // Restoring stops cleanly at the next archive entry and removes
             // its staging directory; elsewhere Ctrl-C keeps its default.
             let _ = ctrlc::set_handler(|| {
-                restore::CANCEL.store(true, std::sync::atomic::Ordering::Relaxed);
+                seed::CANCEL.store(true, std::sync::atomic::Ordering::Relaxed);
             });
             let a = &cli.restore;
             let cache = blob_cache(&ws, a.cache_size, store.as_ref());
@@ -282,7 +286,7 @@ pub fn run(cli: Cli) -> Result<(), Error> {
                 trusted: trusted.as_ref(),
                 cache: cache.as_ref(),
             };
-            let outcome = restore::restore(&ws, store.as_ref(), &opts, ui)?;
+            let outcome = seed::restore(&ws, store.as_ref(), &opts, ui)?;
             if a.dry_run {
                 print_plan(&outcome);
             }
@@ -309,7 +313,7 @@ fn seed_siblings(
     ws: &Workspace,
     store: &dyn Store,
     first: &RestoreOptions,
-    outcome: &restore::Outcome,
+    outcome: &seed::Outcome,
     ui: Ui,
 ) -> Result<(), Error> {
     for sibling in &outcome.published_with {
@@ -318,7 +322,7 @@ fn seed_siblings(
             None => format!("{} profile", sibling.profile),
         };
         if let Some(target) = &sibling.target {
-            if !crate::toolchain::has_std(target) {
+            if !crate::rustc::toolchain::has_std(target) {
                 ui.status(
                     "Skipped",
                     format!("the {shown}: its standard library is not installed (rustup target add {target})"),
@@ -332,7 +336,7 @@ fn seed_siblings(
             commit: Some(&outcome.commit),
             ..*first
         };
-        match restore::restore(ws, store, &opts, ui) {
+        match seed::restore(ws, store, &opts, ui) {
             Ok(o) if first.dry_run => print_plan(&o),
             Ok(_) => {}
             Err(e @ (Error::NoSnapshot { .. } | Error::BuildStatePresent { .. })) => {
@@ -518,7 +522,7 @@ fn blob_cache(ws: &Workspace, flag: Option<u64>, store: &dyn Store) -> Option<Bl
     BlobCache::new(store::cache::location(), limit)
 }
 
-fn print_plan(o: &restore::Outcome) {
+fn print_plan(o: &seed::Outcome) {
     println!(
         "would seed {} (distance {}): {} units reused, {} rebuilt, {} incremental dirs, {} to fetch",
         &o.commit[..12],
@@ -544,7 +548,7 @@ fn list(
     max_distance: usize,
     trusted: Option<&TrustedKeys>,
 ) -> Result<(), Error> {
-    let want = restore::want(ws, profile, target)?;
+    let want = seed::want(ws, profile, target)?;
     let head = git::resolve_commit(&ws.root, "HEAD")?;
     let ancestors = git::ancestors(&ws.root, &head, max_distance)?;
     let found = resolve::list(store, &ancestors, &want, trusted)?;

@@ -10,13 +10,13 @@
 
 use std::path::PathBuf;
 
-use crate::archive::ArchiveError;
+use crate::cargo::workspace::WorkspaceError;
 use crate::git::GitError;
-use crate::signing::{KeyError, Refusal, TrustedKeyError};
-use crate::snapshot::SnapshotError;
+use crate::publish::observe::SnapshotError;
+use crate::rustc::toolchain::ToolchainError;
+use crate::snapshot::archive::ArchiveError;
+use crate::snapshot::signing::{KeyError, Refusal, TrustedKeyError};
 use crate::store::StoreError;
-use crate::toolchain::ToolchainError;
-use crate::workspace::WorkspaceError;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ExitCode {
@@ -96,7 +96,7 @@ pub enum Error {
     #[error("the covered commands (`cargo {}`) built nothing cargo-seed can publish", .covers.join("`, `cargo "))]
     NothingToPublish { covers: Vec<String> },
     #[error(transparent)]
-    Cover(#[from] crate::cover::CoverError),
+    Cover(#[from] crate::publish::cover::CoverError),
     #[error("`cargo {cover}` builds for several targets; cover one --target per command")]
     CoverTargets { cover: String },
     #[error("interrupted; the build dir was not changed")]

@@ -19,8 +19,8 @@
 use std::collections::HashSet;
 use std::time::{Duration, SystemTime};
 
-use crate::manifest::Manifest;
-use crate::resolve::read_manifest;
+use crate::seed::resolve::read_manifest;
+use crate::snapshot::manifest::Manifest;
 use crate::store::{signature_key, Listing, Store, StoreError};
 use crate::ui::{self, Ui};
 use crate::Error;

@@ -13,33 +13,18 @@
 //! out of the restore, and cargo rebuilds it (and, through its own mtime
 //! checks, everything that depends on it).
 
-pub mod archive;
+pub mod cargo;
 pub mod cli;
-pub mod cover;
-pub mod depgraph;
-pub mod depinfo;
 pub mod error;
-pub mod fingerprint;
-pub mod flags;
-pub mod freshness;
 pub mod gc;
 pub mod git;
-pub mod incremental;
-pub mod manifest;
 pub mod pool;
 pub mod publish;
-pub mod relocate;
-pub mod resolve;
-pub mod restore;
-pub mod secrets;
+pub mod rustc;
+pub mod seed;
 pub mod setup;
-pub mod signing;
 pub mod snapshot;
 pub mod store;
-pub mod toolchain;
 pub mod ui;
-pub mod validate;
-pub mod workspace;
-pub mod wrapper;
 
 pub use error::{Error, ExitCode};

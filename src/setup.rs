@@ -3,7 +3,7 @@
 //!
 //! rustc's incremental state is only reusable at another checkout path when
 //! both CI and the developer ran rustc through the same rewrite (see
-//! [`crate::wrapper`]). The setting goes into the user's
+//! [`crate::rustc::wrapper`]). The setting goes into the user's
 //! `$CARGO_HOME/config.toml` (`build.rustc-wrapper`), not into the
 //! workspace: nothing is committed, and a teammate without cargo-seed
 //! installed builds as before. A wrapper already configured there (sccache)
@@ -16,7 +16,7 @@ use std::path::{Path, PathBuf};
 
 use toml_edit::{DocumentMut, Item, Table};
 
-use crate::wrapper::CHAIN_VAR;
+use crate::rustc::wrapper::CHAIN_VAR;
 
 /// Where cargo takes its rustc wrapper from.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -1,4 +1,4 @@
-//! Verifies `cargo_seed::depgraph`'s table of layouts against graphs the
+//! Verifies `cargo_seed::rustc::depgraph`'s table of layouts against graphs the
 //! installed rustc writes: every session parses to its trailer; the table's
 //! kind numbers hold as many nodes as rustc says it wrote of
 //! `output_filenames` and `used_crate_source`; they are the nodes whose
@@ -18,7 +18,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::OnceLock;
 
-use cargo_seed::depgraph::{self, Graph, Layout, Patched, PathQuery, Unreadable};
+use cargo_seed::rustc::depgraph::{self, Graph, Layout, Patched, PathQuery, Unreadable};
 
 const DEP: &str = r#"
 pub fn hello() -> &'static str { "hi" }
@@ -145,7 +145,7 @@ fn newest_graph(inc: &Path) -> PathBuf {
     let [crate_dir] = crates.as_slice() else {
         panic!("{} holds {crates:?}, not one crate", inc.display());
     };
-    let sessions = cargo_seed::incremental::sessions(crate_dir);
+    let sessions = cargo_seed::rustc::incremental::sessions(crate_dir);
     sessions.last().expect("a finished session").clone()
 }
 
@@ -182,7 +182,7 @@ fn graph(file: &Path) -> Graph {
     match depgraph::parse(&bytes) {
         Ok(g) => g,
         Err(Unreadable::Unverified { rustc }) => panic!(
-            "rustc {rustc:?} is not in cargo_seed::depgraph::LAYOUTS: verify the layout for it \
+            "rustc {rustc:?} is not in cargo_seed::rustc::depgraph::LAYOUTS: verify the layout for it \
              (its number of node kinds and kind bits, and the kind numbers of output_filenames \
              and used_crate_source, e.g. from -Z incremental-info counts and rustc's query list), \
              add it to the table and run this test again"

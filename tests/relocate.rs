@@ -156,8 +156,8 @@ fn session_hashes(dir: &std::path::Path, krate: &str) -> Vec<(String, [u8; 8])> 
         if !name.starts_with(&format!("{krate}-")) {
             continue;
         }
-        for session in cargo_seed::incremental::sessions(&crate_dir) {
-            let header = cargo_seed::incremental::read_header(&session)
+        for session in cargo_seed::rustc::incremental::sessions(&crate_dir) {
+            let header = cargo_seed::rustc::incremental::read_header(&session)
                 .unwrap()
                 .unwrap();
             let sname = session

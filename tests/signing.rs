@@ -13,7 +13,7 @@ use std::process::Output;
 use std::sync::OnceLock;
 use std::time::SystemTime;
 
-use cargo_seed::signing::{PublicKey, SecretKey};
+use cargo_seed::snapshot::signing::{PublicKey, SecretKey};
 use common::http::Server;
 use common::*;
 

@@ -16,12 +16,12 @@ use std::path::Path;
 use std::sync::Mutex;
 use std::time::SystemTime;
 
-use cargo_seed::cover::Cover;
+use cargo_seed::cargo::workspace::Workspace;
+use cargo_seed::publish::cover::Cover;
 use cargo_seed::publish::{self, PublishOptions, Published};
-use cargo_seed::secrets::SecretNames;
+use cargo_seed::snapshot::secrets::SecretNames;
 use cargo_seed::store::{parse_manifest_key, Listing, Store, StoreError};
 use cargo_seed::ui::Ui;
-use cargo_seed::workspace::Workspace;
 
 /// `store`, with `hook` run once, just before the first manifest is put.
 /// Every operation is passed on, `touch` and `modified` included: left to

@@ -15,7 +15,7 @@ use std::collections::{HashMap, HashSet};
 use std::fmt;
 use std::path::{Component, Path};
 
-use crate::manifest::{Base, Check, EnvValue, Manifest, UnitKind, WithheldWhy};
+use crate::snapshot::manifest::{Base, Check, EnvValue, Manifest, UnitKind, WithheldWhy};
 
 /// Why a manifest was rejected.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -53,11 +53,11 @@ const RATIO_SLACK: u64 = 1 << 20;
 /// Checks every field of `m`, which the store holds under
 /// `snapshots/<commit>/<variant>.json`.
 pub fn manifest(m: &Manifest, commit: &str, variant: &str) -> Result<(), Invalid> {
-    if m.schema != crate::manifest::SCHEMA {
+    if m.schema != crate::snapshot::manifest::SCHEMA {
         return Err(invalid(format!(
             "manifest schema {} (this cargo-seed reads {})",
             m.schema,
-            crate::manifest::SCHEMA
+            crate::snapshot::manifest::SCHEMA
         )));
     }
     if m.commit != commit {
@@ -115,7 +115,7 @@ pub fn manifest(m: &Manifest, commit: &str, variant: &str) -> Result<(), Invalid
         }
         text("linker", flags.linker.as_deref().unwrap_or(""), false)?;
     }
-    if m.profile_dir != crate::workspace::profile_dir_name(&m.profile) {
+    if m.profile_dir != crate::cargo::workspace::profile_dir_name(&m.profile) {
         return Err(invalid(format!(
             "its profile directory `{}` is not the one of profile `{}`",
             shown(&m.profile_dir),
@@ -237,7 +237,7 @@ pub fn manifest(m: &Manifest, commit: &str, variant: &str) -> Result<(), Invalid
                 at("the path query values")
             )));
         }
-        if crate::incremental::from_records(&unit.path_values).is_none() {
+        if crate::rustc::incremental::from_records(&unit.path_values).is_none() {
             return Err(invalid(format!(
                 "{} are not 32 lowercase hex digits each",
                 at("the path query values")
@@ -436,9 +436,9 @@ fn shown(s: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::manifest::{Blob, FingerprintRecord, Input, Inputs, Unit, SCHEMA};
-    use crate::toolchain::Toolchain;
-    use crate::wrapper::Invocation;
+    use crate::rustc::toolchain::Toolchain;
+    use crate::rustc::wrapper::Invocation;
+    use crate::snapshot::manifest::{Blob, FingerprintRecord, Input, Inputs, Unit, SCHEMA};
 
     const COMMIT: &str = "0123456789abcdef0123456789abcdef01234567";
 
@@ -678,9 +678,9 @@ mod tests {
             (
                 "baked variable",
                 Box::new(|m| {
-                    m.units[0].baked = vec![crate::manifest::BakedPath {
+                    m.units[0].baked = vec![crate::snapshot::manifest::BakedPath {
                         var: "A=B".into(),
-                        under: crate::manifest::BakedRoot::Workspace,
+                        under: crate::snapshot::manifest::BakedRoot::Workspace,
                     }]
                 }),
             ),

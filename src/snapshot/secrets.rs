@@ -22,8 +22,8 @@
 use std::ffi::OsString;
 use std::fmt;
 
-use crate::fingerprint::Fields;
-use crate::manifest::{sha256_hex, EnvValue, FingerprintRecord, WatchedEnv};
+use crate::cargo::fingerprint::Fields;
+use crate::snapshot::manifest::{sha256_hex, EnvValue, FingerprintRecord, WatchedEnv};
 
 /// Fragments of secret-looking names, matched case-insensitively.
 const FRAGMENTS: [&str; 8] = [
@@ -199,7 +199,7 @@ mod tests {
         let hash = Fields::parse(fields).unwrap().hash();
         FingerprintRecord {
             file: "run-build-script-build-script-build".into(),
-            hash: crate::fingerprint::to_hash_file(hash),
+            hash: crate::cargo::fingerprint::to_hash_file(hash),
             fields: fields.into(),
             env: vec![],
         }

@@ -41,7 +41,7 @@ pub struct Workspace {
     /// cargo commands `publish` covers when none is given.
     pub configured_covers: Vec<String>,
     /// `[workspace.metadata.seed] trusted-keys = ["…"]`, unparsed: see
-    /// [`crate::signing::TrustedKeys::configured`].
+    /// [`crate::snapshot::signing::TrustedKeys::configured`].
     pub configured_trusted_keys: Vec<String>,
     /// `[workspace.metadata.seed] cache-size = "…"`, in bytes: the bound of
     /// the local blob cache.

@@ -14,17 +14,24 @@ use std::time::{Duration, Instant, SystemTime};
 
 use serde::{Deserialize, Serialize};
 
-use crate::archive::{self, ArchiveError, Unpacked};
-use crate::freshness::{self, Verdict};
-use crate::manifest::{BakedRoot, Check, Manifest, Unit, UnitKind, Want};
-use crate::relocate::{self, Moves};
-use crate::resolve::{self, Found};
-use crate::signing::TrustedKeys;
+use crate::cargo::workspace::{self, Workspace};
+use crate::publish::observe as snapshot;
+use crate::rustc::incremental;
+use crate::rustc::toolchain::Toolchain;
+use crate::snapshot::archive::{self, ArchiveError, Unpacked};
+use crate::snapshot::manifest::{BakedRoot, Check, Manifest, Unit, UnitKind, Want};
+use crate::snapshot::secrets;
+use crate::snapshot::signing::TrustedKeys;
 use crate::store::{blob_key, BlobCache, Store};
-use crate::toolchain::Toolchain;
 use crate::ui::{self, Ui};
-use crate::workspace::{self, Workspace};
-use crate::{git, incremental, pool, secrets, snapshot, Error};
+use crate::{git, pool, Error};
+use freshness::Verdict;
+use relocate::Moves;
+use resolve::Found;
+
+pub mod freshness;
+pub mod relocate;
+pub mod resolve;
 
 /// Set by the Ctrl-C handler; workers stop at the next entry.
 pub static CANCEL: AtomicBool = AtomicBool::new(false);
@@ -68,7 +75,7 @@ pub struct Outcome {
     pub kept: usize,
     pub notes: Vec<String>,
     /// The other snapshots published with this one.
-    pub published_with: Vec<crate::manifest::Sibling>,
+    pub published_with: Vec<crate::snapshot::manifest::Sibling>,
 }
 
 #[derive(Serialize, Deserialize, Default)]
@@ -135,15 +142,15 @@ pub fn want(ws: &Workspace, profile: &str, target: Option<&str>) -> Result<Want,
     let triple = target.unwrap_or(&toolchain.host).to_owned();
     let env = |var: &str| std::env::var(var).ok();
     let rustc = incremental::rustc();
-    let cfg = || crate::flags::rustc_cfg(&rustc, &triple);
-    let flags = crate::flags::resolve(&ws.root, &ws.cargo_home, &triple, &env, &cfg);
+    let cfg = || crate::cargo::flags::rustc_cfg(&rustc, &triple);
+    let flags = crate::cargo::flags::resolve(&ws.root, &ws.cargo_home, &triple, &env, &cfg);
     Ok(Want {
         flags,
         cross: target.is_some(),
         target: triple,
         toolchain,
         profile: profile.to_owned(),
-        libc: crate::manifest::detect_libc(),
+        libc: crate::snapshot::manifest::detect_libc(),
     })
 }
 
@@ -457,8 +464,8 @@ pub fn restore(
     let mut maps = moves.pairs().to_vec();
     if manifest.rustc_wrapper.is_some() {
         // The wrapper names the repository `.` in path crates' debug info.
-        let repository = crate::wrapper::repository_root(&ws.root);
-        maps.push((crate::wrapper::VIRTUAL_ROOT.into(), repository));
+        let repository = crate::rustc::wrapper::repository_root(&ws.root);
+        maps.push((crate::rustc::wrapper::VIRTUAL_ROOT.into(), repository));
     }
     if !maps.is_empty() {
         let (gdb, lldb, left_out) = relocate::debugger_scripts(&maps);
@@ -603,9 +610,9 @@ fn incremental_use(ws: &Workspace, manifest: &Manifest) -> Result<bool, String> 
         || manifest.cargo_home != ws.cargo_home;
     let fix = "run `cargo seed setup` once to compile through cargo-seed's rustc wrapper as CI did";
     match (manifest.rustc_wrapper, here.is_ours()) {
-        (Some(crate::wrapper::SCHEME), true) => Ok(moved),
+        (Some(crate::rustc::wrapper::SCHEME), true) => Ok(moved),
         (None, false) if !moved => Ok(false),
-        (Some(crate::wrapper::SCHEME), false) => Err(format!(
+        (Some(crate::rustc::wrapper::SCHEME), false) => Err(format!(
             "the snapshot was compiled through cargo-seed's rustc wrapper and cargo here {}, \
              so rustc would not reuse its incremental state, which is not fetched: {fix}",
             match &here {
@@ -630,13 +637,13 @@ fn incremental_use(ws: &Workspace, manifest: &Manifest) -> Result<bool, String> 
         (Some(other), _) => Err(format!(
             "the snapshot was compiled through rewrite scheme {other} of cargo-seed's rustc \
              wrapper and this cargo-seed has scheme {}: its incremental state is not fetched",
-            crate::wrapper::SCHEME
+            crate::rustc::wrapper::SCHEME
         )),
     }
 }
 
 /// Points the restored incremental sessions of every workspace crate at this
-/// checkout (see [`incremental`] and [`crate::depgraph`]), and says how it
+/// checkout (see [`incremental`] and [`crate::rustc::depgraph`]), and says how it
 /// went. Runs on the profile dir in place, after the swap: the replays load
 /// the dependencies from where the build will.
 fn relocate_incremental(
@@ -752,7 +759,7 @@ fn relocate_sessions(
             (_, true) => Err("the snapshot has no path query values for it".to_owned()),
             (Err(e), false) => Err(e.to_string()),
             (Ok(local), false) => {
-                crate::depgraph::patch_paths(&session, &ci, local).map_err(|e| e.to_string())
+                crate::rustc::depgraph::patch_paths(&session, &ci, local).map_err(|e| e.to_string())
             }
         };
         match patched {

@@ -16,10 +16,10 @@ use std::time::SystemTime;
 use cargo_metadata::Message;
 use serde::Deserialize;
 
-use crate::cover::Cover;
-use crate::depinfo::{self, PathBase};
-use crate::freshness::{self, digest_path, Roots};
-use crate::manifest::{
+use crate::cargo::depinfo::{self, PathBase};
+use crate::publish::cover::Cover;
+use crate::seed::freshness::{self, digest_path, Roots};
+use crate::snapshot::manifest::{
     BakedPath, BakedRoot, Base, Check, FingerprintRecord, Input, Inputs, UnitKind,
 };
 

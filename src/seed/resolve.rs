@@ -5,10 +5,11 @@
 //! This is the border for manifests: a manifest is read here, capped in
 //! size, and authenticated before a byte of it is parsed.
 
-use crate::manifest::{Manifest, Want};
-use crate::signing::{KeyId, Refusal, SignatureFileError, TrustedKeys, SIGNATURE_CAP};
+use crate::snapshot::manifest::{Manifest, Want};
+use crate::snapshot::signing::{KeyId, Refusal, SignatureFileError, TrustedKeys, SIGNATURE_CAP};
+use crate::snapshot::validate;
 use crate::store::{self, snapshot_prefix, Store, StoreError};
-use crate::{validate, Error};
+use crate::Error;
 
 /// A snapshot found in the store, usable or not.
 #[derive(Debug)]
@@ -116,8 +117,12 @@ pub fn snapshots_at(
     let (keys, exact) = match store.list(&prefix)? {
         Some(listed) => (listed.into_iter().map(|l| l.key).collect(), false),
         None => {
-            let variant =
-                crate::manifest::variant(&want.profile, &want.target, want.cross, &want.toolchain);
+            let variant = crate::snapshot::manifest::variant(
+                &want.profile,
+                &want.target,
+                want.cross,
+                &want.toolchain,
+            );
             (vec![store::manifest_key(commit, &variant)], true)
         }
     };

@@ -9,7 +9,7 @@ use std::path::PathBuf;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use crate::toolchain::Toolchain;
+use crate::rustc::toolchain::Toolchain;
 
 /// Bumped on any change a reader of the previous version would misread.
 ///
@@ -64,15 +64,15 @@ pub struct Manifest {
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub native_cpu: bool,
     /// The rewrite scheme of cargo-seed's rustc wrapper the workspace's
-    /// crates were compiled through (see [`crate::wrapper`]); `None`: without
+    /// crates were compiled through (see [`crate::rustc::wrapper`]); `None`: without
     /// it. Incremental state is only worth restoring where this machine
     /// builds the same way.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rustc_wrapper: Option<u32>,
     /// The rustflags and linker every unit was compiled with, when
-    /// cargo-seed could read them as cargo did (see [`crate::flags`]).
+    /// cargo-seed could read them as cargo did (see [`crate::cargo::flags`]).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub build_flags: Option<crate::flags::BuildFlags>,
+    pub build_flags: Option<crate::cargo::flags::BuildFlags>,
     pub units: Vec<Unit>,
     /// Units of the build that were not published because they read (or
     /// depend on a unit that read) a secret-looking variable set in CI.
@@ -126,10 +126,10 @@ pub struct Unit {
     /// rustc's exact command line, when CI built through
     /// `RUSTC_WRAPPER=cargo-seed`: what relocating incremental state needs.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub rustc: Option<crate::wrapper::Invocation>,
+    pub rustc: Option<crate::rustc::wrapper::Invocation>,
     /// The values of the path-only queries in CI's replay of `rustc`: a
     /// restored session's node is rewritten for this machine only where it
-    /// holds exactly this value (see [`crate::depgraph`]).
+    /// holds exactly this value (see [`crate::rustc::depgraph`]).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub path_values: Vec<PathValue>,
 }
@@ -137,7 +137,7 @@ pub struct Unit {
 /// One path-only query's value fingerprint, as CI's replay computed it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PathValue {
-    pub query: crate::depgraph::PathQuery,
+    pub query: crate::rustc::depgraph::PathQuery,
     /// The node's key fingerprint, 32 lowercase hex digits.
     pub key: String,
     /// Its value fingerprint, 32 lowercase hex digits.
@@ -146,7 +146,7 @@ pub struct PathValue {
 
 /// A unit's fingerprint files as cargo wrote them, except that in a
 /// manifest the value of every watched environment variable is replaced by
-/// `null` in `fields` and recorded in `env` as a digest (see [`crate::secrets`]).
+/// `null` in `fields` and recorded in `env` as a digest (see [`crate::snapshot::secrets`]).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct FingerprintRecord {
     /// `lib-greet`: the hash file's name (the JSON is `<file>.json`).
@@ -440,7 +440,7 @@ pub struct Want {
     pub libc: Option<String>,
     /// The rustflags and linker cargo would use here; `None` if cargo-seed
     /// cannot tell, and then they are not compared.
-    pub flags: Option<crate::flags::Resolved>,
+    pub flags: Option<crate::cargo::flags::Resolved>,
 }
 
 /// The C library this machine runs, as `getconf GNU_LIBC_VERSION` says

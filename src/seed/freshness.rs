@@ -20,7 +20,7 @@ use std::time::{Duration, SystemTime};
 
 use sha2::{Digest, Sha256};
 
-use crate::manifest::{hex, Base, Check, Manifest, UnitKind};
+use crate::snapshot::manifest::{hex, Base, Check, Manifest, UnitKind};
 
 /// The directories a recorded input may be relative to, on one machine.
 ///
@@ -269,7 +269,7 @@ pub fn evaluate(manifest: &Manifest, roots: &Roots) -> BTreeMap<String, Verdict>
 }
 
 /// Why the files here differ from `inputs`, or `None` if none does.
-fn compare(inputs: &crate::manifest::Inputs, roots: &Roots) -> Option<String> {
+fn compare(inputs: &crate::snapshot::manifest::Inputs, roots: &Roots) -> Option<String> {
     let Some(base) = roots.dir(inputs.base) else {
         return Some("its package lies outside this workspace's repository".into());
     };
@@ -328,8 +328,8 @@ pub fn file_system_now(dirs: &[&Path]) -> io::Result<SystemTime> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::manifest::{Blob, Input, Inputs, Unit, SCHEMA};
-    use crate::toolchain::Toolchain;
+    use crate::rustc::toolchain::Toolchain;
+    use crate::snapshot::manifest::{Blob, Input, Inputs, Unit, SCHEMA};
 
     fn unit(id: &str, check: Check, deps: &[&str]) -> Unit {
         Unit {

@@ -18,9 +18,9 @@ use std::io::{self, Read, Seek, SeekFrom, Write};
 use std::path::{Component, Path, PathBuf};
 use std::process::Command;
 
-use crate::depgraph;
-use crate::manifest::PathValue;
-use crate::wrapper::{self, Invocation};
+use crate::rustc::depgraph;
+use crate::rustc::wrapper::{self, Invocation};
+use crate::snapshot::manifest::PathValue;
 
 const MAGIC: &[u8; 4] = b"RSIC";
 

@@ -7,26 +7,31 @@
 //! sees a snapshot whose blobs (or signature) are not all there.
 //!
 //! Units that read a secret-looking variable set in CI, and everything built
-//! from them, are never packed (see [`crate::secrets`]).
+//! from them, are never packed (see [`crate::snapshot::secrets`]).
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::time::{Instant, SystemTime};
 
-use crate::cover::Cover;
-use crate::flags::{self, BuildFlags};
-use crate::freshness::Roots;
+pub mod cover;
+pub mod observe;
+
+use crate::cargo::flags::{self, BuildFlags};
+use crate::cargo::workspace::{self, Workspace};
 use crate::git;
-use crate::manifest::{self, Blob, Check, Manifest, Unit, UnitKind, Withheld, WithheldWhy};
-use crate::secrets::{self, SecretNames};
-use crate::signing::{KeyId, SecretKey, TrustedKeys};
-use crate::snapshot;
+use crate::pool;
+use crate::publish::cover::Cover;
+use crate::rustc::toolchain::Toolchain;
+use crate::seed::freshness::Roots;
+use crate::snapshot::archive;
+use crate::snapshot::manifest::{
+    self, Blob, Check, Manifest, Unit, UnitKind, Withheld, WithheldWhy,
+};
+use crate::snapshot::secrets::{self, SecretNames};
+use crate::snapshot::signing::{KeyId, SecretKey, TrustedKeys};
 use crate::store::{blob_key, manifest_key, signature_key, Store};
-use crate::toolchain::Toolchain;
 use crate::ui::{self, Ui};
-use crate::workspace::{self, Workspace};
 use crate::Error;
-use crate::{archive, pool};
 
 pub struct PublishOptions<'a> {
     pub manifest_path: Option<&'a Path>,
@@ -125,9 +130,9 @@ pub fn publish(
     let mut groups: BTreeMap<Variant, Group> = BTreeMap::new();
     for cover in opts.covers {
         let messages =
-            snapshot::observe(&workspace::cargo_exe(), &ws.root, opts.manifest_path, cover)?;
-        let dirs = snapshot::profile_dirs(&ws.build_dir);
-        let split = snapshot::split_by_profile_dir(messages, &dirs, &ws.build_dir, &ws.target_dir)?;
+            observe::observe(&workspace::cargo_exe(), &ws.root, opts.manifest_path, cover)?;
+        let dirs = observe::profile_dirs(&ws.build_dir);
+        let split = observe::split_by_profile_dir(messages, &dirs, &ws.build_dir, &ws.target_dir)?;
         let cross: Vec<&PathBuf> = split
             .keys()
             .filter(|d| d.components().count() == 2)
@@ -168,7 +173,7 @@ pub fn publish(
             // Read right after the command: the final artifacts it names
             // (`target/debug/app`) are linked to its units until another
             // command links them to its own.
-            let live = snapshot::live_units(&ws.build_dir.join(&dir), &messages)?;
+            let live = observe::live_units(&ws.build_dir.join(&dir), &messages)?;
             let group = groups.entry(variant).or_default();
             group.live.extend(live, host);
             let shown = cover.to_string();
@@ -246,7 +251,7 @@ struct Variant {
 /// commands.
 #[derive(Default)]
 struct Group {
-    live: snapshot::LiveBuild,
+    live: observe::LiveBuild,
     covers: Vec<String>,
     /// The other snapshots of this publish.
     published_with: Vec<manifest::Sibling>,
@@ -444,7 +449,7 @@ fn build_flags(
     ui: Ui,
 ) -> Option<BuildFlags> {
     let env = |var: &str| std::env::var(var).ok();
-    let rustc = crate::incremental::rustc();
+    let rustc = crate::rustc::incremental::rustc();
     let cfg = || flags::rustc_cfg(&rustc, target);
     let resolved = flags::resolve(&ws.root, &ws.cargo_home, target, &env, &cfg);
     match resolved {
@@ -519,7 +524,7 @@ fn plan(
     ws: &Workspace,
     roots: &Roots,
     dirs: &UnitDirs,
-    live: &snapshot::LiveBuild,
+    live: &observe::LiveBuild,
     names: &SecretNames,
 ) -> Result<Planned, Error> {
     let outputs = &live.outputs_by_hash;
@@ -527,7 +532,7 @@ fn plan(
     let mut fingerprints = HashMap::new();
     let mut id_of_hash: HashMap<u64, &str> = HashMap::new();
     for (id, unit) in live {
-        let fp = snapshot::read_fingerprint(dirs.of(unit.host), id)?;
+        let fp = observe::read_fingerprint(dirs.of(unit.host), id)?;
         id_of_hash.insert(fp.hash, id);
         fingerprints.insert(id.clone(), fp);
     }
@@ -565,21 +570,21 @@ fn plan(
             .filter(|(_, u)| u.kind == UnitKind::RunBuildScript)
             .map(|(d, u)| rel(dirs.of(u.host)).join("build").join(d))
             .collect();
-        let check = snapshot::unit_check(unit, fp, roots, &produced)?;
+        let check = observe::unit_check(unit, fp, roots, &produced)?;
         // A cross build's incremental state is published for the target's
         // crates; the host's stay with the host build's snapshot.
         if unit.kind == UnitKind::Compile && unit.package_id.starts_with("path+") && !unit.host {
             path_crates.insert(unit.crate_name.clone());
         }
-        let mut members = snapshot::unit_members(profile_dir, id);
+        let mut members = observe::unit_members(profile_dir, id);
         if let Some((_, hash)) = id.rsplit_once('-') {
             members.extend(outputs.get(hash).into_iter().flatten().cloned());
         }
         let rustc_env = rustc_dep_info(profile_dir, &members)
-            .map(|text| snapshot::rustc_env_deps(&text))
+            .map(|text| observe::rustc_env_deps(&text))
             .unwrap_or_default();
-        let baked = snapshot::baked_paths(&rustc_env, &ws.root, &ws.cargo_home, &ws.build_dir);
-        let secret = match snapshot::recorded_env(fp, &ws.build_dir) {
+        let baked = observe::baked_paths(&rustc_env, &ws.root, &ws.cargo_home, &ws.build_dir);
+        let secret = match observe::recorded_env(fp, &ws.build_dir) {
             None => Some(WithheldWhy::Unreadable),
             Some(env) => {
                 let all = env.iter().chain(&rustc_env);
@@ -612,7 +617,7 @@ fn plan(
                 src_path: unit.src_path.clone(),
                 rustc: id
                     .rsplit_once('-')
-                    .and_then(|(_, hash)| crate::wrapper::recorded(profile_dir, hash)),
+                    .and_then(|(_, hash)| crate::rustc::wrapper::recorded(profile_dir, hash)),
                 path_values: Vec::new(),
             },
             members,
@@ -628,7 +633,8 @@ fn plan(
         .iter()
         .map(|job| &fingerprints[&job.unit.id])
         .filter(|fp| {
-            crate::fingerprint::Fields::parse(&fp.record.fields).map(|f| f.hash()) == Some(fp.hash)
+            crate::cargo::fingerprint::Fields::parse(&fp.record.fields).map(|f| f.hash())
+                == Some(fp.hash)
         })
         .count();
 
@@ -639,7 +645,7 @@ fn plan(
         .map(|w| (live[&w.id].crate_name.as_str(), w))
         .collect();
     let mut withheld_dirs = Vec::new();
-    for (dir, members) in snapshot::incremental_dirs(&dirs.main, &path_crates)? {
+    for (dir, members) in observe::incremental_dirs(&dirs.main, &path_crates)? {
         let krate = dir
             .rsplit_once('-')
             .map(|(k, _)| k)
@@ -703,7 +709,7 @@ fn record_path_values(ws: &Workspace, jobs: &mut [Job], ui: Ui) -> Option<u32> {
             u.src_path.is_some()
                 && u.rustc
                     .as_ref()
-                    .is_some_and(|r| r.scheme == Some(crate::wrapper::SCHEME))
+                    .is_some_and(|r| r.scheme == Some(crate::rustc::wrapper::SCHEME))
         })
         .collect();
     let incremental_units = jobs
@@ -721,7 +727,7 @@ fn record_path_values(ws: &Workspace, jobs: &mut [Job], ui: Ui) -> Option<u32> {
         }
         return None;
     }
-    let rustc = crate::incremental::rustc();
+    let rustc = crate::rustc::incremental::rustc();
     let scratch = ws
         .build_dir
         .join(format!(".cargo-seed-replay-{}", std::process::id()));
@@ -729,14 +735,19 @@ fn record_path_values(ws: &Workspace, jobs: &mut [Job], ui: Ui) -> Option<u32> {
     let values = pool::map(&wrapped, pool::threads(), |&i| {
         let unit = &jobs[i].unit;
         let inv = unit.rustc.as_ref().expect("filtered");
-        let place = crate::incremental::Place {
+        let place = crate::rustc::incremental::Place {
             cwd: &inv.cwd,
             build_dir: &ws.build_dir,
             map: &no_move,
         };
         let src = unit.src_path.as_deref().expect("filtered");
-        let replayed =
-            crate::incremental::replay(&rustc, inv, src, &place, &scratch.join(i.to_string()));
+        let replayed = crate::rustc::incremental::replay(
+            &rustc,
+            inv,
+            src,
+            &place,
+            &scratch.join(i.to_string()),
+        );
         Ok::<_, std::convert::Infallible>(replayed.ok().and_then(|r| r.paths.ok()))
     });
     let _ = std::fs::remove_dir_all(&scratch);
@@ -748,7 +759,7 @@ fn record_path_values(ws: &Workspace, jobs: &mut [Job], ui: Ui) -> Option<u32> {
     for (&i, values) in wrapped.iter().zip(values) {
         if let Some(values) = values {
             replayed += 1;
-            jobs[i].unit.path_values = crate::incremental::to_records(&values);
+            jobs[i].unit.path_values = crate::rustc::incremental::to_records(&values);
         }
     }
     ui.status(
@@ -759,7 +770,7 @@ fn record_path_values(ws: &Workspace, jobs: &mut [Job], ui: Ui) -> Option<u32> {
             wrapped.len()
         ),
     );
-    Some(crate::wrapper::SCHEME)
+    Some(crate::rustc::wrapper::SCHEME)
 }
 
 /// Splits off the units that read a secret (`readers`) and every unit that

@@ -12,7 +12,7 @@
 //! nothing is rewritten on a guess.
 //!
 //! The manifest holds no values of the variables build scripts watch, only
-//! digests ([`crate::secrets`]). The proof runs with this machine's values
+//! digests ([`crate::snapshot::secrets`]). The proof runs with this machine's values
 //! where their digests are CI's, which makes the fields exactly CI's again;
 //! where a value differs cargo would rerun the unit anyway, so it is left to
 //! rebuild.
@@ -25,10 +25,10 @@ use std::io;
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
-use crate::fingerprint::{self, Fields};
-use crate::manifest::{FingerprintRecord, Manifest, UnitKind};
-use crate::secrets::{self, EnvMismatch};
-use crate::snapshot::parse_hash_file;
+use crate::cargo::fingerprint::{self, Fields};
+use crate::publish::observe::parse_hash_file;
+use crate::snapshot::manifest::{FingerprintRecord, Manifest, UnitKind};
+use crate::snapshot::secrets::{self, EnvMismatch};
 
 /// The build machine's directories and this one's.
 #[derive(Debug, Clone)]
@@ -149,7 +149,7 @@ pub fn plan(manifest: &Manifest, moves: &Moves, env: Lookup) -> Plan {
     if moves.is_empty() {
         return plan;
     }
-    let units: HashMap<&str, &crate::manifest::Unit> = manifest
+    let units: HashMap<&str, &crate::snapshot::manifest::Unit> = manifest
         .units
         .iter()
         .filter(|u| u.kind != UnitKind::Incremental)
@@ -186,7 +186,7 @@ pub fn plan(manifest: &Manifest, moves: &Moves, env: Lookup) -> Plan {
 /// What every unit's relocation reads.
 struct Context<'a, 'e> {
     workspace_root: &'a Path,
-    units: &'a HashMap<&'a str, &'a crate::manifest::Unit>,
+    units: &'a HashMap<&'a str, &'a crate::snapshot::manifest::Unit>,
     id_of_hash: &'a HashMap<u64, &'a str>,
     moves: &'a Moves,
     env: Lookup<'e>,
@@ -272,7 +272,7 @@ fn relocate_one<'a>(
 /// fingerprint: it passes rustc a path relative to the workspace root for a
 /// path package inside the workspace, and the absolute path for any other
 /// (registry and git crates, path packages outside the workspace).
-pub fn hashes_absolute_path(unit: &crate::manifest::Unit, workspace_root: &Path) -> bool {
+pub fn hashes_absolute_path(unit: &crate::snapshot::manifest::Unit, workspace_root: &Path) -> bool {
     let path_package = unit
         .package_id
         .as_deref()
@@ -350,8 +350,8 @@ fn script_safe(path: &Path) -> Option<&str> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::manifest::{Blob, Check, Unit};
-    use crate::secrets::SecretNames;
+    use crate::snapshot::manifest::{Blob, Check, Unit};
+    use crate::snapshot::secrets::SecretNames;
 
     /// itoa's fingerprint as cargo 1.95 wrote it under `CARGO_HOME=/root/.cargo`
     /// (pinned in `fingerprint`'s tests), and its source file.
@@ -384,7 +384,10 @@ mod tests {
             check: Check::None,
             baked: vec![],
             // As publishing stores it: no values.
-            fingerprint: Some(crate::secrets::redact(&record, &SecretNames::default())),
+            fingerprint: Some(crate::snapshot::secrets::redact(
+                &record,
+                &SecretNames::default(),
+            )),
             src_path: src.map(PathBuf::from),
             rustc: None,
             path_values: Vec::new(),
@@ -400,7 +403,7 @@ mod tests {
             r#"{{"rustc":7458672600737419911,"features":"","declared_features":"","target":0,"profile":0,"path":0,"deps":[[1,"build_script_build",false,{itoa_hash}]],"local":[{{"RerunIfEnvChanged":{{"var":"CC","val":"gcc-13"}}}}],"rustflags":[],"config":0,"compile_kind":0}}"#
         );
         let mut m: Manifest = serde_json::from_value(serde_json::json!({
-            "schema": crate::manifest::SCHEMA, "commit": "c", "created": 0,
+            "schema": crate::snapshot::manifest::SCHEMA, "commit": "c", "created": 0,
             "toolchain": {"verbose_version": "", "release": "", "host": ""},
             "target": "", "profile": "dev", "profile_dir": "debug",
             "workspace_root": "/ci/ws", "cargo_home": "/root/.cargo",
