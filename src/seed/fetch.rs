@@ -1,0 +1,182 @@
+//! Getting one unit into the staging area: kept from a previous seed of
+//! the same blob, or fetched (cache first, then the store), verified and
+//! unpacked, then its paths rewritten for this machine. Nothing here writes
+//! outside the staging directory it is given.
+
+use std::fs::{self, File, FileTimes};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime};
+
+use super::relocate::{self, Moves};
+use crate::publish::observe as snapshot;
+use crate::snapshot::archive::{self, ArchiveError, Unpacked};
+use crate::snapshot::manifest::Unit;
+use crate::store::{blob_key, BlobCache, Store};
+use crate::Error;
+
+use super::swap::State;
+use super::{io, CANCEL};
+
+/// Rewrites what a fetched unit says about the build machine's paths: its
+/// fingerprint (when the plan changed it), rustc's `*.d` files and a build
+/// script's `output`. Returns the unpacked files with their new sizes.
+pub(super) fn relocate_unit(
+    root: &Path,
+    unit: &Unit,
+    mut unpacked: Unpacked,
+    moves: &Moves,
+    plan: &relocate::Plan,
+    stamp: SystemTime,
+) -> Result<Unpacked, Error> {
+    if moves.is_empty() {
+        return Ok(unpacked);
+    }
+    if let Some(record) = plan.rewrites.get(&unit.id) {
+        relocate::write_fingerprint(root, &unit.id, record, stamp).map_err(io(
+            "rewrite the fingerprint in",
+            &root.join(".fingerprint").join(&unit.id),
+        ))?;
+    }
+    for (rel, size) in &mut unpacked.files {
+        let is_text = rel.extension().is_some_and(|e| e == "d")
+            || (rel.starts_with("build") && rel.file_name().is_some_and(|n| n == "output"));
+        if !is_text || rel.starts_with(".fingerprint") {
+            continue;
+        }
+        let path = root.join(&*rel);
+        relocate::rewrite_text(&path, moves, stamp).map_err(io("rewrite", &path))?;
+        *size = fs::metadata(&path).map_err(io("read", &path))?.len();
+    }
+    if plan.rewrites.contains_key(&unit.id) {
+        for (rel, size) in &mut unpacked.files {
+            if rel.starts_with(".fingerprint") {
+                *size = fs::metadata(root.join(&*rel))
+                    .map_err(io("read", rel))?
+                    .len();
+            }
+        }
+    }
+    Ok(unpacked)
+}
+
+/// Where a unit's blob was read from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Origin {
+    Cache,
+    Store,
+}
+
+/// Whether unpacking failed because of the bytes read (or their reading),
+/// so that another copy of the blob may succeed.
+pub(super) fn is_damage(e: &ArchiveError) -> bool {
+    matches!(
+        e,
+        ArchiveError::Digest { .. } | ArchiveError::Corrupt { .. } | ArchiveError::Fetch { .. }
+    )
+}
+
+/// Fetches and unpacks one unit: from the local cache if it holds the blob,
+/// else from the store (caching what verifies). A copy that fails the
+/// digest check is never used: a damaged cached copy is deleted and the blob
+/// fetched from the store; a blob that arrives damaged from the store is
+/// fetched once more, from nothing, before the seed fails.
+pub(super) fn fetch_one(
+    store: &dyn Store,
+    cache: Option<&BlobCache>,
+    unit: &Unit,
+    root: &Path,
+    stamp: SystemTime,
+) -> Result<(Unpacked, Origin), Error> {
+    let owns = |path: &Path, is_dir: bool| snapshot::owns(&unit.id, path, is_dir);
+    let sha256 = &unit.blob.sha256;
+    let unpack = |reader| archive::unpack(reader, &unit.blob, root, &owns, stamp, &CANCEL);
+    if let Some(cache) = cache {
+        if let Some(local) = cache.get(sha256) {
+            match unpack(local) {
+                Ok(unpacked) => return Ok((unpacked, Origin::Cache)),
+                Err(e) if is_damage(&e) => {
+                    cache.remove(sha256);
+                    remove_unit(root, &unit.id);
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+    }
+    let attempt = || -> Result<Unpacked, Error> {
+        let reader = store.get(&blob_key(sha256))?;
+        let reader = match cache {
+            Some(cache) => cache.tee(sha256, unit.blob.size, reader),
+            None => reader,
+        };
+        Ok(unpack(reader)?)
+    };
+    let unpacked = match attempt() {
+        Err(Error::Archive(e)) if is_damage(&e) => {
+            remove_unit(root, &unit.id);
+            attempt()
+        }
+        other => other,
+    }?;
+    Ok((unpacked, Origin::Store))
+}
+
+/// Removes whatever a failed unpack of unit `id` left in `root`.
+pub(super) fn remove_unit(root: &Path, id: &str) {
+    for top in [".fingerprint", "build", "deps", "examples", "incremental"] {
+        for entry in fs::read_dir(root.join(top)).into_iter().flatten().flatten() {
+            let rel = Path::new(top).join(entry.file_name());
+            let is_dir = entry.file_type().is_ok_and(|t| t.is_dir());
+            let owned =
+                snapshot::owns(id, &rel, false) || snapshot::owns(id, &rel.join("x"), false);
+            if owned {
+                let _ = if is_dir {
+                    fs::remove_dir_all(entry.path())
+                } else {
+                    fs::remove_file(entry.path())
+                };
+            }
+        }
+    }
+}
+
+/// Copies a unit from the existing profile dir when a previous seed put the
+/// same blob there and every file is still as it was unpacked (same size, the
+/// seed's own stamp: cargo rewrites a file it rebuilds).
+pub(super) fn keep_from(
+    old: &State,
+    unit: &Unit,
+    dest: &Path,
+    staging: &Path,
+    stamp: SystemTime,
+) -> Option<Unpacked> {
+    let prev = old.units.get(&unit.id)?;
+    if prev.blob != unit.blob.sha256 || prev.unpacked.symlinks {
+        return None;
+    }
+    let old_stamp =
+        SystemTime::UNIX_EPOCH + Duration::from_nanos(u64::try_from(old.stamp_nanos).ok()?);
+    for (rel, size) in &prev.unpacked.files {
+        let meta = fs::symlink_metadata(dest.join(rel)).ok()?;
+        if !meta.is_file() || meta.len() != *size || meta.modified().ok()? != old_stamp {
+            return None;
+        }
+    }
+    let times = FileTimes::new().set_modified(stamp).set_accessed(stamp);
+    let copy = |rel: &PathBuf| -> std::io::Result<()> {
+        let to = staging.join(rel);
+        fs::create_dir_all(to.parent().unwrap_or(staging))?;
+        fs::copy(dest.join(rel), &to)?;
+        File::options().write(true).open(&to)?.set_times(times)
+    };
+    for (i, (rel, _)) in prev.unpacked.files.iter().enumerate() {
+        if copy(rel).is_err() {
+            // Undo, so that fetching the blob instead starts from nothing
+            // (and reports the real problem if it recurs, e.g. a full disk).
+            for (done, _) in &prev.unpacked.files[..=i] {
+                let _ = fs::remove_file(staging.join(done));
+            }
+            return None;
+        }
+    }
+    Some(prev.unpacked.clone())
+}

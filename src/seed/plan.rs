@@ -1,0 +1,252 @@
+//! Which snapshot, and which of its units: resolving the commit, what this
+//! machine wants of a snapshot, and the verdict on every unit (reused, or
+//! left for cargo to rebuild and why), decided before anything is fetched.
+
+use std::collections::BTreeMap;
+
+use super::freshness::{self, Verdict};
+use super::relocate::{self, Moves};
+use super::resolve::{self, Found};
+use crate::cargo::workspace::Workspace;
+use crate::rustc::incremental;
+use crate::rustc::toolchain::Toolchain;
+use crate::snapshot::manifest::{BakedRoot, Check, Manifest, Unit, UnitKind, Want};
+use crate::snapshot::secrets;
+use crate::snapshot::signing::TrustedKeys;
+use crate::store::Store;
+use crate::{git, Error};
+
+use super::Outcome;
+
+/// Chooses the snapshot: `--commit`, or the nearest usable ancestor of HEAD.
+pub fn choose(
+    ws: &Workspace,
+    store: &dyn Store,
+    want: &Want,
+    trust: Option<&TrustedKeys>,
+    commit: Option<&str>,
+    max_distance: usize,
+) -> Result<Found, Error> {
+    match commit {
+        Some(rev) => {
+            let id = git::resolve_commit(&ws.root, rev).map_err(|_| Error::UnknownRevision {
+                rev: rev.to_owned(),
+            })?;
+            let distance = git::ancestors(&ws.root, "HEAD", max_distance)
+                .ok()
+                .and_then(|a| a.into_iter().find(|(c, _)| *c == id).map(|(_, d)| d))
+                .unwrap_or(0);
+            let searched = format!("commit {} (from --commit {rev})", &id[..12]);
+            resolve::nearest(store, &[(id, distance)], want, trust, searched)
+        }
+        None => {
+            let head = git::resolve_commit(&ws.root, "HEAD")?;
+            let ancestors = git::ancestors(&ws.root, &head, max_distance)?;
+            let searched = format!(
+                "{} commits from HEAD ({}) back to distance {max_distance}",
+                ancestors.len(),
+                &head[..12]
+            );
+            resolve::nearest(store, &ancestors, want, trust, searched)
+        }
+    }
+}
+
+pub fn want(ws: &Workspace, profile: &str, target: Option<&str>) -> Result<Want, Error> {
+    let toolchain = Toolchain::detect(&ws.root)?;
+    let triple = target.unwrap_or(&toolchain.host).to_owned();
+    let env = |var: &str| std::env::var(var).ok();
+    let rustc = incremental::rustc();
+    let cfg = || crate::cargo::flags::rustc_cfg(&rustc, &triple);
+    let flags = crate::cargo::flags::resolve(&ws.root, &ws.cargo_home, &triple, &env, &cfg);
+    Ok(Want {
+        flags,
+        cross: target.is_some(),
+        target: triple,
+        toolchain,
+        profile: profile.to_owned(),
+        libc: crate::snapshot::manifest::detect_libc(),
+    })
+}
+
+/// The directories recorded inputs are relative to, here.
+pub(super) fn roots(ws: &Workspace) -> freshness::Roots {
+    let repository = git::toplevel(&ws.root).ok();
+    freshness::Roots::new(
+        &ws.root,
+        repository.as_deref(),
+        &ws.cargo_home,
+        &ws.build_dir,
+    )
+}
+
+/// Verdicts for every unit (what differs by content, what cargo reruns for
+/// a watched variable whose value here is not CI's, what cannot be reused
+/// at this checkout's paths), and how fingerprints are rewritten for them.
+pub(super) fn judge(
+    ws: &Workspace,
+    manifest: &Manifest,
+    notes: &mut Vec<String>,
+) -> (BTreeMap<String, Verdict>, Moves, relocate::Plan) {
+    let home_moved = manifest.cargo_home != ws.cargo_home;
+    let root_moved = manifest.workspace_root != ws.root;
+    let repository = git::toplevel(&ws.root).ok();
+    let moves = Moves::new(
+        manifest,
+        &ws.cargo_home,
+        &ws.root,
+        &ws.build_dir,
+        repository.as_deref(),
+    );
+    // Fingerprints only change for units whose absolute source path lies
+    // under a moved directory (registry and git crates under CARGO_HOME,
+    // path packages outside the workspace), and for what depends on them.
+    let needs_rewrite = manifest.units.iter().any(|u| {
+        relocate::hashes_absolute_path(u, &manifest.workspace_root)
+            && u.src_path.as_deref().and_then(|s| moves.map(s)).is_some()
+    });
+    let env = |var: &str| std::env::var_os(var);
+    let plan = if needs_rewrite {
+        relocate::plan(manifest, &moves, &env)
+    } else {
+        relocate::Plan::default()
+    };
+    if home_moved {
+        notes.push(format!(
+            "CARGO_HOME differs from the snapshot's ({}): {} fingerprints rewritten for it, {} units cannot be",
+            manifest.cargo_home.display(),
+            plan.rewrites.len(),
+            plan.failed.len()
+        ));
+    }
+    let mut marked = manifest.clone();
+    for unit in &mut marked.units {
+        let baked = unit.baked.iter().find(|b| match b.under {
+            BakedRoot::Workspace => root_moved,
+            BakedRoot::CargoHome => home_moved,
+        });
+        // Whatever the manifest says a unit is, one named like a package of
+        // this workspace is only restored after its sources are compared.
+        let unchecked_member = matches!(unit.check, Check::None)
+            && unit.kind != UnitKind::Incremental
+            && unit
+                .id
+                .rsplit_once('-')
+                .is_some_and(|(package, _)| ws.members.iter().any(|m| m == package));
+        // Cargo compares the watched values itself, but a unit it would rerun
+        // is not worth fetching, and the summary should say why.
+        let env_differs = unit
+            .fingerprint
+            .as_ref()
+            .and_then(|f| secrets::local_values(&f.env, &env).err());
+        // Cargo hashes the absolute directory of a path package outside the
+        // workspace into its unit hash (and so into its file names and
+        // `-C metadata`, and its dependents'): elsewhere it is another unit.
+        let outside_moved = unit
+            .package_id
+            .as_deref()
+            .is_some_and(|p| p.starts_with("path+"))
+            && relocate::hashes_absolute_path(unit, &manifest.workspace_root)
+            && unit
+                .src_path
+                .as_deref()
+                .and_then(|s| moves.map(s))
+                .is_some_and(|here| Some(here.as_path()) != unit.src_path.as_deref());
+        let reason = if outside_moved {
+            "it is a path package outside the workspace, and cargo hashes its absolute directory, \
+             which differs here, into the unit's hash"
+                .to_owned()
+        } else if unchecked_member {
+            "it is named like a package of this workspace, and the snapshot has no content check for it".to_owned()
+        } else if let Some(why) = plan.failed.get(&unit.id) {
+            why.to_string()
+        } else if let Some(why) = env_differs {
+            why.to_string()
+        } else if let Some(b) = baked {
+            format!("it embeds env!(\"{}\"), a path that differs here", b.var)
+        } else {
+            continue;
+        };
+        unit.check = Check::Unverifiable { reason };
+    }
+    let verdicts = freshness::evaluate(&marked, &roots(ws));
+    (verdicts, moves, plan)
+}
+
+/// The units to put in place: those reused, and all incremental state.
+pub(super) fn selected<'a>(
+    manifest: &'a Manifest,
+    verdicts: &'a BTreeMap<String, Verdict>,
+    with_incremental: bool,
+) -> impl Iterator<Item = &'a Unit> + 'a {
+    manifest.units.iter().filter(move |u| {
+        verdicts[&u.id] == Verdict::Reuse && (with_incremental || u.kind != UnitKind::Incremental)
+    })
+}
+
+pub(super) fn tally(
+    manifest: &Manifest,
+    verdicts: &BTreeMap<String, Verdict>,
+    with_incremental: bool,
+    outcome: &mut Outcome,
+) {
+    for unit in &manifest.units {
+        match (&verdicts[&unit.id], unit.kind) {
+            (_, UnitKind::Incremental) => outcome.incremental += usize::from(with_incremental),
+            (Verdict::Reuse, _) => outcome.reused += 1,
+            (Verdict::Rebuild(why), _) => outcome.rebuilt.push((unit.name.clone(), why.clone())),
+        }
+    }
+    let withheld = manifest
+        .withheld
+        .iter()
+        .filter(|w| w.kind != UnitKind::Incremental);
+    for w in withheld {
+        let why = format!("not in the snapshot: {}", w.why);
+        outcome.rebuilt.push((w.name.clone(), why));
+    }
+}
+
+/// Whether rustc would reuse the snapshot's incremental state here:
+/// `Ok(relocate)` if so (`relocate`: its sessions must be pointed at this
+/// checkout first), or why not. Incremental state is only worth fetching
+/// where this machine compiles as CI did: in CI's own checkout, or at any
+/// path when both ran rustc through the same rewrite of cargo-seed's wrapper.
+pub(super) fn incremental_use(ws: &Workspace, manifest: &Manifest) -> Result<bool, String> {
+    let here = crate::setup::detect(&ws.root, &ws.cargo_home);
+    let moved = manifest.workspace_root != ws.root
+        || manifest.build_dir != ws.build_dir
+        || manifest.cargo_home != ws.cargo_home;
+    let fix = "run `cargo seed setup` once to compile through cargo-seed's rustc wrapper as CI did";
+    match (manifest.rustc_wrapper, here.is_ours()) {
+        (Some(crate::rustc::wrapper::SCHEME), true) => Ok(moved),
+        (None, false) if !moved => Ok(false),
+        (Some(crate::rustc::wrapper::SCHEME), false) => Err(format!(
+            "the snapshot was compiled through cargo-seed's rustc wrapper and cargo here {}, \
+             so rustc would not reuse its incremental state, which is not fetched: {fix}",
+            match &here {
+                crate::setup::Wrapper::Other { program, from } => {
+                    format!("runs `{program}` instead (set in {from})")
+                }
+                _ => "does not use it".to_owned(),
+            }
+        )),
+        (None, true) => Err(
+            "this machine compiles through cargo-seed's rustc wrapper and CI did not, so rustc \
+             would not reuse the snapshot's incremental state, which is not fetched \
+             (hint: RUSTC_WRAPPER=cargo-seed for CI's build)"
+                .to_owned(),
+        ),
+        (None, false) => Err(format!(
+            "the snapshot's incremental state was made at another path without cargo-seed's rustc \
+             wrapper, so rustc would recompile those crates from scratch here; it is not fetched \
+             (hint: RUSTC_WRAPPER=cargo-seed for CI's build, and {})",
+            &fix[..fix.find(" as CI").unwrap_or(fix.len())]
+        )),
+        (Some(other), _) => Err(format!(
+            "the snapshot was compiled through rewrite scheme {other} of cargo-seed's rustc \
+             wrapper and this cargo-seed has scheme {}: its incremental state is not fetched",
+            crate::rustc::wrapper::SCHEME
+        )),
+    }
+}
