@@ -198,3 +198,10 @@ pub fn report(err: &Error) {
     }
     eprintln!("{msg}");
 }
+/// A cargo file that could not be read is reported as the publish's
+/// observation failing, as it was before the reading moved to `cargo`.
+impl From<crate::cargo::ReadError> for Error {
+    fn from(e: crate::cargo::ReadError) -> Self {
+        Error::Snapshot(e.into())
+    }
+}

@@ -90,6 +90,22 @@ fn bytes_to_path(b: &[u8]) -> Option<PathBuf> {
     std::str::from_utf8(b).ok().map(PathBuf::from)
 }
 
+/// The `# env-dep:VAR=value` lines of rustc's own dep-info (`*.d`): every
+/// `env!`/`option_env!` the crate read, with the value it saw (`None` if
+/// unset). Values are unescaped as rustc escapes them.
+pub fn rustc_env_deps(text: &str) -> Vec<(String, Option<String>)> {
+    text.lines()
+        .filter_map(|l| l.strip_prefix("# env-dep:"))
+        .map(|dep| match dep.split_once('=') {
+            Some((k, v)) => (
+                k.to_owned(),
+                Some(v.replace("\\n", "\n").replace("\\\\", "\\")),
+            ),
+            None => (dep.to_owned(), None),
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -10,11 +10,16 @@
 //! variant this module does not know makes the fingerprint unreadable (the
 //! unit is then rebuilt), never guessed at.
 
+use std::fs;
 use std::hash::{Hash, Hasher};
+use std::io;
 use std::path::{Path, PathBuf};
 
 use rustc_stable_hash::StableSipHasher128;
 use serde::{Deserialize, Serialize};
+
+use super::{read_error, ReadError};
+use crate::snapshot::manifest::FingerprintRecord;
 
 /// `LocalFingerprint` of cargo 1.95 (`core/compiler/fingerprint/mod.rs`):
 /// the derive(Hash) order of variants and fields matters.
@@ -153,6 +158,77 @@ pub fn to_hash_file(hash: u64) -> String {
     crate::snapshot::manifest::hex(&hash.to_le_bytes())
 }
 
+/// The parts of a fingerprint's `.json` that cargo-seed reads.
+#[derive(Debug, Deserialize)]
+pub struct FingerprintJson {
+    #[serde(default)]
+    pub deps: Vec<(u64, String, bool, u64)>,
+    #[serde(default)]
+    pub local: Vec<serde_json::Value>,
+    #[serde(default)]
+    pub rustflags: Vec<String>,
+}
+
+/// A unit's fingerprint: the hash cargo stored and the fields beside it.
+pub struct Fingerprint {
+    pub hash: u64,
+    pub json: FingerprintJson,
+    /// As cargo wrote them: the hash file's name, its text and the JSON.
+    pub record: FingerprintRecord,
+}
+
+/// Reads `.fingerprint/<id>/<kind>-<name>{,.json}`.
+pub fn read_fingerprint(profile_dir: &Path, id: &str) -> Result<Fingerprint, ReadError> {
+    let dir = profile_dir.join(".fingerprint").join(id);
+    let mut json_path = None;
+    for entry in fs::read_dir(&dir).map_err(read_error(&dir))? {
+        let path = entry.map_err(read_error(&dir))?.path();
+        if path.extension().is_some_and(|e| e == "json") {
+            json_path = Some(path);
+        }
+    }
+    let json_path = json_path.ok_or_else(|| ReadError {
+        path: dir.clone(),
+        source: io::Error::new(io::ErrorKind::NotFound, "no fingerprint .json"),
+    })?;
+    let bad = |why: &str| ReadError {
+        path: json_path.clone(),
+        source: io::Error::new(io::ErrorKind::InvalidData, why.to_owned()),
+    };
+    let fields = fs::read_to_string(&json_path).map_err(read_error(&json_path))?;
+    let json: FingerprintJson = serde_json::from_str(&fields).map_err(|e| bad(&e.to_string()))?;
+    let hash_path = json_path.with_extension("");
+    let text = fs::read_to_string(&hash_path).map_err(read_error(&hash_path))?;
+    let hash = parse_hash_file(&text).ok_or_else(|| bad("unreadable fingerprint hash"))?;
+    let file = hash_path
+        .file_name()
+        .map(|f| f.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    Ok(Fingerprint {
+        hash,
+        json,
+        record: FingerprintRecord {
+            file,
+            hash: text.trim().to_owned(),
+            fields,
+            env: Vec::new(),
+        },
+    })
+}
+
+/// The hash file holds the u64 as hex of its little-endian bytes.
+pub fn parse_hash_file(text: &str) -> Option<u64> {
+    let text = text.trim();
+    if text.len() != 16 {
+        return None;
+    }
+    let mut bytes = [0u8; 8];
+    for (i, b) in bytes.iter_mut().enumerate() {
+        *b = u8::from_str_radix(text.get(2 * i..2 * i + 2)?, 16).ok()?;
+    }
+    Some(u64::from_le_bytes(bytes))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -242,5 +318,12 @@ mod tests {
         assert!(Fields::parse(&newer).is_none());
         let variant = PINNED[0].1.replace("CheckDepInfo", "CheckDepInfoV2");
         assert!(Fields::parse(&variant).is_none());
+    }
+
+    #[test]
+    fn hash_file_is_little_endian_hex() {
+        assert_eq!(parse_hash_file("0100000000000000"), Some(1));
+        assert_eq!(parse_hash_file("00000000000000ff\n"), Some(0xff << 56));
+        assert_eq!(parse_hash_file("xyz"), None);
     }
 }

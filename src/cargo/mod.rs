@@ -6,4 +6,24 @@
 pub mod depinfo;
 pub mod fingerprint;
 pub mod flags;
+pub mod layout;
 pub mod workspace;
+
+use std::io;
+use std::path::{Path, PathBuf};
+
+/// A file of cargo's that could not be read.
+#[derive(Debug, thiserror::Error)]
+#[error("failed to read {path}")]
+pub struct ReadError {
+    pub path: PathBuf,
+    #[source]
+    pub source: io::Error,
+}
+
+fn read_error(path: &Path) -> impl FnOnce(io::Error) -> ReadError + '_ {
+    move |source| ReadError {
+        path: path.to_owned(),
+        source,
+    }
+}

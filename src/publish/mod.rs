@@ -13,11 +13,13 @@ use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::time::{Instant, SystemTime};
 
+mod check;
 pub mod cover;
 pub mod observe;
 
 use crate::cargo::flags::{self, BuildFlags};
 use crate::cargo::workspace::{self, Workspace};
+use crate::cargo::{depinfo, fingerprint, layout};
 use crate::git;
 use crate::pool;
 use crate::publish::cover::Cover;
@@ -131,7 +133,7 @@ pub fn publish(
     for cover in opts.covers {
         let messages =
             observe::observe(&workspace::cargo_exe(), &ws.root, opts.manifest_path, cover)?;
-        let dirs = observe::profile_dirs(&ws.build_dir);
+        let dirs = layout::profile_dirs(&ws.build_dir);
         let split = observe::split_by_profile_dir(messages, &dirs, &ws.build_dir, &ws.target_dir)?;
         let cross: Vec<&PathBuf> = split
             .keys()
@@ -532,7 +534,7 @@ fn plan(
     let mut fingerprints = HashMap::new();
     let mut id_of_hash: HashMap<u64, &str> = HashMap::new();
     for (id, unit) in live {
-        let fp = observe::read_fingerprint(dirs.of(unit.host), id)?;
+        let fp = fingerprint::read_fingerprint(dirs.of(unit.host), id)?;
         id_of_hash.insert(fp.hash, id);
         fingerprints.insert(id.clone(), fp);
     }
@@ -570,21 +572,21 @@ fn plan(
             .filter(|(_, u)| u.kind == UnitKind::RunBuildScript)
             .map(|(d, u)| rel(dirs.of(u.host)).join("build").join(d))
             .collect();
-        let check = observe::unit_check(unit, fp, roots, &produced)?;
+        let check = check::unit_check(unit, fp, roots, &produced)?;
         // A cross build's incremental state is published for the target's
         // crates; the host's stay with the host build's snapshot.
         if unit.kind == UnitKind::Compile && unit.package_id.starts_with("path+") && !unit.host {
             path_crates.insert(unit.crate_name.clone());
         }
-        let mut members = observe::unit_members(profile_dir, id);
+        let mut members = layout::unit_members(profile_dir, id);
         if let Some((_, hash)) = id.rsplit_once('-') {
             members.extend(outputs.get(hash).into_iter().flatten().cloned());
         }
         let rustc_env = rustc_dep_info(profile_dir, &members)
-            .map(|text| observe::rustc_env_deps(&text))
+            .map(|text| depinfo::rustc_env_deps(&text))
             .unwrap_or_default();
-        let baked = observe::baked_paths(&rustc_env, &ws.root, &ws.cargo_home, &ws.build_dir);
-        let secret = match observe::recorded_env(fp, &ws.build_dir) {
+        let baked = check::baked_paths(&rustc_env, &ws.root, &ws.cargo_home, &ws.build_dir);
+        let secret = match check::recorded_env(fp, &ws.build_dir) {
             None => Some(WithheldWhy::Unreadable),
             Some(env) => {
                 let all = env.iter().chain(&rustc_env);
@@ -645,7 +647,7 @@ fn plan(
         .map(|w| (live[&w.id].crate_name.as_str(), w))
         .collect();
     let mut withheld_dirs = Vec::new();
-    for (dir, members) in observe::incremental_dirs(&dirs.main, &path_crates)? {
+    for (dir, members) in layout::incremental_dirs(&dirs.main, &path_crates)? {
         let krate = dir
             .rsplit_once('-')
             .map(|(k, _)| k)

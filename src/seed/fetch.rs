@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
 use super::relocate::{self, Moves};
-use crate::publish::observe as snapshot;
+use crate::cargo::layout;
 use crate::snapshot::archive::{self, ArchiveError, Unpacked};
 use crate::snapshot::manifest::Unit;
 use crate::store::{blob_key, BlobCache, Store};
@@ -87,7 +87,7 @@ pub(super) fn fetch_one(
     root: &Path,
     stamp: SystemTime,
 ) -> Result<(Unpacked, Origin), Error> {
-    let owns = |path: &Path, is_dir: bool| snapshot::owns(&unit.id, path, is_dir);
+    let owns = |path: &Path, is_dir: bool| layout::owns(&unit.id, path, is_dir);
     let sha256 = &unit.blob.sha256;
     let unpack = |reader| archive::unpack(reader, &unit.blob, root, &owns, stamp, &CANCEL);
     if let Some(cache) = cache {
@@ -126,8 +126,7 @@ pub(super) fn remove_unit(root: &Path, id: &str) {
         for entry in fs::read_dir(root.join(top)).into_iter().flatten().flatten() {
             let rel = Path::new(top).join(entry.file_name());
             let is_dir = entry.file_type().is_ok_and(|t| t.is_dir());
-            let owned =
-                snapshot::owns(id, &rel, false) || snapshot::owns(id, &rel.join("x"), false);
+            let owned = layout::owns(id, &rel, false) || layout::owns(id, &rel.join("x"), false);
             if owned {
                 let _ = if is_dir {
                     fs::remove_dir_all(entry.path())

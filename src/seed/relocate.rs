@@ -25,8 +25,8 @@ use std::io;
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
+use crate::cargo::fingerprint::parse_hash_file;
 use crate::cargo::fingerprint::{self, Fields};
-use crate::publish::observe::parse_hash_file;
 use crate::snapshot::manifest::{FingerprintRecord, Manifest, UnitKind};
 use crate::snapshot::secrets::{self, EnvMismatch};
 
