@@ -1,0 +1,287 @@
+//! One snapshot of a publish: the units of one profile directory (or one
+//! cross target), planned, packed and stored, then its manifest, signed,
+//! written last so no reader sees it before its blobs.
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+use std::time::{Instant, SystemTime};
+
+use super::pack::{pack_and_store, repair, write};
+use super::plan::{plan, record_path_values, Planned};
+use super::{observe, Context, Published};
+use crate::cargo::flags::{self, BuildFlags};
+use crate::cargo::workspace::{self, Workspace};
+use crate::snapshot::manifest::{self, Manifest, UnitKind, Withheld, WithheldWhy};
+use crate::store::{manifest_key, signature_key, Store};
+use crate::ui::{self, Ui};
+use crate::Error;
+
+/// One snapshot of a publish: a profile directory (relative to the build
+/// dir), and for a `--target` build its target.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub(super) struct Variant {
+    pub(super) dir: PathBuf,
+    pub(super) target: Option<String>,
+}
+
+/// What the covered commands built for one snapshot: the units, and the
+/// commands.
+#[derive(Default)]
+pub(super) struct Group {
+    pub(super) live: observe::LiveBuild,
+    pub(super) covers: Vec<String>,
+    /// The other snapshots of this publish.
+    pub(super) published_with: Vec<manifest::Sibling>,
+}
+
+/// Where a snapshot's units live: its profile directory, and for a cross
+/// build the host's, which holds build scripts and proc-macros.
+pub(crate) struct UnitDirs {
+    pub main: PathBuf,
+    pub host: PathBuf,
+}
+
+impl UnitDirs {
+    pub fn of(&self, unit_host: bool) -> &Path {
+        if unit_host {
+            &self.host
+        } else {
+            &self.main
+        }
+    }
+}
+
+/// Publishes the units the covered commands built for one profile (and,
+/// for a cross build, one target) as one snapshot.
+pub(super) fn publish_variant(
+    ws: &Workspace,
+    store: &dyn Store,
+    cx: &Context,
+    profile: &str,
+    cross: Option<&str>,
+    group: Group,
+    ui: Ui,
+) -> Result<Published, Error> {
+    let started = Instant::now();
+    let opts = cx.opts;
+    let commit = cx.commit.clone();
+    let host_dir = ws.profile_build_dir(profile);
+    let dirs = UnitDirs {
+        main: match cross {
+            Some(target) => ws
+                .build_dir
+                .join(target)
+                .join(workspace::profile_dir_name(profile)),
+            None => host_dir.clone(),
+        },
+        host: host_dir,
+    };
+    let Group {
+        live,
+        covers,
+        published_with,
+    } = group;
+    let Planned {
+        mut jobs,
+        withheld,
+        native_cpu,
+        rustflags,
+        reproduced,
+        recorded,
+    } = plan(ws, &cx.roots, &dirs, &live, opts.secrets)?;
+    report_withheld(&withheld, ui);
+    let build_flags = build_flags(ws, cross.unwrap_or(&cx.toolchain.host), &rustflags, ui);
+    let rustc_wrapper = record_path_values(ws, &mut jobs, ui);
+    ui.status(
+        "Packing",
+        format!(
+            "{} units of {} ({profile} profile)",
+            jobs.len(),
+            &commit[..12]
+        ),
+    );
+    let scratch = ws
+        .build_dir
+        .join(format!(".cargo-seed-tmp-{}", std::process::id()));
+    std::fs::create_dir_all(&scratch).map_err(|source| Error::Io {
+        op: "create",
+        path: scratch.clone(),
+        source,
+    })?;
+    let result = pack_and_store(store, &dirs, &scratch, &jobs, ui);
+    let (units, new_blobs, new_bytes) = match result {
+        Ok(r) => r,
+        Err(e) => {
+            let _ = std::fs::remove_dir_all(&scratch);
+            return Err(e);
+        }
+    };
+
+    let manifest = Manifest {
+        schema: manifest::SCHEMA,
+        commit: commit.clone(),
+        created: SystemTime::now()
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or(0),
+        target: cross.unwrap_or(&cx.toolchain.host).to_owned(),
+        cross: cross.is_some(),
+        toolchain: cx.toolchain.clone(),
+        profile: profile.to_owned(),
+        profile_dir: workspace::profile_dir_name(profile).to_owned(),
+        covers,
+        published_with,
+        workspace_root: ws.root.clone(),
+        cargo_home: ws.cargo_home.clone(),
+        build_dir: ws.build_dir.clone(),
+        repository_root: (cx.repository != ws.root).then(|| cx.repository.clone()),
+        dirty: cx.dirty,
+        libc: manifest::detect_libc(),
+        native_cpu,
+        rustc_wrapper,
+        build_flags,
+        units,
+        withheld,
+    };
+    if reproduced < recorded {
+        ui.status(
+            "Warning",
+            format!(
+                "cargo-seed reproduces {reproduced} of {recorded} fingerprints of this cargo; \
+                 the others are rebuilt wherever CARGO_HOME differs from this one"
+            ),
+        );
+    }
+    let variant = manifest.variant();
+    let key = manifest_key(&commit, &variant);
+    let text = serde_json::to_vec_pretty(&manifest).expect("manifest serialises");
+    let tmp = ws
+        .build_dir
+        .join(format!(".cargo-seed-manifest-{}.json", std::process::id()));
+    let sig_tmp = tmp.with_extension("json.sig");
+    // The signature covers exactly the bytes uploaded as the manifest.
+    let signature = opts
+        .signing_key
+        .map(|k| (k.public().id(), k.sign(&commit, &variant, &text)));
+    let put = (|| -> Result<(), Error> {
+        write(&tmp, &text)?;
+        let sig_key = signature_key(&key);
+        match &signature {
+            Some((_, sig)) => {
+                write(&sig_tmp, sig.as_bytes())?;
+                store.put_file(&sig_key, &sig_tmp)?;
+            }
+            // A signature left by an earlier publish of this snapshot would
+            // not match the new manifest.
+            None if store.exists(&sig_key)? => store.delete(&sig_key)?,
+            None => {}
+        }
+        store.put_file(&key, &tmp)?;
+        repair(store, &dirs, &scratch, &jobs, &manifest.units)
+    })();
+    let _ = std::fs::remove_file(&tmp);
+    let _ = std::fs::remove_file(&sig_tmp);
+    let _ = std::fs::remove_dir_all(&scratch);
+    put?;
+
+    let published = Published {
+        commit,
+        key,
+        units: manifest.units.len(),
+        new_blobs,
+        new_bytes,
+        total_bytes: manifest.total_size(),
+        withheld: manifest.withheld.len(),
+        signed_by: signature.map(|(id, _)| id),
+    };
+    let signed = match &published.signed_by {
+        Some(id) => format!(", signed with key {id}"),
+        None => String::new(),
+    };
+    ui.status(
+        "Published",
+        format!(
+            "{} ({}, {}) to {}: {} units, {} new blobs ({}) of {} in {:.2}s{signed}",
+            &published.commit[..12],
+            manifest.profile,
+            manifest.toolchain.release,
+            store.location(),
+            published.units,
+            published.new_blobs,
+            ui::bytes(published.new_bytes),
+            ui::bytes(published.total_bytes),
+            started.elapsed().as_secs_f64()
+        ),
+    );
+    Ok(published)
+}
+
+/// The rustflags and linker to record: read as cargo reads them, and only
+/// if that agrees with what cargo recorded in the fingerprints, so that a
+/// seed never refuses a snapshot over a reading cargo-seed got wrong.
+pub(super) fn build_flags(
+    ws: &Workspace,
+    target: &str,
+    recorded: &BTreeSet<Vec<String>>,
+    ui: Ui,
+) -> Option<BuildFlags> {
+    let env = |var: &str| std::env::var(var).ok();
+    let rustc = crate::rustc::incremental::rustc();
+    let cfg = || flags::rustc_cfg(&rustc, target);
+    let resolved = flags::resolve(&ws.root, &ws.cargo_home, target, &env, &cfg);
+    match resolved {
+        Some(r) if recorded.iter().all(|f| *f == r.flags.rustflags) => Some(r.flags),
+        _ => {
+            ui.status(
+                "Warning",
+                "cargo-seed cannot tell which rustflags cargo used (the fingerprints disagree with \
+                 its reading of the configuration), so seeds will not compare them before downloading",
+            );
+            None
+        }
+    }
+}
+
+/// One line on what was withheld and why; `-v` lists every unit.
+pub(super) fn report_withheld(withheld: &[Withheld], ui: Ui) {
+    if withheld.is_empty() {
+        return;
+    }
+    let units = withheld
+        .iter()
+        .filter(|w| w.kind != UnitKind::Incremental)
+        .count();
+    let mut vars: Vec<&str> = withheld
+        .iter()
+        .filter_map(|w| match &w.why {
+            WithheldWhy::Secret { var } => Some(var.as_str()),
+            _ => None,
+        })
+        .collect();
+    vars.sort();
+    vars.dedup();
+    let mut causes = Vec::new();
+    if !vars.is_empty() {
+        causes.push(format!(
+            "read {} (secret-looking and set in this build)",
+            vars.join(", ")
+        ));
+    }
+    if withheld.iter().any(|w| w.why == WithheldWhy::Unreadable) {
+        causes.push("record environment values in a format cargo-seed cannot read".to_owned());
+    }
+    causes.push("depend on a unit that does".to_owned());
+    ui.status(
+        "Withheld",
+        format!(
+            "{units} units and {} incremental dirs, which {}; \
+             they are rebuilt wherever this snapshot is seeded{}",
+            withheld.len() - units,
+            causes.join(", or "),
+            if ui.verbose { "" } else { " (-v lists them)" }
+        ),
+    );
+    for w in withheld {
+        ui.detail(format!("withheld {}: {}", w.name, w.why));
+    }
+}
