@@ -22,6 +22,8 @@ use sha2::{Digest, Sha256};
 
 use crate::snapshot::manifest::{hex, Base, Check, Manifest, UnitKind};
 
+use super::reason::{Change, Reason};
+
 /// The directories a recorded input may be relative to, on one machine.
 ///
 /// Inputs are only ever read below these (after following symlinks), and
@@ -218,20 +220,32 @@ fn walk(
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Verdict {
     Reuse,
-    Rebuild(String),
+    Rebuild(Reason),
 }
 
 /// Compares every unit's recorded inputs with the files here, then spreads
 /// "rebuild" to every unit that depends on a rebuilt (or missing) one.
+/// `decided` are units already known to be rebuilt (for reasons of this
+/// machine's paths and environment), which are not compared.
 /// Incremental state is always reused: rustc checks it itself.
-pub fn evaluate(manifest: &Manifest, roots: &Roots) -> BTreeMap<String, Verdict> {
+pub fn evaluate(
+    manifest: &Manifest,
+    roots: &Roots,
+    mut decided: BTreeMap<String, Reason>,
+) -> BTreeMap<String, Verdict> {
     let mut verdicts: BTreeMap<String, Verdict> = BTreeMap::new();
     for unit in &manifest.units {
-        let v = match &unit.check {
-            Check::None => Verdict::Reuse,
-            Check::Unverifiable { reason } => Verdict::Rebuild(reason.clone()),
-            Check::Inputs(inputs) => {
-                compare(inputs, roots).map_or(Verdict::Reuse, Verdict::Rebuild)
+        let v = if let Some(why) = decided.remove(&unit.id) {
+            Verdict::Rebuild(why)
+        } else {
+            match &unit.check {
+                Check::None => Verdict::Reuse,
+                Check::Unverifiable { reason } => Verdict::Rebuild(Reason::Unverifiable {
+                    why: reason.clone(),
+                }),
+                Check::Inputs(inputs) => {
+                    compare(inputs, roots).map_or(Verdict::Reuse, Verdict::Rebuild)
+                }
             }
         };
         verdicts.insert(unit.id.clone(), v);
@@ -250,11 +264,10 @@ pub fn evaluate(manifest: &Manifest, roots: &Roots) -> BTreeMap<String, Verdict>
                 continue;
             }
             let why = unit.deps.iter().find_map(|dep| match verdicts.get(dep) {
-                None => Some(format!("depends on {dep}, which is not in the snapshot")),
-                Some(Verdict::Rebuild(_)) => Some(format!(
-                    "depends on {}, which is rebuilt",
-                    names[dep.as_str()]
-                )),
+                None => Some(Reason::MissingDependency { id: dep.clone() }),
+                Some(Verdict::Rebuild(_)) => Some(Reason::Dependency {
+                    name: names[dep.as_str()].to_owned(),
+                }),
                 Some(Verdict::Reuse) => None,
             });
             if let Some(why) = why {
@@ -268,25 +281,32 @@ pub fn evaluate(manifest: &Manifest, roots: &Roots) -> BTreeMap<String, Verdict>
     }
 }
 
-/// Why the files here differ from `inputs`, or `None` if none does.
-fn compare(inputs: &crate::snapshot::manifest::Inputs, roots: &Roots) -> Option<String> {
+/// How the files here differ from `inputs`, or `None` if none does.
+fn compare(inputs: &crate::snapshot::manifest::Inputs, roots: &Roots) -> Option<Reason> {
     let Some(base) = roots.dir(inputs.base) else {
-        return Some("its package lies outside this workspace's repository".into());
+        return Some(Reason::PackageOutsideRepository);
     };
     let package = base.join(&inputs.package_root);
     inputs.files.iter().find_map(|input| {
-        let shown = input.path.display();
+        let differs = |change| {
+            Some(Reason::Input {
+                path: input.path.clone(),
+                change,
+            })
+        };
         let local = match (input.base, roots.dir(input.base)) {
             (Base::Package, _) => package.join(&input.path),
             (_, Some(dir)) => dir.join(&input.path),
-            (_, None) => return Some(format!("{shown} lies outside this workspace's repository")),
+            (_, None) => return differs(Change::OutsideRepository),
         };
         match digest_path(&local, roots) {
             Ok(d) if d == input.sha256 => None,
-            Ok(None) => Some(format!("{shown} was removed")),
-            Ok(Some(_)) if input.sha256.is_none() => Some(format!("{shown} was added")),
-            Ok(Some(_)) => Some(format!("{shown} changed")),
-            Err(e) => Some(format!("{shown} could not be read ({e})")),
+            Ok(None) => differs(Change::Removed),
+            Ok(Some(_)) if input.sha256.is_none() => differs(Change::Added),
+            Ok(Some(_)) => differs(Change::Changed),
+            Err(e) => differs(Change::Unreadable {
+                error: e.to_string(),
+            }),
         }
     })
 }
@@ -328,6 +348,15 @@ pub fn file_system_now(dirs: &[&Path]) -> io::Result<SystemTime> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A verdict as the summary words it: reasons are compared as the user
+    /// reads them.
+    fn rendered(v: &Verdict) -> String {
+        match v {
+            Verdict::Reuse => "reuse".to_owned(),
+            Verdict::Rebuild(why) => why.to_string(),
+        }
+    }
     use crate::rustc::toolchain::Toolchain;
     use crate::snapshot::manifest::{Blob, Input, Inputs, Unit, SCHEMA};
 
@@ -415,7 +444,7 @@ mod tests {
             unit("a", inputs(recorded.clone()), &["reg"]),
             unit("bin", Check::None, &["a"]),
         ]);
-        let v = evaluate(&m, &roots);
+        let v = evaluate(&m, &roots, BTreeMap::new());
         assert!(v.values().all(|v| *v == Verdict::Reuse), "{v:?}");
 
         // Same content, any mtime: still reused.
@@ -429,7 +458,7 @@ mod tests {
                 .set_times(fs::FileTimes::new().set_modified(t).set_accessed(t))
                 .unwrap();
             assert_eq!(fs::metadata(&lib).unwrap().modified().unwrap(), t);
-            let v = evaluate(&m, &roots);
+            let v = evaluate(&m, &roots, BTreeMap::new());
             assert!(
                 v.values().all(|v| *v == Verdict::Reuse),
                 "mtime {t:?}: {v:?}"
@@ -439,15 +468,15 @@ mod tests {
         // Other content: rebuilt, and so is everything above it, but not
         // what is below.
         fs::write(ws.path().join("a/src/lib.rs"), "pub fn a() { changed() }").unwrap();
-        let v = evaluate(&m, &roots);
+        let v = evaluate(&m, &roots, BTreeMap::new());
         assert_eq!(v["reg"], Verdict::Reuse);
-        assert_eq!(v["a"], Verdict::Rebuild("src/lib.rs changed".into()));
-        assert!(matches!(&v["bin"], Verdict::Rebuild(r) if r.contains("lib a")));
+        assert_eq!(rendered(&v["a"]), "src/lib.rs changed");
+        assert!(rendered(&v["bin"]).contains("lib a"));
 
         fs::remove_file(ws.path().join("a/src/lib.rs")).unwrap();
         assert_eq!(
-            evaluate(&m, &roots)["a"],
-            Verdict::Rebuild("src/lib.rs was removed".into())
+            rendered(&evaluate(&m, &roots, BTreeMap::new())["a"]),
+            "src/lib.rs was removed"
         );
     }
 
@@ -463,9 +492,9 @@ mod tests {
                 &[],
             ),
         ]);
-        let v = evaluate(&m, &roots(Path::new("/nonexistent")));
-        assert!(matches!(&v["x"], Verdict::Rebuild(r) if r.contains("not in the snapshot")));
-        assert_eq!(v["y"], Verdict::Rebuild("why".into()));
+        let v = evaluate(&m, &roots(Path::new("/nonexistent")), BTreeMap::new());
+        assert!(rendered(&v["x"]).contains("not in the snapshot"));
+        assert_eq!(rendered(&v["y"]), "why");
     }
 
     #[test]

@@ -30,6 +30,7 @@ use swap::{
 mod fetch;
 pub mod freshness;
 mod plan;
+pub mod reason;
 pub mod relocate;
 mod replay;
 pub mod resolve;
@@ -65,7 +66,7 @@ pub struct Outcome {
     pub distance: usize,
     pub reused: usize,
     /// Units left for cargo to rebuild, with the reason.
-    pub rebuilt: Vec<(String, String)>,
+    pub rebuilt: Vec<(String, reason::Reason)>,
     pub incremental: usize,
     pub fetched_bytes: u64,
     /// The part of `fetched_bytes` read from the local blob cache.

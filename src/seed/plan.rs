@@ -5,6 +5,7 @@
 use std::collections::BTreeMap;
 
 use super::freshness::{self, Verdict};
+use super::reason::{NoIncremental, Reason};
 use super::relocate::{self, Moves};
 use super::resolve::{self, Found};
 use crate::cargo::workspace::Workspace;
@@ -119,8 +120,8 @@ pub(super) fn judge(
             plan.failed.len()
         ));
     }
-    let mut marked = manifest.clone();
-    for unit in &mut marked.units {
+    let mut decided = BTreeMap::new();
+    for unit in &manifest.units {
         let baked = unit.baked.iter().find(|b| match b.under {
             BakedRoot::Workspace => root_moved,
             BakedRoot::CargoHome => home_moved,
@@ -153,23 +154,21 @@ pub(super) fn judge(
                 .and_then(|s| moves.map(s))
                 .is_some_and(|here| Some(here.as_path()) != unit.src_path.as_deref());
         let reason = if outside_moved {
-            "it is a path package outside the workspace, and cargo hashes its absolute directory, \
-             which differs here, into the unit's hash"
-                .to_owned()
+            Reason::OutsidePathPackageMoved
         } else if unchecked_member {
-            "it is named like a package of this workspace, and the snapshot has no content check for it".to_owned()
+            Reason::UncheckedMember
         } else if let Some(why) = plan.failed.get(&unit.id) {
-            why.to_string()
+            Reason::Unrelocatable { why: why.clone() }
         } else if let Some(why) = env_differs {
-            why.to_string()
+            Reason::Env { why }
         } else if let Some(b) = baked {
-            format!("it embeds env!(\"{}\"), a path that differs here", b.var)
+            Reason::BakedPath { var: b.var.clone() }
         } else {
             continue;
         };
-        unit.check = Check::Unverifiable { reason };
+        decided.insert(unit.id.clone(), reason);
     }
-    let verdicts = freshness::evaluate(&marked, &roots(ws));
+    let verdicts = freshness::evaluate(manifest, &roots(ws), decided);
     (verdicts, moves, plan)
 }
 
@@ -202,7 +201,7 @@ pub(super) fn tally(
         .iter()
         .filter(|w| w.kind != UnitKind::Incremental);
     for w in withheld {
-        let why = format!("not in the snapshot: {}", w.why);
+        let why = Reason::Withheld { why: w.why.clone() };
         outcome.rebuilt.push((w.name.clone(), why));
     }
 }
@@ -212,41 +211,26 @@ pub(super) fn tally(
 /// checkout first), or why not. Incremental state is only worth fetching
 /// where this machine compiles as CI did: in CI's own checkout, or at any
 /// path when both ran rustc through the same rewrite of cargo-seed's wrapper.
-pub(super) fn incremental_use(ws: &Workspace, manifest: &Manifest) -> Result<bool, String> {
+pub(super) fn incremental_use(ws: &Workspace, manifest: &Manifest) -> Result<bool, NoIncremental> {
+    use crate::rustc::wrapper::SCHEME;
     let here = crate::setup::detect(&ws.root, &ws.cargo_home);
     let moved = manifest.workspace_root != ws.root
         || manifest.build_dir != ws.build_dir
         || manifest.cargo_home != ws.cargo_home;
-    let fix = "run `cargo seed setup` once to compile through cargo-seed's rustc wrapper as CI did";
     match (manifest.rustc_wrapper, here.is_ours()) {
-        (Some(crate::rustc::wrapper::SCHEME), true) => Ok(moved),
+        (Some(SCHEME), true) => Ok(moved),
         (None, false) if !moved => Ok(false),
-        (Some(crate::rustc::wrapper::SCHEME), false) => Err(format!(
-            "the snapshot was compiled through cargo-seed's rustc wrapper and cargo here {}, \
-             so rustc would not reuse its incremental state, which is not fetched: {fix}",
-            match &here {
-                crate::setup::Wrapper::Other { program, from } => {
-                    format!("runs `{program}` instead (set in {from})")
-                }
-                _ => "does not use it".to_owned(),
-            }
-        )),
-        (None, true) => Err(
-            "this machine compiles through cargo-seed's rustc wrapper and CI did not, so rustc \
-             would not reuse the snapshot's incremental state, which is not fetched \
-             (hint: RUSTC_WRAPPER=cargo-seed for CI's build)"
-                .to_owned(),
-        ),
-        (None, false) => Err(format!(
-            "the snapshot's incremental state was made at another path without cargo-seed's rustc \
-             wrapper, so rustc would recompile those crates from scratch here; it is not fetched \
-             (hint: RUSTC_WRAPPER=cargo-seed for CI's build, and {})",
-            &fix[..fix.find(" as CI").unwrap_or(fix.len())]
-        )),
-        (Some(other), _) => Err(format!(
-            "the snapshot was compiled through rewrite scheme {other} of cargo-seed's rustc \
-             wrapper and this cargo-seed has scheme {}: its incremental state is not fetched",
-            crate::rustc::wrapper::SCHEME
-        )),
+        (Some(SCHEME), false) => Err(NoIncremental::WrapperNotHere {
+            other: match here {
+                crate::setup::Wrapper::Other { program, from } => Some((program, from.to_string())),
+                _ => None,
+            },
+        }),
+        (None, true) => Err(NoIncremental::WrapperNotInCi),
+        (None, false) => Err(NoIncremental::MovedWithoutWrapper),
+        (Some(theirs), _) => Err(NoIncremental::OtherScheme {
+            theirs,
+            ours: SCHEME,
+        }),
     }
 }

@@ -97,7 +97,8 @@ pub struct Plan {
 }
 
 /// Why a unit's fingerprint is not rewritten for this machine.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
 pub enum Unrelocatable {
     NoFingerprint,
     UnknownFields,

@@ -166,7 +166,8 @@ pub fn local_values(
 
 /// Why this machine's environment does not give back CI's fingerprint of a
 /// unit: cargo would rerun it here.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
 pub enum EnvMismatch {
     Differs { var: String },
     SetHere { var: String },
