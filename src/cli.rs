@@ -333,7 +333,7 @@ fn seed_siblings(
         let opts = RestoreOptions {
             profile: &sibling.profile,
             target: sibling.target.as_deref(),
-            commit: Some(&outcome.commit),
+            commit: Some(outcome.commit.as_str()),
             ..*first
         };
         match seed::restore(ws, store, &opts, ui) {
@@ -525,7 +525,7 @@ fn blob_cache(ws: &Workspace, flag: Option<u64>, store: &dyn Store) -> Option<Bl
 fn print_plan(o: &seed::Outcome) {
     println!(
         "would seed {} (distance {}): {} units reused, {} rebuilt, {} incremental dirs, {} to fetch",
-        &o.commit[..12],
+        o.commit.short(),
         o.distance,
         o.reused,
         o.rebuilt.len(),
@@ -550,7 +550,7 @@ fn list(
 ) -> Result<(), Error> {
     let want = seed::want(ws, profile, target)?;
     let head = git::resolve_commit(&ws.root, "HEAD")?;
-    let ancestors = git::ancestors(&ws.root, &head, max_distance)?;
+    let ancestors = git::ancestors(&ws.root, head.as_str(), max_distance)?;
     let found = resolve::list(store, &ancestors, &want, trusted)?;
     if found.is_empty() {
         println!(
@@ -584,7 +584,7 @@ fn list(
         };
         println!(
             "{:<12} {:>8}  {:<8} {:<8} {:>10} {:>5} {:<7}  {usable}",
-            &l.commit[..12],
+            l.commit.short(),
             l.distance,
             rustc,
             prof,

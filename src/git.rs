@@ -2,8 +2,45 @@
 //! each ancestor is from it.
 
 use std::collections::{HashMap, VecDeque};
+use std::fmt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
+
+use serde::Serialize;
+
+/// A full commit id, as git prints it: 40 lowercase hex digits (64 in a
+/// SHA-256 repository). Only [`CommitId::parse`] makes one.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(transparent)]
+pub struct CommitId(String);
+
+impl CommitId {
+    pub fn parse(s: &str) -> Option<CommitId> {
+        let hex = s.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'));
+        (hex && matches!(s.len(), 40 | 64)).then(|| CommitId(s.to_owned()))
+    }
+
+    /// The first 12 digits, as the summaries show a commit.
+    pub fn short(&self) -> &str {
+        &self.0[..12]
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for CommitId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl PartialEq<str> for CommitId {
+    fn eq(&self, other: &str) -> bool {
+        self.0 == other
+    }
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum GitError {
@@ -13,6 +50,8 @@ pub enum GitError {
         #[source]
         source: std::io::Error,
     },
+    #[error("git printed `{output}` in {dir} where a commit id belongs")]
+    NotACommit { dir: PathBuf, output: String },
     #[error("`git {args}` failed in {dir}: {stderr}")]
     Failed {
         dir: PathBuf,
@@ -41,11 +80,13 @@ fn git(dir: &Path, args: &[&str]) -> Result<String, GitError> {
 }
 
 /// The full commit id `rev` names (`HEAD`, a branch, a short sha…).
-pub fn resolve_commit(dir: &Path, rev: &str) -> Result<String, GitError> {
+pub fn resolve_commit(dir: &Path, rev: &str) -> Result<CommitId, GitError> {
     let spec = format!("{rev}^{{commit}}");
-    Ok(git(dir, &["rev-parse", "--verify", "--quiet", &spec])?
-        .trim()
-        .to_owned())
+    let out = git(dir, &["rev-parse", "--verify", "--quiet", &spec])?;
+    CommitId::parse(out.trim()).ok_or_else(|| GitError::NotACommit {
+        dir: dir.to_owned(),
+        output: out.trim().to_owned(),
+    })
 }
 
 /// The top of the work tree that holds `dir`.
@@ -67,7 +108,7 @@ pub fn ancestors(
     dir: &Path,
     from: &str,
     max_distance: usize,
-) -> Result<Vec<(String, usize)>, GitError> {
+) -> Result<Vec<(CommitId, usize)>, GitError> {
     // Commits within N generations number at most a few times N in practice;
     // the cap keeps a huge history from being listed whole.
     let cap = (max_distance + 1).saturating_mul(8).max(64).to_string();
@@ -97,7 +138,11 @@ pub fn ancestors(
     let mut queue = VecDeque::from([(from, 0usize)]);
     seen.insert(from, 0);
     while let Some((id, dist)) = queue.pop_front() {
-        out.push((id.to_owned(), dist));
+        // Every id is git's own output; one that is not a commit id is
+        // skipped rather than looked up in a store.
+        if let Some(id) = CommitId::parse(id) {
+            out.push((id, dist));
+        }
         if dist == max_distance {
             continue;
         }
@@ -109,4 +154,19 @@ pub fn ancestors(
         }
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::CommitId;
+
+    #[test]
+    fn commit_ids_are_full_lowercase_hex() {
+        let id = CommitId::parse("0123456789abcdef0123456789abcdef01234567").unwrap();
+        assert_eq!(id.short(), "0123456789ab");
+        assert!(CommitId::parse("0123456789ab").is_none());
+        assert!(CommitId::parse("0123456789ABCDEF0123456789ABCDEF01234567").is_none());
+        assert!(CommitId::parse("HEAD").is_none());
+        assert!(CommitId::parse(&"a".repeat(64)).is_some());
+    }
 }

@@ -21,7 +21,7 @@ mod variant;
 
 use crate::cargo::layout;
 use crate::cargo::workspace::{self, Workspace};
-use crate::git;
+use crate::git::{self, CommitId};
 use crate::publish::cover::Cover;
 use crate::rustc::toolchain::Toolchain;
 use crate::seed::freshness::Roots;
@@ -50,7 +50,7 @@ pub struct PublishOptions<'a> {
 /// What was published.
 #[derive(Debug)]
 pub struct Published {
-    pub commit: String,
+    pub commit: CommitId,
     pub key: String,
     pub units: usize,
     pub new_blobs: usize,
@@ -65,7 +65,7 @@ pub struct Published {
 /// What every snapshot of one publish shares.
 struct Context<'a> {
     toolchain: Toolchain,
-    commit: String,
+    commit: CommitId,
     dirty: bool,
     repository: PathBuf,
     roots: Roots,

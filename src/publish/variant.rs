@@ -97,7 +97,7 @@ pub(super) fn publish_variant(
         format!(
             "{} units of {} ({profile} profile)",
             jobs.len(),
-            &commit[..12]
+            commit.short()
         ),
     );
     let scratch = ws
@@ -119,7 +119,7 @@ pub(super) fn publish_variant(
 
     let manifest = Manifest {
         schema: manifest::SCHEMA,
-        commit: commit.clone(),
+        commit: commit.to_string(),
         created: SystemTime::now()
             .duration_since(SystemTime::UNIX_EPOCH)
             .map(|d| d.as_secs())
@@ -153,7 +153,7 @@ pub(super) fn publish_variant(
         );
     }
     let variant = manifest.variant();
-    let key = manifest_key(&commit, &variant);
+    let key = manifest_key(commit.as_str(), &variant);
     let text = serde_json::to_vec_pretty(&manifest).expect("manifest serialises");
     let tmp = ws
         .build_dir
@@ -162,7 +162,7 @@ pub(super) fn publish_variant(
     // The signature covers exactly the bytes uploaded as the manifest.
     let signature = opts
         .signing_key
-        .map(|k| (k.public().id(), k.sign(&commit, &variant, &text)));
+        .map(|k| (k.public().id(), k.sign(commit.as_str(), &variant, &text)));
     let put = (|| -> Result<(), Error> {
         write(&tmp, &text)?;
         let sig_key = signature_key(&key);
@@ -202,7 +202,7 @@ pub(super) fn publish_variant(
         "Published",
         format!(
             "{} ({}, {}) to {}: {} units, {} new blobs ({}) of {} in {:.2}s{signed}",
-            &published.commit[..12],
+            published.commit.short(),
             manifest.profile,
             manifest.toolchain.release,
             store.location(),

@@ -62,7 +62,7 @@ pub struct RestoreOptions<'a> {
 /// What a restore did (or, with `--dry-run`, would do).
 #[derive(Debug)]
 pub struct Outcome {
-    pub commit: String,
+    pub commit: crate::git::CommitId,
     pub distance: usize,
     pub reused: usize,
     /// Units left for cargo to rebuild, with the reason.
@@ -111,7 +111,7 @@ pub fn restore(
         "Resolved",
         format!(
             "{} (distance {} from HEAD, {} profile, {}{signed})",
-            &found.commit[..12],
+            found.commit.short(),
             found.distance,
             manifest.profile,
             ui::bytes(manifest.total_size())
@@ -221,7 +221,7 @@ pub fn restore(
     }
     let bar = ui.bytes_bar(total, "Fetching");
     let state = Mutex::new(State {
-        commit: found.commit.clone(),
+        commit: found.commit.to_string(),
         stamp_nanos: stamp
             .duration_since(SystemTime::UNIX_EPOCH)
             .unwrap_or_default()
@@ -359,7 +359,7 @@ pub fn restore(
         "Seeded",
         format!(
             "{} (distance {}) into {}: {} units reused, {} to rebuild{}, {} incremental dirs, {} fetched{}{} in {:.2}s",
-            &outcome.commit[..12],
+            outcome.commit.short(),
             outcome.distance,
             dest.display(),
             outcome.reused,

@@ -37,16 +37,16 @@ pub fn choose(
                 .ok()
                 .and_then(|a| a.into_iter().find(|(c, _)| *c == id).map(|(_, d)| d))
                 .unwrap_or(0);
-            let searched = format!("commit {} (from --commit {rev})", &id[..12]);
+            let searched = format!("commit {} (from --commit {rev})", id.short());
             resolve::nearest(store, &[(id, distance)], want, trust, searched)
         }
         None => {
             let head = git::resolve_commit(&ws.root, "HEAD")?;
-            let ancestors = git::ancestors(&ws.root, &head, max_distance)?;
+            let ancestors = git::ancestors(&ws.root, head.as_str(), max_distance)?;
             let searched = format!(
                 "{} commits from HEAD ({}) back to distance {max_distance}",
                 ancestors.len(),
-                &head[..12]
+                head.short()
             );
             resolve::nearest(store, &ancestors, want, trust, searched)
         }

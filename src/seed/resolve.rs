@@ -5,6 +5,7 @@
 //! This is the border for manifests: a manifest is read here, capped in
 //! size, and authenticated before a byte of it is parsed.
 
+use crate::git::CommitId;
 use crate::snapshot::manifest::{Manifest, Want};
 use crate::snapshot::signing::{KeyId, Refusal, SignatureFileError, TrustedKeys, SIGNATURE_CAP};
 use crate::snapshot::validate;
@@ -14,7 +15,7 @@ use crate::Error;
 /// A snapshot found in the store, usable or not.
 #[derive(Debug)]
 pub struct Listed {
-    pub commit: String,
+    pub commit: CommitId,
     pub distance: usize,
     /// The manifest, or why it could not be read.
     pub manifest: Result<Manifest, String>,
@@ -27,7 +28,7 @@ pub struct Listed {
 /// The snapshot chosen for restoring.
 #[derive(Debug)]
 pub struct Found {
-    pub commit: String,
+    pub commit: CommitId,
     pub distance: usize,
     pub manifest: Manifest,
     /// The trusted key that signed it, when signatures are checked.
@@ -106,12 +107,12 @@ fn authenticate(
 /// given, `trust`.
 pub fn snapshots_at(
     store: &dyn Store,
-    commit: &str,
+    commit: &CommitId,
     distance: usize,
     want: &Want,
     trust: Option<&TrustedKeys>,
 ) -> Result<Vec<Listed>, Error> {
-    let prefix = snapshot_prefix(commit);
+    let prefix = snapshot_prefix(commit.as_str());
     // A store that cannot list (plain HTTP) is asked for the one manifest
     // this toolchain, target and profile would use.
     let (keys, exact) = match store.list(&prefix)? {
@@ -123,7 +124,7 @@ pub fn snapshots_at(
                 want.cross,
                 &want.toolchain,
             );
-            (vec![store::manifest_key(commit, &variant)], true)
+            (vec![store::manifest_key(commit.as_str(), &variant)], true)
         }
     };
     let mut out = Vec::new();
@@ -157,7 +158,7 @@ pub fn snapshots_at(
             Err(e) => return Err(e),
         };
         out.push(Listed {
-            commit: commit.to_owned(),
+            commit: commit.clone(),
             distance,
             manifest,
             unusable,
@@ -174,7 +175,7 @@ const CONCURRENT_LOOKUPS: usize = 16;
 /// `ancestors` in batches that grow from 2 to [`CONCURRENT_LOOKUPS`]: a
 /// snapshot a commit or two back is found with a request or two, a far one
 /// still with overlapping round trips.
-fn nearest_first_batches(ancestors: &[(String, usize)]) -> Vec<&[(String, usize)]> {
+fn nearest_first_batches<T>(ancestors: &[T]) -> Vec<&[T]> {
     let mut batches = Vec::new();
     let (mut rest, mut size) = (ancestors, 2);
     while !rest.is_empty() {
@@ -189,7 +190,7 @@ fn nearest_first_batches(ancestors: &[(String, usize)]) -> Vec<&[(String, usize)
 /// The snapshots of every ancestor, in the ancestors' order.
 fn ask_all(
     store: &dyn Store,
-    ancestors: &[(String, usize)],
+    ancestors: &[(CommitId, usize)],
     want: &Want,
     trust: Option<&TrustedKeys>,
 ) -> Result<Vec<Vec<Listed>>, Error> {
@@ -201,7 +202,7 @@ fn ask_all(
 /// Every snapshot among `ancestors`, nearest first.
 pub fn list(
     store: &dyn Store,
-    ancestors: &[(String, usize)],
+    ancestors: &[(CommitId, usize)],
     want: &Want,
     trust: Option<&TrustedKeys>,
 ) -> Result<Vec<Listed>, Error> {
@@ -217,7 +218,7 @@ pub fn list(
 /// snapshot was skipped.
 pub fn nearest(
     store: &dyn Store,
-    ancestors: &[(String, usize)],
+    ancestors: &[(CommitId, usize)],
     want: &Want,
     trust: Option<&TrustedKeys>,
     searched: String,
@@ -238,7 +239,7 @@ pub fn nearest(
                     }
                     (_, why) => skipped.push(format!(
                         "{} (distance {}): {}",
-                        &commit[..commit.len().min(12)],
+                        commit.short(),
                         distance,
                         why.unwrap_or_default()
                     )),
@@ -266,6 +267,6 @@ mod tests {
             .collect();
         assert_eq!(sizes, [2, 4, 8, 16, 10]);
         assert_eq!(nearest_first_batches(&ancestors)[1][0].1, 2);
-        assert!(nearest_first_batches(&[]).is_empty());
+        assert!(nearest_first_batches::<(String, usize)>(&[]).is_empty());
     }
 }
