@@ -60,6 +60,12 @@ pub struct Fields {
 }
 
 impl Fields {
+    /// Whether these fields hash to the hash cargo stored beside them: only
+    /// then is a rewrite of them known to give the hash cargo would compute.
+    pub fn reproduces(&self, recorded: u64) -> bool {
+        self.hash() == recorded
+    }
+
     pub fn parse(json: &str) -> Option<Fields> {
         serde_json::from_str(json).ok()
     }

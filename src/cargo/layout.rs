@@ -8,6 +8,10 @@ use std::path::{Path, PathBuf};
 
 use super::{read_error, ReadError};
 
+/// The directories of a profile dir that hold units' files: a unit's files
+/// are in these and nowhere else.
+pub const UNIT_DIRS: [&str; 5] = [".fingerprint", "build", "deps", "examples", "incremental"];
+
 /// The profile directories below the build dir that hold units: `debug`,
 /// `release`, a custom profile's, and `<triple>/debug` for cross builds.
 /// Relative to the build dir.
@@ -72,11 +76,7 @@ pub fn owns(id: &str, path: &Path, is_dir: bool) -> bool {
         return false;
     };
     let Some(second) = second else {
-        return is_dir
-            && matches!(
-                &*top,
-                ".fingerprint" | "build" | "deps" | "examples" | "incremental"
-            );
+        return is_dir && UNIT_DIRS.contains(&&*top);
     };
     match (&*top, id.split_once('/')) {
         ("incremental", Some(("incremental", dir))) => second == dir,

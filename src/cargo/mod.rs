@@ -27,3 +27,10 @@ fn read_error(path: &Path) -> impl FnOnce(io::Error) -> ReadError + '_ {
         source,
     }
 }
+
+/// Whether a package id (`path+file:///…#name@1.0.0`) names a path
+/// package: one whose sources are files of a checkout, not of a registry
+/// or git cache.
+pub fn is_path_package(package_id: &str) -> bool {
+    package_id.starts_with("path+")
+}

@@ -107,7 +107,7 @@ pub fn unit_check(
     produced: &[PathBuf],
 ) -> Result<Check, SnapshotError> {
     let build_root = roots.build_dir.as_path();
-    let is_path = unit.package_id.starts_with("path+");
+    let is_path = crate::cargo::is_path_package(&unit.package_id);
     // Where cargo will look for each input on this machine.
     let mut files: Vec<PathBuf> = Vec::new();
     let mut tracked = false;

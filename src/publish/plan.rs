@@ -92,7 +92,10 @@ pub(super) fn plan(
         let check = check::unit_check(unit, fp, roots, &produced)?;
         // A cross build's incremental state is published for the target's
         // crates; the host's stay with the host build's snapshot.
-        if unit.kind == UnitKind::Compile && unit.package_id.starts_with("path+") && !unit.host {
+        if unit.kind == UnitKind::Compile
+            && crate::cargo::is_path_package(&unit.package_id)
+            && !unit.host
+        {
             path_crates.insert(unit.crate_name.clone());
         }
         let mut members = layout::unit_members(profile_dir, id);
@@ -152,8 +155,8 @@ pub(super) fn plan(
         .iter()
         .map(|job| &fingerprints[&job.unit.id])
         .filter(|fp| {
-            crate::cargo::fingerprint::Fields::parse(&fp.record.fields).map(|f| f.hash())
-                == Some(fp.hash)
+            crate::cargo::fingerprint::Fields::parse(&fp.record.fields)
+                .is_some_and(|f| f.reproduces(fp.hash))
         })
         .count();
 

@@ -122,7 +122,7 @@ pub(super) fn fetch_one(
 
 /// Removes whatever a failed unpack of unit `id` left in `root`.
 pub(super) fn remove_unit(root: &Path, id: &str) {
-    for top in [".fingerprint", "build", "deps", "examples", "incremental"] {
+    for top in layout::UNIT_DIRS {
         for entry in fs::read_dir(root.join(top)).into_iter().flatten().flatten() {
             let rel = Path::new(top).join(entry.file_name());
             let is_dir = entry.file_type().is_ok_and(|t| t.is_dir());

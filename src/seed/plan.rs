@@ -146,7 +146,7 @@ pub(super) fn judge(
         let outside_moved = unit
             .package_id
             .as_deref()
-            .is_some_and(|p| p.starts_with("path+"))
+            .is_some_and(crate::cargo::is_path_package)
             && relocate::hashes_absolute_path(unit, &manifest.workspace_root)
             && unit
                 .src_path

@@ -218,7 +218,7 @@ fn relocate_one<'a>(
             .set_watched_values(values)
             .ok_or(Unrelocatable::UnknownFields)?;
         let old = parse_hash_file(&record.hash).ok_or(Unrelocatable::UnreadableHash)?;
-        if fields.hash() != old {
+        if !fields.reproduces(old) {
             return Err(Unrelocatable::HashNotReproduced);
         }
         if let (true, Some(src)) = (
@@ -277,7 +277,7 @@ pub fn hashes_absolute_path(unit: &crate::snapshot::manifest::Unit, workspace_ro
     let path_package = unit
         .package_id
         .as_deref()
-        .is_some_and(|p| p.starts_with("path+"));
+        .is_some_and(crate::cargo::is_path_package);
     match &unit.src_path {
         Some(src) => !(path_package && src.starts_with(workspace_root)),
         None => false,
