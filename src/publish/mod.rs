@@ -21,6 +21,7 @@ use crate::cargo::workspace::{self, Workspace};
 use crate::git;
 use crate::pool;
 use crate::publish::cover::Cover;
+use crate::report::{Event, Reporter};
 use crate::rustc::toolchain::Toolchain;
 use crate::seed::freshness::Roots;
 use crate::snapshot::archive;
@@ -30,7 +31,6 @@ use crate::snapshot::manifest::{
 use crate::snapshot::secrets::{self, SecretNames};
 use crate::snapshot::signing::{KeyId, SecretKey, TrustedKeys};
 use crate::store::{blob_key, manifest_key, signature_key, Store};
-use crate::ui::{self, Ui};
 use crate::Error;
 
 pub struct PublishOptions<'a> {
@@ -97,30 +97,29 @@ pub fn publish(
     ws: &Workspace,
     store: &dyn Store,
     opts: &PublishOptions,
-    ui: Ui,
+    reporter: &Reporter,
 ) -> Result<Vec<Published>, Error> {
     let toolchain = Toolchain::detect(&ws.root)?;
     let commit = git::resolve_commit(&ws.root, "HEAD")?;
     let dirty = git::is_dirty(&ws.root)?;
     if dirty {
-        ui.status(
-            "Warning",
-            "the working tree has uncommitted changes; seeding still decides freshness by content",
-        );
+        reporter.emit(Event::Warning {
+            message: "the working tree has uncommitted changes; seeding still decides freshness by content"
+                .into(),
+        });
     }
     match (opts.signing_key, opts.trusted) {
-        (None, Some(_)) => ui.status(
-            "Warning",
-            "this workspace trusts only signed snapshots and CARGO_SEED_SIGNING_KEY is not set: \
-             checkouts will refuse this one",
-        ),
-        (Some(key), Some(trusted)) if !trusted.contains(&key.public()) => ui.status(
-            "Warning",
-            format!(
+        (None, Some(_)) => reporter.emit(Event::Warning {
+            message: "this workspace trusts only signed snapshots and CARGO_SEED_SIGNING_KEY is not set: \
+                      checkouts will refuse this one"
+                .into(),
+        }),
+        (Some(key), Some(trusted)) if !trusted.contains(&key.public()) => reporter.emit(Event::Warning {
+            message: format!(
                 "the signing key {} is not among this workspace's trusted keys: checkouts will refuse this snapshot",
                 key.public().id()
             ),
-        ),
+        }),
         _ => {}
     }
 
@@ -203,14 +202,14 @@ pub fn publish(
     let mut published = Vec::new();
     for (variant, group) in groups {
         let Some(profile) = workspace::profile_of_dir(&variant.dir) else {
-            ui.status(
-                "Skipped",
-                format!(
-                    "the units in {} (from `cargo {}`): not in a profile directory cargo-seed knows",
+            reporter.emit(Event::Skipped {
+                what: format!(
+                    "the units in {} (from `cargo {}`)",
                     ws.build_dir.join(&variant.dir).display(),
                     group.covers.join("`, `cargo ")
                 ),
-            );
+                reason: "not in a profile directory cargo-seed knows".into(),
+            });
             continue;
         };
         let me = manifest::Sibling {
@@ -228,7 +227,7 @@ pub fn publish(
             &profile,
             variant.target.as_deref(),
             group,
-            ui,
+            reporter,
         )?);
     }
     if published.is_empty() {
@@ -283,7 +282,7 @@ fn publish_variant(
     profile: &str,
     cross: Option<&str>,
     group: Group,
-    ui: Ui,
+    reporter: &Reporter,
 ) -> Result<Published, Error> {
     let started = Instant::now();
     let opts = cx.opts;
@@ -312,17 +311,19 @@ fn publish_variant(
         reproduced,
         recorded,
     } = plan(ws, &cx.roots, &dirs, &live, opts.secrets)?;
-    report_withheld(&withheld, ui);
-    let build_flags = build_flags(ws, cross.unwrap_or(&cx.toolchain.host), &rustflags, ui);
-    let rustc_wrapper = record_path_values(ws, &mut jobs, ui);
-    ui.status(
-        "Packing",
-        format!(
-            "{} units of {} ({profile} profile)",
-            jobs.len(),
-            &commit[..12]
-        ),
+    report_withheld(&withheld, reporter);
+    let build_flags = build_flags(
+        ws,
+        cross.unwrap_or(&cx.toolchain.host),
+        &rustflags,
+        reporter,
     );
+    let rustc_wrapper = record_path_values(ws, &mut jobs, reporter);
+    reporter.emit(Event::Packing {
+        commit: commit.clone(),
+        profile: profile.to_owned(),
+        units: jobs.len(),
+    });
     let scratch = ws
         .build_dir
         .join(format!(".cargo-seed-tmp-{}", std::process::id()));
@@ -331,7 +332,7 @@ fn publish_variant(
         path: scratch.clone(),
         source,
     })?;
-    let result = pack_and_store(store, &dirs, &scratch, &jobs, ui);
+    let result = pack_and_store(store, &dirs, &scratch, &jobs, reporter);
     let (units, new_blobs, new_bytes) = match result {
         Ok(r) => r,
         Err(e) => {
@@ -367,13 +368,12 @@ fn publish_variant(
         withheld,
     };
     if reproduced < recorded {
-        ui.status(
-            "Warning",
-            format!(
+        reporter.emit(Event::Warning {
+            message: format!(
                 "cargo-seed reproduces {reproduced} of {recorded} fingerprints of this cargo; \
                  the others are rebuilt wherever CARGO_HOME differs from this one"
             ),
-        );
+        });
     }
     let variant = manifest.variant();
     let key = manifest_key(&commit, &variant);
@@ -417,25 +417,20 @@ fn publish_variant(
         withheld: manifest.withheld.len(),
         signed_by: signature.map(|(id, _)| id),
     };
-    let signed = match &published.signed_by {
-        Some(id) => format!(", signed with key {id}"),
-        None => String::new(),
-    };
-    ui.status(
-        "Published",
-        format!(
-            "{} ({}, {}) to {}: {} units, {} new blobs ({}) of {} in {:.2}s{signed}",
-            &published.commit[..12],
-            manifest.profile,
-            manifest.toolchain.release,
-            store.location(),
-            published.units,
-            published.new_blobs,
-            ui::bytes(published.new_bytes),
-            ui::bytes(published.total_bytes),
-            started.elapsed().as_secs_f64()
-        ),
-    );
+    reporter.emit(Event::Published {
+        commit: published.commit.clone(),
+        key: published.key.clone(),
+        store: store.location(),
+        profile: manifest.profile.clone(),
+        rustc: manifest.toolchain.release.clone(),
+        units: published.units,
+        new_blobs: published.new_blobs,
+        new_bytes: published.new_bytes,
+        total_bytes: published.total_bytes,
+        withheld: published.withheld,
+        signed_by: published.signed_by.as_ref().map(|id| id.to_string()),
+        seconds: started.elapsed().as_secs_f64(),
+    });
     Ok(published)
 }
 
@@ -446,7 +441,7 @@ fn build_flags(
     ws: &Workspace,
     target: &str,
     recorded: &BTreeSet<Vec<String>>,
-    ui: Ui,
+    reporter: &Reporter,
 ) -> Option<BuildFlags> {
     let env = |var: &str| std::env::var(var).ok();
     let rustc = crate::rustc::incremental::rustc();
@@ -455,18 +450,18 @@ fn build_flags(
     match resolved {
         Some(r) if recorded.iter().all(|f| *f == r.flags.rustflags) => Some(r.flags),
         _ => {
-            ui.status(
-                "Warning",
-                "cargo-seed cannot tell which rustflags cargo used (the fingerprints disagree with \
-                 its reading of the configuration), so seeds will not compare them before downloading",
-            );
+            reporter.emit(Event::Warning {
+                message: "cargo-seed cannot tell which rustflags cargo used (the fingerprints disagree with \
+                          its reading of the configuration), so seeds will not compare them before downloading"
+                    .into(),
+            });
             None
         }
     }
 }
 
 /// One line on what was withheld and why; `-v` lists every unit.
-fn report_withheld(withheld: &[Withheld], ui: Ui) {
+fn report_withheld(withheld: &[Withheld], reporter: &Reporter) {
     if withheld.is_empty() {
         return;
     }
@@ -483,29 +478,19 @@ fn report_withheld(withheld: &[Withheld], ui: Ui) {
         .collect();
     vars.sort();
     vars.dedup();
-    let mut causes = Vec::new();
-    if !vars.is_empty() {
-        causes.push(format!(
-            "read {} (secret-looking and set in this build)",
-            vars.join(", ")
-        ));
-    }
-    if withheld.iter().any(|w| w.why == WithheldWhy::Unreadable) {
-        causes.push("record environment values in a format cargo-seed cannot read".to_owned());
-    }
-    causes.push("depend on a unit that does".to_owned());
-    ui.status(
-        "Withheld",
-        format!(
-            "{units} units and {} incremental dirs, which {}; \
-             they are rebuilt wherever this snapshot is seeded{}",
-            withheld.len() - units,
-            causes.join(", or "),
-            if ui.verbose { "" } else { " (-v lists them)" }
-        ),
-    );
+    reporter.emit(Event::Withheld {
+        units,
+        incremental_dirs: withheld.len() - units,
+        secrets: vars.into_iter().map(str::to_owned).collect(),
+        unreadable: withheld.iter().any(|w| w.why == WithheldWhy::Unreadable),
+    });
     for w in withheld {
-        ui.detail(format!("withheld {}: {}", w.name, w.why));
+        reporter.emit(Event::WithheldUnit {
+            id: w.id.clone(),
+            name: w.name.clone(),
+            kind: w.kind,
+            reason: w.why.to_string(),
+        });
     }
 }
 
@@ -702,7 +687,7 @@ fn plan(
 /// replay's graph, which a seed compares restored sessions with. Returns the
 /// wrapper's scheme when the workspace's crates were built through it, and
 /// says how many were.
-fn record_path_values(ws: &Workspace, jobs: &mut [Job], ui: Ui) -> Option<u32> {
+fn record_path_values(ws: &Workspace, jobs: &mut [Job], reporter: &Reporter) -> Option<u32> {
     let wrapped: Vec<usize> = (0..jobs.len())
         .filter(|&i| {
             let u = &jobs[i].unit;
@@ -718,12 +703,12 @@ fn record_path_values(ws: &Workspace, jobs: &mut [Job], ui: Ui) -> Option<u32> {
         .count();
     if wrapped.is_empty() {
         if incremental_units > 0 {
-            ui.status(
-                "Note",
-                "this build did not run rustc through cargo-seed's wrapper: its incremental state \
-                 is only reused at this same path (hint: `cargo seed setup`, or \
-                 RUSTC_WRAPPER=cargo-seed for CI's build)",
-            );
+            reporter.emit(Event::Note {
+                message: "this build did not run rustc through cargo-seed's wrapper: its incremental state \
+                          is only reused at this same path (hint: `cargo seed setup`, or \
+                          RUSTC_WRAPPER=cargo-seed for CI's build)"
+                    .into(),
+            });
         }
         return None;
     }
@@ -762,14 +747,11 @@ fn record_path_values(ws: &Workspace, jobs: &mut [Job], ui: Ui) -> Option<u32> {
             jobs[i].unit.path_values = crate::rustc::incremental::to_records(&values);
         }
     }
-    ui.status(
-        "Wrapper",
-        format!(
-            "{} of {incremental_units} path units compiled through cargo-seed's rustc wrapper; \
-             path queries recorded for {replayed}",
-            wrapped.len()
-        ),
-    );
+    reporter.emit(Event::Wrapper {
+        wrapped: wrapped.len(),
+        path_units: incremental_units,
+        recorded: replayed,
+    });
     Some(crate::rustc::wrapper::SCHEME)
 }
 
@@ -880,7 +862,7 @@ fn pack_and_store(
     dirs: &UnitDirs,
     scratch: &Path,
     jobs: &[Job],
-    ui: Ui,
+    reporter: &Reporter,
 ) -> Result<(Vec<Unit>, usize, u64), Error> {
     let packed = pool::map(jobs, pool::threads(), |job| {
         pack_one(store, dirs, scratch, job)
@@ -891,11 +873,11 @@ fn pack_and_store(
         if uploaded {
             new_blobs += 1;
             new_bytes += unit.blob.size;
-            ui.detail(format!(
-                "stored {} ({})",
-                unit.name,
-                ui::bytes(unit.blob.size)
-            ));
+            reporter.emit(Event::Stored {
+                id: unit.id.clone(),
+                name: unit.name.clone(),
+                bytes: unit.blob.size,
+            });
         }
         units.push(unit);
     }

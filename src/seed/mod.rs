@@ -16,6 +16,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::cargo::workspace::{self, Workspace};
 use crate::publish::observe as snapshot;
+use crate::report::{Event, Rebuilt, Reporter, UnitAction};
 use crate::rustc::incremental;
 use crate::rustc::toolchain::Toolchain;
 use crate::snapshot::archive::{self, ArchiveError, Unpacked};
@@ -23,7 +24,6 @@ use crate::snapshot::manifest::{BakedRoot, Check, Manifest, Unit, UnitKind, Want
 use crate::snapshot::secrets;
 use crate::snapshot::signing::TrustedKeys;
 use crate::store::{blob_key, BlobCache, Store};
-use crate::ui::{self, Ui};
 use crate::{git, pool, Error};
 use freshness::Verdict;
 use relocate::Moves;
@@ -262,7 +262,7 @@ pub fn restore(
     ws: &Workspace,
     store: &dyn Store,
     opts: &RestoreOptions,
-    ui: Ui,
+    reporter: &Reporter,
 ) -> Result<Outcome, Error> {
     let started = Instant::now();
     let want = want(ws, opts.profile, opts.target)?;
@@ -275,20 +275,16 @@ pub fn restore(
         opts.max_distance,
     )?;
     let manifest = &found.manifest;
-    let signed = match &found.signer {
-        Some(key) => format!(", signed by key {key}"),
-        None => String::new(),
-    };
-    ui.status(
-        "Resolved",
-        format!(
-            "{} (distance {} from HEAD, {} profile, {}{signed})",
-            &found.commit[..12],
-            found.distance,
-            manifest.profile,
-            ui::bytes(manifest.total_size())
-        ),
-    );
+    reporter.emit(Event::Resolved {
+        commit: found.commit.clone(),
+        distance: found.distance,
+        store: store.location(),
+        variant: manifest.variant(),
+        profile: manifest.profile.clone(),
+        target: manifest.target.clone(),
+        bytes: manifest.total_size(),
+        signed_by: found.signer.as_ref().map(|key| key.to_string()),
+    });
     let profile_name = workspace::profile_dir_name(opts.profile);
     // A cross build's units live under the target's directory, its host
     // units (build scripts, proc-macros) in the host's profile directory.
@@ -320,13 +316,16 @@ pub fn restore(
     // would not reuse here is not fetched at all.
     let incremental = incremental_use(ws, manifest);
     if let Err(why) = &incremental {
-        ui.status("Note", why);
+        reporter.emit(Event::Note {
+            message: why.clone(),
+        });
     }
     let with_incremental = incremental.is_ok();
 
     if opts.dry_run {
         let (verdicts, ..) = judge(ws, manifest, &mut outcome.notes);
         tally(manifest, &verdicts, with_incremental, &mut outcome);
+        emit_verdicts(manifest, &verdicts, &incremental, true, reporter);
         outcome.fetched_bytes = selected(manifest, &verdicts, with_incremental)
             .map(|u| u.blob.size)
             .sum();
@@ -343,7 +342,7 @@ pub fn restore(
         recover_or_remove_leftovers(&ws.build_dir, &host_dest, profile_name)?;
     }
     if let Some(note) = recover_or_remove_leftovers(&area, &dest, profile_name)? {
-        ui.status("Recovered", note);
+        reporter.emit(Event::Recovered { message: note });
         if holds_build_state(&dest) && !opts.force {
             return Err(Error::BuildStatePresent { dir: dest });
         }
@@ -364,12 +363,13 @@ pub fn restore(
         .map_err(io("read the clock of", &staging.0))?;
     let (verdicts, moves, plan) = judge(ws, manifest, &mut outcome.notes);
     tally(manifest, &verdicts, with_incremental, &mut outcome);
+    emit_verdicts(manifest, &verdicts, &incremental, false, reporter);
 
     // Cargo's lock on the existing profile dir, held from before units are
     // kept from it until it has been swapped out, so a concurrent cargo
     // (rust-analyzer's `cargo check`, say) cannot change a file in between.
     let dest_lock = if dest.join(".cargo-lock").exists() {
-        Some(lock_cargo(&dest, ui)?)
+        Some(lock_cargo(&dest, reporter)?)
     } else {
         None
     };
@@ -391,7 +391,10 @@ pub fn restore(
             });
         }
     }
-    let bar = ui.bytes_bar(total, "Fetching");
+    reporter.emit(Event::FetchStarted {
+        units: units.len(),
+        bytes: total,
+    });
     let state = Mutex::new(State {
         commit: found.commit.clone(),
         stamp_nanos: stamp
@@ -416,12 +419,12 @@ pub fn restore(
             .as_ref()
             .filter(|_| !unit.host)
             .and_then(|old| keep_from(old, unit, &dest, &staging.0, stamp));
-        let unpacked = match kept_unit {
+        let (unpacked, action, from_cache) = match kept_unit {
             // Kept files are as the previous seed left them: relocated for
             // the same paths already.
             Some(unpacked) => {
                 kept.fetch_add(1, Ordering::Relaxed);
-                unpacked
+                (unpacked, UnitAction::Kept, false)
             }
             None => {
                 let (unpacked, from) = fetch_one(store, opts.cache, unit, root, stamp)?;
@@ -429,10 +432,19 @@ pub fn restore(
                 if from == Origin::Cache {
                     cached.fetch_add(unit.blob.size, Ordering::Relaxed);
                 }
-                relocate_unit(root, unit, unpacked, &moves, &plan, stamp)?
+                let unpacked = relocate_unit(root, unit, unpacked, &moves, &plan, stamp)?;
+                (unpacked, UnitAction::Fetched, from == Origin::Cache)
             }
         };
-        bar.inc(unit.blob.size);
+        reporter.emit(Event::Unit {
+            id: unit.id.clone(),
+            name: unit.name.clone(),
+            kind: unit.kind,
+            action,
+            reason: None,
+            bytes: unit.blob.size,
+            from_cache,
+        });
         if unit.host {
             host_units.lock().unwrap().insert(unit.id.clone(), unpacked);
             return Ok(());
@@ -446,12 +458,11 @@ pub fn restore(
         );
         Ok::<_, Error>(())
     });
-    bar.finish_and_clear();
+    reporter.emit(Event::FetchFinished);
     if let Some(trouble) = opts.cache.and_then(BlobCache::take_trouble) {
-        ui.detail(format!(
-            "the local blob cache was not used in full: {trouble}: {}",
-            trouble.source
-        ));
+        reporter.emit(Event::CacheUnused {
+            reason: format!("{trouble}: {}", trouble.source),
+        });
     }
     result?;
     if CANCEL.load(Ordering::Relaxed) {
@@ -496,14 +507,14 @@ pub fn restore(
     // harmless: cargo judges each by its own fingerprint.
     let host_units = host_units.into_inner().unwrap();
     if !host_units.is_empty() {
-        let added = merge_host_units(host_staging, &host_dest, &host_units, ui)?;
+        let added = merge_host_units(host_staging, &host_dest, &host_units, reporter)?;
         outcome.notes.push(format!(
             "{added} of the cross build's {} host units added to {} (the others were there)",
             host_units.len(),
             host_dest.display()
         ));
     }
-    staging.swap_into(&dest, dest_lock, ui, |dest| {
+    staging.swap_into(&dest, dest_lock, reporter, |dest| {
         // After the swap, under cargo's lock: the replays must find the
         // dependencies at the paths the build will load them from.
         if incremental == Ok(true) && outcome.incremental > 0 {
@@ -512,38 +523,23 @@ pub fn restore(
     })?;
     outcome.notes.extend(relocated);
 
-    let rebuilt = outcome.rebuilt.len();
-    let reasons: Vec<String> = outcome
-        .rebuilt
-        .iter()
-        .take(3)
-        .map(|(name, why)| format!("{name}: {why}"))
-        .collect();
-    let more = if rebuilt > 3 {
-        format!("; {} more", rebuilt - 3)
-    } else {
-        String::new()
-    };
     for note in &outcome.notes {
-        ui.status("Note", note);
+        reporter.emit(Event::Note {
+            message: note.clone(),
+        });
     }
-    ui.status(
-        "Seeded",
-        format!(
-            "{} (distance {}) into {}: {} units reused, {} to rebuild{}, {} incremental dirs, {} fetched{}{} in {:.2}s",
-            &outcome.commit[..12],
-            outcome.distance,
-            dest.display(),
-            outcome.reused,
-            rebuilt,
-            if rebuilt > 0 { format!(" ({}{more})", reasons.join("; ")) } else { String::new() },
-            outcome.incremental,
-            ui::bytes(outcome.fetched_bytes),
-            if outcome.cached_bytes > 0 { format!(", {} of it from the local cache", ui::bytes(outcome.cached_bytes)) } else { String::new() },
-            if outcome.kept > 0 { format!(", {} units kept from the build dir", outcome.kept) } else { String::new() },
-            started.elapsed().as_secs_f64()
-        ),
-    );
+    reporter.emit(Event::Seeded {
+        commit: outcome.commit.clone(),
+        distance: outcome.distance,
+        dir: dest.display().to_string(),
+        reused: outcome.reused,
+        rebuilt: rebuilt_list(&outcome),
+        incremental: outcome.incremental,
+        fetched_bytes: outcome.fetched_bytes,
+        cached_bytes: outcome.cached_bytes,
+        kept: outcome.kept,
+        seconds: started.elapsed().as_secs_f64(),
+    });
     Ok(outcome)
 }
 
@@ -573,6 +569,71 @@ fn selected<'a>(
     manifest.units.iter().filter(move |u| {
         verdicts[&u.id] == Verdict::Reuse && (with_incremental || u.kind != UnitKind::Incremental)
     })
+}
+
+/// The units left for cargo, with why, as the summaries list them.
+pub fn rebuilt_list(outcome: &Outcome) -> Vec<Rebuilt> {
+    outcome
+        .rebuilt
+        .iter()
+        .map(|(name, reason)| Rebuilt {
+            name: name.clone(),
+            reason: reason.clone(),
+        })
+        .collect()
+}
+
+/// Tells each unit's verdict, decided before anything is fetched: every
+/// unit's with `dry_run`, else those of the units not restored (the others
+/// are told as they are put in place).
+fn emit_verdicts(
+    manifest: &Manifest,
+    verdicts: &BTreeMap<String, Verdict>,
+    incremental: &Result<bool, String>,
+    dry_run: bool,
+    reporter: &Reporter,
+) {
+    let units = manifest.units.iter().map(|u| {
+        let reason = match (&verdicts[&u.id], incremental) {
+            (Verdict::Rebuild(why), _) => Some(why.clone()),
+            (Verdict::Reuse, Err(why)) if u.kind == UnitKind::Incremental => Some(why.clone()),
+            (Verdict::Reuse, _) => None,
+        };
+        (&u.id, &u.name, u.kind, reason, u.blob.size)
+    });
+    let withheld = manifest.withheld.iter().map(|w| {
+        let reason = format!("not in the snapshot: {}", w.why);
+        (&w.id, &w.name, w.kind, Some(reason), 0)
+    });
+    for (id, name, kind, reason, bytes) in units.chain(withheld) {
+        let event = if dry_run {
+            Event::Verdict {
+                id: id.clone(),
+                name: name.clone(),
+                kind,
+                reuse: reason.is_none(),
+                reason,
+                bytes,
+            }
+        } else if reason.is_some() {
+            Event::Unit {
+                id: id.clone(),
+                name: name.clone(),
+                kind,
+                action: if kind == UnitKind::Incremental {
+                    UnitAction::Skipped
+                } else {
+                    UnitAction::Rebuilt
+                },
+                reason,
+                bytes,
+                from_cache: false,
+            }
+        } else {
+            continue;
+        };
+        reporter.emit(event);
+    }
 }
 
 fn tally(
@@ -1010,10 +1071,10 @@ fn merge_host_units(
     staging: Staging,
     dest: &Path,
     units: &BTreeMap<String, Unpacked>,
-    ui: Ui,
+    reporter: &Reporter,
 ) -> Result<usize, Error> {
     fs::create_dir_all(dest).map_err(io("create", dest))?;
-    let _lock = lock_cargo(dest, ui)?;
+    let _lock = lock_cargo(dest, reporter)?;
     let mut added: Vec<PathBuf> = Vec::new();
     let mut count = 0;
     let result = (|| -> Result<(), Error> {
@@ -1070,10 +1131,10 @@ impl Staging {
         self,
         dest: &Path,
         old_lock: Option<File>,
-        ui: Ui,
+        reporter: &Reporter,
         after: impl FnOnce(&Path),
     ) -> Result<(), Error> {
-        let new_lock = lock_cargo(&self.0, ui)?;
+        let new_lock = lock_cargo(&self.0, reporter)?;
         let aside = dest.with_file_name(format!(
             ".cargo-seed-old.{}.{}",
             dest.file_name().unwrap_or_default().to_string_lossy(),
@@ -1112,14 +1173,13 @@ impl Drop for Staging {
 
 /// Takes cargo's own exclusive lock on a profile dir (`.cargo-lock`),
 /// saying so if another process holds it, as cargo does.
-fn lock_cargo(profile_dir: &Path, ui: Ui) -> Result<File, Error> {
+fn lock_cargo(profile_dir: &Path, reporter: &Reporter) -> Result<File, Error> {
     let path = profile_dir.join(".cargo-lock");
     let file = open_lock(&path)?;
     if file.try_lock().is_err() {
-        ui.status(
-            "Blocking",
-            format!("waiting for file lock on {}", profile_dir.display()),
-        );
+        reporter.emit(Event::Blocking {
+            dir: profile_dir.display().to_string(),
+        });
         file.lock().map_err(io("lock", &path))?;
     }
     Ok(file)
