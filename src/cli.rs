@@ -15,12 +15,12 @@ use crate::cargo::workspace::Workspace;
 use crate::error::{report, ExitCode as Code};
 use crate::publish::cover::Cover;
 use crate::publish::{self, PublishOptions};
+use crate::report::{Event, MessageFormat, Reporter, SetupStatus};
 use crate::seed::resolve;
 use crate::seed::{self, RestoreOptions};
 use crate::snapshot::secrets::SecretNames;
 use crate::snapshot::signing::{SecretKey, TrustedKeys};
 use crate::store::{self, BlobCache, Store};
-use crate::ui::{self, Ui};
 use crate::{git, Error};
 
 #[derive(Debug, Parser)]
@@ -66,6 +66,17 @@ pub struct GlobalArgs {
     /// Say what is done to every unit
     #[arg(short, long, global = true)]
     pub verbose: bool,
+    /// How to report: status lines for people on stderr, or one JSON
+    /// object per line on stdout for scripts
+    #[arg(
+        long,
+        global = true,
+        env = "CARGO_SEED_MESSAGE_FORMAT",
+        value_enum,
+        default_value_t = MessageFormat::Human,
+        value_name = "FMT"
+    )]
+    pub message_format: MessageFormat,
 }
 
 #[derive(Debug, Args)]
@@ -193,22 +204,32 @@ pub fn main() -> ExitCode {
             return ExitCode::from(if e.use_stderr() { Code::Usage as u8 } else { 0 });
         }
     };
-    match run(cli) {
+    let reporter = Reporter::new(
+        cli.global.message_format,
+        cli.global.quiet,
+        cli.global.verbose,
+    );
+    match run(cli, &reporter) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             report(&e);
-            ExitCode::from(e.exit_code() as u8)
+            let code = e.exit_code() as u8;
+            if reporter.is_json() {
+                reporter.emit(Event::Error {
+                    message: e.to_string(),
+                    causes: crate::error::causes(&e),
+                    hint: e.hint(),
+                    exit_code: code,
+                });
+            }
+            ExitCode::from(code)
         }
     }
 }
 
-pub fn run(cli: Cli) -> Result<(), Error> {
-    let ui = Ui {
-        quiet: cli.global.quiet,
-        verbose: cli.global.verbose,
-    };
+pub fn run(cli: Cli, reporter: &Reporter) -> Result<(), Error> {
     if let Some(Command::Keygen) = cli.command {
-        return keygen();
+        return keygen(reporter);
     }
     // gc looks after a store and may run where there is no workspace (on the
     // machine that serves the store), given --store.
@@ -216,12 +237,12 @@ pub fn run(cli: Cli) -> Result<(), Error> {
     if let (Some(Command::Gc { .. }), Some(spec)) = (&cli.command, flag) {
         if Workspace::load(cli.global.manifest_path.as_deref()).is_err() {
             let cwd = std::env::current_dir().unwrap_or_default();
-            return run_gc(&cli.command, store::open(spec, &cwd)?.as_ref(), ui);
+            return run_gc(&cli.command, store::open(spec, &cwd)?.as_ref(), reporter);
         }
     }
     let ws = Workspace::load(cli.global.manifest_path.as_deref())?;
     if let Some(Command::Setup { check, undo }) = cli.command {
-        return setup(&ws, check, undo, ui);
+        return setup(&ws, check, undo, reporter);
     }
     let store = open_store(&ws, flag)?;
     let profile = cli.global.profile.as_str();
@@ -252,7 +273,7 @@ pub fn run(cli: Cli) -> Result<(), Error> {
                 signing_key: signing_key.as_ref(),
                 trusted: trusted.as_ref(),
             };
-            publish::publish(&ws, store.as_ref(), &opts, ui)?;
+            publish::publish(&ws, store.as_ref(), &opts, reporter)?;
         }
         Some(Command::List {
             max_distance,
@@ -264,8 +285,9 @@ pub fn run(cli: Cli) -> Result<(), Error> {
             target.as_deref(),
             max_distance,
             trusted.as_ref(),
+            reporter,
         )?,
-        Some(Command::Gc { .. }) => run_gc(&cli.command, store.as_ref(), ui)?,
+        Some(Command::Gc { .. }) => run_gc(&cli.command, store.as_ref(), reporter)?,
         Some(Command::Keygen) => unreachable!("handled before the workspace is loaded"),
         Some(Command::Setup { .. }) => unreachable!("handled before the store is opened"),
         None => {
@@ -286,20 +308,17 @@ pub fn run(cli: Cli) -> Result<(), Error> {
                 trusted: trusted.as_ref(),
                 cache: cache.as_ref(),
             };
-            let outcome = seed::restore(&ws, store.as_ref(), &opts, ui)?;
+            let outcome = seed::restore(&ws, store.as_ref(), &opts, reporter)?;
             if a.dry_run {
-                print_plan(&outcome);
+                print_plan(&outcome, reporter);
             }
             if a.all {
-                seed_siblings(&ws, store.as_ref(), &opts, &outcome, ui)?;
+                seed_siblings(&ws, store.as_ref(), &opts, &outcome, reporter)?;
             }
             if !a.dry_run && trusted.is_none() && store.is_remote() {
-                ui.warning(format!(
-                    "the snapshot seeded from {} is not authenticated: whoever can write to that store \
-                     chooses what this build runs; make keys with `cargo seed keygen`, sign in CI with \
-                     CARGO_SEED_SIGNING_KEY, and list the public key in [workspace.metadata.seed] trusted-keys",
-                    store.location()
-                ));
+                reporter.emit(Event::Unauthenticated {
+                    store: store.location(),
+                });
             }
         }
     }
@@ -314,7 +333,7 @@ fn seed_siblings(
     store: &dyn Store,
     first: &RestoreOptions,
     outcome: &seed::Outcome,
-    ui: Ui,
+    reporter: &Reporter,
 ) -> Result<(), Error> {
     for sibling in &outcome.published_with {
         let shown = match &sibling.target {
@@ -323,10 +342,12 @@ fn seed_siblings(
         };
         if let Some(target) = &sibling.target {
             if !crate::rustc::toolchain::has_std(target) {
-                ui.status(
-                    "Skipped",
-                    format!("the {shown}: its standard library is not installed (rustup target add {target})"),
-                );
+                reporter.emit(Event::Skipped {
+                    what: format!("the {shown}"),
+                    reason: format!(
+                        "its standard library is not installed (rustup target add {target})"
+                    ),
+                });
                 continue;
             }
         }
@@ -336,11 +357,14 @@ fn seed_siblings(
             commit: Some(outcome.commit.as_str()),
             ..*first
         };
-        match seed::restore(ws, store, &opts, ui) {
-            Ok(o) if first.dry_run => print_plan(&o),
+        match seed::restore(ws, store, &opts, reporter) {
+            Ok(o) if first.dry_run => print_plan(&o, reporter),
             Ok(_) => {}
             Err(e @ (Error::NoSnapshot { .. } | Error::BuildStatePresent { .. })) => {
-                ui.status("Skipped", format!("the {shown}: {e}"))
+                reporter.emit(Event::Skipped {
+                    what: format!("the {shown}"),
+                    reason: e.to_string(),
+                })
             }
             Err(e) => return Err(e),
         }
@@ -348,15 +372,19 @@ fn seed_siblings(
     Ok(())
 }
 
-fn setup(ws: &Workspace, check: bool, undo: bool, ui: Ui) -> Result<(), Error> {
+fn setup(ws: &Workspace, check: bool, undo: bool, reporter: &Reporter) -> Result<(), Error> {
     use crate::setup::{Done, Wrapper};
+    let said = |status, config: Option<String>, other_wrapper| {
+        reporter.emit(Event::Setup {
+            status,
+            config,
+            other_wrapper,
+        })
+    };
     if check {
         return match crate::setup::detect(&ws.root, &ws.cargo_home) {
             Wrapper::Ours(from) => {
-                ui.status(
-                    "Ready",
-                    format!("cargo compiles through cargo-seed (set in {from})"),
-                );
+                said(SetupStatus::Ready, Some(from.to_string()), None);
                 Ok(())
             }
             Wrapper::Other { program, from } => Err(Error::NotSetUp {
@@ -380,35 +408,18 @@ fn setup(ws: &Workspace, check: bool, undo: bool, ui: Ui) -> Result<(), Error> {
         crate::setup::install(&ws.root, &ws.cargo_home, &exe)?
     };
     match done {
-        Done::Already(from) => ui.status(
-            "Ready",
-            format!("cargo already compiles through cargo-seed (set in {from})"),
+        Done::Already(from) => said(SetupStatus::Already, Some(from.to_string()), None),
+        Done::Written { file, chained } => said(
+            SetupStatus::Written,
+            Some(file.display().to_string()),
+            chained,
         ),
-        Done::Written { file, chained } => ui.status(
-            "Set up",
-            format!(
-                "build.rustc-wrapper = cargo-seed in {}{}: path crates are compiled with their \
-                 repository remapped to `.` in paths, so CI's incremental state is reused at this \
-                 checkout's path; `cargo seed setup --undo` removes it",
-                file.display(),
-                match chained {
-                    Some(p) => format!(" (it runs `{p}`, the wrapper set before, in turn)"),
-                    None => String::new(),
-                }
-            ),
+        Done::Removed { file, restored } => said(
+            SetupStatus::Removed,
+            Some(file.display().to_string()),
+            restored,
         ),
-        Done::Removed { file, restored } => ui.status(
-            "Removed",
-            format!(
-                "cargo-seed from {}{}",
-                file.display(),
-                match restored {
-                    Some(p) => format!("; build.rustc-wrapper is `{p}` again"),
-                    None => String::new(),
-                }
-            ),
-        ),
-        Done::NothingToUndo => ui.status("Unchanged", "cargo-seed was not set up in CARGO_HOME"),
+        Done::NothingToUndo => said(SetupStatus::Unchanged, None, None),
     }
     Ok(())
 }
@@ -462,21 +473,18 @@ fn trusted_keys(ws: &Workspace) -> Result<Option<TrustedKeys>, Error> {
     )?)
 }
 
-/// Prints a new key pair on stdout (and nowhere else).
-fn keygen() -> Result<(), Error> {
+/// Reports a new key pair, which both renderers print on stdout only.
+fn keygen(reporter: &Reporter) -> Result<(), Error> {
     let key = SecretKey::generate().map_err(Error::Random)?;
-    println!(
-        "secret key (keep in CI's secrets, as CARGO_SEED_SIGNING_KEY): {}",
-        key.to_text()
-    );
-    println!(
-        "public key (commit under [workspace.metadata.seed] trusted-keys): {}",
-        key.public()
-    );
+    reporter.emit(Event::Keygen {
+        secret_key: key.to_text(),
+        public_key: key.public().to_string(),
+        key_id: key.public().id().to_string(),
+    });
     Ok(())
 }
 
-fn run_gc(command: &Option<Command>, store: &dyn Store, ui: Ui) -> Result<(), Error> {
+fn run_gc(command: &Option<Command>, store: &dyn Store, reporter: &Reporter) -> Result<(), Error> {
     let Some(Command::Gc {
         keep_days,
         keep_last,
@@ -492,7 +500,7 @@ fn run_gc(command: &Option<Command>, store: &dyn Store, ui: Ui) -> Result<(), Er
         grace: std::time::Duration::from_secs(grace_hours.saturating_mul(3600)),
         dry_run,
     };
-    crate::gc::gc(store, &opts, ui)?;
+    crate::gc::gc(store, &opts, reporter)?;
     Ok(())
 }
 
@@ -522,22 +530,16 @@ fn blob_cache(ws: &Workspace, flag: Option<u64>, store: &dyn Store) -> Option<Bl
     BlobCache::new(store::cache::location(), limit)
 }
 
-fn print_plan(o: &seed::Outcome) {
-    println!(
-        "would seed {} (distance {}): {} units reused, {} rebuilt, {} incremental dirs, {} to fetch",
-        o.commit.short(),
-        o.distance,
-        o.reused,
-        o.rebuilt.len(),
-        o.incremental,
-        ui::bytes(o.fetched_bytes)
-    );
-    for (name, why) in &o.rebuilt {
-        println!("  rebuild {name}: {why}");
-    }
-    for note in &o.notes {
-        println!("  note: {note}");
-    }
+fn print_plan(o: &seed::Outcome, reporter: &Reporter) {
+    reporter.emit(Event::Plan {
+        commit: o.commit.clone(),
+        distance: o.distance,
+        reused: o.reused,
+        rebuilt: seed::rebuilt_list(o),
+        incremental: o.incremental,
+        fetch_bytes: o.fetched_bytes,
+        notes: o.notes.clone(),
+    });
 }
 
 fn list(
@@ -547,56 +549,34 @@ fn list(
     target: Option<&str>,
     max_distance: usize,
     trusted: Option<&TrustedKeys>,
+    reporter: &Reporter,
 ) -> Result<(), Error> {
     let want = seed::want(ws, profile, target)?;
     let head = git::resolve_commit(&ws.root, "HEAD")?;
     let ancestors = git::ancestors(&ws.root, head.as_str(), max_distance)?;
     let found = resolve::list(store, &ancestors, &want, trusted)?;
-    if found.is_empty() {
-        println!(
-            "no snapshots in {} among {} commits from HEAD",
-            store.location(),
-            ancestors.len()
-        );
-        return Ok(());
-    }
-    println!(
-        "{:<12} {:>8}  {:<8} {:<8} {:>10} {:>5} {:<7}  usable",
-        "commit", "distance", "rustc", "profile", "size", "age", "wrapper"
-    );
+    let snapshots = found.len();
     for l in found {
-        let (rustc, prof, size, age, wrapper) = match &l.manifest {
-            Ok(m) => (
-                m.toolchain.release.clone(),
-                m.profile.clone(),
-                ui::bytes(m.total_size()),
-                ui::age(m.created),
-                match m.rustc_wrapper {
-                    Some(scheme) => format!("yes/{scheme}"),
-                    None => "no".to_owned(),
-                },
-            ),
-            Err(_) => Default::default(),
-        };
-        let usable = match &l.unusable {
-            None => "yes".to_owned(),
-            Some(why) => format!("no: {why}"),
-        };
-        println!(
-            "{:<12} {:>8}  {:<8} {:<8} {:>10} {:>5} {:<7}  {usable}",
-            l.commit.short(),
-            l.distance,
-            rustc,
-            prof,
-            size,
-            age,
-            wrapper
-        );
-        if let Ok(m) = &l.manifest {
-            if !m.covers.is_empty() {
-                println!("{:<12} covers: {}", "", m.covers.join(", "));
-            }
-        }
+        let m = l.manifest.as_ref().ok();
+        reporter.emit(Event::Snapshot {
+            commit: l.commit,
+            distance: l.distance,
+            rustc: m.map(|m| m.toolchain.release.clone()),
+            profile: m.map(|m| m.profile.clone()),
+            target: m.map(|m| m.target.clone()),
+            bytes: m.map(|m| m.total_size()),
+            created: m.map(|m| m.created),
+            wrapper: m.and_then(|m| m.rustc_wrapper),
+            covers: m.map(|m| m.covers.clone()).unwrap_or_default(),
+            usable: l.unusable.is_none(),
+            unusable: l.unusable,
+            signed_by: l.signer.map(|k| k.to_string()),
+        });
     }
+    reporter.emit(Event::Listed {
+        store: store.location(),
+        commits_searched: ancestors.len(),
+        snapshots,
+    });
     Ok(())
 }

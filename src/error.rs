@@ -54,7 +54,7 @@ pub enum Error {
         key: String,
         detail: String,
     },
-    #[error("the snapshot unpacks to {} but {} has {} free", crate::ui::bytes(*.needed), .dir.display(), crate::ui::bytes(*.available))]
+    #[error("the snapshot unpacks to {} but {} has {} free", crate::report::human::bytes(*.needed), .dir.display(), crate::report::human::bytes(*.available))]
     NoSpace {
         dir: PathBuf,
         needed: u64,
@@ -188,10 +188,8 @@ impl Error {
 /// Prints `error: …`, its causes and a `hint:` line to stderr.
 pub fn report(err: &Error) {
     let mut msg = format!("error: {err}");
-    let mut source = std::error::Error::source(err);
-    while let Some(s) = source {
-        msg.push_str(&format!("\n  caused by: {s}"));
-        source = s.source();
+    for cause in causes(err) {
+        msg.push_str(&format!("\n  caused by: {cause}"));
     }
     if let Some(hint) = err.hint() {
         msg.push_str(&format!("\nhint: {hint}"));
@@ -204,4 +202,15 @@ impl From<crate::cargo::ReadError> for Error {
     fn from(e: crate::cargo::ReadError) -> Self {
         Error::Snapshot(e.into())
     }
+}
+
+/// The messages of the errors that caused `err`, outermost first.
+pub fn causes(err: &Error) -> Vec<String> {
+    let mut causes = Vec::new();
+    let mut source = std::error::Error::source(err);
+    while let Some(s) = source {
+        causes.push(s.to_string());
+        source = s.source();
+    }
+    causes
 }

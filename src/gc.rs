@@ -19,10 +19,10 @@
 use std::collections::HashSet;
 use std::time::{Duration, SystemTime};
 
+use crate::report::{Event, Reporter};
 use crate::seed::resolve::read_manifest;
 use crate::snapshot::manifest::Manifest;
 use crate::store::{signature_key, Listing, Store, StoreError};
-use crate::ui::{self, Ui};
 use crate::Error;
 
 pub struct GcOptions {
@@ -96,7 +96,7 @@ fn remove_orphaned_signatures(
     Ok(())
 }
 
-pub fn gc(store: &dyn Store, opts: &GcOptions, ui: Ui) -> Result<GcReport, Error> {
+pub fn gc(store: &dyn Store, opts: &GcOptions, reporter: &Reporter) -> Result<GcReport, Error> {
     let now = SystemTime::now();
     let now_secs = now
         .duration_since(SystemTime::UNIX_EPOCH)
@@ -114,7 +114,11 @@ pub fn gc(store: &dyn Store, opts: &GcOptions, ui: Ui) -> Result<GcReport, Error
             continue;
         }
         report.snapshots_removed += 1;
-        ui.detail(format!("remove snapshot {} ({})", key, ui::age(m.created)));
+        reporter.emit(Event::SnapshotRemoved {
+            key: key.clone(),
+            created: m.created,
+            dry_run: opts.dry_run,
+        });
         if !opts.dry_run {
             store.delete(key)?;
             store.delete(&signature_key(key))?;
@@ -127,10 +131,11 @@ pub fn gc(store: &dyn Store, opts: &GcOptions, ui: Ui) -> Result<GcReport, Error
     // Read again: a manifest published since the first read must count.
     let (remaining, unreadable) = manifests(store)?;
     if unreadable {
-        ui.status(
-            "Warning",
-            "some manifests are unreadable, so no blob is removed (their blobs are unknown)",
-        );
+        reporter.emit(Event::Warning {
+            message:
+                "some manifests are unreadable, so no blob is removed (their blobs are unknown)"
+                    .into(),
+        });
         return Ok(report);
     }
     let removed_keys: HashSet<&str> = if opts.dry_run {
@@ -178,17 +183,14 @@ pub fn gc(store: &dyn Store, opts: &GcOptions, ui: Ui) -> Result<GcReport, Error
         report.blobs_removed += 1;
         report.bytes_removed += blob.size;
     }
-    ui.status(
-        if opts.dry_run { "Would remove" } else { "Removed" },
-        format!(
-            "{} snapshots and {} blobs ({}) from {}; kept {} snapshots, {} unreferenced blobs younger than the grace period",
-            report.snapshots_removed,
-            report.blobs_removed,
-            ui::bytes(report.bytes_removed),
-            store.location(),
-            report.snapshots_kept,
-            report.blobs_in_grace
-        ),
-    );
+    reporter.emit(Event::Gc {
+        store: store.location(),
+        dry_run: opts.dry_run,
+        snapshots_removed: report.snapshots_removed,
+        snapshots_kept: report.snapshots_kept,
+        blobs_removed: report.blobs_removed,
+        bytes_removed: report.bytes_removed,
+        blobs_in_grace: report.blobs_in_grace,
+    });
     Ok(report)
 }

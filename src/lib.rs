@@ -20,11 +20,11 @@ pub mod gc;
 pub mod git;
 pub mod pool;
 pub mod publish;
+pub mod report;
 pub mod rustc;
 pub mod seed;
 pub mod setup;
 pub mod snapshot;
 pub mod store;
-pub mod ui;
 
 pub use error::{Error, ExitCode};

@@ -23,13 +23,13 @@ use crate::cargo::layout;
 use crate::cargo::workspace::{self, Workspace};
 use crate::git::{self, CommitId};
 use crate::publish::cover::Cover;
+use crate::report::{Event, Reporter};
 use crate::rustc::toolchain::Toolchain;
 use crate::seed::freshness::Roots;
 use crate::snapshot::manifest::{self};
 use crate::snapshot::secrets::SecretNames;
 use crate::snapshot::signing::{KeyId, SecretKey, TrustedKeys};
 use crate::store::Store;
-use crate::ui::Ui;
 use crate::Error;
 use variant::{publish_variant, Group, Variant};
 
@@ -79,30 +79,29 @@ pub fn publish(
     ws: &Workspace,
     store: &dyn Store,
     opts: &PublishOptions,
-    ui: Ui,
+    reporter: &Reporter,
 ) -> Result<Vec<Published>, Error> {
     let toolchain = Toolchain::detect(&ws.root)?;
     let commit = git::resolve_commit(&ws.root, "HEAD")?;
     let dirty = git::is_dirty(&ws.root)?;
     if dirty {
-        ui.status(
-            "Warning",
-            "the working tree has uncommitted changes; seeding still decides freshness by content",
-        );
+        reporter.emit(Event::Warning {
+            message: "the working tree has uncommitted changes; seeding still decides freshness by content"
+                .into(),
+        });
     }
     match (opts.signing_key, opts.trusted) {
-        (None, Some(_)) => ui.status(
-            "Warning",
-            "this workspace trusts only signed snapshots and CARGO_SEED_SIGNING_KEY is not set: \
-             checkouts will refuse this one",
-        ),
-        (Some(key), Some(trusted)) if !trusted.contains(&key.public()) => ui.status(
-            "Warning",
-            format!(
+        (None, Some(_)) => reporter.emit(Event::Warning {
+            message: "this workspace trusts only signed snapshots and CARGO_SEED_SIGNING_KEY is not set: \
+                      checkouts will refuse this one"
+                .into(),
+        }),
+        (Some(key), Some(trusted)) if !trusted.contains(&key.public()) => reporter.emit(Event::Warning {
+            message: format!(
                 "the signing key {} is not among this workspace's trusted keys: checkouts will refuse this snapshot",
                 key.public().id()
             ),
-        ),
+        }),
         _ => {}
     }
 
@@ -185,14 +184,14 @@ pub fn publish(
     let mut published = Vec::new();
     for (variant, group) in groups {
         let Some(profile) = workspace::profile_of_dir(&variant.dir) else {
-            ui.status(
-                "Skipped",
-                format!(
-                    "the units in {} (from `cargo {}`): not in a profile directory cargo-seed knows",
+            reporter.emit(Event::Skipped {
+                what: format!(
+                    "the units in {} (from `cargo {}`)",
                     ws.build_dir.join(&variant.dir).display(),
                     group.covers.join("`, `cargo ")
                 ),
-            );
+                reason: "not in a profile directory cargo-seed knows".into(),
+            });
             continue;
         };
         let me = manifest::Sibling {
@@ -210,7 +209,7 @@ pub fn publish(
             &profile,
             variant.target.as_deref(),
             group,
-            ui,
+            reporter,
         )?);
     }
     if published.is_empty() {

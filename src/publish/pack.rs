@@ -6,10 +6,10 @@
 use std::path::Path;
 
 use crate::pool;
+use crate::report::{Event, Reporter};
 use crate::snapshot::archive;
 use crate::snapshot::manifest::Unit;
 use crate::store::{blob_key, Store};
-use crate::ui::{self, Ui};
 use crate::Error;
 
 use super::plan::Job;
@@ -58,7 +58,7 @@ pub(super) fn pack_and_store(
     dirs: &UnitDirs,
     scratch: &Path,
     jobs: &[Job],
-    ui: Ui,
+    reporter: &Reporter,
 ) -> Result<(Vec<Unit>, usize, u64), Error> {
     let packed = pool::map(jobs, pool::threads(), |job| {
         pack_one(store, dirs, scratch, job)
@@ -69,11 +69,11 @@ pub(super) fn pack_and_store(
         if uploaded {
             new_blobs += 1;
             new_bytes += unit.blob.size;
-            ui.detail(format!(
-                "stored {} ({})",
-                unit.name,
-                ui::bytes(unit.blob.size)
-            ));
+            reporter.emit(Event::Stored {
+                id: unit.id.clone(),
+                name: unit.name.clone(),
+                bytes: unit.blob.size,
+            });
         }
         units.push(unit);
     }

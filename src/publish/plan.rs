@@ -9,10 +9,10 @@ use std::path::{Path, PathBuf};
 use crate::cargo::workspace::Workspace;
 use crate::cargo::{depinfo, fingerprint, layout};
 use crate::pool;
+use crate::report::{Event, Reporter};
 use crate::seed::freshness::Roots;
 use crate::snapshot::manifest::{Blob, Check, Unit, UnitKind, Withheld, WithheldWhy};
 use crate::snapshot::secrets::{self, SecretNames};
-use crate::ui::Ui;
 use crate::Error;
 
 use super::variant::UnitDirs;
@@ -224,7 +224,11 @@ pub(super) fn plan(
 /// replay's graph, which a seed compares restored sessions with. Returns the
 /// wrapper's scheme when the workspace's crates were built through it, and
 /// says how many were.
-pub(super) fn record_path_values(ws: &Workspace, jobs: &mut [Job], ui: Ui) -> Option<u32> {
+pub(super) fn record_path_values(
+    ws: &Workspace,
+    jobs: &mut [Job],
+    reporter: &Reporter,
+) -> Option<u32> {
     let wrapped: Vec<usize> = (0..jobs.len())
         .filter(|&i| {
             let u = &jobs[i].unit;
@@ -240,12 +244,12 @@ pub(super) fn record_path_values(ws: &Workspace, jobs: &mut [Job], ui: Ui) -> Op
         .count();
     if wrapped.is_empty() {
         if incremental_units > 0 {
-            ui.status(
-                "Note",
-                "this build did not run rustc through cargo-seed's wrapper: its incremental state \
-                 is only reused at this same path (hint: `cargo seed setup`, or \
-                 RUSTC_WRAPPER=cargo-seed for CI's build)",
-            );
+            reporter.emit(Event::Note {
+                message: "this build did not run rustc through cargo-seed's wrapper: its incremental state \
+                          is only reused at this same path (hint: `cargo seed setup`, or \
+                          RUSTC_WRAPPER=cargo-seed for CI's build)"
+                    .into(),
+            });
         }
         return None;
     }
@@ -284,14 +288,11 @@ pub(super) fn record_path_values(ws: &Workspace, jobs: &mut [Job], ui: Ui) -> Op
             jobs[i].unit.path_values = crate::rustc::incremental::to_records(&values);
         }
     }
-    ui.status(
-        "Wrapper",
-        format!(
-            "{} of {incremental_units} path units compiled through cargo-seed's rustc wrapper; \
-             path queries recorded for {replayed}",
-            wrapped.len()
-        ),
-    );
+    reporter.emit(Event::Wrapper {
+        wrapped: wrapped.len(),
+        path_units: incremental_units,
+        recorded: replayed,
+    });
     Some(crate::rustc::wrapper::SCHEME)
 }
 

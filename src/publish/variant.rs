@@ -11,9 +11,9 @@ use super::plan::{plan, record_path_values, Planned};
 use super::{observe, Context, Published};
 use crate::cargo::flags::{self, BuildFlags};
 use crate::cargo::workspace::{self, Workspace};
+use crate::report::{Event, Reporter};
 use crate::snapshot::manifest::{self, Manifest, UnitKind, Withheld, WithheldWhy};
 use crate::store::{manifest_key, signature_key, Store};
-use crate::ui::{self, Ui};
 use crate::Error;
 
 /// One snapshot of a publish: a profile directory (relative to the build
@@ -60,7 +60,7 @@ pub(super) fn publish_variant(
     profile: &str,
     cross: Option<&str>,
     group: Group,
-    ui: Ui,
+    reporter: &Reporter,
 ) -> Result<Published, Error> {
     let started = Instant::now();
     let opts = cx.opts;
@@ -89,17 +89,19 @@ pub(super) fn publish_variant(
         reproduced,
         recorded,
     } = plan(ws, &cx.roots, &dirs, &live, opts.secrets)?;
-    report_withheld(&withheld, ui);
-    let build_flags = build_flags(ws, cross.unwrap_or(&cx.toolchain.host), &rustflags, ui);
-    let rustc_wrapper = record_path_values(ws, &mut jobs, ui);
-    ui.status(
-        "Packing",
-        format!(
-            "{} units of {} ({profile} profile)",
-            jobs.len(),
-            commit.short()
-        ),
+    report_withheld(&withheld, reporter);
+    let build_flags = build_flags(
+        ws,
+        cross.unwrap_or(&cx.toolchain.host),
+        &rustflags,
+        reporter,
     );
+    let rustc_wrapper = record_path_values(ws, &mut jobs, reporter);
+    reporter.emit(Event::Packing {
+        commit: commit.clone(),
+        profile: profile.to_owned(),
+        units: jobs.len(),
+    });
     let scratch = ws
         .build_dir
         .join(format!(".cargo-seed-tmp-{}", std::process::id()));
@@ -108,7 +110,7 @@ pub(super) fn publish_variant(
         path: scratch.clone(),
         source,
     })?;
-    let result = pack_and_store(store, &dirs, &scratch, &jobs, ui);
+    let result = pack_and_store(store, &dirs, &scratch, &jobs, reporter);
     let (units, new_blobs, new_bytes) = match result {
         Ok(r) => r,
         Err(e) => {
@@ -144,13 +146,12 @@ pub(super) fn publish_variant(
         withheld,
     };
     if reproduced < recorded {
-        ui.status(
-            "Warning",
-            format!(
+        reporter.emit(Event::Warning {
+            message: format!(
                 "cargo-seed reproduces {reproduced} of {recorded} fingerprints of this cargo; \
                  the others are rebuilt wherever CARGO_HOME differs from this one"
             ),
-        );
+        });
     }
     let variant = manifest.variant();
     let key = manifest_key(commit.as_str(), &variant);
@@ -194,25 +195,20 @@ pub(super) fn publish_variant(
         withheld: manifest.withheld.len(),
         signed_by: signature.map(|(id, _)| id),
     };
-    let signed = match &published.signed_by {
-        Some(id) => format!(", signed with key {id}"),
-        None => String::new(),
-    };
-    ui.status(
-        "Published",
-        format!(
-            "{} ({}, {}) to {}: {} units, {} new blobs ({}) of {} in {:.2}s{signed}",
-            published.commit.short(),
-            manifest.profile,
-            manifest.toolchain.release,
-            store.location(),
-            published.units,
-            published.new_blobs,
-            ui::bytes(published.new_bytes),
-            ui::bytes(published.total_bytes),
-            started.elapsed().as_secs_f64()
-        ),
-    );
+    reporter.emit(Event::Published {
+        commit: published.commit.clone(),
+        key: published.key.clone(),
+        store: store.location(),
+        profile: manifest.profile.clone(),
+        rustc: manifest.toolchain.release.clone(),
+        units: published.units,
+        new_blobs: published.new_blobs,
+        new_bytes: published.new_bytes,
+        total_bytes: published.total_bytes,
+        withheld: published.withheld,
+        signed_by: published.signed_by.as_ref().map(|id| id.to_string()),
+        seconds: started.elapsed().as_secs_f64(),
+    });
     Ok(published)
 }
 
@@ -223,7 +219,7 @@ pub(super) fn build_flags(
     ws: &Workspace,
     target: &str,
     recorded: &BTreeSet<Vec<String>>,
-    ui: Ui,
+    reporter: &Reporter,
 ) -> Option<BuildFlags> {
     let env = |var: &str| std::env::var(var).ok();
     let rustc = crate::rustc::incremental::rustc();
@@ -232,18 +228,18 @@ pub(super) fn build_flags(
     match resolved {
         Some(r) if recorded.iter().all(|f| *f == r.flags.rustflags) => Some(r.flags),
         _ => {
-            ui.status(
-                "Warning",
-                "cargo-seed cannot tell which rustflags cargo used (the fingerprints disagree with \
-                 its reading of the configuration), so seeds will not compare them before downloading",
-            );
+            reporter.emit(Event::Warning {
+                message: "cargo-seed cannot tell which rustflags cargo used (the fingerprints disagree with \
+                          its reading of the configuration), so seeds will not compare them before downloading"
+                    .into(),
+            });
             None
         }
     }
 }
 
 /// One line on what was withheld and why; `-v` lists every unit.
-pub(super) fn report_withheld(withheld: &[Withheld], ui: Ui) {
+pub(super) fn report_withheld(withheld: &[Withheld], reporter: &Reporter) {
     if withheld.is_empty() {
         return;
     }
@@ -260,28 +256,18 @@ pub(super) fn report_withheld(withheld: &[Withheld], ui: Ui) {
         .collect();
     vars.sort();
     vars.dedup();
-    let mut causes = Vec::new();
-    if !vars.is_empty() {
-        causes.push(format!(
-            "read {} (secret-looking and set in this build)",
-            vars.join(", ")
-        ));
-    }
-    if withheld.iter().any(|w| w.why == WithheldWhy::Unreadable) {
-        causes.push("record environment values in a format cargo-seed cannot read".to_owned());
-    }
-    causes.push("depend on a unit that does".to_owned());
-    ui.status(
-        "Withheld",
-        format!(
-            "{units} units and {} incremental dirs, which {}; \
-             they are rebuilt wherever this snapshot is seeded{}",
-            withheld.len() - units,
-            causes.join(", or "),
-            if ui.verbose { "" } else { " (-v lists them)" }
-        ),
-    );
+    reporter.emit(Event::Withheld {
+        units,
+        incremental_dirs: withheld.len() - units,
+        secrets: vars.into_iter().map(str::to_owned).collect(),
+        unreadable: withheld.iter().any(|w| w.why == WithheldWhy::Unreadable),
+    });
     for w in withheld {
-        ui.detail(format!("withheld {}: {}", w.name, w.why));
+        reporter.emit(Event::WithheldUnit {
+            id: w.id.clone(),
+            name: w.name.clone(),
+            kind: w.kind,
+            reason: w.why.to_string(),
+        });
     }
 }

@@ -13,14 +13,14 @@ use std::sync::Mutex;
 use std::time::{Instant, SystemTime};
 
 use crate::cargo::workspace::{self, Workspace};
+use crate::report::{Event, Reporter, UnitAction};
 use crate::snapshot::manifest::Unit;
 use crate::snapshot::signing::TrustedKeys;
 use crate::store::{BlobCache, Store};
-use crate::ui::{self, Ui};
 use crate::{pool, Error};
 use fetch::{fetch_one, keep_from, relocate_unit, Origin};
-pub use plan::{choose, want};
-use plan::{incremental_use, judge, selected, tally};
+pub use plan::{choose, rebuilt_list, want};
+use plan::{emit_verdicts, incremental_use, judge, selected, tally};
 use replay::relocate_incremental;
 use swap::{
     holds_build_state, lock_cargo, lock_file, merge_host_units, read_state,
@@ -90,7 +90,7 @@ pub fn restore(
     ws: &Workspace,
     store: &dyn Store,
     opts: &RestoreOptions,
-    ui: Ui,
+    reporter: &Reporter,
 ) -> Result<Outcome, Error> {
     let started = Instant::now();
     let want = want(ws, opts.profile, opts.target)?;
@@ -103,20 +103,16 @@ pub fn restore(
         opts.max_distance,
     )?;
     let manifest = &found.manifest;
-    let signed = match &found.signer {
-        Some(key) => format!(", signed by key {key}"),
-        None => String::new(),
-    };
-    ui.status(
-        "Resolved",
-        format!(
-            "{} (distance {} from HEAD, {} profile, {}{signed})",
-            found.commit.short(),
-            found.distance,
-            manifest.profile,
-            ui::bytes(manifest.total_size())
-        ),
-    );
+    reporter.emit(Event::Resolved {
+        commit: found.commit.clone(),
+        distance: found.distance,
+        store: store.location(),
+        variant: manifest.variant(),
+        profile: manifest.profile.clone(),
+        target: manifest.target.clone(),
+        bytes: manifest.total_size(),
+        signed_by: found.signer.as_ref().map(|key| key.to_string()),
+    });
     let profile_name = workspace::profile_dir_name(opts.profile);
     // A cross build's units live under the target's directory, its host
     // units (build scripts, proc-macros) in the host's profile directory.
@@ -148,13 +144,16 @@ pub fn restore(
     // would not reuse here is not fetched at all.
     let incremental = incremental_use(ws, manifest);
     if let Err(why) = &incremental {
-        ui.status("Note", why);
+        reporter.emit(Event::Note {
+            message: why.to_string(),
+        });
     }
     let with_incremental = incremental.is_ok();
 
     if opts.dry_run {
         let (verdicts, ..) = judge(ws, manifest, &mut outcome.notes);
         tally(manifest, &verdicts, with_incremental, &mut outcome);
+        emit_verdicts(manifest, &verdicts, &incremental, true, reporter);
         outcome.fetched_bytes = selected(manifest, &verdicts, with_incremental)
             .map(|u| u.blob.size)
             .sum();
@@ -171,7 +170,7 @@ pub fn restore(
         recover_or_remove_leftovers(&ws.build_dir, &host_dest, profile_name)?;
     }
     if let Some(note) = recover_or_remove_leftovers(&area, &dest, profile_name)? {
-        ui.status("Recovered", note);
+        reporter.emit(Event::Recovered { message: note });
         if holds_build_state(&dest) && !opts.force {
             return Err(Error::BuildStatePresent { dir: dest });
         }
@@ -192,12 +191,13 @@ pub fn restore(
         .map_err(io("read the clock of", &staging.0))?;
     let (verdicts, moves, plan) = judge(ws, manifest, &mut outcome.notes);
     tally(manifest, &verdicts, with_incremental, &mut outcome);
+    emit_verdicts(manifest, &verdicts, &incremental, false, reporter);
 
     // Cargo's lock on the existing profile dir, held from before units are
     // kept from it until it has been swapped out, so a concurrent cargo
     // (rust-analyzer's `cargo check`, say) cannot change a file in between.
     let dest_lock = if dest.join(".cargo-lock").exists() {
-        Some(lock_cargo(&dest, ui)?)
+        Some(lock_cargo(&dest, reporter)?)
     } else {
         None
     };
@@ -219,7 +219,10 @@ pub fn restore(
             });
         }
     }
-    let bar = ui.bytes_bar(total, "Fetching");
+    reporter.emit(Event::FetchStarted {
+        units: units.len(),
+        bytes: total,
+    });
     let state = Mutex::new(State {
         commit: found.commit.to_string(),
         stamp_nanos: stamp
@@ -244,12 +247,12 @@ pub fn restore(
             .as_ref()
             .filter(|_| !unit.host)
             .and_then(|old| keep_from(old, unit, &dest, &staging.0, stamp));
-        let unpacked = match kept_unit {
+        let (unpacked, action, from_cache) = match kept_unit {
             // Kept files are as the previous seed left them: relocated for
             // the same paths already.
             Some(unpacked) => {
                 kept.fetch_add(1, Ordering::Relaxed);
-                unpacked
+                (unpacked, UnitAction::Kept, false)
             }
             None => {
                 let (unpacked, from) = fetch_one(store, opts.cache, unit, root, stamp)?;
@@ -257,10 +260,19 @@ pub fn restore(
                 if from == Origin::Cache {
                     cached.fetch_add(unit.blob.size, Ordering::Relaxed);
                 }
-                relocate_unit(root, unit, unpacked, &moves, &plan, stamp)?
+                let unpacked = relocate_unit(root, unit, unpacked, &moves, &plan, stamp)?;
+                (unpacked, UnitAction::Fetched, from == Origin::Cache)
             }
         };
-        bar.inc(unit.blob.size);
+        reporter.emit(Event::Unit {
+            id: unit.id.clone(),
+            name: unit.name.clone(),
+            kind: unit.kind,
+            action,
+            reason: None,
+            bytes: unit.blob.size,
+            from_cache,
+        });
         if unit.host {
             host_units.lock().unwrap().insert(unit.id.clone(), unpacked);
             return Ok(());
@@ -274,12 +286,11 @@ pub fn restore(
         );
         Ok::<_, Error>(())
     });
-    bar.finish_and_clear();
+    reporter.emit(Event::FetchFinished);
     if let Some(trouble) = opts.cache.and_then(BlobCache::take_trouble) {
-        ui.detail(format!(
-            "the local blob cache was not used in full: {trouble}: {}",
-            trouble.source
-        ));
+        reporter.emit(Event::CacheUnused {
+            reason: format!("{trouble}: {}", trouble.source),
+        });
     }
     result?;
     if CANCEL.load(Ordering::Relaxed) {
@@ -324,14 +335,14 @@ pub fn restore(
     // harmless: cargo judges each by its own fingerprint.
     let host_units = host_units.into_inner().unwrap();
     if !host_units.is_empty() {
-        let added = merge_host_units(host_staging, &host_dest, &host_units, ui)?;
+        let added = merge_host_units(host_staging, &host_dest, &host_units, reporter)?;
         outcome.notes.push(format!(
             "{added} of the cross build's {} host units added to {} (the others were there)",
             host_units.len(),
             host_dest.display()
         ));
     }
-    staging.swap_into(&dest, dest_lock, ui, |dest| {
+    staging.swap_into(&dest, dest_lock, reporter, |dest| {
         // After the swap, under cargo's lock: the replays must find the
         // dependencies at the paths the build will load them from.
         if incremental == Ok(true) && outcome.incremental > 0 {
@@ -340,38 +351,23 @@ pub fn restore(
     })?;
     outcome.notes.extend(relocated);
 
-    let rebuilt = outcome.rebuilt.len();
-    let reasons: Vec<String> = outcome
-        .rebuilt
-        .iter()
-        .take(3)
-        .map(|(name, why)| format!("{name}: {why}"))
-        .collect();
-    let more = if rebuilt > 3 {
-        format!("; {} more", rebuilt - 3)
-    } else {
-        String::new()
-    };
     for note in &outcome.notes {
-        ui.status("Note", note);
+        reporter.emit(Event::Note {
+            message: note.clone(),
+        });
     }
-    ui.status(
-        "Seeded",
-        format!(
-            "{} (distance {}) into {}: {} units reused, {} to rebuild{}, {} incremental dirs, {} fetched{}{} in {:.2}s",
-            outcome.commit.short(),
-            outcome.distance,
-            dest.display(),
-            outcome.reused,
-            rebuilt,
-            if rebuilt > 0 { format!(" ({}{more})", reasons.join("; ")) } else { String::new() },
-            outcome.incremental,
-            ui::bytes(outcome.fetched_bytes),
-            if outcome.cached_bytes > 0 { format!(", {} of it from the local cache", ui::bytes(outcome.cached_bytes)) } else { String::new() },
-            if outcome.kept > 0 { format!(", {} units kept from the build dir", outcome.kept) } else { String::new() },
-            started.elapsed().as_secs_f64()
-        ),
-    );
+    reporter.emit(Event::Seeded {
+        commit: outcome.commit.clone(),
+        distance: outcome.distance,
+        dir: dest.display().to_string(),
+        reused: outcome.reused,
+        rebuilt: rebuilt_list(&outcome),
+        incremental: outcome.incremental,
+        fetched_bytes: outcome.fetched_bytes,
+        cached_bytes: outcome.cached_bytes,
+        kept: outcome.kept,
+        seconds: started.elapsed().as_secs_f64(),
+    });
     Ok(outcome)
 }
 

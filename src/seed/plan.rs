@@ -9,6 +9,7 @@ use super::reason::{NoIncremental, Reason};
 use super::relocate::{self, Moves};
 use super::resolve::{self, Found};
 use crate::cargo::workspace::Workspace;
+use crate::report::{Event, Rebuilt, Reporter, UnitAction, Why};
 use crate::rustc::incremental;
 use crate::rustc::toolchain::Toolchain;
 use crate::snapshot::manifest::{BakedRoot, Check, Manifest, Unit, UnitKind, Want};
@@ -181,6 +182,73 @@ pub(super) fn selected<'a>(
     manifest.units.iter().filter(move |u| {
         verdicts[&u.id] == Verdict::Reuse && (with_incremental || u.kind != UnitKind::Incremental)
     })
+}
+
+/// The units left for cargo, with why, as the summaries list them.
+pub fn rebuilt_list(outcome: &Outcome) -> Vec<Rebuilt> {
+    outcome
+        .rebuilt
+        .iter()
+        .map(|(name, reason)| Rebuilt {
+            name: name.clone(),
+            reason: reason.clone().into(),
+        })
+        .collect()
+}
+
+/// Tells each unit's verdict, decided before anything is fetched: every
+/// unit's with `dry_run`, else those of the units not restored (the others
+/// are told as they are put in place).
+pub(super) fn emit_verdicts(
+    manifest: &Manifest,
+    verdicts: &BTreeMap<String, Verdict>,
+    incremental: &Result<bool, NoIncremental>,
+    dry_run: bool,
+    reporter: &Reporter,
+) {
+    let units = manifest.units.iter().map(|u| {
+        let reason = match (&verdicts[&u.id], incremental) {
+            (Verdict::Rebuild(why), _) => Some(why.clone()),
+            (Verdict::Reuse, Err(why)) if u.kind == UnitKind::Incremental => {
+                Some(Reason::Incremental { why: why.clone() })
+            }
+            (Verdict::Reuse, _) => None,
+        };
+        (&u.id, &u.name, u.kind, reason, u.blob.size)
+    });
+    let withheld = manifest.withheld.iter().map(|w| {
+        let reason = Reason::Withheld { why: w.why.clone() };
+        (&w.id, &w.name, w.kind, Some(reason), 0)
+    });
+    for (id, name, kind, reason, bytes) in units.chain(withheld) {
+        let event = if dry_run {
+            Event::Verdict {
+                id: id.clone(),
+                name: name.clone(),
+                kind,
+                reuse: reason.is_none(),
+                reason: reason.map(Why::from),
+                bytes,
+            }
+        } else if reason.is_some() {
+            Event::Unit {
+                id: id.clone(),
+                name: name.clone(),
+                kind,
+                action: if kind == UnitKind::Incremental {
+                    UnitAction::Skipped
+                } else {
+                    UnitAction::Rebuilt
+                },
+                reason: reason.map(Why::from),
+                bytes,
+                from_cache: false,
+            }
+        } else {
+            continue;
+        };
+        reporter.emit(event);
+    }
 }
 
 pub(super) fn tally(

@@ -48,6 +48,8 @@ pub enum Reason {
     BakedPath { var: String },
     /// The publish left it out of the snapshot.
     Withheld { why: WithheldWhy },
+    /// Incremental state rustc would not reuse here, so it is not fetched.
+    Incremental { why: NoIncremental },
 }
 
 /// How an input file differs.
@@ -101,6 +103,7 @@ impl fmt::Display for Reason {
                 write!(f, "it embeds env!(\"{var}\"), a path that differs here")
             }
             Reason::Withheld { why } => write!(f, "not in the snapshot: {why}"),
+            Reason::Incremental { why } => why.fmt(f),
         }
     }
 }

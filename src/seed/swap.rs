@@ -8,8 +8,8 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+use crate::report::{Event, Reporter};
 use crate::snapshot::archive::Unpacked;
-use crate::ui::Ui;
 use crate::Error;
 
 use super::io;
@@ -93,10 +93,10 @@ pub(super) fn merge_host_units(
     staging: Staging,
     dest: &Path,
     units: &BTreeMap<String, Unpacked>,
-    ui: Ui,
+    reporter: &Reporter,
 ) -> Result<usize, Error> {
     fs::create_dir_all(dest).map_err(io("create", dest))?;
-    let _lock = lock_cargo(dest, ui)?;
+    let _lock = lock_cargo(dest, reporter)?;
     let mut added: Vec<PathBuf> = Vec::new();
     let mut count = 0;
     let result = (|| -> Result<(), Error> {
@@ -153,10 +153,10 @@ impl Staging {
         self,
         dest: &Path,
         old_lock: Option<File>,
-        ui: Ui,
+        reporter: &Reporter,
         after: impl FnOnce(&Path),
     ) -> Result<(), Error> {
-        let new_lock = lock_cargo(&self.0, ui)?;
+        let new_lock = lock_cargo(&self.0, reporter)?;
         let aside = dest.with_file_name(format!(
             ".cargo-seed-old.{}.{}",
             dest.file_name().unwrap_or_default().to_string_lossy(),
@@ -195,14 +195,13 @@ impl Drop for Staging {
 
 /// Takes cargo's own exclusive lock on a profile dir (`.cargo-lock`),
 /// saying so if another process holds it, as cargo does.
-pub(super) fn lock_cargo(profile_dir: &Path, ui: Ui) -> Result<File, Error> {
+pub(super) fn lock_cargo(profile_dir: &Path, reporter: &Reporter) -> Result<File, Error> {
     let path = profile_dir.join(".cargo-lock");
     let file = open_lock(&path)?;
     if file.try_lock().is_err() {
-        ui.status(
-            "Blocking",
-            format!("waiting for file lock on {}", profile_dir.display()),
-        );
+        reporter.emit(Event::Blocking {
+            dir: profile_dir.display().to_string(),
+        });
         file.lock().map_err(io("lock", &path))?;
     }
     Ok(file)

@@ -19,9 +19,9 @@ use std::time::SystemTime;
 use cargo_seed::cargo::workspace::Workspace;
 use cargo_seed::publish::cover::Cover;
 use cargo_seed::publish::{self, PublishOptions, Published};
+use cargo_seed::report::Reporter;
 use cargo_seed::snapshot::secrets::SecretNames;
 use cargo_seed::store::{parse_manifest_key, Listing, Store, StoreError};
-use cargo_seed::ui::Ui;
 
 /// `store`, with `hook` run once, just before the first manifest is put.
 /// Every operation is passed on, `touch` and `modified` included: left to
@@ -96,7 +96,7 @@ pub fn publish_with_window<R: Send>(
         hook: Mutex::new(Some(Box::new(hook))),
         ran: Mutex::new(None),
     };
-    let published = publish::publish(&ws, &window, &opts, Ui::default())
+    let published = publish::publish(&ws, &window, &opts, &Reporter::default())
         .unwrap_or_else(|e| panic!("publish from {}: {e:?}", ci.display()));
     let ran = window.ran.into_inner().unwrap();
     (published, ran.expect("the publish put a manifest"))

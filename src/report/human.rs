@@ -1,0 +1,446 @@
+//! The text people read: every [`Event`] rendered as cargo prints its own
+//! status lines, on stderr, with progress bars on a terminal; only what a
+//! user may pipe (`keygen`, `list`, a dry run's plan) goes to stdout.
+//!
+//! All the wording of cargo-seed's output lives here, and nothing here
+//! decides anything: an event says what happened, this says it in words.
+
+use std::io::IsTerminal;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Mutex;
+use std::time::Duration;
+
+use indicatif::{ProgressBar, ProgressStyle};
+
+use super::event::{Event, SetupStatus, UnitAction};
+
+/// The human renderer, with `-q`/`-v` and the state a few events need
+/// (the fetch bar, whether `list`'s header was printed).
+#[derive(Debug, Default)]
+pub struct Human {
+    pub quiet: bool,
+    pub verbose: bool,
+    bar: Mutex<Option<ProgressBar>>,
+    list_header: AtomicBool,
+}
+
+impl Human {
+    pub fn new(quiet: bool, verbose: bool) -> Human {
+        Human {
+            quiet,
+            verbose,
+            ..Human::default()
+        }
+    }
+
+    /// A status line on stderr, as cargo prints them.
+    fn status(&self, verb: &str, msg: impl std::fmt::Display) {
+        if !self.quiet {
+            eprintln!("{verb:>12} {msg}");
+        }
+    }
+
+    /// A `warning:` line on stderr, as cargo prints them.
+    fn warning(&self, msg: impl std::fmt::Display) {
+        if !self.quiet {
+            eprintln!("warning: {msg}");
+        }
+    }
+
+    /// Detail shown with `-v`.
+    fn detail(&self, msg: impl std::fmt::Display) {
+        if self.verbose && !self.quiet {
+            eprintln!("{:>12} {msg}", "");
+        }
+    }
+
+    pub fn render(&self, event: &Event) {
+        match event {
+            Event::Resolved {
+                commit,
+                distance,
+                profile,
+                bytes: size,
+                signed_by,
+                ..
+            } => {
+                let signed = match signed_by {
+                    Some(key) => format!(", signed by key {key}"),
+                    None => String::new(),
+                };
+                self.status(
+                    "Resolved",
+                    format!(
+                        "{} (distance {distance} from HEAD, {profile} profile, {}{signed})",
+                        commit.short(),
+                        bytes(*size)
+                    ),
+                );
+            }
+            Event::Note { message } => self.status("Note", message),
+            Event::Recovered { message } => self.status("Recovered", message),
+            Event::Blocking { dir } => {
+                self.status("Blocking", format!("waiting for file lock on {dir}"))
+            }
+            Event::FetchStarted { bytes, .. } => {
+                *self.bar.lock().unwrap() = Some(self.bytes_bar(*bytes, "Fetching"));
+            }
+            Event::Unit {
+                action: UnitAction::Fetched | UnitAction::Kept,
+                bytes,
+                ..
+            } => {
+                if let Some(bar) = &*self.bar.lock().unwrap() {
+                    bar.inc(*bytes);
+                }
+            }
+            Event::Unit { .. } | Event::Verdict { .. } | Event::Error { .. } => {}
+            Event::FetchFinished => {
+                if let Some(bar) = self.bar.lock().unwrap().take() {
+                    bar.finish_and_clear();
+                }
+            }
+            Event::CacheUnused { reason } => self.detail(format!(
+                "the local blob cache was not used in full: {reason}"
+            )),
+            Event::Seeded {
+                commit,
+                distance,
+                dir,
+                reused,
+                rebuilt,
+                incremental,
+                fetched_bytes,
+                cached_bytes,
+                kept,
+                seconds,
+            } => {
+                let reasons: Vec<String> = rebuilt
+                    .iter()
+                    .take(3)
+                    .map(|r| format!("{}: {}", r.name, r.reason.message))
+                    .collect();
+                let more = if rebuilt.len() > 3 {
+                    format!("; {} more", rebuilt.len() - 3)
+                } else {
+                    String::new()
+                };
+                self.status(
+                    "Seeded",
+                    format!(
+                        "{} (distance {distance}) into {dir}: {reused} units reused, {} to rebuild{}, {incremental} incremental dirs, {} fetched{}{} in {seconds:.2}s",
+                        commit.short(),
+                        rebuilt.len(),
+                        if rebuilt.is_empty() { String::new() } else { format!(" ({}{more})", reasons.join("; ")) },
+                        bytes(*fetched_bytes),
+                        if *cached_bytes > 0 { format!(", {} of it from the local cache", bytes(*cached_bytes)) } else { String::new() },
+                        if *kept > 0 { format!(", {kept} units kept from the build dir") } else { String::new() },
+                    ),
+                );
+            }
+            Event::Plan {
+                commit,
+                distance,
+                reused,
+                rebuilt,
+                incremental,
+                fetch_bytes,
+                notes,
+            } => {
+                println!(
+                    "would seed {} (distance {distance}): {reused} units reused, {} rebuilt, {incremental} incremental dirs, {} to fetch",
+                    commit.short(),
+                    rebuilt.len(),
+                    bytes(*fetch_bytes)
+                );
+                for r in rebuilt {
+                    println!("  rebuild {}: {}", r.name, r.reason.message);
+                }
+                for note in notes {
+                    println!("  note: {note}");
+                }
+            }
+            Event::Skipped { what, reason } => self.status("Skipped", format!("{what}: {reason}")),
+            Event::Unauthenticated { store } => self.warning(format!(
+                "the snapshot seeded from {store} is not authenticated: whoever can write to that store \
+                 chooses what this build runs; make keys with `cargo seed keygen`, sign in CI with \
+                 CARGO_SEED_SIGNING_KEY, and list the public key in [workspace.metadata.seed] trusted-keys"
+            )),
+            Event::Warning { message } => self.status("Warning", message),
+            Event::Withheld {
+                units,
+                incremental_dirs,
+                secrets,
+                unreadable,
+            } => {
+                let mut causes = Vec::new();
+                if !secrets.is_empty() {
+                    causes.push(format!(
+                        "read {} (secret-looking and set in this build)",
+                        secrets.join(", ")
+                    ));
+                }
+                if *unreadable {
+                    causes.push(
+                        "record environment values in a format cargo-seed cannot read".to_owned(),
+                    );
+                }
+                causes.push("depend on a unit that does".to_owned());
+                self.status(
+                    "Withheld",
+                    format!(
+                        "{units} units and {incremental_dirs} incremental dirs, which {}; \
+                         they are rebuilt wherever this snapshot is seeded{}",
+                        causes.join(", or "),
+                        if self.verbose { "" } else { " (-v lists them)" }
+                    ),
+                );
+            }
+            Event::WithheldUnit { name, reason, .. } => {
+                self.detail(format!("withheld {name}: {reason}"))
+            }
+            Event::Wrapper {
+                wrapped,
+                path_units,
+                recorded,
+            } => self.status(
+                "Wrapper",
+                format!(
+                    "{wrapped} of {path_units} path units compiled through cargo-seed's rustc wrapper; \
+                     path queries recorded for {recorded}"
+                ),
+            ),
+            Event::Packing {
+                commit,
+                profile,
+                units,
+            } => self.status(
+                "Packing",
+                format!("{units} units of {} ({profile} profile)", commit.short()),
+            ),
+            Event::Stored { name, bytes: size, .. } => {
+                self.detail(format!("stored {name} ({})", bytes(*size)))
+            }
+            Event::Published {
+                commit,
+                store,
+                profile,
+                rustc,
+                units,
+                new_blobs,
+                new_bytes,
+                total_bytes,
+                signed_by,
+                seconds,
+                ..
+            } => {
+                let signed = match signed_by {
+                    Some(id) => format!(", signed with key {id}"),
+                    None => String::new(),
+                };
+                self.status(
+                    "Published",
+                    format!(
+                        "{} ({profile}, {rustc}) to {store}: {units} units, {new_blobs} new blobs ({}) of {} in {seconds:.2}s{signed}",
+                        commit.short(),
+                        bytes(*new_bytes),
+                        bytes(*total_bytes),
+                    ),
+                );
+            }
+            Event::Snapshot { .. } => self.list_row(event),
+            Event::Listed {
+                store,
+                commits_searched,
+                snapshots,
+            } => {
+                if *snapshots == 0 {
+                    println!("no snapshots in {store} among {commits_searched} commits from HEAD");
+                }
+            }
+            Event::SnapshotRemoved { key, created, .. } => {
+                self.detail(format!("remove snapshot {key} ({})", age(*created)))
+            }
+            Event::Gc {
+                store,
+                dry_run,
+                snapshots_removed,
+                snapshots_kept,
+                blobs_removed,
+                bytes_removed,
+                blobs_in_grace,
+            } => self.status(
+                if *dry_run { "Would remove" } else { "Removed" },
+                format!(
+                    "{snapshots_removed} snapshots and {blobs_removed} blobs ({}) from {store}; kept {snapshots_kept} snapshots, {blobs_in_grace} unreferenced blobs younger than the grace period",
+                    bytes(*bytes_removed),
+                ),
+            ),
+            Event::Setup {
+                status,
+                config,
+                other_wrapper,
+            } => self.setup(*status, config.as_deref(), other_wrapper.as_deref()),
+            Event::Keygen {
+                secret_key,
+                public_key,
+                ..
+            } => {
+                println!("secret key (keep in CI's secrets, as CARGO_SEED_SIGNING_KEY): {secret_key}");
+                println!("public key (commit under [workspace.metadata.seed] trusted-keys): {public_key}");
+            }
+        }
+    }
+
+    /// A row of `cargo seed list` on stdout, after the header the first
+    /// time; an indented line under it names what the snapshot covers.
+    fn list_row(&self, event: &Event) {
+        let Event::Snapshot {
+            commit,
+            distance,
+            rustc,
+            profile,
+            bytes: size,
+            created,
+            wrapper,
+            covers,
+            unusable,
+            ..
+        } = event
+        else {
+            return;
+        };
+        if !self.list_header.swap(true, Ordering::Relaxed) {
+            println!(
+                "{:<12} {:>8}  {:<8} {:<8} {:>10} {:>5} {:<7}  usable",
+                "commit", "distance", "rustc", "profile", "size", "age", "wrapper"
+            );
+        }
+        let (size, age, wrapper) = match (size, created) {
+            (Some(size), Some(created)) => (
+                bytes(*size),
+                age(*created),
+                match wrapper {
+                    Some(scheme) => format!("yes/{scheme}"),
+                    None => "no".to_owned(),
+                },
+            ),
+            _ => Default::default(),
+        };
+        let usable = match unusable {
+            None => "yes".to_owned(),
+            Some(why) => format!("no: {why}"),
+        };
+        println!(
+            "{:<12} {:>8}  {:<8} {:<8} {:>10} {:>5} {:<7}  {usable}",
+            commit.short(),
+            distance,
+            rustc.as_deref().unwrap_or_default(),
+            profile.as_deref().unwrap_or_default(),
+            size,
+            age,
+            wrapper
+        );
+        if !covers.is_empty() {
+            println!("{:<12} covers: {}", "", covers.join(", "));
+        }
+    }
+
+    fn setup(&self, status: SetupStatus, config: Option<&str>, other: Option<&str>) {
+        let config = config.unwrap_or_default();
+        match status {
+            SetupStatus::Ready => self.status(
+                "Ready",
+                format!("cargo compiles through cargo-seed (set in {config})"),
+            ),
+            SetupStatus::Already => self.status(
+                "Ready",
+                format!("cargo already compiles through cargo-seed (set in {config})"),
+            ),
+            SetupStatus::Written => self.status(
+                "Set up",
+                format!(
+                    "build.rustc-wrapper = cargo-seed in {config}{}: path crates are compiled with their \
+                     repository remapped to `.` in paths, so CI's incremental state is reused at this \
+                     checkout's path; `cargo seed setup --undo` removes it",
+                    match other {
+                        Some(p) => format!(" (it runs `{p}`, the wrapper set before, in turn)"),
+                        None => String::new(),
+                    }
+                ),
+            ),
+            SetupStatus::Removed => self.status(
+                "Removed",
+                format!(
+                    "cargo-seed from {config}{}",
+                    match other {
+                        Some(p) => format!("; build.rustc-wrapper is `{p}` again"),
+                        None => String::new(),
+                    }
+                ),
+            ),
+            SetupStatus::Unchanged => {
+                self.status("Unchanged", "cargo-seed was not set up in CARGO_HOME")
+            }
+        }
+    }
+
+    /// A byte-counting progress bar, hidden when stderr is not a terminal,
+    /// in CI, or with `-q`.
+    fn bytes_bar(&self, total: u64, what: &str) -> ProgressBar {
+        if self.quiet || std::env::var_os("CI").is_some() || !std::io::stderr().is_terminal() {
+            return ProgressBar::hidden();
+        }
+        let bar = ProgressBar::new(total);
+        bar.set_style(
+            ProgressStyle::with_template(
+                "{prefix:>12.cyan.bold} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec} {msg}",
+            )
+            .expect("valid template")
+            .progress_chars("=> "),
+        );
+        bar.set_prefix(what.to_owned());
+        bar.enable_steady_tick(Duration::from_millis(120));
+        bar
+    }
+}
+
+/// `12.3 MiB`.
+pub fn bytes(n: u64) -> String {
+    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let mut v = n as f64;
+    let mut i = 0;
+    while v >= 1024.0 && i < UNITS.len() - 1 {
+        v /= 1024.0;
+        i += 1;
+    }
+    if i == 0 {
+        format!("{n} B")
+    } else {
+        format!("{v:.1} {}", UNITS[i])
+    }
+}
+
+/// `3h`, `2d`: how long ago a Unix time was.
+pub fn age(created: u64) -> String {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(created);
+    let s = now.saturating_sub(created);
+    match s {
+        0..=119 => format!("{s}s"),
+        120..=7199 => format!("{}m", s / 60),
+        7200..=172_799 => format!("{}h", s / 3600),
+        _ => format!("{}d", s / 86_400),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn human_sizes() {
+        assert_eq!(super::bytes(512), "512 B");
+        assert_eq!(super::bytes(3 << 20), "3.0 MiB");
+    }
+}

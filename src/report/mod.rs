@@ -1,0 +1,66 @@
+//! Output: the commands emit [`Event`]s to a [`Reporter`], which renders
+//! them for people ([`human`]) or as JSON lines ([`json`]).
+//!
+//! The commands compute and emit; only this module prints. Nothing outside
+//! it may write to stdout or stderr (the rustc wrapper, which runs as a
+//! separate process under cargo, and `main`'s error report are the
+//! exceptions), and nothing in it may decide what a command does.
+
+pub mod event;
+pub mod human;
+pub mod json;
+
+pub use event::{Event, Rebuilt, SetupStatus, UnitAction, Why};
+
+/// `--message-format`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum MessageFormat {
+    /// Status lines on stderr, as cargo prints them
+    #[default]
+    Human,
+    /// One JSON object per line on stdout
+    Json,
+}
+
+/// Where a command's events go. Shared by reference with worker threads.
+#[derive(Debug)]
+pub struct Reporter {
+    human: Option<human::Human>,
+}
+
+impl Reporter {
+    /// `quiet` and `verbose` (`-q`/`-v`) only change what people see: the
+    /// JSON lines are all there either way.
+    pub fn new(format: MessageFormat, quiet: bool, verbose: bool) -> Reporter {
+        Reporter {
+            human: match format {
+                MessageFormat::Human => Some(human::Human::new(quiet, verbose)),
+                MessageFormat::Json => None,
+            },
+        }
+    }
+
+    /// Human output that prints nothing but what goes to stdout, for
+    /// callers (tests, benches) that only want the result.
+    pub fn quiet() -> Reporter {
+        Reporter::new(MessageFormat::Human, true, false)
+    }
+
+    pub fn is_json(&self) -> bool {
+        self.human.is_none()
+    }
+
+    pub fn emit(&self, event: Event) {
+        match &self.human {
+            Some(human) => human.render(&event),
+            None => json::render(&event),
+        }
+    }
+}
+
+impl Default for Reporter {
+    /// As cargo-seed prints without flags.
+    fn default() -> Reporter {
+        Reporter::new(MessageFormat::Human, false, false)
+    }
+}
