@@ -13,22 +13,28 @@ use std::time::Duration;
 use indicatif::{ProgressBar, ProgressStyle};
 
 use super::event::{Event, SetupStatus, UnitAction};
+use crate::snapshot::manifest::UnitKind;
 
-/// The human renderer, with `-q`/`-v` and the state a few events need
-/// (the fetch bar, whether `list`'s header was printed).
+/// The human renderer, with `-q`/`-v`/`--explain` and the state a few
+/// events need (the fetch bar, whether `list`'s header was printed, the
+/// verdicts an explained plan lists under its summary line).
 #[derive(Debug, Default)]
 pub struct Human {
     pub quiet: bool,
     pub verbose: bool,
+    /// A dry run's plan lists every unit's verdict, not only the rebuilt.
+    pub explain: bool,
     bar: Mutex<Option<ProgressBar>>,
     list_header: AtomicBool,
+    verdicts: Mutex<Vec<Event>>,
 }
 
 impl Human {
-    pub fn new(quiet: bool, verbose: bool) -> Human {
+    pub fn new(quiet: bool, verbose: bool, explain: bool) -> Human {
         Human {
             quiet,
             verbose,
+            explain,
             ..Human::default()
         }
     }
@@ -94,6 +100,10 @@ impl Human {
                     bar.inc(*bytes);
                 }
             }
+            // Told under the plan's summary line, which comes after them.
+            Event::Verdict { .. } if self.explain => {
+                self.verdicts.lock().unwrap().push(event.clone())
+            }
             Event::Unit { .. } | Event::Verdict { .. } | Event::Error { .. } => {}
             Event::FetchFinished => {
                 if let Some(bar) = self.bar.lock().unwrap().take() {
@@ -153,8 +163,13 @@ impl Human {
                     rebuilt.len(),
                     bytes(*fetch_bytes)
                 );
-                for r in rebuilt {
-                    println!("  rebuild {}: {}", r.name, r.reason);
+                let verdicts = std::mem::take(&mut *self.verdicts.lock().unwrap());
+                if self.explain {
+                    explain(&verdicts);
+                } else {
+                    for r in rebuilt {
+                        println!("  rebuild {}: {}", r.name, r.reason);
+                    }
                 }
                 for note in notes {
                     println!("  note: {note}");
@@ -402,6 +417,43 @@ impl Human {
         bar.set_prefix(what.to_owned());
         bar.enable_steady_tick(Duration::from_millis(120));
         bar
+    }
+}
+
+/// `--explain`'s lines under a plan: first what would be rebuilt and why,
+/// the answer to "why does cargo still compile this"; then incremental
+/// state left out, one line per reason (it is usually one reason for all);
+/// then what would be reused.
+fn explain(verdicts: &[Event]) {
+    let mut skipped: Vec<(&str, Vec<&str>)> = Vec::new();
+    let mut reused = Vec::new();
+    for verdict in verdicts {
+        let Event::Verdict {
+            name,
+            kind,
+            reason,
+            bytes: size,
+            ..
+        } = verdict
+        else {
+            continue;
+        };
+        match reason {
+            None => reused.push(format!("  {:<7} {name} ({})", "reuse", bytes(*size))),
+            Some(why) if *kind == UnitKind::Incremental => {
+                match skipped.iter_mut().find(|(w, _)| w == why) {
+                    Some((_, names)) => names.push(name),
+                    None => skipped.push((why, vec![name])),
+                }
+            }
+            Some(why) => println!("  {:<7} {name}: {why}", "rebuild"),
+        }
+    }
+    for (why, names) in skipped {
+        println!("  {:<7} {}: {why}", "skip", names.join(", "));
+    }
+    for line in reused {
+        println!("{line}");
     }
 }
 

@@ -34,10 +34,19 @@ impl Reporter {
     pub fn new(format: MessageFormat, quiet: bool, verbose: bool) -> Reporter {
         Reporter {
             human: match format {
-                MessageFormat::Human => Some(human::Human::new(quiet, verbose)),
+                MessageFormat::Human => Some(human::Human::new(quiet, verbose, false)),
                 MessageFormat::Json => None,
             },
         }
+    }
+
+    /// `--explain`: people see every unit's verdict under a dry run's plan.
+    /// (JSON has them with any dry run.)
+    pub fn explaining(mut self, explain: bool) -> Reporter {
+        if let Some(human) = &mut self.human {
+            human.explain = explain;
+        }
+        self
     }
 
     /// Human output that prints nothing but what goes to stdout, for
