@@ -1,19 +1,21 @@
 //! The text people read: every [`Event`] rendered as cargo prints its own
 //! status lines, on stderr, with progress bars on a terminal; only what a
-//! user may pipe (`keygen`, `list`, a dry run's plan) goes to stdout.
+//! user may pipe (`keygen`, `list`, a dry run's plan) goes to stdout,
+//! through [`super::listing`].
 //!
-//! All the wording of cargo-seed's output lives here, and nothing here
-//! decides anything: an event says what happened, this says it in words.
+//! All the wording of cargo-seed's output lives here and there, and nothing
+//! here decides anything: an event says what happened, this says it in words.
 
 use std::io::IsTerminal;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::AtomicBool;
 use std::sync::Mutex;
 use std::time::Duration;
 
 use indicatif::{ProgressBar, ProgressStyle};
 
 use super::event::{Event, SetupStatus, UnitAction};
-use crate::snapshot::manifest::UnitKind;
+use super::format::{age, bytes, short};
+use super::listing;
 
 /// The human renderer, with `-q`/`-v`/`--explain` and the state a few
 /// events need (the fetch bar, whether `list`'s header was printed, the
@@ -148,32 +150,9 @@ impl Human {
                     ),
                 );
             }
-            Event::Plan {
-                commit,
-                distance,
-                reused,
-                rebuilt,
-                incremental,
-                fetch_bytes,
-                notes,
-            } => {
-                println!(
-                    "would seed {} (distance {distance}): {reused} units reused, {} rebuilt, {incremental} incremental dirs, {} to fetch",
-                    short(commit),
-                    rebuilt.len(),
-                    bytes(*fetch_bytes)
-                );
+            Event::Plan { .. } => {
                 let verdicts = std::mem::take(&mut *self.verdicts.lock().unwrap());
-                if self.explain {
-                    explain(&verdicts);
-                } else {
-                    for r in rebuilt {
-                        println!("  rebuild {}: {}", r.name, r.reason);
-                    }
-                }
-                for note in notes {
-                    println!("  note: {note}");
-                }
+                listing::plan(event, self.explain.then_some(&verdicts));
             }
             Event::Skipped { what, reason } => self.status("Skipped", format!("{what}: {reason}")),
             Event::Unauthenticated { store } => self.warning(format!(
@@ -263,14 +242,14 @@ impl Human {
                     ),
                 );
             }
-            Event::Snapshot { .. } => self.list_row(event),
+            Event::Snapshot { .. } => listing::list_row(event, &self.list_header),
             Event::Listed {
                 store,
                 commits_searched,
                 snapshots,
             } => {
                 if *snapshots == 0 {
-                    println!("no snapshots in {store} among {commits_searched} commits from HEAD");
+                    listing::nothing_listed(store, *commits_searched);
                 }
             }
             Event::SnapshotRemoved { key, created, .. } => {
@@ -300,64 +279,7 @@ impl Human {
                 secret_key,
                 public_key,
                 ..
-            } => {
-                println!("secret key (keep in CI's secrets, as CARGO_SEED_SIGNING_KEY): {secret_key}");
-                println!("public key (commit under [workspace.metadata.seed] trusted-keys): {public_key}");
-            }
-        }
-    }
-
-    /// A row of `cargo seed list` on stdout, after the header the first
-    /// time; an indented line under it names what the snapshot covers.
-    fn list_row(&self, event: &Event) {
-        let Event::Snapshot {
-            commit,
-            distance,
-            rustc,
-            profile,
-            bytes: size,
-            created,
-            wrapper,
-            covers,
-            unusable,
-            ..
-        } = event
-        else {
-            return;
-        };
-        if !self.list_header.swap(true, Ordering::Relaxed) {
-            println!(
-                "{:<12} {:>8}  {:<8} {:<8} {:>10} {:>5} {:<7}  usable",
-                "commit", "distance", "rustc", "profile", "size", "age", "wrapper"
-            );
-        }
-        let (size, age, wrapper) = match (size, created) {
-            (Some(size), Some(created)) => (
-                bytes(*size),
-                age(*created),
-                match wrapper {
-                    Some(scheme) => format!("yes/{scheme}"),
-                    None => "no".to_owned(),
-                },
-            ),
-            _ => Default::default(),
-        };
-        let usable = match unusable {
-            None => "yes".to_owned(),
-            Some(why) => format!("no: {why}"),
-        };
-        println!(
-            "{:<12} {:>8}  {:<8} {:<8} {:>10} {:>5} {:<7}  {usable}",
-            short(commit),
-            distance,
-            rustc.as_deref().unwrap_or_default(),
-            profile.as_deref().unwrap_or_default(),
-            size,
-            age,
-            wrapper
-        );
-        if !covers.is_empty() {
-            println!("{:<12} covers: {}", "", covers.join(", "));
+            } => listing::keygen(secret_key, public_key),
         }
     }
 
@@ -417,87 +339,5 @@ impl Human {
         bar.set_prefix(what.to_owned());
         bar.enable_steady_tick(Duration::from_millis(120));
         bar
-    }
-}
-
-/// `--explain`'s lines under a plan: first what would be rebuilt and why,
-/// the answer to "why does cargo still compile this"; then incremental
-/// state left out, one line per reason (it is usually one reason for all);
-/// then what would be reused.
-fn explain(verdicts: &[Event]) {
-    let mut skipped: Vec<(&str, Vec<&str>)> = Vec::new();
-    let mut reused = Vec::new();
-    for verdict in verdicts {
-        let Event::Verdict {
-            name,
-            kind,
-            reason,
-            bytes: size,
-            ..
-        } = verdict
-        else {
-            continue;
-        };
-        match reason {
-            None => reused.push(format!("  {:<7} {name} ({})", "reuse", bytes(*size))),
-            Some(why) if *kind == UnitKind::Incremental => {
-                match skipped.iter_mut().find(|(w, _)| w == why) {
-                    Some((_, names)) => names.push(name),
-                    None => skipped.push((why, vec![name])),
-                }
-            }
-            Some(why) => println!("  {:<7} {name}: {why}", "rebuild"),
-        }
-    }
-    for (why, names) in skipped {
-        println!("  {:<7} {}: {why}", "skip", names.join(", "));
-    }
-    for line in reused {
-        println!("{line}");
-    }
-}
-
-/// The 12 digits of a commit id people see.
-fn short(commit: &str) -> &str {
-    commit.get(..12).unwrap_or(commit)
-}
-
-/// `12.3 MiB`.
-pub fn bytes(n: u64) -> String {
-    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
-    let mut v = n as f64;
-    let mut i = 0;
-    while v >= 1024.0 && i < UNITS.len() - 1 {
-        v /= 1024.0;
-        i += 1;
-    }
-    if i == 0 {
-        format!("{n} B")
-    } else {
-        format!("{v:.1} {}", UNITS[i])
-    }
-}
-
-/// `3h`, `2d`: how long ago a Unix time was.
-pub fn age(created: u64) -> String {
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(created);
-    let s = now.saturating_sub(created);
-    match s {
-        0..=119 => format!("{s}s"),
-        120..=7199 => format!("{}m", s / 60),
-        7200..=172_799 => format!("{}h", s / 3600),
-        _ => format!("{}d", s / 86_400),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn human_sizes() {
-        assert_eq!(super::bytes(512), "512 B");
-        assert_eq!(super::bytes(3 << 20), "3.0 MiB");
     }
 }

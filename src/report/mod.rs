@@ -1,5 +1,6 @@
 //! Output: the commands emit [`Event`]s to a [`Reporter`], which renders
-//! them for people ([`human`]) or as JSON lines ([`json`]).
+//! them for people ([`human`], with what goes to stdout in `listing`) or as
+//! JSON lines ([`json`]).
 //!
 //! The commands compute and emit; only this module prints. Nothing outside
 //! it may write to stdout or stderr (the rustc wrapper, which runs as a
@@ -7,8 +8,10 @@
 //! exceptions), and nothing in it may decide what a command does.
 
 pub mod event;
+pub mod format;
 pub mod human;
 pub mod json;
+mod listing;
 
 pub use event::{Event, Rebuilt, SetupStatus, UnitAction};
 
