@@ -102,6 +102,10 @@ pub struct RestoreArgs {
     /// Say what would be restored and rebuilt; change nothing
     #[arg(long)]
     pub dry_run: bool,
+    /// Say, for every unit, whether it would be reused and why not: a dry
+    /// run that lists each unit, before anything is downloaded
+    #[arg(long)]
+    pub explain: bool,
     /// Also seed the other snapshots published with the chosen one (other
     /// profiles; cross targets whose standard library is installed here)
     #[arg(long)]
@@ -208,7 +212,8 @@ pub fn main() -> ExitCode {
         cli.global.message_format,
         cli.global.quiet,
         cli.global.verbose,
-    );
+    )
+    .explaining(cli.restore.explain);
     match run(cli, &reporter) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
@@ -304,18 +309,18 @@ pub fn run(cli: Cli, reporter: &Reporter) -> Result<(), Error> {
                 commit: a.commit.as_deref(),
                 max_distance: a.max_distance,
                 force: a.force,
-                dry_run: a.dry_run,
+                dry_run: a.dry_run || a.explain,
                 trusted: trusted.as_ref(),
                 cache: cache.as_ref(),
             };
             let outcome = seed::restore(&ws, store.as_ref(), &opts, reporter)?;
-            if a.dry_run {
+            if opts.dry_run {
                 print_plan(&outcome, reporter);
             }
             if a.all {
                 seed_siblings(&ws, store.as_ref(), &opts, &outcome, reporter)?;
             }
-            if !a.dry_run && trusted.is_none() && store.is_remote() {
+            if !opts.dry_run && trusted.is_none() && store.is_remote() {
                 reporter.emit(Event::Unauthenticated {
                     store: store.location(),
                 });

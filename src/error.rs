@@ -54,7 +54,7 @@ pub enum Error {
         key: String,
         detail: String,
     },
-    #[error("the snapshot unpacks to {} but {} has {} free", crate::report::human::bytes(*.needed), .dir.display(), crate::report::human::bytes(*.available))]
+    #[error("the snapshot unpacks to {} but {} has {} free", crate::report::format::bytes(*.needed), .dir.display(), crate::report::format::bytes(*.available))]
     NoSpace {
         dir: PathBuf,
         needed: u64,

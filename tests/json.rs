@@ -395,3 +395,44 @@ fn the_format_can_be_set_in_the_environment() {
     succeeded(&out);
     assert_eq!(one(&events(&out), "keygen")["event"], "keygen");
 }
+
+/// `--explain` is a dry run that lists every unit: each verdict of the JSON
+/// events has its line for people, rebuilt units first, with the reason,
+/// and nothing is fetched or changed.
+#[test]
+fn explain_lists_every_units_verdict_before_anything_is_fetched() {
+    let w = world();
+    let dir = w.clone_at(&w.commits.base);
+    edit(&dir.join("greet/src/lib.rs"), "hello, ", "hey, ");
+    let out = json(&dir, &["--store", w.store_arg(), "--explain"]);
+    succeeded(&out);
+    let events = events(&out);
+    let verdicts: Vec<&Value> = of(&events, "verdict")
+        .into_iter()
+        .filter(|v| v["kind"] != "incremental")
+        .collect();
+    assert!(!verdicts.is_empty(), "{events:#?}");
+    one(&events, "plan");
+
+    let out = seed(&dir, &["--store", w.store_arg(), "--explain"]);
+    succeeded(&out);
+    let said = text(&out.stdout);
+    let lines: Vec<&str> = said.lines().collect();
+    assert!(lines[0].starts_with("would seed "), "{said}");
+    for v in &verdicts {
+        let name = v["name"].as_str().unwrap();
+        let line = match v["reason"]["message"].as_str() {
+            Some(why) => format!("  rebuild {name}: {why}"),
+            None => format!("  reuse   {name} ("),
+        };
+        assert!(
+            lines.iter().any(|l| l.starts_with(&line)),
+            "{line:?}\n{said}"
+        );
+    }
+    assert_eq!(
+        lines[1],
+        "  rebuild bin app: depends on lib greet, which is rebuilt"
+    );
+    assert!(!dir.join("target").exists());
+}

@@ -1,34 +1,42 @@
 //! The text people read: every [`Event`] rendered as cargo prints its own
 //! status lines, on stderr, with progress bars on a terminal; only what a
-//! user may pipe (`keygen`, `list`, a dry run's plan) goes to stdout.
+//! user may pipe (`keygen`, `list`, a dry run's plan) goes to stdout,
+//! through [`super::listing`].
 //!
-//! All the wording of cargo-seed's output lives here, and nothing here
-//! decides anything: an event says what happened, this says it in words.
+//! All the wording of cargo-seed's output lives here and there, and nothing
+//! here decides anything: an event says what happened, this says it in words.
 
 use std::io::IsTerminal;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::AtomicBool;
 use std::sync::Mutex;
 use std::time::Duration;
 
 use indicatif::{ProgressBar, ProgressStyle};
 
 use super::event::{Event, SetupStatus, UnitAction};
+use super::format::{age, bytes};
+use super::listing;
 
-/// The human renderer, with `-q`/`-v` and the state a few events need
-/// (the fetch bar, whether `list`'s header was printed).
+/// The human renderer, with `-q`/`-v`/`--explain` and the state a few
+/// events need (the fetch bar, whether `list`'s header was printed, the
+/// verdicts an explained plan lists under its summary line).
 #[derive(Debug, Default)]
 pub struct Human {
     pub quiet: bool,
     pub verbose: bool,
+    /// A dry run's plan lists every unit's verdict, not only the rebuilt.
+    pub explain: bool,
     bar: Mutex<Option<ProgressBar>>,
     list_header: AtomicBool,
+    verdicts: Mutex<Vec<Event>>,
 }
 
 impl Human {
-    pub fn new(quiet: bool, verbose: bool) -> Human {
+    pub fn new(quiet: bool, verbose: bool, explain: bool) -> Human {
         Human {
             quiet,
             verbose,
+            explain,
             ..Human::default()
         }
     }
@@ -94,6 +102,10 @@ impl Human {
                     bar.inc(*bytes);
                 }
             }
+            // Told under the plan's summary line, which comes after them.
+            Event::Verdict { .. } if self.explain => {
+                self.verdicts.lock().unwrap().push(event.clone())
+            }
             Event::Unit { .. } | Event::Verdict { .. } | Event::Error { .. } => {}
             Event::FetchFinished => {
                 if let Some(bar) = self.bar.lock().unwrap().take() {
@@ -138,27 +150,9 @@ impl Human {
                     ),
                 );
             }
-            Event::Plan {
-                commit,
-                distance,
-                reused,
-                rebuilt,
-                incremental,
-                fetch_bytes,
-                notes,
-            } => {
-                println!(
-                    "would seed {} (distance {distance}): {reused} units reused, {} rebuilt, {incremental} incremental dirs, {} to fetch",
-                    commit.short(),
-                    rebuilt.len(),
-                    bytes(*fetch_bytes)
-                );
-                for r in rebuilt {
-                    println!("  rebuild {}: {}", r.name, r.reason.message);
-                }
-                for note in notes {
-                    println!("  note: {note}");
-                }
+            Event::Plan { .. } => {
+                let verdicts = std::mem::take(&mut *self.verdicts.lock().unwrap());
+                listing::plan(event, self.explain.then_some(&verdicts));
             }
             Event::Skipped { what, reason } => self.status("Skipped", format!("{what}: {reason}")),
             Event::Unauthenticated { store } => self.warning(format!(
@@ -248,14 +242,14 @@ impl Human {
                     ),
                 );
             }
-            Event::Snapshot { .. } => self.list_row(event),
+            Event::Snapshot { .. } => listing::list_row(event, &self.list_header),
             Event::Listed {
                 store,
                 commits_searched,
                 snapshots,
             } => {
                 if *snapshots == 0 {
-                    println!("no snapshots in {store} among {commits_searched} commits from HEAD");
+                    listing::nothing_listed(store, *commits_searched);
                 }
             }
             Event::SnapshotRemoved { key, created, .. } => {
@@ -285,64 +279,7 @@ impl Human {
                 secret_key,
                 public_key,
                 ..
-            } => {
-                println!("secret key (keep in CI's secrets, as CARGO_SEED_SIGNING_KEY): {secret_key}");
-                println!("public key (commit under [workspace.metadata.seed] trusted-keys): {public_key}");
-            }
-        }
-    }
-
-    /// A row of `cargo seed list` on stdout, after the header the first
-    /// time; an indented line under it names what the snapshot covers.
-    fn list_row(&self, event: &Event) {
-        let Event::Snapshot {
-            commit,
-            distance,
-            rustc,
-            profile,
-            bytes: size,
-            created,
-            wrapper,
-            covers,
-            unusable,
-            ..
-        } = event
-        else {
-            return;
-        };
-        if !self.list_header.swap(true, Ordering::Relaxed) {
-            println!(
-                "{:<12} {:>8}  {:<8} {:<8} {:>10} {:>5} {:<7}  usable",
-                "commit", "distance", "rustc", "profile", "size", "age", "wrapper"
-            );
-        }
-        let (size, age, wrapper) = match (size, created) {
-            (Some(size), Some(created)) => (
-                bytes(*size),
-                age(*created),
-                match wrapper {
-                    Some(scheme) => format!("yes/{scheme}"),
-                    None => "no".to_owned(),
-                },
-            ),
-            _ => Default::default(),
-        };
-        let usable = match unusable {
-            None => "yes".to_owned(),
-            Some(why) => format!("no: {why}"),
-        };
-        println!(
-            "{:<12} {:>8}  {:<8} {:<8} {:>10} {:>5} {:<7}  {usable}",
-            commit.short(),
-            distance,
-            rustc.as_deref().unwrap_or_default(),
-            profile.as_deref().unwrap_or_default(),
-            size,
-            age,
-            wrapper
-        );
-        if !covers.is_empty() {
-            println!("{:<12} covers: {}", "", covers.join(", "));
+            } => listing::keygen(secret_key, public_key),
         }
     }
 
@@ -402,45 +339,5 @@ impl Human {
         bar.set_prefix(what.to_owned());
         bar.enable_steady_tick(Duration::from_millis(120));
         bar
-    }
-}
-
-/// `12.3 MiB`.
-pub fn bytes(n: u64) -> String {
-    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
-    let mut v = n as f64;
-    let mut i = 0;
-    while v >= 1024.0 && i < UNITS.len() - 1 {
-        v /= 1024.0;
-        i += 1;
-    }
-    if i == 0 {
-        format!("{n} B")
-    } else {
-        format!("{v:.1} {}", UNITS[i])
-    }
-}
-
-/// `3h`, `2d`: how long ago a Unix time was.
-pub fn age(created: u64) -> String {
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(created);
-    let s = now.saturating_sub(created);
-    match s {
-        0..=119 => format!("{s}s"),
-        120..=7199 => format!("{}m", s / 60),
-        7200..=172_799 => format!("{}h", s / 3600),
-        _ => format!("{}d", s / 86_400),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn human_sizes() {
-        assert_eq!(super::bytes(512), "512 B");
-        assert_eq!(super::bytes(3 << 20), "3.0 MiB");
     }
 }

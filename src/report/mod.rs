@@ -1,5 +1,6 @@
 //! Output: the commands emit [`Event`]s to a [`Reporter`], which renders
-//! them for people ([`human`]) or as JSON lines ([`json`]).
+//! them for people ([`human`], with what goes to stdout in `listing`) or as
+//! JSON lines ([`json`]).
 //!
 //! The commands compute and emit; only this module prints. Nothing outside
 //! it may write to stdout or stderr (the rustc wrapper, which runs as a
@@ -7,8 +8,10 @@
 //! exceptions), and nothing in it may decide what a command does.
 
 pub mod event;
+pub mod format;
 pub mod human;
 pub mod json;
+mod listing;
 
 pub use event::{Event, Rebuilt, SetupStatus, UnitAction, Why};
 
@@ -34,10 +37,19 @@ impl Reporter {
     pub fn new(format: MessageFormat, quiet: bool, verbose: bool) -> Reporter {
         Reporter {
             human: match format {
-                MessageFormat::Human => Some(human::Human::new(quiet, verbose)),
+                MessageFormat::Human => Some(human::Human::new(quiet, verbose, false)),
                 MessageFormat::Json => None,
             },
         }
+    }
+
+    /// `--explain`: people see every unit's verdict under a dry run's plan.
+    /// (JSON has them with any dry run.)
+    pub fn explaining(mut self, explain: bool) -> Reporter {
+        if let Some(human) = &mut self.human {
+            human.explain = explain;
+        }
+        self
     }
 
     /// Human output that prints nothing but what goes to stdout, for

@@ -68,7 +68,7 @@ pub enum StoreError {
         /// How long ago the store last wrote it, if it says.
         age: Option<std::time::Duration>,
     },
-    #[error("{store}: `{key}` is larger than {}, the most cargo-seed reads of it", crate::report::human::bytes(*.cap))]
+    #[error("{store}: `{key}` is larger than {}, the most cargo-seed reads of it", crate::report::format::bytes(*.cap))]
     TooLarge {
         store: String,
         key: String,

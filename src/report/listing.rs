@@ -1,0 +1,145 @@
+//! The outputs people may pipe or paste, on stdout: `list`'s table, a dry
+//! run's plan (with `--explain`, every unit's verdict), and `keygen`'s pair.
+//! Printed whatever `-q` says, as they are the command's result; never
+//! used with `--message-format json`, where stdout is JSON only.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use super::event::Event;
+use super::format::{age, bytes};
+use crate::snapshot::manifest::UnitKind;
+
+/// A row of `cargo seed list` on stdout, after the header the first
+/// time; an indented line under it names what the snapshot covers.
+pub fn list_row(event: &Event, header_printed: &AtomicBool) {
+    let Event::Snapshot {
+        commit,
+        distance,
+        rustc,
+        profile,
+        bytes: size,
+        created,
+        wrapper,
+        covers,
+        unusable,
+        ..
+    } = event
+    else {
+        return;
+    };
+    if !header_printed.swap(true, Ordering::Relaxed) {
+        println!(
+            "{:<12} {:>8}  {:<8} {:<8} {:>10} {:>5} {:<7}  usable",
+            "commit", "distance", "rustc", "profile", "size", "age", "wrapper"
+        );
+    }
+    let (size, age, wrapper) = match (size, created) {
+        (Some(size), Some(created)) => (
+            bytes(*size),
+            age(*created),
+            match wrapper {
+                Some(scheme) => format!("yes/{scheme}"),
+                None => "no".to_owned(),
+            },
+        ),
+        _ => Default::default(),
+    };
+    let usable = match unusable {
+        None => "yes".to_owned(),
+        Some(why) => format!("no: {why}"),
+    };
+    println!(
+        "{:<12} {:>8}  {:<8} {:<8} {:>10} {:>5} {:<7}  {usable}",
+        commit.short(),
+        distance,
+        rustc.as_deref().unwrap_or_default(),
+        profile.as_deref().unwrap_or_default(),
+        size,
+        age,
+        wrapper
+    );
+    if !covers.is_empty() {
+        println!("{:<12} covers: {}", "", covers.join(", "));
+    }
+}
+
+/// `list` when no snapshot is reachable.
+pub fn nothing_listed(store: &str, commits_searched: usize) {
+    println!("no snapshots in {store} among {commits_searched} commits from HEAD");
+}
+
+/// A dry run's plan: its summary line, then the rebuilt units and why
+/// (with `explain`, the verdict of every unit instead), then its notes.
+pub fn plan(event: &Event, explained: Option<&[Event]>) {
+    let Event::Plan {
+        commit,
+        distance,
+        reused,
+        rebuilt,
+        incremental,
+        fetch_bytes,
+        notes,
+    } = event
+    else {
+        return;
+    };
+    println!(
+        "would seed {} (distance {distance}): {reused} units reused, {} rebuilt, {incremental} incremental dirs, {} to fetch",
+        commit.short(),
+        rebuilt.len(),
+        bytes(*fetch_bytes)
+    );
+    match explained {
+        Some(verdicts) => explain(verdicts),
+        None => {
+            for r in rebuilt {
+                println!("  rebuild {}: {}", r.name, r.reason.message);
+            }
+        }
+    }
+    for note in notes {
+        println!("  note: {note}");
+    }
+}
+
+/// `--explain`'s lines under a plan: first what would be rebuilt and why,
+/// the answer to "why does cargo still compile this"; then incremental
+/// state left out, one line per reason (it is usually one reason for all);
+/// then what would be reused.
+fn explain(verdicts: &[Event]) {
+    let mut skipped: Vec<(&str, Vec<&str>)> = Vec::new();
+    let mut reused = Vec::new();
+    for verdict in verdicts {
+        let Event::Verdict {
+            name,
+            kind,
+            reason,
+            bytes: size,
+            ..
+        } = verdict
+        else {
+            continue;
+        };
+        match reason {
+            None => reused.push(format!("  {:<7} {name} ({})", "reuse", bytes(*size))),
+            Some(why) if *kind == UnitKind::Incremental => {
+                match skipped.iter_mut().find(|(w, _)| *w == why.message) {
+                    Some((_, names)) => names.push(name),
+                    None => skipped.push((&why.message, vec![name])),
+                }
+            }
+            Some(why) => println!("  {:<7} {name}: {}", "rebuild", why.message),
+        }
+    }
+    for (why, names) in skipped {
+        println!("  {:<7} {}: {why}", "skip", names.join(", "));
+    }
+    for line in reused {
+        println!("{line}");
+    }
+}
+
+pub fn keygen(secret_key: &str, public_key: &str) {
+    println!("secret key (keep in CI's secrets, as CARGO_SEED_SIGNING_KEY): {secret_key}");
+    println!("public key (commit under [workspace.metadata.seed] trusted-keys): {public_key}");
+}
