@@ -1,20 +1,9 @@
 //! How quantities read for people: sizes, ages, commit ids. Only the
 //! human renderer and error messages use these; events carry the numbers.
 
-/// `12.3 MiB`.
+/// `12.3 MiB`: binary units, one decimal, as cargo prints sizes.
 pub fn bytes(n: u64) -> String {
-    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
-    let mut v = n as f64;
-    let mut i = 0;
-    while v >= 1024.0 && i < UNITS.len() - 1 {
-        v /= 1024.0;
-        i += 1;
-    }
-    if i == 0 {
-        format!("{n} B")
-    } else {
-        format!("{v:.1} {}", UNITS[i])
-    }
+    bytesize::ByteSize(n).display().iec().to_string()
 }
 
 /// `3h`, `2d`: how long ago a Unix time was.
@@ -38,5 +27,7 @@ mod tests {
     fn human_sizes() {
         assert_eq!(super::bytes(512), "512 B");
         assert_eq!(super::bytes(3 << 20), "3.0 MiB");
+        assert_eq!(super::bytes(1536), "1.5 KiB");
+        assert_eq!(super::bytes(10 << 30), "10.0 GiB");
     }
 }
