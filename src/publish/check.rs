@@ -11,7 +11,7 @@ use std::time::SystemTime;
 use super::observe::{io_err, LiveUnit, SnapshotError};
 use crate::cargo::depinfo::{self, PathBase};
 use crate::cargo::fingerprint::Fingerprint;
-use crate::seed::freshness::{self, digest_path, Roots};
+use crate::snapshot::inputs::{self, digest_path, Roots};
 use crate::snapshot::manifest::{BakedPath, BakedRoot, Base, Check, Input, Inputs};
 
 /// Every environment variable a unit's fingerprint records, with CI's value:
@@ -183,7 +183,7 @@ pub fn unit_check(
     };
     let mut located = Vec::with_capacity(files.len());
     for raw in files {
-        let Some(abs) = freshness::normalize(&raw) else {
+        let Some(abs) = inputs::normalize(&raw) else {
             return Ok(unverifiable(&format!(
                 "it reads {}, a path that climbs above the root",
                 raw.display()

@@ -25,7 +25,7 @@ use crate::git::{self, CommitId};
 use crate::publish::cover::Cover;
 use crate::report::{Event, Reporter};
 use crate::rustc::toolchain::Toolchain;
-use crate::seed::freshness::Roots;
+use crate::snapshot::inputs::Roots;
 use crate::snapshot::manifest::{self};
 use crate::snapshot::secrets::SecretNames;
 use crate::snapshot::signing::{KeyId, SecretKey, TrustedKeys};

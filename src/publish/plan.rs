@@ -10,7 +10,7 @@ use crate::cargo::workspace::Workspace;
 use crate::cargo::{depinfo, fingerprint, layout};
 use crate::pool;
 use crate::report::{Event, Reporter};
-use crate::seed::freshness::Roots;
+use crate::snapshot::inputs::Roots;
 use crate::snapshot::manifest::{Blob, Check, Unit, UnitKind, Withheld, WithheldWhy};
 use crate::snapshot::secrets::{self, SecretNames};
 use crate::Error;

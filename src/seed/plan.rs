@@ -72,9 +72,9 @@ pub fn want(ws: &Workspace, profile: &str, target: Option<&str>) -> Result<Want,
 }
 
 /// The directories recorded inputs are relative to, here.
-pub(super) fn roots(ws: &Workspace) -> freshness::Roots {
+pub(super) fn roots(ws: &Workspace) -> crate::snapshot::inputs::Roots {
     let repository = git::toplevel(&ws.root).ok();
-    freshness::Roots::new(
+    crate::snapshot::inputs::Roots::new(
         &ws.root,
         repository.as_deref(),
         &ws.cargo_home,

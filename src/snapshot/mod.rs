@@ -3,6 +3,7 @@
 //! out of it (CI's secrets), and the archive format of its blobs.
 
 pub mod archive;
+pub mod inputs;
 pub mod manifest;
 pub mod secrets;
 pub mod signing;
