@@ -15,6 +15,7 @@
 
 pub mod cargo;
 pub mod cli;
+pub mod digest;
 pub mod error;
 pub mod gc;
 pub mod git;

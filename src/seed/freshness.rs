@@ -20,7 +20,8 @@ use std::time::{Duration, SystemTime};
 
 use sha2::{Digest, Sha256};
 
-use crate::snapshot::manifest::{hex, Base, Check, Manifest, UnitKind};
+use crate::digest::hex;
+use crate::snapshot::manifest::{Base, Check, Manifest, UnitKind};
 
 /// The directories a recorded input may be relative to, on one machine.
 ///

@@ -16,7 +16,8 @@ use std::time::SystemTime;
 
 use sha2::{Digest, Sha256};
 
-use crate::snapshot::manifest::{hex, Blob};
+use crate::digest::hex;
+use crate::snapshot::manifest::Blob;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ArchiveError {
@@ -626,7 +627,7 @@ mod tests {
         let tar = b.into_inner().unwrap();
         let z = zstd::encode_all(&tar[..], 3).unwrap();
         let blob = Blob {
-            sha256: crate::snapshot::manifest::sha256_hex(&z),
+            sha256: crate::digest::sha256_hex(&z),
             size: z.len() as u64,
             unpacked: tar.len() as u64,
         };

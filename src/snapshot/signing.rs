@@ -21,7 +21,7 @@ use std::fmt;
 use ed25519_dalek::{Signature, Signer, SigningKey, VerifyingKey};
 use sha2::{Digest, Sha256};
 
-use crate::snapshot::manifest::{hex, short_digest};
+use crate::digest::{hex, short_digest};
 
 /// How a secret key is written (then 64 lowercase hex digits).
 pub const SECRET_PREFIX: &str = "cargo-seed-secret-ed25519:";
