@@ -263,11 +263,9 @@ fn age(headers: &HeaderMap) -> Option<Duration> {
 fn describe(e: reqwest::Error) -> String {
     let e = e.without_url();
     let mut s = e.to_string();
-    let mut source = std::error::Error::source(&e);
-    while let Some(inner) = source {
+    for inner in super::causes(&e) {
         s.push_str(": ");
         s.push_str(&inner.to_string());
-        source = inner.source();
     }
     s
 }

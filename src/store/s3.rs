@@ -320,16 +320,14 @@ fn summarize(full: &str) -> String {
 }
 
 /// An error and its causes in one line.
-fn one_line(e: &dyn std::error::Error) -> String {
+fn one_line(e: &(dyn std::error::Error + 'static)) -> String {
     let mut s = e.to_string();
-    let mut source = e.source();
-    while let Some(inner) = source {
+    for inner in super::causes(e) {
         let text = inner.to_string();
         if !s.contains(&text) {
             s.push_str(": ");
             s.push_str(&text);
         }
-        source = inner.source();
     }
     s.replace('\n', " ")
 }
