@@ -678,6 +678,7 @@ fn relocate_incremental(
         };
         let dir = scratch.join(unit.id.replace('/', "_"));
         let result = incremental::replay(&rustc, inv, src, &place, &dir)
+            .map_err(|e| e.to_string())
             .and_then(|replayed| relocate_sessions(profile_dir, unit, &replayed, stamp));
         Ok::<_, std::convert::Infallible>((unit.name.clone(), result))
     });
