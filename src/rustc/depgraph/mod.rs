@@ -23,7 +23,7 @@
 //!   16-byte value fingerprints of the two path queries;
 //! - panic, or allocate more than the size of its input justifies.
 //!
-//! The parts, each depending only on those before it: [`layout`] (the
+//! The parts, each depending only on those before it: `layout` (the
 //! verified node kinds of each rustc release), `graph` (what a parsed graph
 //! holds), `read` (the exact parser) and `patch` (the one write).
 

@@ -56,7 +56,7 @@ pub(super) const WIDTH_BITS: u32 = 2;
 /// Node indices are `SerializedDepNodeIndex`, at most `0x7FFF_FFFF`.
 pub(super) const INDEX_LIMIT: u64 = 0x8000_0000;
 
-/// Parses a `dep-graph.bin` of a rustc in [`LAYOUTS`], exactly: the header,
+/// Parses a `dep-graph.bin` of a rustc in [`LAYOUTS`](super::LAYOUTS), exactly: the header,
 /// every node record and its edges, one node count per kind, the session
 /// count, the totals and the footer, with nothing left over and every count
 /// matching what was read.

@@ -226,7 +226,7 @@ impl Store for HttpStore {
     }
 
     /// Succeeds only for an object the server wrote less than
-    /// [`REFRESH_AFTER`] ago; for any other the caller uploads it again.
+    /// `REFRESH_AFTER` ago; for any other the caller uploads it again.
     fn touch(&self, key: &str) -> Result<(), StoreError> {
         let resp = self.send("refresh", key, || Ok(self.client.head(self.url(key))))?;
         match age(resp.headers()) {
