@@ -13,9 +13,9 @@ use super::signature::{decode_hex, message, SIGNATURE_TAG};
 use crate::digest::{hex, short_digest};
 
 /// How a secret key is written (then 64 lowercase hex digits).
-pub const SECRET_PREFIX: &str = "cargo-seed-secret-ed25519:";
+pub(super) const SECRET_PREFIX: &str = "cargo-seed-secret-ed25519:";
 /// How a public key is written (then 64 lowercase hex digits).
-pub const PUBLIC_PREFIX: &str = "cargo-seed-ed25519:";
+pub(super) const PUBLIC_PREFIX: &str = "cargo-seed-ed25519:";
 /// Why a key's text was not accepted. Never includes the text itself: it
 /// may be a secret.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

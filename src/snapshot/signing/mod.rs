@@ -4,10 +4,10 @@
 //! checked against public keys committed with the code, takes that power away
 //! from anyone who can merely write to the store.
 //!
-//! What is signed is [`message`]: the manifest's exact bytes (by digest)
+//! What is signed is `signature::message`: the manifest's exact bytes (by digest)
 //! bound to the commit and variant it is stored under, so a signed manifest
 //! cannot be replayed for another commit or variant. The signature lives
-//! beside the manifest, in one line of text ([`SIGNATURE_TAG`], the signer's
+//! beside the manifest, in one line of text (`SIGNATURE_TAG`, the signer's
 //! public key, the signature).
 //!
 //! This module must never accept a snapshot whose signature it has not
@@ -26,6 +26,6 @@ mod signature;
 mod tests;
 mod trust;
 
-pub use key::{KeyError, KeyId, PublicKey, SecretKey, PUBLIC_PREFIX, SECRET_PREFIX};
-pub use signature::{message, SignatureFileError, SIGNATURE_CAP, SIGNATURE_TAG};
+pub use key::{KeyError, KeyId, PublicKey, SecretKey};
+pub use signature::{SignatureFileError, SIGNATURE_CAP};
 pub use trust::{KeyOrigin, Refusal, TrustedKeyError, TrustedKeys};

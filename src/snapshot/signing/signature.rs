@@ -10,7 +10,7 @@ use ed25519_dalek::Signature;
 use sha2::{Digest, Sha256};
 
 /// The first field of a signature file; a new format gets a new tag.
-pub const SIGNATURE_TAG: &str = "cargo-seed-signature-v1";
+pub(super) const SIGNATURE_TAG: &str = "cargo-seed-signature-v1";
 /// The most of a signature file that is read: it is one line of about 220
 /// bytes, and a store must not make a reader swallow more.
 pub const SIGNATURE_CAP: u64 = 4096;
@@ -34,7 +34,7 @@ pub enum SignatureFileError {
 
 /// What a snapshot's signature signs: the manifest's digest, bound to where
 /// it is stored.
-pub fn message(commit: &str, variant: &str, manifest: &[u8]) -> Vec<u8> {
+pub(super) fn message(commit: &str, variant: &str, manifest: &[u8]) -> Vec<u8> {
     let digest = Sha256::digest(manifest);
     let mut m = Vec::with_capacity(DOMAIN.len() + commit.len() + variant.len() + 2 + 32);
     m.extend_from_slice(DOMAIN);

@@ -2,6 +2,8 @@
 
 use ed25519_dalek::SigningKey;
 
+use super::key::{PUBLIC_PREFIX, SECRET_PREFIX};
+use super::signature::SIGNATURE_TAG;
 use super::*;
 use crate::digest::{hex, short_digest};
 

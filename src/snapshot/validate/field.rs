@@ -29,7 +29,7 @@ pub(super) fn invalid(what: impl Into<String>) -> Invalid {
 const MAX_TEXT: usize = 4096;
 /// Exactly 64 lowercase hex digits: a sha256, and nothing a key or a path
 /// could be built from otherwise.
-pub fn is_digest(s: &str) -> bool {
+fn is_digest(s: &str) -> bool {
     s.len() == 64 && s.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
 }
 

@@ -25,8 +25,7 @@ mod unit;
 
 use field::{absolute, invalid, plain_name, shown, text};
 
-pub use field::{is_digest, Invalid};
-pub use unit::MAX_RATIO;
+pub use field::Invalid;
 
 /// Covered commands: a CI job runs a handful.
 const MAX_COVERS: usize = 64;

@@ -19,7 +19,7 @@ const MAX_PATH_VALUES: usize = 4096;
 /// How far a blob may expand: a tar of build outputs compresses a few times,
 /// a decompression bomb thousands of times. The slack admits small blobs
 /// whose tar headers alone outweigh their compressed size.
-pub const MAX_RATIO: u64 = 200;
+const MAX_RATIO: u64 = 200;
 const RATIO_SLACK: u64 = 1 << 20;
 
 /// Checks `unit` of `m`; `ids` and `hashes` hold what the units before it

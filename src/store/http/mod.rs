@@ -73,7 +73,8 @@ impl HttpStore {
     }
 
     /// The store at `url` with this bearer token and the default timeout.
-    pub fn with_token(url: &str, token: Option<String>) -> Result<HttpStore, StoreError> {
+    #[cfg(test)]
+    fn with_token(url: &str, token: Option<String>) -> Result<HttpStore, StoreError> {
         HttpStore::with_options(url, token, TIMEOUT)
     }
 
