@@ -16,7 +16,7 @@ use crate::publish::observe::SnapshotError;
 use crate::rustc::toolchain::ToolchainError;
 use crate::snapshot::archive::ArchiveError;
 use crate::snapshot::signing::{KeyError, Refusal, TrustedKeyError};
-use crate::store::StoreError;
+use crate::store::{self, StoreError};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ExitCode {
@@ -157,7 +157,7 @@ impl Error {
             Error::Store(StoreError::Denied { .. }) => Some(
                 "check the store's credentials: CARGO_SEED_TOKEN for HTTP, AWS_* for S3".into(),
             ),
-            Error::Store(StoreError::Http { store, .. }) if store.starts_with("s3://") => Some(
+            Error::Store(StoreError::Http { store, .. }) if store::Kind::of(store) == Some(store::Kind::S3) => Some(
                 "check the bucket, AWS_ENDPOINT_URL and AWS_REGION, and that the endpoint is reachable (HTTPS_PROXY/NO_PROXY)"
                     .into(),
             ),
@@ -188,8 +188,8 @@ impl Error {
 /// Prints `error: …`, its causes and a `hint:` line to stderr.
 pub fn report(err: &Error) {
     let mut msg = format!("error: {err}");
-    for cause in causes(err) {
-        msg.push_str(&format!("\n  caused by: {cause}"));
+    for s in store::causes(err) {
+        msg.push_str(&format!("\n  caused by: {s}"));
     }
     if let Some(hint) = err.hint() {
         msg.push_str(&format!("\nhint: {hint}"));
@@ -206,11 +206,5 @@ impl From<crate::cargo::ReadError> for Error {
 
 /// The messages of the errors that caused `err`, outermost first.
 pub fn causes(err: &Error) -> Vec<String> {
-    let mut causes = Vec::new();
-    let mut source = std::error::Error::source(err);
-    while let Some(s) = source {
-        causes.push(s.to_string());
-        source = s.source();
-    }
-    causes
+    store::causes(err).map(|s| s.to_string()).collect()
 }

@@ -22,7 +22,7 @@ use std::time::{Duration, SystemTime};
 use crate::report::{Event, Reporter};
 use crate::seed::resolve::read_manifest;
 use crate::snapshot::manifest::Manifest;
-use crate::store::{signature_key, Listing, Store, StoreError};
+use crate::store::{self, signature_key, Listing, Store, StoreError};
 use crate::Error;
 
 pub struct GcOptions {
@@ -59,8 +59,8 @@ fn listing(store: &dyn Store, prefix: &str) -> Result<Vec<Listing>, Error> {
 fn manifests(store: &dyn Store) -> Result<(Vec<(String, Manifest)>, bool), Error> {
     let mut out = Vec::new();
     let mut unreadable = false;
-    for l in listing(store, "snapshots/")? {
-        if !l.key.ends_with(".json") {
+    for l in listing(store, store::all_snapshots_prefix())? {
+        if !store::looks_like_manifest(&l.key) {
             continue;
         }
         // gc only needs to know which blobs are referenced: it checks no
@@ -83,10 +83,10 @@ fn remove_orphaned_signatures(
     store: &dyn Store,
     young: &dyn Fn(SystemTime) -> bool,
 ) -> Result<(), Error> {
-    let listed = listing(store, "snapshots/")?;
+    let listed = listing(store, store::all_snapshots_prefix())?;
     let manifests: HashSet<&str> = listed.iter().map(|l| l.key.as_str()).collect();
     for l in &listed {
-        let Some(manifest) = l.key.strip_suffix(".sig") else {
+        let Some(manifest) = store::signed_manifest_key(&l.key) else {
             continue;
         };
         if !manifests.contains(manifest) && !young(l.modified) {
@@ -153,13 +153,8 @@ pub fn gc(store: &dyn Store, opts: &GcOptions, reporter: &Reporter) -> Result<Gc
         .filter(|(k, _)| !removed_keys.contains(k.as_str()))
         .flat_map(|(_, m)| m.units.iter().map(|u| u.blob.sha256.clone()))
         .collect();
-    for blob in listing(store, "blobs/")? {
-        let sha = blob
-            .key
-            .rsplit('/')
-            .next()
-            .and_then(|f| f.strip_suffix(".zst"))
-            .unwrap_or("");
+    for blob in listing(store, store::all_blobs_prefix())? {
+        let sha = store::blob_sha256(&blob.key);
         if referenced.contains(sha) {
             continue;
         }

@@ -1,11 +1,13 @@
 //! cargo-seed: restore a fresh checkout's build state from the nearest
 //! CI-published snapshot, soundly.
 //!
-//! Data flows one way: [`resolve`] picks the snapshot (checking, through
-//! [`signing`], that a trusted key signed it, and through [`validate`] every
-//! field), [`freshness`] decides by content which units cargo may reuse,
-//! [`store`] fetches only those units' blobs, [`archive`] verifies and
-//! unpacks them into a staging area, and [`restore`] swaps the result in.
+//! Data flows one way: [`resolve`](seed::resolve) picks the snapshot
+//! (checking, through [`signing`](snapshot::signing), that a trusted key
+//! signed it, and through [`validate`](snapshot::validate) every field),
+//! [`freshness`](seed::freshness) decides by content which units cargo may
+//! reuse, [`store`] fetches only those units' blobs,
+//! [`archive`](snapshot::archive) verifies and unpacks them into a staging
+//! area, and [`seed`] swaps the result in.
 //! [`publish`] is the other direction.
 //!
 //! The one rule every module serves: cargo must never see a unit as fresh
@@ -15,6 +17,7 @@
 
 pub mod cargo;
 pub mod cli;
+pub mod digest;
 pub mod error;
 pub mod gc;
 pub mod git;

@@ -382,7 +382,7 @@ fn the_token_is_never_sent_in_clear_to_another_host() {
 /// Stores a tar as a blob and returns its manifest entry.
 fn put_blob(store: &Path, tar: &[u8]) -> Value {
     let zst = zstd::encode_all(tar, 3).unwrap();
-    let sha = cargo_seed::snapshot::manifest::sha256_hex(&zst);
+    let sha = cargo_seed::digest::sha256_hex(&zst);
     let dir = store.join("blobs").join(&sha[..2]);
     fs::create_dir_all(&dir).unwrap();
     fs::write(dir.join(format!("{sha}.zst")), &zst).unwrap();

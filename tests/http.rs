@@ -543,10 +543,7 @@ fn a_damaged_cache_entry_is_fetched_again_and_replaced() {
     assert_eq!(server.gets("blobs/"), 1, "and nothing else");
     assert_nothing_compiles(&dir, "hello, seed");
     let replaced = fs::read(&path).expect("the cache holds the blob again");
-    assert_eq!(
-        cargo_seed::snapshot::manifest::sha256_hex(&replaced),
-        victim
-    );
+    assert_eq!(cargo_seed::digest::sha256_hex(&replaced), victim);
 
     // Damaged again, in a cache that can no longer be written (a file where
     // its temporary directory should be): the seed still succeeds, and the

@@ -169,7 +169,7 @@ fn the_secret_stays_in_ci_and_exactly_its_readers_are_rebuilt() {
     // The non-secret watched value: a digest in the manifest, no value.
     let text = fs::read_to_string(World::manifest_path(&w.store, &w.commit)).unwrap();
     assert!(!text.contains(STYLE), "{text}");
-    let digest = cargo_seed::snapshot::manifest::sha256_hex(STYLE.as_bytes());
+    let digest = cargo_seed::digest::sha256_hex(STYLE.as_bytes());
     assert!(text.contains(&digest), "{text}");
 
     // A developer has no DEPLOY_TOKEN: seeding reuses the rest, and cargo

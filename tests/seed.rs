@@ -403,7 +403,7 @@ fn bad_stores_fail_clearly_and_leave_the_build_dir_as_it_was() {
         tar.append(&h, &b"evil"[..]).unwrap();
         let tar = tar.into_inner().unwrap();
         let zst = zstd::encode_all(&tar[..], 3).unwrap();
-        let sha = cargo_seed::snapshot::manifest::sha256_hex(&zst);
+        let sha = cargo_seed::digest::sha256_hex(&zst);
         let blob_dir = hostile.join("blobs").join(&sha[..2]);
         fs::create_dir_all(&blob_dir).unwrap();
         fs::write(blob_dir.join(format!("{sha}.zst")), &zst).unwrap();
@@ -523,7 +523,7 @@ fn no_usable_snapshot_has_its_own_exit_code_and_says_why() {
     let path = World::manifest_path(&other, &w.commits.base);
     let name = path.file_name().unwrap().to_str().unwrap();
     let (prefix, _) = name.rsplit_once('-').unwrap();
-    let key = cargo_seed::snapshot::manifest::short_digest(old_version.as_bytes());
+    let key = cargo_seed::digest::short_digest(old_version.as_bytes());
     fs::rename(&path, path.with_file_name(format!("{prefix}-{key}.json"))).unwrap();
     let out = seed(
         &dir,

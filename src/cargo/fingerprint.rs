@@ -161,7 +161,7 @@ pub fn hash_path(path: &Path) -> u64 {
 
 /// The hash file holds the u64 as hex of its little-endian bytes.
 pub fn to_hash_file(hash: u64) -> String {
-    crate::snapshot::manifest::hex(&hash.to_le_bytes())
+    crate::digest::hex(&hash.to_le_bytes())
 }
 
 /// The parts of a fingerprint's `.json` that cargo-seed reads.

@@ -3,7 +3,6 @@
 //! then the default. Secrets (the signing key) come only from the
 //! environment.
 
-
 use crate::cargo::workspace::Workspace;
 use crate::publish::cover::Cover;
 use crate::snapshot::signing::{SecretKey, TrustedKeys};

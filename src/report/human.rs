@@ -1,7 +1,7 @@
 //! The text people read: every [`Event`] rendered as cargo prints its own
 //! status lines, on stderr, with progress bars on a terminal; only what a
 //! user may pipe (`keygen`, `list`, a dry run's plan) goes to stdout,
-//! through [`super::listing`].
+//! through `listing`.
 //!
 //! All the wording of cargo-seed's output lives here and there, and nothing
 //! here decides anything: an event says what happened, this says it in words.

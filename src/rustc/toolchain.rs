@@ -90,7 +90,7 @@ impl Toolchain {
 
     /// A short, stable name for this exact toolchain, used in store keys.
     pub fn key(&self) -> String {
-        crate::snapshot::manifest::short_digest(self.verbose_version.as_bytes())
+        crate::digest::short_digest(self.verbose_version.as_bytes())
     }
 }
 

@@ -49,6 +49,7 @@ pub(super) fn relocate_incremental(
         };
         let dir = scratch.join(unit.id.replace('/', "_"));
         let result = incremental::replay(&rustc, inv, src, &place, &dir)
+            .map_err(NotRelocated::from)
             .and_then(|replayed| relocate_sessions(profile_dir, unit, &replayed, stamp));
         Ok::<_, std::convert::Infallible>((unit.name.clone(), result))
     });
@@ -102,7 +103,30 @@ pub(super) struct Relocated {
     /// Path-query nodes rewritten.
     nodes: usize,
     /// Why path-query nodes were left alone, if they were.
-    paths_left: Option<String>,
+    paths_left: Option<PathsLeft>,
+}
+
+/// Why a crate's sessions were left as they are (rustc then ignores them).
+#[derive(Debug, thiserror::Error)]
+pub(super) enum NotRelocated {
+    #[error(transparent)]
+    Replay(#[from] incremental::ReplayError),
+    #[error("{0}")]
+    Session(std::io::Error),
+    #[error("its session was written by another rustc or format")]
+    OtherFormat,
+}
+
+/// Why a session's path-query nodes keep CI's values (rustc recompiles what
+/// reads them).
+#[derive(Debug, thiserror::Error)]
+pub(super) enum PathsLeft {
+    #[error("the snapshot has no path query values for it")]
+    NoneRecorded,
+    #[error("{0}")]
+    NotReplayed(String),
+    #[error(transparent)]
+    Refused(#[from] crate::rustc::depgraph::Refused),
 }
 
 /// Writes the options hash rustc expects here into every session of the
@@ -113,7 +137,7 @@ pub(super) fn relocate_sessions(
     unit: &Unit,
     replayed: &incremental::Replayed,
     stamp: SystemTime,
-) -> Result<Relocated, String> {
+) -> Result<Relocated, NotRelocated> {
     let ci = incremental::from_records(&unit.path_values).unwrap_or_default();
     let mut done = Relocated {
         sessions: 0,
@@ -121,16 +145,16 @@ pub(super) fn relocate_sessions(
         paths_left: None,
     };
     for session in incremental::sessions(&profile_dir.join("incremental").join(&replayed.dir)) {
-        let ok = incremental::patch(&session, &replayed.header).map_err(|e| e.to_string())?;
+        let ok = incremental::patch(&session, &replayed.header).map_err(NotRelocated::Session)?;
         if !ok {
-            return Err("its session was written by another rustc or format".into());
+            return Err(NotRelocated::OtherFormat);
         }
         done.sessions += 1;
         let patched = match (&replayed.paths, ci.is_empty()) {
-            (_, true) => Err("the snapshot has no path query values for it".to_owned()),
-            (Err(e), false) => Err(e.to_string()),
+            (_, true) => Err(PathsLeft::NoneRecorded),
+            (Err(e), false) => Err(PathsLeft::NotReplayed(e.to_string())),
             (Ok(local), false) => {
-                crate::rustc::depgraph::patch_paths(&session, &ci, local).map_err(|e| e.to_string())
+                crate::rustc::depgraph::patch_paths(&session, &ci, local).map_err(PathsLeft::from)
             }
         };
         match patched {

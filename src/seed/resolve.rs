@@ -129,7 +129,7 @@ pub fn snapshots_at(
     };
     let mut out = Vec::new();
     for key in keys {
-        if !key.ends_with(".json") {
+        if !store::looks_like_manifest(&key) {
             continue;
         }
         let (manifest, unusable, signer) = match read_manifest(store, &key, trust) {

@@ -12,7 +12,8 @@ use std::path::{Component, Path, PathBuf};
 
 use sha2::{Digest, Sha256};
 
-use crate::snapshot::manifest::{hex, Base};
+use crate::digest::hex;
+use crate::snapshot::manifest::Base;
 
 /// The directories a recorded input may be relative to, on one machine.
 ///

@@ -7,7 +7,6 @@
 use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
 
 use crate::rustc::toolchain::Toolchain;
 
@@ -457,23 +456,6 @@ pub fn detect_libc() -> Option<String> {
 pub fn variant(profile: &str, target: &str, cross: bool, toolchain: &Toolchain) -> String {
     let cross = if cross { "-cross" } else { "" };
     format!("{profile}-{target}{cross}-{}", toolchain.key())
-}
-
-pub fn sha256_hex(bytes: &[u8]) -> String {
-    hex(&Sha256::digest(bytes))
-}
-
-pub fn hex(bytes: &[u8]) -> String {
-    use std::fmt::Write;
-    bytes.iter().fold(String::new(), |mut s, b| {
-        let _ = write!(s, "{b:02x}");
-        s
-    })
-}
-
-/// The first 16 hex digits of a sha256: short, and stable across platforms.
-pub fn short_digest(bytes: &[u8]) -> String {
-    sha256_hex(bytes)[..16].to_owned()
 }
 
 #[cfg(test)]

@@ -23,7 +23,8 @@ use std::ffi::OsString;
 use std::fmt;
 
 use crate::cargo::fingerprint::Fields;
-use crate::snapshot::manifest::{sha256_hex, EnvValue, FingerprintRecord, WatchedEnv};
+use crate::digest::sha256_hex;
+use crate::snapshot::manifest::{EnvValue, FingerprintRecord, WatchedEnv};
 
 /// Fragments of secret-looking names, matched case-insensitively.
 const FRAGMENTS: [&str; 8] = [

@@ -2,13 +2,9 @@
 //! few operations; nothing outside this module knows which backend it talks
 //! to.
 //!
-//! Layout, the same on every backend:
-//! - `blobs/<aa>/<sha256>.zst`: one unit's files, a tar stream in a zstd
-//!   frame, named by the sha256 of those compressed bytes;
-//! - `snapshots/<commit>/<variant>.json`: a manifest, written after every
-//!   blob it names, so a reader never sees half a snapshot;
-//! - `snapshots/<commit>/<variant>.json.sig`: its signature, when CI signs,
-//!   written just before the manifest.
+//! The key layout, the same on every backend, is known to the `layout`
+//! module only; everyone else builds and reads keys through its functions,
+//! re-exported here.
 //!
 //! A store must never expose a partially written object under its final key.
 //!
@@ -21,11 +17,16 @@ use std::time::SystemTime;
 
 pub mod cache;
 mod http;
+mod layout;
 mod local;
 mod s3;
 
 pub use cache::BlobCache;
 pub use http::HttpStore;
+pub use layout::{
+    all_blobs_prefix, all_snapshots_prefix, blob_key, blob_sha256, looks_like_manifest,
+    manifest_key, parse_manifest_key, signature_key, signed_manifest_key, snapshot_prefix,
+};
 pub use local::LocalStore;
 pub use s3::S3Store;
 
@@ -124,32 +125,6 @@ pub struct Listing {
     pub size: u64,
 }
 
-pub fn blob_key(sha256: &str) -> String {
-    format!("blobs/{}/{sha256}.zst", &sha256[..2])
-}
-
-pub fn snapshot_prefix(commit: &str) -> String {
-    format!("snapshots/{commit}/")
-}
-
-pub fn manifest_key(commit: &str, variant: &str) -> String {
-    format!("{}{variant}.json", snapshot_prefix(commit))
-}
-
-/// The signature file beside a manifest.
-pub fn signature_key(manifest_key: &str) -> String {
-    format!("{manifest_key}.sig")
-}
-
-/// The commit and variant a manifest key names, if it is laid out as
-/// [`manifest_key`] makes them.
-pub fn parse_manifest_key(key: &str) -> Option<(&str, &str)> {
-    let (commit, file) = key.strip_prefix("snapshots/")?.split_once('/')?;
-    let variant = file.strip_suffix(".json")?;
-    let plain = |s: &str| !s.is_empty() && !s.contains('/');
-    (plain(commit) && plain(variant)).then_some((commit, variant))
-}
-
 /// An object's bytes, refused with [`StoreError::TooLarge`] beyond `cap`
 /// bytes: at most `cap + 1` bytes are ever read, whatever the store sends.
 pub fn read_capped(store: &dyn Store, key: &str, cap: u64) -> Result<Vec<u8>, StoreError> {
@@ -174,24 +149,60 @@ pub fn read_capped(store: &dyn Store, key: &str, cap: u64) -> Result<Vec<u8>, St
     Ok(body)
 }
 
+/// Which backend a store is: what a `--store` value names, and what a
+/// [`Store::location`] names again.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// A directory, given as a path or a `file://` URL.
+    Local,
+    /// An `http://` or `https://` URL.
+    Http,
+    /// `s3://bucket/prefix`.
+    S3,
+}
+
+impl Kind {
+    /// The backend `spec` names, or `None` for a URL of a scheme no backend
+    /// serves.
+    pub fn of(spec: &str) -> Option<Kind> {
+        if spec.starts_with("file://") {
+            Some(Kind::Local)
+        } else if spec.starts_with("http://") || spec.starts_with("https://") {
+            Some(Kind::Http)
+        } else if spec.starts_with("s3://") {
+            Some(Kind::S3)
+        } else if spec.contains("://") {
+            None
+        } else {
+            Some(Kind::Local)
+        }
+    }
+}
+
 /// Opens the store named by `spec`: a directory path, a `file://` URL, an
 /// `http(s)://` URL or `s3://bucket/prefix`.
 pub fn open(spec: &str, relative_to: &Path) -> Result<Box<dyn Store>, StoreError> {
-    if let Some(path) = spec.strip_prefix("file://") {
-        return Ok(Box::new(LocalStore::new(PathBuf::from(path))));
-    }
-    if spec.starts_with("http://") || spec.starts_with("https://") {
-        return Ok(Box::new(HttpStore::new(spec)?));
-    }
-    if spec.starts_with("s3://") {
-        return Ok(Box::new(S3Store::new(spec)?));
-    }
-    if spec.contains("://") {
-        return Err(StoreError::Unsupported {
-            spec: spec.to_owned(),
-        });
-    }
-    Ok(Box::new(LocalStore::new(relative_to.join(spec))))
+    Ok(match Kind::of(spec) {
+        Some(Kind::Local) => Box::new(LocalStore::new(match spec.strip_prefix("file://") {
+            Some(path) => PathBuf::from(path),
+            None => relative_to.join(spec),
+        })),
+        Some(Kind::Http) => Box::new(HttpStore::new(spec)?),
+        Some(Kind::S3) => Box::new(S3Store::new(spec)?),
+        None => {
+            return Err(StoreError::Unsupported {
+                spec: spec.to_owned(),
+            })
+        }
+    })
+}
+
+/// `e`'s causes, nearest first, without `e` itself: the one walk of an
+/// error's `source()` chain, for every place that prints one.
+pub fn causes<'a>(
+    e: &'a (dyn std::error::Error + 'static),
+) -> impl Iterator<Item = &'a (dyn std::error::Error + 'static)> {
+    std::iter::successors(e.source(), |inner| (*inner).source())
 }
 
 /// The store used when none is configured: a per-user cache directory, so
@@ -239,26 +250,6 @@ mod tests {
         ));
         store.delete(&key).unwrap();
         assert!(!store.exists(&key).unwrap());
-    }
-
-    #[test]
-    fn manifest_keys_name_their_commit_and_variant() {
-        let key = manifest_key("abc123", "dev-x86_64-unknown-linux-gnu-0f");
-        assert_eq!(key, "snapshots/abc123/dev-x86_64-unknown-linux-gnu-0f.json");
-        assert_eq!(
-            parse_manifest_key(&key),
-            Some(("abc123", "dev-x86_64-unknown-linux-gnu-0f"))
-        );
-        assert_eq!(signature_key(&key), format!("{key}.sig"));
-        for other in [
-            "snapshots/abc123/nested/v.json",
-            "snapshots/abc123/.json",
-            "snapshots//v.json",
-            "snapshots/abc123/v.json.sig",
-            "blobs/ab/abcd.zst",
-        ] {
-            assert_eq!(parse_manifest_key(other), None, "{other}");
-        }
     }
 
     #[test]

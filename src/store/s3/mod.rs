@@ -12,27 +12,36 @@
 //! it stopped, pinned to the same ETag. Objects are written whole: a single
 //! PUT, or a multipart upload completed in one request, so a key never shows
 //! a partial object.
+//!
+//! The parts: the client's `config`, the whole-object `upload`, the
+//! streaming `download`, and `errors` shortened to one line; the store and
+//! its operations are here.
 
-use std::io::{self, Read};
+use std::io::Read;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use futures_util::stream::{BoxStream, StreamExt};
-use object_store::aws::{AmazonS3, AmazonS3Builder, AmazonS3ConfigKey, S3CopyIfNotExists};
+use futures_util::stream::StreamExt;
+use object_store::aws::{AmazonS3, AmazonS3ConfigKey, S3CopyIfNotExists};
 use object_store::path::Path as ObjectPath;
 use object_store::{
-    BackoffConfig, ClientConfigKey, CopyMode, CopyOptions, ObjectStore, ObjectStoreExt, PutPayload,
-    RetryConfig, WriteMultipart,
+    BackoffConfig, ClientConfigKey, CopyMode, CopyOptions, ObjectStore, ObjectStoreExt, RetryConfig,
 };
 use tokio::runtime::Runtime;
 
 use super::{Listing, Store, StoreError};
 
-/// Objects up to this size go up in one PUT; larger ones in parts of it.
-const PART_SIZE: usize = 8 << 20;
-/// Parts of one upload in flight at once.
-const PARTS_IN_FLIGHT: usize = 4;
+mod config;
+mod download;
+mod errors;
+#[cfg(test)]
+mod tests;
+mod upload;
+
+use config::{is_loopback_http, with_defaults};
+use download::Download;
+use errors::{one_line, status_of, summarize};
 
 pub struct S3Store {
     /// `s3://bucket/prefix`, for messages.
@@ -203,135 +212,6 @@ impl S3Store {
             },
         }
     }
-
-    async fn upload(&self, key: &str, src: &Path) -> Result<(), StoreError> {
-        let path = self.path(key);
-        let s3 = |e: object_store::Error| self.error("upload", key, e);
-        let local = |source: io::Error| StoreError::Io {
-            store: self.location(),
-            op: "upload",
-            key: key.to_owned(),
-            source,
-        };
-        let mut file = std::fs::File::open(src).map_err(local)?;
-        let len = file.metadata().map_err(local)?.len();
-        if len <= PART_SIZE as u64 {
-            let mut body = Vec::with_capacity(len as usize);
-            file.read_to_end(&mut body).map_err(local)?;
-            self.client
-                .put(&path, PutPayload::from(body))
-                .await
-                .map_err(s3)?;
-            return Ok(());
-        }
-        let upload = self.client.put_multipart(&path).await.map_err(s3)?;
-        let mut writer = WriteMultipart::new_with_chunk_size(upload, PART_SIZE);
-        let mut buf = vec![0u8; 1 << 20];
-        let written = async {
-            loop {
-                let n = file.read(&mut buf).map_err(local)?;
-                if n == 0 {
-                    return Ok(());
-                }
-                writer
-                    .wait_for_capacity(PARTS_IN_FLIGHT)
-                    .await
-                    .map_err(s3)?;
-                writer.write(&buf[..n]);
-            }
-        }
-        .await;
-        match written {
-            // `finish` aborts the upload itself if completing it fails.
-            Ok(()) => writer.finish().await.map(drop).map_err(s3),
-            Err(e) => {
-                let _ = writer.abort().await;
-                Err(e)
-            }
-        }
-    }
-}
-
-/// cargo-seed's defaults, then the user's settings, which override them: no
-/// limit on a whole request (a large blob may take minutes), but a
-/// connection that stalls for 30 s is broken, and retried.
-fn with_defaults(settings: Vec<(AmazonS3ConfigKey, String)>) -> AmazonS3Builder {
-    let client = AmazonS3ConfigKey::Client;
-    let mut builder = AmazonS3Builder::new()
-        .with_config(client(ClientConfigKey::ConnectTimeout), "10s")
-        .with_config(client(ClientConfigKey::ReadTimeout), "30s")
-        .with_config(client(ClientConfigKey::Timeout), "1h")
-        .with_config(
-            client(ClientConfigKey::UserAgent),
-            concat!("cargo-seed/", env!("CARGO_PKG_VERSION")),
-        );
-    for (key, value) in settings {
-        builder = builder.with_config(key, value);
-    }
-    builder
-}
-
-/// Whether `endpoint` is a plain-http URL to this machine.
-fn is_loopback_http(endpoint: &str) -> bool {
-    let Some(rest) = endpoint.strip_prefix("http://") else {
-        return false;
-    };
-    let authority = rest.split('/').next().unwrap_or("");
-    let host = match authority.strip_prefix('[') {
-        Some(v6) => v6.split(']').next().unwrap_or(""),
-        None => authority.rsplit_once(':').map_or(authority, |(h, _)| h),
-    };
-    host == "localhost"
-        || host
-            .parse::<std::net::IpAddr>()
-            .is_ok_and(|ip| ip.is_loopback())
-}
-
-/// The HTTP status in an `object_store` error's text, if it has one.
-fn status_of(text: &str) -> Option<u16> {
-    let at = text.find("status code: ")? + "status code: ".len();
-    text[at..].get(..3)?.parse().ok()
-}
-
-/// An `object_store` error, shortened for one line: the HTTP status and the
-/// S3 error code where the server sent them (not the whole XML body), else
-/// the cause of the last attempt and how many were made.
-fn summarize(full: &str) -> String {
-    let code = full
-        .split_once("<Code>")
-        .and_then(|(_, rest)| rest.split_once("</Code>"))
-        .map(|(code, _)| code);
-    if let (Some(status), Some(code)) = (status_of(full), code) {
-        return format!("HTTP {status} {code}");
-    }
-    let retries = full
-        .split_once(", after ")
-        .and_then(|(_, rest)| rest.split_once(" retries"))
-        .map(|(n, _)| n);
-    // object_store writes "Error performing GET <url> in <time>[, after N
-    // retries, …] - <cause>".
-    match full.rsplit_once(" - ") {
-        Some((_, cause)) => match retries {
-            Some(n) => format!("{} (after {n} retries)", cause.trim()),
-            None => cause.trim().to_owned(),
-        },
-        None => full.to_owned(),
-    }
-}
-
-/// An error and its causes in one line.
-fn one_line(e: &dyn std::error::Error) -> String {
-    let mut s = e.to_string();
-    let mut source = e.source();
-    while let Some(inner) = source {
-        let text = inner.to_string();
-        if !s.contains(&text) {
-            s.push_str(": ");
-            s.push_str(&text);
-        }
-        source = inner.source();
-    }
-    s.replace('\n', " ")
 }
 
 impl Store for S3Store {
@@ -423,94 +303,5 @@ impl Store for S3Store {
         self.runtime
             .block_on(copy)
             .map_err(|e| self.error("refresh", key, e))
-    }
-}
-
-/// A streaming download. `object_store` retries a body that breaks
-/// mid-way with a ranged GET pinned to the object's ETag.
-struct Download {
-    // Dropped before the runtime it runs on.
-    stream: BoxStream<'static, object_store::Result<bytes::Bytes>>,
-    chunk: bytes::Bytes,
-    /// Once the stream has failed it only ends, so the failure is kept and
-    /// given to every later read: a broken download never looks complete.
-    failed: Option<String>,
-    what: String,
-    runtime: Arc<Runtime>,
-}
-
-impl Read for Download {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        while self.chunk.is_empty() {
-            if let Some(why) = &self.failed {
-                return Err(io::Error::other(why.clone()));
-            }
-            match self.runtime.block_on(self.stream.next()) {
-                None => return Ok(0),
-                Some(Ok(chunk)) => self.chunk = chunk,
-                Some(Err(e)) => {
-                    self.failed = Some(format!(
-                        "download of {} failed: {}",
-                        self.what,
-                        summarize(&one_line(&e))
-                    ));
-                }
-            }
-        }
-        let n = buf.len().min(self.chunk.len());
-        buf[..n].copy_from_slice(&self.chunk[..n]);
-        let _ = self.chunk.split_to(n);
-        Ok(n)
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn errors_are_shortened_to_status_and_code() {
-        let listing = "Generic S3 error: Error performing list request: Error performing GET \
-            http://127.0.0.1:5055/nobucket?list-type=2 in 22ms - Server returned non-2xx status \
-            code: 404 Not Found: <?xml version=\"1.0\"?> <Error><Code>NoSuchBucket</Code>\
-            <Message>The specified bucket does not exist</Message></Error>";
-        assert_eq!(status_of(listing), Some(404));
-        assert_eq!(summarize(listing), "HTTP 404 NoSuchBucket");
-        let refused = "Generic S3 error: Error performing GET http://127.0.0.1:5999/b in 1s, \
-            after 5 retries, max_retries: 5, retry_timeout: 120s  - HTTP error: error sending \
-            request: tcp connect error: Connection refused (os error 111)";
-        assert_eq!(status_of(refused), None);
-        assert_eq!(
-            summarize(refused),
-            "HTTP error: error sending request: tcp connect error: Connection refused \
-             (os error 111) (after 5 retries)"
-        );
-    }
-
-    /// `tests/s3.rs` shows a stall is given up after the read timeout, with
-    /// a short one set as a user would; this is the default it replaces.
-    #[test]
-    fn the_read_timeout_is_30s_unless_aws_read_timeout_sets_it() {
-        let read_timeout = |settings| {
-            with_defaults(settings)
-                .get_config_value(&AmazonS3ConfigKey::Client(ClientConfigKey::ReadTimeout))
-        };
-        assert_eq!(read_timeout(vec![]).as_deref(), Some("30s"));
-        // As `S3Store::new` reads `AWS_READ_TIMEOUT=2s` from the environment.
-        let key = "AWS_READ_TIMEOUT".to_ascii_lowercase().parse().unwrap();
-        assert_eq!(
-            read_timeout(vec![(key, "2s".to_owned())]).as_deref(),
-            Some("2s")
-        );
-    }
-
-    #[test]
-    fn plain_http_is_allowed_on_loopback_only() {
-        assert!(is_loopback_http("http://127.0.0.1:9000"));
-        assert!(is_loopback_http("http://localhost:9000/"));
-        assert!(is_loopback_http("http://[::1]:9000"));
-        assert!(!is_loopback_http("http://minio.internal:9000"));
-        assert!(!is_loopback_http("http://10.0.0.1"));
-        assert!(!is_loopback_http("https://127.0.0.1:9000"));
     }
 }

@@ -1,0 +1,168 @@
+//! Making rustc load a snapshot's incremental state at another workspace
+//! path.
+//!
+//! rustc keys a crate's incremental session on a hash of its tracked
+//! options, and the working directory is one of them, so a session made in
+//! CI's checkout is ignored in any other. The hash is not computed here: the
+//! unit's exact command line (recorded in CI by the `RUSTC_WRAPPER` mode) is
+//! replayed with the local rustc, in the local working directory, on a stub
+//! source file, and rustc writes a session whose header carries the hash it
+//! will expect. Those 8 bytes are copied into the snapshot's sessions.
+//!
+//! A header whose layout or rustc version is not exactly the local one is
+//! left untouched: a wrong hash only makes rustc ignore the state, but a
+//! damaged file must never reach it.
+//!
+//! The parts: `session` (the sessions and their header), `args` (the
+//! replay's command line, read as hostile) and `records` (path values as a
+//! manifest holds them); this module runs the replay.
+
+use std::fs;
+use std::io;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use crate::rustc::depgraph;
+use crate::rustc::wrapper::{self, Invocation};
+
+mod args;
+mod records;
+mod session;
+#[cfg(test)]
+mod tests;
+
+pub use args::{Place, Unreplayable};
+pub use records::{from_records, to_records};
+pub use session::{patch, read_header, sessions, Header};
+
+use args::{extern_crates, replay_args};
+
+/// Why a replay wrote no usable session. The text is the reason a unit's
+/// incremental state is not relocated.
+#[derive(Debug, thiserror::Error)]
+pub enum ReplayError {
+    #[error(transparent)]
+    Args(#[from] Unreplayable),
+    /// The error is part of the message, not a cause: the reason is shown
+    /// on one line.
+    #[error("cannot prepare {}: {error}", .dir.display())]
+    Prepare { dir: PathBuf, error: io::Error },
+    #[error(
+        "CI ran it through rewrite scheme {0} of cargo-seed's wrapper, which this cargo-seed does not know"
+    )]
+    UnknownScheme(u32),
+    #[error("cannot run {}: {error}", .rustc.display())]
+    Run { rustc: PathBuf, error: io::Error },
+    #[error("replaying its rustc command failed: {0}")]
+    Failed(String),
+    #[error("{0}")]
+    Scratch(io::Error),
+    #[error("the replay left no single incremental directory")]
+    NoIncrementalDir,
+    #[error("the replay wrote no session")]
+    NoSession,
+    #[error("the replay wrote no session header")]
+    NoHeader,
+}
+
+/// What a replay of a unit's command line found out.
+#[derive(Debug)]
+pub struct Replayed {
+    /// The name of the incremental directory rustc uses for the crate.
+    pub dir: String,
+    /// The header rustc wrote: it expects it in a session it loads.
+    pub header: Header,
+    /// The values of the path-only queries in the replay's graph, or why
+    /// they could not be read.
+    pub paths: Result<depgraph::PathValues, depgraph::Refused>,
+}
+
+/// The rustc that cargo runs here: `$RUSTC`, else `rustc` on `PATH`.
+pub fn rustc() -> PathBuf {
+    std::env::var_os("RUSTC").map_or_else(|| PathBuf::from("rustc"), PathBuf::from)
+}
+
+/// Replays `inv` with rustc on a stub source file, in `place`'s working
+/// directory, writing into `scratch`, and returns what rustc wrote.
+///
+/// Only what does not enter the options hash is changed: the input file,
+/// `--out-dir`, `-C incremental` (into `scratch`), and `-L` and `--extern`
+/// (mapped to this machine). When CI ran the unit through the wrapper, the
+/// replay is rewritten as the wrapper rewrites it here, so the header is the
+/// one the developer's build expects. The stub names every dependency with
+/// `extern crate`, so that rustc loads them as the real build did and the
+/// graph holds their `used_crate_source`.
+pub fn replay(
+    rustc: &Path,
+    inv: &Invocation,
+    src_path: &Path,
+    place: &Place,
+    scratch: &Path,
+) -> Result<Replayed, ReplayError> {
+    let (out, inc) = (scratch.join("out"), scratch.join("inc"));
+    let stub = scratch.join("stub.rs");
+    let mut args = replay_args(inv, src_path, &stub, &out, &inc, place)?;
+    let mut source = String::from("#![allow(dead_code, unused_extern_crates)]\n");
+    for name in extern_crates(&args) {
+        source.push_str(&format!("extern crate {name};\n"));
+    }
+    source.push_str("fn main() {}\n");
+    fs::create_dir_all(&out)
+        .and_then(|()| fs::create_dir_all(&inc))
+        .and_then(|()| fs::write(&stub, source))
+        .map_err(|error| ReplayError::Prepare {
+            dir: scratch.to_owned(),
+            error,
+        })?;
+    match inv.scheme {
+        None => {}
+        Some(wrapper::SCHEME) => {
+            args = wrapper::rewrite(&args, place.cwd, &wrapper::repository_root(place.cwd));
+        }
+        Some(other) => return Err(ReplayError::UnknownScheme(other)),
+    }
+    let result = Command::new(rustc)
+        .args(&args)
+        .current_dir(place.cwd)
+        .output()
+        .map_err(|error| ReplayError::Run {
+            rustc: rustc.to_owned(),
+            error,
+        })?;
+    if !result.status.success() {
+        let err = String::from_utf8_lossy(&result.stderr);
+        let first = err
+            .lines()
+            .find(|l| l.contains("error"))
+            .unwrap_or("")
+            .trim();
+        return Err(ReplayError::Failed(first.to_owned()));
+    }
+    let dirs: Vec<PathBuf> = fs::read_dir(&inc)
+        .map_err(ReplayError::Scratch)?
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.is_dir())
+        .collect();
+    let [dir] = dirs.as_slice() else {
+        return Err(ReplayError::NoIncrementalDir);
+    };
+    let session = sessions(dir)
+        .into_iter()
+        .next()
+        .ok_or(ReplayError::NoSession)?;
+    let header = read_header(&session)
+        .ok()
+        .flatten()
+        .ok_or(ReplayError::NoHeader)?;
+    let name = dir
+        .file_name()
+        .unwrap_or_default()
+        .to_string_lossy()
+        .into_owned();
+    Ok(Replayed {
+        dir: name,
+        header,
+        paths: depgraph::values(&session),
+    })
+}

@@ -1,0 +1,271 @@
+//! Unpacking a blob, treated as hostile: the sha256 and the declared size
+//! are checked over the whole stream, and only plain files, directories,
+//! hard links and downward relative symlinks that the unit owns are written
+//! below the staging root.
+//!
+//! It must never write outside that root, whatever the blob says, nor report
+//! a damaged blob as the symptom it caused (the digest is judged first).
+
+use std::collections::{HashMap, HashSet};
+use std::fs::{self, File, FileTimes};
+use std::io::{self, Read, Write};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::SystemTime;
+
+use sha2::{Digest, Sha256};
+
+use super::entry::{create_new, is_plain_relative, passes_a_symlink, symlink};
+use super::error::{io_err, ArchiveError};
+use crate::digest::hex;
+use crate::snapshot::manifest::Blob;
+
+/// What one blob put on disk: its regular files (hard links included) with
+/// their sizes, relative to the root, and whether it made any symlink.
+#[derive(Debug, Default, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Unpacked {
+    pub files: Vec<(PathBuf, u64)>,
+    pub symlinks: bool,
+}
+
+impl Unpacked {
+    pub fn bytes(&self) -> u64 {
+        self.files.iter().map(|(_, n)| n).sum()
+    }
+}
+
+/// Which paths (relative to the root) a blob may create: `(path, is_dir)`.
+pub type Owns<'a> = &'a (dyn Fn(&Path, bool) -> bool + Sync);
+
+/// Unpacks `blob` read from `reader` below `root`, stamping every file with
+/// `mtime`. Every entry must be a path `owns` accepts, so a blob cannot plant
+/// files of another unit. The digest is checked over the whole stream; the
+/// caller must discard `root` on any error.
+pub fn unpack(
+    reader: impl Read,
+    blob: &Blob,
+    root: &Path,
+    owns: Owns,
+    mtime: SystemTime,
+    cancel: &AtomicBool,
+) -> Result<Unpacked, ArchiveError> {
+    let name = &blob.sha256;
+    let corrupt = |detail: String| ArchiveError::Corrupt {
+        blob: name.clone(),
+        detail,
+    };
+    let mut hashed = HashingReader {
+        inner: reader,
+        hasher: Sha256::new(),
+        n: 0,
+        failed: None,
+    };
+    let result = (|| {
+        let decoder = zstd::Decoder::new(&mut hashed).map_err(|e| corrupt(e.to_string()))?;
+        let limited = Limit {
+            inner: decoder,
+            left: blob.unpacked,
+        };
+        let mut archive = tar::Archive::new(limited);
+        let written = unpack_entries(&mut archive, name, root, owns, mtime, cancel)?;
+        let mut rest = archive.into_inner();
+        io::copy(&mut rest, &mut io::sink()).map_err(|e| corrupt(e.to_string()))?;
+        Ok(written)
+    })();
+    // Read to the end so the digest covers every byte, then judge the digest
+    // first: a damaged blob is reported as such, not as the symptom it caused.
+    let drained = io::copy(&mut hashed, &mut io::sink());
+    if let Some(detail) = hashed.failed.take() {
+        // Whatever else failed, it failed because the bytes stopped coming.
+        return Err(ArchiveError::Fetch {
+            blob: name.clone(),
+            detail,
+        });
+    }
+    let actual = hex(&hashed.hasher.finalize_reset());
+    if drained.is_ok() && (actual != blob.sha256 || hashed.n != blob.size) {
+        return Err(ArchiveError::Digest {
+            blob: name.clone(),
+            actual,
+            size: hashed.n,
+        });
+    }
+    match (result, drained) {
+        (Err(e), _) => Err(e),
+        (Ok(_), Err(e)) => Err(corrupt(e.to_string())),
+        (Ok(n), Ok(_)) => Ok(n),
+    }
+}
+
+fn unpack_entries<R: Read>(
+    archive: &mut tar::Archive<R>,
+    name: &str,
+    root: &Path,
+    owns: Owns,
+    mtime: SystemTime,
+    cancel: &AtomicBool,
+) -> Result<Unpacked, ArchiveError> {
+    let corrupt = |e: io::Error| ArchiveError::Corrupt {
+        blob: name.to_owned(),
+        detail: e.to_string(),
+    };
+    let hostile = |entry: &Path, why| ArchiveError::Hostile {
+        blob: name.to_owned(),
+        entry: entry.display().to_string(),
+        why,
+    };
+    let times = FileTimes::new().set_modified(mtime).set_accessed(mtime);
+    let mut ours: HashMap<PathBuf, u64> = HashMap::new();
+    let mut real_dirs: HashSet<PathBuf> = HashSet::new();
+    let mut done = Unpacked::default();
+    for entry in archive.entries().map_err(corrupt)? {
+        if cancel.load(Ordering::Relaxed) {
+            return Err(ArchiveError::Cancelled);
+        }
+        let mut entry = entry.map_err(corrupt)?;
+        let rel = entry.path().map_err(corrupt)?.into_owned();
+        if !is_plain_relative(&rel) {
+            return Err(hostile(&rel, "not a plain relative path"));
+        }
+        let dest = root.join(&rel);
+        let kind = entry.header().entry_type();
+        if !owns(&rel, kind.is_dir()) {
+            return Err(hostile(&rel, "a path outside its own unit"));
+        }
+        // A link this blob made must not become a way into another unit's
+        // files: nothing is created through one.
+        let through_link = if kind.is_dir() {
+            Some(rel.as_path())
+        } else {
+            rel.parent()
+        }
+        .is_some_and(|dir| passes_a_symlink(root, dir, &mut real_dirs));
+        if through_link {
+            return Err(hostile(&rel, "a path through a symlink"));
+        }
+        if kind.is_dir() {
+            fs::create_dir_all(&dest).map_err(io_err("create", &dest))?;
+            continue;
+        }
+        if let Some(parent) = dest.parent() {
+            fs::create_dir_all(parent).map_err(io_err("create", parent))?;
+        }
+        if kind.is_file() {
+            let mode = entry.header().mode().map_err(corrupt)? & 0o777;
+            let mut file = create_new(&dest, mode).map_err(|e| {
+                if e.kind() == io::ErrorKind::AlreadyExists {
+                    hostile(&rel, "a second entry for the same path")
+                } else {
+                    io_err("create", &dest)(e)
+                }
+            })?;
+            let n = copy(&mut entry, &mut file).map_err(|e| match e {
+                CopyError::Read(e) => corrupt(e),
+                CopyError::Write(e) => io_err("write", &dest)(e),
+            })?;
+            file.set_times(times)
+                .map_err(io_err("set the times of", &dest))?;
+            ours.insert(rel.clone(), n);
+            done.files.push((rel, n));
+        } else if kind.is_hard_link() {
+            let target = entry
+                .link_name()
+                .map_err(corrupt)?
+                .ok_or_else(|| hostile(&rel, "a hard link without a target"))?
+                .into_owned();
+            let Some(&n) = ours.get(&target).filter(|_| is_plain_relative(&target)) else {
+                return Err(hostile(&rel, "a hard link to a file outside this blob"));
+            };
+            fs::hard_link(root.join(&target), &dest).map_err(io_err("link", &dest))?;
+            ours.insert(rel.clone(), n);
+            done.files.push((rel, n));
+        } else if kind.is_symlink() {
+            let target = entry
+                .link_name()
+                .map_err(corrupt)?
+                .ok_or_else(|| hostile(&rel, "a symlink without a target"))?
+                .into_owned();
+            // Only downward relative links: they cannot leave the root,
+            // whatever other links exist beside them.
+            if !is_plain_relative(&target) {
+                return Err(hostile(&rel, "a symlink that may leave the target dir"));
+            }
+            symlink(&target, &dest).map_err(io_err("link", &dest))?;
+            done.symlinks = true;
+        } else if matches!(
+            kind,
+            tar::EntryType::XGlobalHeader | tar::EntryType::XHeader
+        ) {
+            continue;
+        } else {
+            return Err(hostile(&rel, "not a file, directory or link"));
+        }
+    }
+    Ok(done)
+}
+
+enum CopyError {
+    Read(io::Error),
+    Write(io::Error),
+}
+
+/// `io::copy`, but telling a damaged source from a failing destination (a
+/// full disk must not be reported as a damaged blob).
+fn copy(from: &mut impl Read, to: &mut File) -> Result<u64, CopyError> {
+    let mut buf = vec![0u8; 256 << 10];
+    let mut n = 0u64;
+    loop {
+        let len = match from.read(&mut buf) {
+            Ok(0) => return Ok(n),
+            Ok(len) => len,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(CopyError::Read(e)),
+        };
+        to.write_all(&buf[..len]).map_err(CopyError::Write)?;
+        n += len as u64;
+    }
+}
+
+/// Fails the read that would go past the size the manifest declares, so a
+/// decompression bomb stops at that size.
+struct Limit<R> {
+    inner: R,
+    left: u64,
+}
+
+impl<R: Read> Read for Limit<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let len = self.inner.read(buf)?;
+        if len as u64 > self.left {
+            return Err(io::Error::other(
+                "it unpacks to more bytes than its manifest declares",
+            ));
+        }
+        self.left -= len as u64;
+        Ok(len)
+    }
+}
+
+struct HashingReader<R> {
+    inner: R,
+    hasher: Sha256,
+    n: u64,
+    /// The first error the underlying stream gave, if any.
+    failed: Option<String>,
+}
+
+impl<R: Read> Read for HashingReader<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let len = match self.inner.read(buf) {
+            Ok(len) => len,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => return Err(e),
+            Err(e) => {
+                self.failed.get_or_insert_with(|| e.to_string());
+                return Err(e);
+            }
+        };
+        self.hasher.update(&buf[..len]);
+        self.n += len as u64;
+        Ok(len)
+    }
+}

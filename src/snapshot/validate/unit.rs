@@ -1,0 +1,229 @@
+//! The rules for one unit of a manifest (and one withheld unit): its id as
+//! cargo makes them, the hash suffix that decides which files it owns, its
+//! blob, its content check, its recorded rustc command and path values.
+//!
+//! It must never accept a workspace unit without its content check, nor two
+//! units that would own the same files.
+
+use std::collections::{HashMap, HashSet};
+
+use super::field::{
+    absolute, digest, invalid, is_env_name, plain_name, relative, shown, text, Invalid,
+};
+use crate::snapshot::manifest::{
+    Base, Check, EnvValue, Manifest, Unit, UnitKind, Withheld, WithheldWhy,
+};
+
+/// Path query values per unit: one per crate the unit loads, and one.
+const MAX_PATH_VALUES: usize = 4096;
+/// How far a blob may expand: a tar of build outputs compresses a few times,
+/// a decompression bomb thousands of times. The slack admits small blobs
+/// whose tar headers alone outweigh their compressed size.
+const MAX_RATIO: u64 = 200;
+const RATIO_SLACK: u64 = 1 << 20;
+
+/// Checks `unit` of `m`; `ids` and `hashes` hold what the units before it
+/// claimed.
+pub(super) fn unit<'m>(
+    m: &'m Manifest,
+    unit: &'m Unit,
+    ids: &mut HashSet<&'m str>,
+    hashes: &mut HashMap<&'m str, &'m str>,
+) -> Result<(), Invalid> {
+    let id = &unit.id;
+    unit_id(id, unit.kind)?;
+    if unit.host && (!m.cross || unit.kind == UnitKind::Incremental) {
+        return Err(invalid(format!(
+            "unit `{id}` is placed in the host's directory, which only a cross build's compile and build-script units are"
+        )));
+    }
+    if !ids.insert(id.as_str()) {
+        return Err(invalid(format!("unit `{id}` appears twice")));
+    }
+    if let Some((_, hash)) = id
+        .rsplit_once('-')
+        .filter(|_| unit.kind != UnitKind::Incremental)
+    {
+        if let Some(other) = hashes.insert(hash, id.as_str()) {
+            return Err(invalid(format!(
+                "units `{other}` and `{id}` share the hash {hash}, so they would own the same files"
+            )));
+        }
+    }
+    let at = |what: &str| format!("{what} of unit `{id}`");
+    text(&at("the name"), &unit.name, false)?;
+    if let Some(p) = &unit.package_id {
+        text(&at("the package id"), p, false)?;
+    }
+    digest(&at("the blob digest"), &unit.blob.sha256)?;
+    if unit.blob.unpacked > unit.blob.size.saturating_mul(MAX_RATIO) + RATIO_SLACK {
+        return Err(invalid(format!(
+            "the blob of unit `{id}` declares {} bytes unpacked from {}: more than {MAX_RATIO} times its size",
+            unit.blob.unpacked, unit.blob.size
+        )));
+    }
+    for dep in &unit.deps {
+        unit_id(dep, UnitKind::Compile).map_err(|e| invalid(format!("{} (a dependency)", e.0)))?;
+    }
+    check(id, unit.kind, unit.package_id.as_deref(), &unit.check)?;
+    for baked in &unit.baked {
+        if !is_env_name(&baked.var) {
+            return Err(invalid(format!(
+                "{} names no environment variable",
+                at("an env! entry")
+            )));
+        }
+    }
+    if let Some(fp) = &unit.fingerprint {
+        plain_name(&at("the fingerprint file"), &fp.file)?;
+        for watched in &fp.env {
+            if !is_env_name(&watched.var) {
+                return Err(invalid(format!(
+                    "{} names no environment variable",
+                    at("a watched variable")
+                )));
+            }
+            if let EnvValue::Sha256(d) = &watched.value {
+                digest(&at("the digest of a watched variable"), d)?;
+            }
+        }
+        if fp.hash.len() != 16 || !fp.hash.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Err(invalid(format!(
+                "{} is not 16 hex digits",
+                at("the fingerprint hash")
+            )));
+        }
+    }
+    if let Some(src) = &unit.src_path {
+        absolute(&at("the source path"), src)?;
+    }
+    if let Some(inv) = &unit.rustc {
+        // Replayed in this checkout's root, or for a path package
+        // outside the workspace in its directory inside the repository.
+        let inside = m
+            .repository_root
+            .as_ref()
+            .is_some_and(|r| inv.cwd.starts_with(r) && absolute("", &inv.cwd).is_ok());
+        if inv.cwd != m.workspace_root && !inside {
+            return Err(invalid(format!(
+                "{} ran outside the workspace root and its repository",
+                at("the recorded rustc command")
+            )));
+        }
+        for arg in &inv.args {
+            text(&at("the recorded rustc command"), arg, false)?;
+        }
+    }
+    if unit.path_values.len() > MAX_PATH_VALUES {
+        return Err(invalid(format!(
+            "{} are more than {MAX_PATH_VALUES}",
+            at("the path query values")
+        )));
+    }
+    if crate::rustc::incremental::from_records(&unit.path_values).is_none() {
+        return Err(invalid(format!(
+            "{} are not 32 lowercase hex digits each",
+            at("the path query values")
+        )));
+    }
+
+    Ok(())
+}
+
+/// Checks a withheld unit, which is only named in messages.
+pub(super) fn withheld(w: &Withheld) -> Result<(), Invalid> {
+    unit_id(&w.id, w.kind)?;
+    text(
+        &format!("the name of withheld unit `{}`", w.id),
+        &w.name,
+        false,
+    )?;
+    let var = match &w.why {
+        WithheldWhy::Secret { var } => Some(var),
+        WithheldWhy::Dependency { on, var } | WithheldWhy::Incremental { of: on, var } => {
+            text(
+                &format!("the reason of withheld unit `{}`", w.id),
+                on,
+                false,
+            )?;
+            var.as_ref()
+        }
+        WithheldWhy::Unreadable => None,
+    };
+    if var.is_some_and(|v| !is_env_name(v)) {
+        return Err(invalid(format!(
+            "withheld unit `{}` names no environment variable",
+            w.id
+        )));
+    }
+
+    Ok(())
+}
+
+/// A workspace (path) unit always carries its content check: without one,
+/// a restored unit would be fresh to cargo whatever the sources say.
+fn check(id: &str, kind: UnitKind, package_id: Option<&str>, check: &Check) -> Result<(), Invalid> {
+    match check {
+        Check::None => {
+            let is_path = package_id.is_none_or(|p| p.starts_with("path+"));
+            if kind != UnitKind::Incremental && is_path {
+                return Err(invalid(format!(
+                    "unit `{id}` of a workspace package carries no content check"
+                )));
+            }
+        }
+        Check::Unverifiable { reason } => {
+            text(&format!("the reason of unit `{id}`"), reason, false)?
+        }
+        Check::Inputs(inputs) => {
+            if !matches!(
+                inputs.base,
+                Base::Workspace | Base::Repository | Base::CargoHome
+            ) {
+                return Err(invalid(format!(
+                    "the package root of unit `{id}` is not under the workspace, the repository or CARGO_HOME"
+                )));
+            }
+            if !inputs.package_root.as_os_str().is_empty() {
+                relative(
+                    &format!("the package root of unit `{id}`"),
+                    &inputs.package_root,
+                )?;
+            }
+            for input in &inputs.files {
+                relative(&format!("an input of unit `{id}`"), &input.path)?;
+                if let Some(d) = &input.sha256 {
+                    digest(
+                        &format!("the digest of input `{}`", input.path.display()),
+                        d,
+                    )?;
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// `<package>-<16 hex>` for a compile or build-script unit, as cargo names
+/// `.fingerprint/` entries; `incremental/<crate>-<id>` for rustc's state.
+pub(super) fn unit_id(id: &str, kind: UnitKind) -> Result<(), Invalid> {
+    let bad = || invalid(format!("unit id `{}` is not one cargo makes", shown(id)));
+    let name_ok = |s: &str, extra: char| {
+        !s.is_empty()
+            && s.chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == extra)
+    };
+    if kind == UnitKind::Incremental {
+        let dir = id.strip_prefix("incremental/").ok_or_else(bad)?;
+        let (krate, tag) = dir.rsplit_once('-').ok_or_else(bad)?;
+        let tag_ok = !tag.is_empty() && tag.bytes().all(|b| b.is_ascii_alphanumeric());
+        return (name_ok(krate, '_') && tag_ok)
+            .then_some(())
+            .ok_or_else(bad);
+    }
+    let (package, hash) = id.rsplit_once('-').ok_or_else(bad)?;
+    let hash_ok = hash.len() == 16 && hash.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'));
+    (name_ok(package, '-') && hash_ok)
+        .then_some(())
+        .ok_or_else(bad)
+}
