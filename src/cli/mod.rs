@@ -13,7 +13,7 @@ use clap::Parser;
 use crate::cargo::workspace::Workspace;
 use crate::error::{report, ExitCode as Code};
 use crate::publish::{self, PublishOptions};
-use crate::report::{Event, Reporter, SetupStatus};
+use crate::report::{Event, Explained, Reporter, SetupStatus};
 use crate::seed::resolve;
 use crate::seed::{self, RestoreOptions};
 use crate::snapshot::secrets::SecretNames;
@@ -340,7 +340,7 @@ fn list(
             wrapper: m.and_then(|m| m.rustc_wrapper),
             covers: m.map(|m| m.covers.clone()).unwrap_or_default(),
             usable: l.unusable.is_none(),
-            unusable: l.unusable,
+            unusable: l.unusable.map(Explained::from),
             signed_by: l.signer.map(|k| k.to_string()),
         });
     }

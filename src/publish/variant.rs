@@ -138,7 +138,7 @@ pub(super) fn publish_variant(
         build_dir: ws.build_dir.clone(),
         repository_root: (cx.repository != ws.root).then(|| cx.repository.clone()),
         dirty: cx.dirty,
-        libc: manifest::detect_libc(),
+        libc: crate::snapshot::want::detect_libc(),
         native_cpu,
         rustc_wrapper,
         build_flags,

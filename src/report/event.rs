@@ -10,6 +10,7 @@ use serde::Serialize;
 
 use crate::git::CommitId;
 use crate::seed::reason::Reason;
+use crate::seed::resolve::Unusable;
 use crate::snapshot::manifest::UnitKind;
 
 /// One thing a command reports. Serialised internally tagged: the variant
@@ -161,7 +162,7 @@ pub enum Event {
         wrapper: Option<u32>,
         covers: Vec<String>,
         usable: bool,
-        unusable: Option<String>,
+        unusable: Option<Explained<Unusable>>,
         signed_by: Option<String>,
     },
     /// The summary of `cargo seed list`.
@@ -231,25 +232,28 @@ pub struct Rebuilt {
     pub reason: Why,
 }
 
-/// Why a unit is not reused: the reason's words for people (`message`),
-/// and beside them its `kind` and the fields of that kind (a changed
-/// input's `path` and `change`, the `name` of a rebuilt dependency, …), for
-/// scripts that count or filter.
+/// A reason for people and for scripts: its words (`message`, what the
+/// human output prints), and beside them its `kind` and the fields of that
+/// kind (a changed input's `path` and `change`, the `name` of a rebuilt
+/// dependency, …), so scripts can count and filter without parsing words.
 #[derive(Debug, Clone, Serialize)]
-pub struct Why {
+pub struct Explained<T> {
     pub message: String,
     #[serde(flatten)]
-    pub reason: Reason,
+    pub detail: T,
 }
 
-impl From<Reason> for Why {
-    fn from(reason: Reason) -> Why {
-        Why {
-            message: reason.to_string(),
-            reason,
+impl<T: std::fmt::Display> From<T> for Explained<T> {
+    fn from(detail: T) -> Explained<T> {
+        Explained {
+            message: detail.to_string(),
+            detail,
         }
     }
 }
+
+/// Why a unit is not reused.
+pub type Why = Explained<Reason>;
 
 /// `cargo seed setup`'s outcome.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]

@@ -46,7 +46,7 @@ pub fn list_row(event: &Event, header_printed: &AtomicBool) {
     };
     let usable = match unusable {
         None => "yes".to_owned(),
-        Some(why) => format!("no: {why}"),
+        Some(why) => format!("no: {}", why.message),
     };
     println!(
         "{:<12} {:>8}  {:<8} {:<8} {:>10} {:>5} {:<7}  {usable}",

@@ -13,7 +13,7 @@ pub mod human;
 pub mod json;
 mod listing;
 
-pub use event::{Event, Rebuilt, SetupStatus, UnitAction, Why};
+pub use event::{Event, Explained, Rebuilt, SetupStatus, UnitAction, Why};
 
 /// `--message-format`.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum)]

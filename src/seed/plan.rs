@@ -12,9 +12,10 @@ use crate::cargo::workspace::Workspace;
 use crate::report::{Event, Rebuilt, Reporter, UnitAction, Why};
 use crate::rustc::incremental;
 use crate::rustc::toolchain::Toolchain;
-use crate::snapshot::manifest::{BakedRoot, Check, Manifest, Unit, UnitKind, Want};
+use crate::snapshot::manifest::{BakedRoot, Check, Manifest, Unit, UnitKind};
 use crate::snapshot::secrets;
 use crate::snapshot::signing::TrustedKeys;
+use crate::snapshot::want::Want;
 use crate::store::Store;
 use crate::{git, Error};
 
@@ -67,7 +68,7 @@ pub fn want(ws: &Workspace, profile: &str, target: Option<&str>) -> Result<Want,
         target: triple,
         toolchain,
         profile: profile.to_owned(),
-        libc: crate::snapshot::manifest::detect_libc(),
+        libc: crate::snapshot::want::detect_libc(),
     })
 }
 

@@ -6,9 +6,10 @@
 //! size, and authenticated before a byte of it is parsed.
 
 use crate::git::CommitId;
-use crate::snapshot::manifest::{Manifest, Want};
+use crate::snapshot::manifest::Manifest;
 use crate::snapshot::signing::{KeyId, Refusal, SignatureFileError, TrustedKeys, SIGNATURE_CAP};
 use crate::snapshot::validate;
+use crate::snapshot::want::{Mismatch, Want};
 use crate::store::{self, snapshot_prefix, Store, StoreError};
 use crate::Error;
 
@@ -18,11 +19,36 @@ pub struct Listed {
     pub commit: CommitId,
     pub distance: usize,
     /// The manifest, or why it could not be read.
-    pub manifest: Result<Manifest, String>,
+    pub manifest: Result<Manifest, Unusable>,
     /// Why it cannot be used here; `None` if it can.
-    pub unusable: Option<String>,
+    pub unusable: Option<Unusable>,
     /// The trusted key that signed it, when signatures are checked.
     pub signer: Option<KeyId>,
+}
+
+/// Why a snapshot in the store cannot be used here.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Unusable {
+    /// Built for another toolchain, target, profile, flags or C library.
+    Mismatch { why: Mismatch },
+    /// Too large, or not JSON of a manifest.
+    Unreadable { error: String },
+    /// Unsigned, or signed by no trusted key, while signatures are checked.
+    Unauthentic { reason: String },
+    /// It breaks a validation rule: the store may be hostile.
+    Rejected { detail: String },
+}
+
+impl std::fmt::Display for Unusable {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Unusable::Mismatch { why } => why.fmt(f),
+            Unusable::Unreadable { error } => write!(f, "unreadable manifest ({error})"),
+            Unusable::Unauthentic { reason } => write!(f, "not authentic: {reason}"),
+            Unusable::Rejected { detail } => write!(f, "rejected manifest: {detail}"),
+        }
+    }
 }
 
 /// The snapshot chosen for restoring.
@@ -135,24 +161,30 @@ pub fn snapshots_at(
         let (manifest, unusable, signer) = match read_manifest(store, &key, trust) {
             Err(Error::Store(StoreError::NotFound { .. })) if exact => continue,
             Ok((m, signer)) => {
-                let why = m.incompatibility(want);
+                let why = m
+                    .incompatibility(want)
+                    .map(|why| Unusable::Mismatch { why });
                 (Ok(m), why, signer)
             }
             // A manifest that is there but unreadable or not authentic is
             // skipped and named; a store that cannot be read is an error of
             // its own.
             Err(e @ (Error::Manifest { .. } | Error::Store(StoreError::TooLarge { .. }))) => {
-                let why = format!("unreadable manifest ({e})");
+                let why = Unusable::Unreadable {
+                    error: e.to_string(),
+                };
                 (Err(why.clone()), Some(why), None)
             }
             Err(Error::Unauthentic { reason, .. }) => {
-                let why = format!("not authentic: {reason}");
+                let why = Unusable::Unauthentic {
+                    reason: reason.to_string(),
+                };
                 (Err(why.clone()), Some(why), None)
             }
             // A manifest that breaks a rule is never used, whatever else it
             // says: the store may be hostile.
             Err(Error::InvalidManifest { detail, .. }) => {
-                let why = format!("rejected manifest: {detail}");
+                let why = Unusable::Rejected { detail };
                 (Err(why.clone()), Some(why), None)
             }
             Err(e) => return Err(e),
@@ -241,7 +273,7 @@ pub fn nearest(
                         "{} (distance {}): {}",
                         commit.short(),
                         distance,
-                        why.unwrap_or_default()
+                        why.map(|w| w.to_string()).unwrap_or_default()
                     )),
                 }
             }

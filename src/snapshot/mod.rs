@@ -8,3 +8,4 @@ pub mod manifest;
 pub mod secrets;
 pub mod signing;
 pub mod validate;
+pub mod want;

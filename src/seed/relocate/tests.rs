@@ -1,0 +1,147 @@
+use super::*;
+use crate::snapshot::manifest::{Blob, Check, Unit};
+use crate::snapshot::secrets::SecretNames;
+
+/// itoa's fingerprint as cargo 1.95 wrote it under `CARGO_HOME=/root/.cargo`
+/// (pinned in `fingerprint`'s tests), and its source file.
+const ITOA: &str = r#"{"rustc":7458672600737419911,"features":"[]","declared_features":"[\"no-panic\"]","target":18426369533666673425,"profile":15657897354478470176,"path":3355421602437736376,"deps":[],"local":[{"CheckDepInfo":{"dep_info":"debug/.fingerprint/itoa-d62e748016f8bd79/dep-lib-itoa","checksum":false}}],"rustflags":[],"config":8247474407144887393,"compile_kind":0}"#;
+const ITOA_SRC: &str =
+    "/root/.cargo/registry/src/index.crates.io-1949cf8c6b5b557f/itoa-1.0.18/src/lib.rs";
+
+fn unit(id: &str, name: &str, fields: &str, src: Option<&str>) -> Unit {
+    let hash = Fields::parse(fields).unwrap().hash();
+    let record = FingerprintRecord {
+        file: "f".into(),
+        hash: fingerprint::to_hash_file(hash),
+        fields: fields.into(),
+        env: vec![],
+    };
+    Unit {
+        id: id.into(),
+        name: name.into(),
+        kind: UnitKind::Compile,
+        host: false,
+        package_id: Some(format!(
+            "registry+https://github.com/rust-lang/crates.io-index#{id}@1.0.0"
+        )),
+        blob: Blob {
+            sha256: String::new(),
+            size: 0,
+            unpacked: 0,
+        },
+        deps: vec![],
+        check: Check::None,
+        baked: vec![],
+        // As publishing stores it: no values.
+        fingerprint: Some(crate::snapshot::secrets::redact(
+            &record,
+            &SecretNames::default(),
+        )),
+        src_path: src.map(PathBuf::from),
+        rustc: None,
+        path_values: Vec::new(),
+    }
+}
+
+#[test]
+fn a_watched_variable_with_ci_s_value_is_proven_and_rewritten_and_one_without_is_not() {
+    let itoa_hash = Fields::parse(ITOA).unwrap().hash();
+    // A registry build script's run that depends on itoa and watches CC,
+    // which CI set to gcc-13: its hash changes when itoa's does.
+    let run = format!(
+        r#"{{"rustc":7458672600737419911,"features":"","declared_features":"","target":0,"profile":0,"path":0,"deps":[[1,"build_script_build",false,{itoa_hash}]],"local":[{{"RerunIfEnvChanged":{{"var":"CC","val":"gcc-13"}}}}],"rustflags":[],"config":0,"compile_kind":0}}"#
+    );
+    let mut m: Manifest = serde_json::from_value(serde_json::json!({
+        "schema": crate::snapshot::manifest::SCHEMA, "commit": "c", "created": 0,
+        "toolchain": {"verbose_version": "", "release": "", "host": ""},
+        "target": "", "profile": "dev", "profile_dir": "debug",
+        "workspace_root": "/ci/ws", "cargo_home": "/root/.cargo",
+        "build_dir": "/ci/ws/target", "dirty": false, "units": [],
+    }))
+    .unwrap();
+    m.units
+        .push(unit("itoa-1", "lib itoa", ITOA, Some(ITOA_SRC)));
+    m.units
+        .push(unit("cc-2", "run-build-script cc", &run, None));
+    let stored = m.units[1].fingerprint.clone().unwrap();
+    assert!(!stored.fields.contains("gcc-13"), "{}", stored.fields);
+    let moves = Moves::new(
+        &m,
+        Path::new("/home/dev/.cargo"),
+        Path::new("/home/dev/ws"),
+        Path::new("/home/dev/ws/target"),
+        None,
+    );
+
+    let same = |var: &str| (var == "CC").then(|| OsString::from("gcc-13"));
+    let proven = plan(&m, &moves, &same);
+    assert!(proven.failed.is_empty(), "{:?}", proven.failed);
+    let new_itoa = parse_hash_file(&proven.rewrites["itoa-1"].hash).unwrap();
+    let rewritten = &proven.rewrites["cc-2"];
+    let fields = Fields::parse(&rewritten.fields).unwrap();
+    assert_eq!(
+        fields.watched_env().collect::<Vec<_>>(),
+        [("CC", Some("gcc-13"))]
+    );
+    assert_eq!(fields.dep_hashes().collect::<Vec<_>>(), [new_itoa]);
+    assert_eq!(Some(fields.hash()), parse_hash_file(&rewritten.hash));
+    // What cargo computes here, from scratch: the run's fields with the
+    // local itoa's hash and this machine's CC.
+    let expected = run.replace(&itoa_hash.to_string(), &new_itoa.to_string());
+    assert_eq!(rewritten.fields, expected);
+
+    for (here, why) in [
+        (Some("clang"), EnvMismatch::Differs { var: "CC".into() }),
+        (None, EnvMismatch::UnsetHere { var: "CC".into() }),
+    ] {
+        let other = move |var: &str| here.filter(|_| var == "CC").map(OsString::from);
+        let refused = plan(&m, &moves, &other);
+        assert_eq!(refused.failed.get("cc-2"), Some(&Unrelocatable::Env(why)));
+        assert!(!refused.rewrites.contains_key("cc-2"));
+        assert!(refused.rewrites.contains_key("itoa-1"));
+    }
+}
+
+#[test]
+fn nested_directories_map_to_their_own_counterparts() {
+    let moves = Moves {
+        pairs: vec![
+            ("/ci/ws/target".into(), "/home/me/t".into()),
+            ("/ci/ws".into(), "/home/me/app".into()),
+            ("/ci/.cargo".into(), "/home/me/.cargo".into()),
+        ],
+    };
+    assert_eq!(
+        moves.map(Path::new("/ci/ws/target/debug/x")),
+        Some(PathBuf::from("/home/me/t/debug/x"))
+    );
+    assert_eq!(
+        moves.map(Path::new("/ci/ws/src/lib.rs")),
+        Some(PathBuf::from("/home/me/app/src/lib.rs"))
+    );
+    assert_eq!(moves.map(Path::new("/usr/include/x.h")), None);
+    assert_eq!(
+        moves.map_text("a: /ci/ws/src/a.rs /ci/.cargo/registry/x.rs\n"),
+        "a: /home/me/app/src/a.rs /home/me/.cargo/registry/x.rs\n"
+    );
+}
+
+#[test]
+fn debugger_scripts_hold_only_plain_paths() {
+    let maps: Vec<(PathBuf, PathBuf)> = vec![
+        ("/ci/ws".into(), "/home/me/app".into()),
+        ("/ci/x\nshell touch /tmp/pwned".into(), "/home/me/x".into()),
+        ("/ci/a b".into(), "/home/me/c".into()),
+    ];
+    let (gdb, lldb, left_out) = debugger_scripts(&maps);
+    assert_eq!(gdb.lines().count(), 2, "{gdb}");
+    assert!(
+        gdb.ends_with("set substitute-path /ci/ws /home/me/app\n"),
+        "{gdb}"
+    );
+    assert!(
+        lldb.ends_with("settings append target.source-map /ci/ws /home/me/app\n"),
+        "{lldb}"
+    );
+    assert_eq!(left_out.len(), 2);
+}
