@@ -3,6 +3,7 @@
 //! where rustc keeps a crate's incremental sessions. Read-only: nothing
 //! here writes to a build dir.
 
+use crate::cargo::unit_id;
 use std::fs;
 use std::path::{Path, PathBuf};
 
@@ -37,7 +38,7 @@ pub fn profile_dirs(build_dir: &Path) -> Vec<PathBuf> {
 /// The `-<hash>` suffix cargo gives a unit's files and directories.
 pub fn unit_hash(name: &str) -> Option<&str> {
     let stem = name.split('.').next()?;
-    let (_, hash) = stem.rsplit_once('-')?;
+    let (_, hash) = unit_id::split(stem)?;
     (hash.len() == 16 && hash.bytes().all(|b| b.is_ascii_hexdigit())).then_some(hash)
 }
 
@@ -82,7 +83,7 @@ pub fn owns(id: &str, path: &Path, is_dir: bool) -> bool {
         ("incremental", Some(("incremental", dir))) => second == dir,
         (".fingerprint" | "build", None) => second == id,
         ("deps" | "examples", None) => {
-            parts.next().is_none() && id.rsplit_once('-').map(|(_, h)| h) == unit_hash(&second)
+            parts.next().is_none() && unit_id::split(id).map(|(_, h)| h) == unit_hash(&second)
         }
         _ => false,
     }
@@ -102,7 +103,7 @@ pub fn incremental_dirs(
     for entry in entries {
         let entry = entry.map_err(read_error(&dir))?;
         let name = entry.file_name().to_string_lossy().into_owned();
-        let Some((krate, _)) = name.rsplit_once('-') else {
+        let Some((krate, _)) = unit_id::split(&name) else {
             continue;
         };
         if !crate_names.contains(krate) || !entry.path().is_dir() {

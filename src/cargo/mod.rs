@@ -7,6 +7,7 @@ pub mod depinfo;
 pub mod fingerprint;
 pub mod flags;
 pub mod layout;
+pub mod unit_id;
 pub mod workspace;
 
 use std::io;

@@ -6,6 +6,7 @@
 //! no-op build), never from the directory listing: a CI cache holds units of
 //! earlier builds (old dependency versions…) that must not be published.
 
+use crate::cargo::unit_id;
 use std::collections::{BTreeMap, HashMap};
 use std::fs;
 use std::io::{self, BufReader};
@@ -175,7 +176,7 @@ pub fn live_units(profile_dir: &Path, messages: &[Message]) -> Result<LiveBuild,
     for entry in fs::read_dir(&fp_dir).map_err(io_err(&fp_dir))? {
         let name = entry.map_err(io_err(&fp_dir))?.file_name();
         let name = name.to_string_lossy().into_owned();
-        if let Some((_, hash)) = name.rsplit_once('-') {
+        if let Some((_, hash)) = unit_id::split(&name) {
             id_of_hash.insert(hash.to_owned(), name.clone());
         }
     }

@@ -3,9 +3,11 @@
 //! values of its incremental state; and which units are withheld (those
 //! that read a secret, and everything built from them).
 
+use crate::cargo::unit_id;
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::path::{Path, PathBuf};
 
+use crate::cargo::unit_id::UnitId;
 use crate::cargo::workspace::Workspace;
 use crate::cargo::{depinfo, fingerprint, layout};
 use crate::pool;
@@ -76,16 +78,16 @@ pub(super) fn plan(
         let mut deps = Vec::new();
         for (_, name, _, hash) in &fp.json.deps {
             match id_of_hash.get(hash) {
-                Some(dep) => deps.push((*dep).to_owned()),
+                Some(dep) => deps.push(UnitId::from(*dep)),
                 // A dependency cargo-seed did not find among the live units:
                 // name it so the unit is rebuilt rather than trusted.
-                None => deps.push(format!("{name}-{hash:016x}")),
+                None => deps.push(format!("{name}-{hash:016x}").into()),
             }
         }
         let rel = |dir: &Path| dir.strip_prefix(&ws.build_dir).unwrap_or(dir).to_owned();
         let produced: Vec<PathBuf> = deps
             .iter()
-            .filter_map(|d| live.get(d).map(|u| (d, u)))
+            .filter_map(|d| live.get(d.as_str()).map(|u| (d, u)))
             .filter(|(_, u)| u.kind == UnitKind::RunBuildScript)
             .map(|(d, u)| rel(dirs.of(u.host)).join("build").join(d))
             .collect();
@@ -99,7 +101,7 @@ pub(super) fn plan(
             path_crates.insert(unit.crate_name.clone());
         }
         let mut members = layout::unit_members(profile_dir, id);
-        if let Some((_, hash)) = id.rsplit_once('-') {
+        if let Some((_, hash)) = unit_id::split(id) {
             members.extend(outputs.get(hash).into_iter().flatten().cloned());
         }
         let rustc_env = rustc_dep_info(profile_dir, &members)
@@ -122,7 +124,7 @@ pub(super) fn plan(
         }
         jobs.push(Job {
             unit: Unit {
-                id: id.clone(),
+                id: id.as_str().into(),
                 name: unit.name.clone(),
                 kind: unit.kind,
                 host: unit.host,
@@ -137,8 +139,7 @@ pub(super) fn plan(
                 baked,
                 fingerprint: Some(secrets::redact(&fp.record, names)),
                 src_path: unit.src_path.clone(),
-                rustc: id
-                    .rsplit_once('-')
+                rustc: unit_id::split(id)
                     .and_then(|(_, hash)| crate::rustc::wrapper::recorded(profile_dir, hash)),
                 path_values: Vec::new(),
             },
@@ -153,7 +154,7 @@ pub(super) fn plan(
     let recorded = jobs.len();
     let reproduced = jobs
         .iter()
-        .map(|job| &fingerprints[&job.unit.id])
+        .map(|job| &fingerprints[job.unit.id.as_str()])
         .filter(|fp| {
             crate::cargo::fingerprint::Fields::parse(&fp.record.fields)
                 .is_some_and(|f| f.reproduces(fp.hash))
@@ -164,18 +165,17 @@ pub(super) fn plan(
     let withheld_crates: HashMap<&str, &Withheld> = withheld
         .iter()
         .filter(|w| w.kind == UnitKind::Compile)
-        .map(|w| (live[&w.id].crate_name.as_str(), w))
+        .map(|w| (live[w.id.as_str()].crate_name.as_str(), w))
         .collect();
     let mut withheld_dirs = Vec::new();
     for (dir, members) in layout::incremental_dirs(&dirs.main, &path_crates)? {
-        let krate = dir
-            .rsplit_once('-')
+        let krate = unit_id::split(&dir)
             .map(|(k, _)| k)
             .unwrap_or(&dir)
             .to_owned();
         if let Some(w) = withheld_crates.get(krate.as_str()) {
             withheld_dirs.push(Withheld {
-                id: format!("incremental/{dir}"),
+                id: format!("incremental/{dir}").into(),
                 name: format!("incremental {krate}"),
                 kind: UnitKind::Incremental,
                 why: WithheldWhy::Incremental {
@@ -187,7 +187,7 @@ pub(super) fn plan(
         }
         jobs.push(Job {
             unit: Unit {
-                id: format!("incremental/{dir}"),
+                id: format!("incremental/{dir}").into(),
                 name: format!("incremental {krate}"),
                 kind: UnitKind::Incremental,
                 host: false,
@@ -312,18 +312,18 @@ pub(super) fn withhold(
     loop {
         let mut changed = false;
         for job in &jobs {
-            if why.contains_key(&job.unit.id) {
+            if why.contains_key(job.unit.id.as_str()) {
                 continue;
             }
             let found = job.unit.deps.iter().find_map(|dep| {
-                let w = why.get(dep)?;
+                let w = why.get(dep.as_str())?;
                 Some(WithheldWhy::Dependency {
                     on: names[dep.as_str()].to_owned(),
                     var: w.var().map(str::to_owned),
                 })
             });
             if let Some(w) = found {
-                why.insert(job.unit.id.clone(), w);
+                why.insert(job.unit.id.to_string(), w);
                 changed = true;
             }
         }
@@ -333,11 +333,11 @@ pub(super) fn withhold(
     }
     let (kept, out): (Vec<Job>, Vec<Job>) = jobs
         .into_iter()
-        .partition(|j| !why.contains_key(&j.unit.id));
+        .partition(|j| !why.contains_key(j.unit.id.as_str()));
     let withheld = out
         .into_iter()
         .map(|j| Withheld {
-            why: why.remove(&j.unit.id).expect("partitioned by it"),
+            why: why.remove(j.unit.id.as_str()).expect("partitioned by it"),
             id: j.unit.id,
             name: j.unit.name,
             kind: j.unit.kind,

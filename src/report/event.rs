@@ -8,6 +8,7 @@
 
 use serde::Serialize;
 
+use crate::cargo::unit_id::UnitId;
 use crate::git::CommitId;
 use crate::seed::reason::Reason;
 use crate::seed::resolve::Unusable;
@@ -42,7 +43,7 @@ pub enum Event {
     /// One unit of a seed: put in place (`fetched`, `kept`), or left for
     /// cargo (`rebuilt`; `skipped` for incremental state not restored).
     Unit {
-        id: String,
+        id: UnitId,
         name: String,
         kind: UnitKind,
         action: UnitAction,
@@ -72,7 +73,7 @@ pub enum Event {
     },
     /// `--dry-run`: one unit's verdict, decided before anything is fetched.
     Verdict {
-        id: String,
+        id: UnitId,
         name: String,
         kind: UnitKind,
         reuse: bool,
@@ -107,7 +108,7 @@ pub enum Event {
     },
     /// One unit left out of a publish, and why.
     WithheldUnit {
-        id: String,
+        id: UnitId,
         name: String,
         kind: UnitKind,
         reason: String,
@@ -126,7 +127,7 @@ pub enum Event {
     },
     /// A blob the store lacked was uploaded.
     Stored {
-        id: String,
+        id: UnitId,
         name: String,
         bytes: u64,
     },

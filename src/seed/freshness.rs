@@ -18,6 +18,7 @@ use std::io::{self};
 use std::path::Path;
 use std::time::{Duration, SystemTime};
 
+use crate::cargo::unit_id::UnitId;
 use crate::snapshot::manifest::{Base, Check, Manifest, UnitKind};
 
 use super::reason::{Change, Reason};
@@ -38,9 +39,9 @@ pub enum Verdict {
 pub fn evaluate(
     manifest: &Manifest,
     roots: &Roots,
-    mut decided: BTreeMap<String, Reason>,
-) -> BTreeMap<String, Verdict> {
-    let mut verdicts: BTreeMap<String, Verdict> = BTreeMap::new();
+    mut decided: BTreeMap<UnitId, Reason>,
+) -> BTreeMap<UnitId, Verdict> {
+    let mut verdicts: BTreeMap<UnitId, Verdict> = BTreeMap::new();
     for unit in &manifest.units {
         let v = if let Some(why) = decided.remove(&unit.id) {
             Verdict::Rebuild(why)
@@ -179,7 +180,7 @@ mod tests {
                 size: 0,
                 unpacked: 0,
             },
-            deps: deps.iter().map(|d| d.to_string()).collect(),
+            deps: deps.iter().map(|d| (*d).into()).collect(),
             check,
             baked: vec![],
             fingerprint: None,

@@ -8,6 +8,7 @@ use super::freshness::{self, Verdict};
 use super::reason::{NoIncremental, Reason};
 use super::relocate::{self, Moves};
 use super::resolve::{self, Found};
+use crate::cargo::unit_id::UnitId;
 use crate::cargo::workspace::Workspace;
 use crate::report::{Event, Rebuilt, Reporter, UnitAction, Why};
 use crate::rustc::incremental;
@@ -90,7 +91,7 @@ pub(super) fn judge(
     ws: &Workspace,
     manifest: &Manifest,
     notes: &mut Vec<String>,
-) -> (BTreeMap<String, Verdict>, Moves, relocate::Plan) {
+) -> (BTreeMap<UnitId, Verdict>, Moves, relocate::Plan) {
     let home_moved = manifest.cargo_home != ws.cargo_home;
     let root_moved = manifest.workspace_root != ws.root;
     let repository = git::toplevel(&ws.root).ok();
@@ -134,8 +135,8 @@ pub(super) fn judge(
             && unit.kind != UnitKind::Incremental
             && unit
                 .id
-                .rsplit_once('-')
-                .is_some_and(|(package, _)| ws.members.iter().any(|m| m == package));
+                .package()
+                .is_some_and(|package| ws.members.iter().any(|m| m == package));
         // Cargo compares the watched values itself, but a unit it would rerun
         // is not worth fetching, and the summary should say why.
         let env_differs = unit
@@ -177,7 +178,7 @@ pub(super) fn judge(
 /// The units to put in place: those reused, and all incremental state.
 pub(super) fn selected<'a>(
     manifest: &'a Manifest,
-    verdicts: &'a BTreeMap<String, Verdict>,
+    verdicts: &'a BTreeMap<UnitId, Verdict>,
     with_incremental: bool,
 ) -> impl Iterator<Item = &'a Unit> + 'a {
     manifest.units.iter().filter(move |u| {
@@ -202,7 +203,7 @@ pub fn rebuilt_list(outcome: &Outcome) -> Vec<Rebuilt> {
 /// are told as they are put in place).
 pub(super) fn emit_verdicts(
     manifest: &Manifest,
-    verdicts: &BTreeMap<String, Verdict>,
+    verdicts: &BTreeMap<UnitId, Verdict>,
     incremental: &Result<bool, NoIncremental>,
     dry_run: bool,
     reporter: &Reporter,
@@ -254,7 +255,7 @@ pub(super) fn emit_verdicts(
 
 pub(super) fn tally(
     manifest: &Manifest,
-    verdicts: &BTreeMap<String, Verdict>,
+    verdicts: &BTreeMap<UnitId, Verdict>,
     with_incremental: bool,
     outcome: &mut Outcome,
 ) {

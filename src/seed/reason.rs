@@ -10,6 +10,7 @@ use std::path::PathBuf;
 
 use serde::Serialize;
 
+use crate::cargo::unit_id::UnitId;
 use crate::snapshot::manifest::WithheldWhy;
 use crate::snapshot::secrets::EnvMismatch;
 
@@ -31,7 +32,7 @@ pub enum Reason {
     /// It depends on a unit that is rebuilt here.
     Dependency { name: String },
     /// It depends on a unit the snapshot does not hold.
-    MissingDependency { id: String },
+    MissingDependency { id: UnitId },
     /// The snapshot says its freshness cannot be checked by content (the
     /// words are the publisher's, validated as plain text).
     Unverifiable { why: String },

@@ -27,6 +27,7 @@ use std::time::SystemTime;
 
 use crate::cargo::fingerprint::parse_hash_file;
 use crate::cargo::fingerprint::{self, Fields};
+use crate::cargo::unit_id::UnitId;
 use crate::snapshot::manifest::{FingerprintRecord, Manifest, UnitKind};
 use crate::snapshot::secrets::{self, EnvMismatch};
 
@@ -91,9 +92,9 @@ impl Moves {
 #[derive(Debug, Default)]
 pub struct Plan {
     /// New fingerprint files by unit id, for units whose hash changes.
-    pub rewrites: BTreeMap<String, FingerprintRecord>,
+    pub rewrites: BTreeMap<UnitId, FingerprintRecord>,
     /// Why a unit cannot be reused here, by unit id.
-    pub failed: BTreeMap<String, Unrelocatable>,
+    pub failed: BTreeMap<UnitId, Unrelocatable>,
 }
 
 /// Why a unit's fingerprint is not rewritten for this machine.
@@ -178,7 +179,7 @@ pub fn plan(manifest: &Manifest, moves: &Moves, env: Lookup) -> Plan {
     }
     for (id, result) in memo {
         if let Err(why) = result {
-            plan.failed.insert(id.to_owned(), why);
+            plan.failed.insert(id.into(), why);
         }
     }
     plan
@@ -252,7 +253,7 @@ fn relocate_one<'a>(
         let new = fields.hash();
         if new != old {
             plan.rewrites.insert(
-                id.to_owned(),
+                id.into(),
                 // Cargo's own files again: the fields with this machine's
                 // values, which are CI's.
                 FingerprintRecord {

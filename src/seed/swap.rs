@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+use crate::cargo::unit_id::UnitId;
 use crate::report::{Event, Reporter};
 use crate::snapshot::archive::Unpacked;
 use crate::Error;
@@ -26,7 +27,7 @@ pub(super) struct State {
     /// The build machine's directories and this one's, as relocated.
     #[serde(default)]
     pub(super) moves: Vec<(PathBuf, PathBuf)>,
-    pub(super) units: BTreeMap<String, UnitState>,
+    pub(super) units: BTreeMap<UnitId, UnitState>,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -92,7 +93,7 @@ pub(super) fn recover_or_remove_leftovers(
 pub(super) fn merge_host_units(
     staging: Staging,
     dest: &Path,
-    units: &BTreeMap<String, Unpacked>,
+    units: &BTreeMap<UnitId, Unpacked>,
     reporter: &Reporter,
 ) -> Result<usize, Error> {
     fs::create_dir_all(dest).map_err(io("create", dest))?;

@@ -4,6 +4,7 @@
 //! The manifest is the only place that says which build a blob belongs to;
 //! it is written to the store last, after every blob it names.
 
+use crate::cargo::unit_id::UnitId;
 use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
@@ -92,7 +93,7 @@ pub struct Sibling {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Unit {
     /// `<package>-<hash>` as in `.fingerprint/`, or `incremental/<dir>`.
-    pub id: String,
+    pub id: UnitId,
     /// For people: `lib greet`, `run-build-script gen`, `incremental greet`.
     pub name: String,
     pub kind: UnitKind,
@@ -107,7 +108,7 @@ pub struct Unit {
     pub blob: Blob,
     /// Ids of the units this one's fingerprint depends on.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub deps: Vec<String>,
+    pub deps: Vec<UnitId>,
     /// How cargo decides whether the unit's sources changed.
     pub check: Check,
     /// Environment variables the crate read with `env!` whose value was an
@@ -183,7 +184,7 @@ pub enum EnvValue {
 /// A unit of the build that the snapshot does not hold, and why.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Withheld {
-    pub id: String,
+    pub id: UnitId,
     pub name: String,
     pub kind: UnitKind,
     pub why: WithheldWhy,

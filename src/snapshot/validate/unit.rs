@@ -5,6 +5,7 @@
 //! It must never accept a workspace unit without its content check, nor two
 //! units that would own the same files.
 
+use crate::cargo::unit_id;
 use std::collections::{HashMap, HashSet};
 
 use super::field::{
@@ -40,10 +41,7 @@ pub(super) fn unit<'m>(
     if !ids.insert(id.as_str()) {
         return Err(invalid(format!("unit `{id}` appears twice")));
     }
-    if let Some((_, hash)) = id
-        .rsplit_once('-')
-        .filter(|_| unit.kind != UnitKind::Incremental)
-    {
+    if let Some(hash) = id.hash().filter(|_| unit.kind != UnitKind::Incremental) {
         if let Some(other) = hashes.insert(hash, id.as_str()) {
             return Err(invalid(format!(
                 "units `{other}` and `{id}` share the hash {hash}, so they would own the same files"
@@ -215,13 +213,13 @@ pub(super) fn unit_id(id: &str, kind: UnitKind) -> Result<(), Invalid> {
     };
     if kind == UnitKind::Incremental {
         let dir = id.strip_prefix("incremental/").ok_or_else(bad)?;
-        let (krate, tag) = dir.rsplit_once('-').ok_or_else(bad)?;
+        let (krate, tag) = unit_id::split(dir).ok_or_else(bad)?;
         let tag_ok = !tag.is_empty() && tag.bytes().all(|b| b.is_ascii_alphanumeric());
         return (name_ok(krate, '_') && tag_ok)
             .then_some(())
             .ok_or_else(bad);
     }
-    let (package, hash) = id.rsplit_once('-').ok_or_else(bad)?;
+    let (package, hash) = unit_id::split(id).ok_or_else(bad)?;
     let hash_ok = hash.len() == 16 && hash.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'));
     (name_ok(package, '-') && hash_ok)
         .then_some(())
