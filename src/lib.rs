@@ -18,15 +18,15 @@
 pub mod cargo;
 pub mod cli;
 pub mod digest;
-pub mod error;
-pub mod gc;
-pub mod git;
-pub mod pool;
+mod error;
+pub(crate) mod gc;
+pub(crate) mod git;
+pub(crate) mod pool;
 pub mod publish;
 pub mod report;
 pub mod rustc;
-pub mod seed;
-pub mod setup;
+pub(crate) mod seed;
+pub(crate) mod setup;
 pub mod snapshot;
 pub mod store;
 

@@ -3,11 +3,11 @@
 //! (fingerprints, encoded dep-info). Those formats are parsed and written
 //! here and nowhere else.
 
-pub mod depinfo;
-pub mod fingerprint;
-pub mod flags;
-pub mod layout;
-pub mod unit_id;
+pub(crate) mod depinfo;
+pub(crate) mod fingerprint;
+pub(crate) mod flags;
+pub(crate) mod layout;
+pub(crate) mod unit_id;
 pub mod workspace;
 
 use std::io;

@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 
 mod check;
 pub mod cover;
-pub mod observe;
+pub(crate) mod observe;
 mod pack;
 mod plan;
 mod variant;

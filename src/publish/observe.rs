@@ -51,8 +51,6 @@ pub(super) fn io_err(path: &Path) -> impl FnOnce(io::Error) -> SnapshotError + '
 /// One unit of the current build, as found in the build dir.
 #[derive(Debug, Clone)]
 pub struct LiveUnit {
-    /// `.fingerprint/<id>`, e.g. `greet-d2c3ef4c070f78bb`.
-    pub id: String,
     pub kind: UnitKind,
     pub package_id: String,
     /// A human name: `lib greet`, `build-script gen`, `run-build-script gen`.
@@ -201,13 +199,7 @@ pub fn live_units(profile_dir: &Path, messages: &[Message]) -> Result<LiveBuild,
     // Files the id of the unit `hash` names; false if there is none.
     let mut add = |hash: &str, unit: LiveUnit| match id_of_hash.get(hash) {
         Some(id) => {
-            units.insert(
-                id.clone(),
-                LiveUnit {
-                    id: id.clone(),
-                    ..unit
-                },
-            );
+            units.insert(id.clone(), unit);
             true
         }
         None => false,
@@ -237,7 +229,6 @@ pub fn live_units(profile_dir: &Path, messages: &[Message]) -> Result<LiveBuild,
                 format!("{mode}{kind_name} {}", a.target.name)
             };
             let unit = LiveUnit {
-                id: String::new(),
                 kind: UnitKind::Compile,
                 package_id: a.package_id.repr.clone(),
                 name,
@@ -277,7 +268,6 @@ pub fn live_units(profile_dir: &Path, messages: &[Message]) -> Result<LiveBuild,
             add(
                 &hash,
                 LiveUnit {
-                    id: String::new(),
                     kind: UnitKind::RunBuildScript,
                     package_id: b.package_id.repr.clone(),
                     name,

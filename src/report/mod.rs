@@ -7,10 +7,10 @@
 //! separate process under cargo, and `main`'s error report are the
 //! exceptions), and nothing in it may decide what a command does.
 
-pub mod event;
-pub mod format;
-pub mod human;
-pub mod json;
+pub(crate) mod event;
+pub(crate) mod format;
+pub(crate) mod human;
+pub(crate) mod json;
 mod listing;
 
 pub use event::{Event, Explained, Rebuilt, SetupStatus, UnitAction, Why};

@@ -4,5 +4,5 @@
 
 pub mod depgraph;
 pub mod incremental;
-pub mod toolchain;
-pub mod wrapper;
+pub(crate) mod toolchain;
+pub(crate) mod wrapper;

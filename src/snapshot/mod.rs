@@ -2,10 +2,10 @@
 //! a store is validated, the signature that makes it trusted, what is kept
 //! out of it (CI's secrets), and the archive format of its blobs.
 
-pub mod archive;
-pub mod inputs;
-pub mod manifest;
+pub(crate) mod archive;
+pub(crate) mod inputs;
+pub(crate) mod manifest;
 pub mod secrets;
 pub mod signing;
-pub mod validate;
-pub mod want;
+pub(crate) mod validate;
+pub(crate) mod want;

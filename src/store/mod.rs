@@ -15,7 +15,7 @@ use std::io::{self, Read};
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
-pub mod cache;
+pub(crate) mod cache;
 mod http;
 mod layout;
 mod local;

@@ -102,7 +102,6 @@ fn an_input_newer_than_its_compile_is_not_vouched_for() {
     set_mtime(&pkg.join("src/main.rs"), COMPILED - 10);
     set_mtime(&dep_path, COMPILED);
     let unit = LiveUnit {
-        id: "app-0".into(),
         kind: UnitKind::Compile,
         package_id: "path+file:///ws/app#0.1.0".into(),
         name: "bin app".into(),
@@ -169,7 +168,6 @@ fn build_dir_inputs_are_compared_unless_a_dependency_produced_them() {
     set_mtime(&build.join("debug/build/app-1/out/x.rs"), COMPILED - 10);
     set_mtime(&dep_path, COMPILED);
     let unit = LiveUnit {
-        id: "app-0".into(),
         kind: UnitKind::Compile,
         package_id: "path+file:///ws/app#0.1.0".into(),
         name: "lib app".into(),

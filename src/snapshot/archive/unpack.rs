@@ -28,12 +28,6 @@ pub struct Unpacked {
     pub symlinks: bool,
 }
 
-impl Unpacked {
-    pub fn bytes(&self) -> u64 {
-        self.files.iter().map(|(_, n)| n).sum()
-    }
-}
-
 /// Which paths (relative to the root) a blob may create: `(path, is_dir)`.
 pub type Owns<'a> = &'a (dyn Fn(&Path, bool) -> bool + Sync);
 
