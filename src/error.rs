@@ -205,6 +205,6 @@ impl From<crate::cargo::ReadError> for Error {
 }
 
 /// The messages of the errors that caused `err`, outermost first.
-pub fn causes(err: &Error) -> Vec<String> {
+pub(crate) fn causes(err: &Error) -> Vec<String> {
     store::causes(err).map(|s| s.to_string()).collect()
 }

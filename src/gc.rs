@@ -25,7 +25,7 @@ use crate::snapshot::manifest::Manifest;
 use crate::store::{self, signature_key, Listing, Store, StoreError};
 use crate::Error;
 
-pub struct GcOptions {
+pub(crate) struct GcOptions {
     pub keep_days: u64,
     pub keep_last: usize,
     pub grace: Duration,
@@ -33,7 +33,7 @@ pub struct GcOptions {
 }
 
 #[derive(Debug, Default, PartialEq, Eq)]
-pub struct GcReport {
+pub(crate) struct GcReport {
     pub snapshots_kept: usize,
     pub snapshots_removed: usize,
     pub blobs_removed: usize,

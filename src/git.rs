@@ -80,7 +80,7 @@ fn git(dir: &Path, args: &[&str]) -> Result<String, GitError> {
 }
 
 /// The full commit id `rev` names (`HEAD`, a branch, a short sha…).
-pub fn resolve_commit(dir: &Path, rev: &str) -> Result<CommitId, GitError> {
+pub(crate) fn resolve_commit(dir: &Path, rev: &str) -> Result<CommitId, GitError> {
     let spec = format!("{rev}^{{commit}}");
     let out = git(dir, &["rev-parse", "--verify", "--quiet", &spec])?;
     CommitId::parse(out.trim()).ok_or_else(|| GitError::NotACommit {
@@ -90,21 +90,21 @@ pub fn resolve_commit(dir: &Path, rev: &str) -> Result<CommitId, GitError> {
 }
 
 /// The top of the work tree that holds `dir`.
-pub fn toplevel(dir: &Path) -> Result<PathBuf, GitError> {
+pub(crate) fn toplevel(dir: &Path) -> Result<PathBuf, GitError> {
     Ok(PathBuf::from(
         git(dir, &["rev-parse", "--show-toplevel"])?.trim(),
     ))
 }
 
 /// Whether the working tree differs from `HEAD` (tracked or untracked files).
-pub fn is_dirty(dir: &Path) -> Result<bool, GitError> {
+pub(crate) fn is_dirty(dir: &Path) -> Result<bool, GitError> {
     Ok(!git(dir, &["status", "--porcelain"])?.trim().is_empty())
 }
 
 /// Ancestors of `from` (itself included, at distance 0), nearest first, up to
 /// `max_distance` generations away. Distance is the length of the shortest
 /// parent chain, so a merge's second parent is as near as its first.
-pub fn ancestors(
+pub(crate) fn ancestors(
     dir: &Path,
     from: &str,
     max_distance: usize,

@@ -1,14 +1,14 @@
 //! cargo-seed: restore a fresh checkout's build state from the nearest
 //! CI-published snapshot, soundly.
 //!
-//! Data flows one way: [`resolve`](seed::resolve) picks the snapshot
-//! (checking, through [`signing`](snapshot::signing), that a trusted key
-//! signed it, and through [`validate`](snapshot::validate) every field),
-//! [`freshness`](seed::freshness) decides by content which units cargo may
-//! reuse, [`store`] fetches only those units' blobs,
-//! [`archive`](snapshot::archive) verifies and unpacks them into a staging
-//! area, and [`seed`] swaps the result in.
-//! [`publish`] is the other direction.
+//! Two pipelines through shared parts (see ARCHITECTURE.md). A seed:
+//! `seed::resolve` picks the snapshot (checking, through
+//! [`signing`](snapshot::signing), that a trusted key signed it, and through
+//! `snapshot::validate` every field), `seed::freshness` decides by content
+//! which units cargo may reuse, before anything is fetched, [`store`] fetches
+//! only those units' blobs, `snapshot::archive` verifies and unpacks them
+//! into a staging area, `seed::relocate` rewrites paths for this machine, and
+//! the staging area is swapped in. [`publish`] is the other direction.
 //!
 //! The one rule every module serves: cargo must never see a unit as fresh
 //! when its inputs differ from what was compiled. When in doubt a unit is left

@@ -47,7 +47,7 @@ pub fn map<T: Sync, R: Send, E: Send>(
 }
 
 /// The number of workers: one per core.
-pub fn threads() -> usize {
+pub(crate) fn threads() -> usize {
     std::thread::available_parallelism().map_or(2, |n| n.get())
 }
 

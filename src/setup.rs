@@ -38,7 +38,7 @@ impl fmt::Display for Source {
 
 /// The rustc wrapper cargo will use in a workspace.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Wrapper {
+pub(crate) enum Wrapper {
     /// cargo-seed.
     Ours(Source),
     /// Another program.
@@ -48,7 +48,7 @@ pub enum Wrapper {
 }
 
 impl Wrapper {
-    pub fn is_ours(&self) -> bool {
+    pub(crate) fn is_ours(&self) -> bool {
         matches!(self, Wrapper::Ours(_))
     }
 }
@@ -65,7 +65,7 @@ fn is_cargo_seed(program: &str) -> bool {
 /// reads it: `RUSTC_WRAPPER`, then `CARGO_BUILD_RUSTC_WRAPPER`, then
 /// `build.rustc-wrapper` in the nearest `.cargo/config.toml` from the
 /// workspace up, then `$CARGO_HOME/config.toml`. An empty value means none.
-pub fn detect(ws_root: &Path, cargo_home: &Path) -> Wrapper {
+pub(crate) fn detect(ws_root: &Path, cargo_home: &Path) -> Wrapper {
     let env = |var: &'static str| {
         std::env::var(var)
             .ok()
@@ -119,7 +119,7 @@ fn configured(file: &Path) -> Option<String> {
 
 /// What `cargo seed setup` did.
 #[derive(Debug, PartialEq, Eq)]
-pub enum Done {
+pub(crate) enum Done {
     /// The setting was already there.
     Already(Source),
     /// Written into `file`; `chained` is the wrapper that was there before.
@@ -197,7 +197,7 @@ pub fn install(ws_root: &Path, cargo_home: &Path, exe: &Path) -> Result<Done, Se
 
 /// Undoes [`install`]: removes cargo-seed from `$CARGO_HOME/config.toml`
 /// and puts a chained wrapper back in its place.
-pub fn uninstall(cargo_home: &Path) -> Result<Done, SetupError> {
+pub(crate) fn uninstall(cargo_home: &Path) -> Result<Done, SetupError> {
     let Some(file) = config_in(cargo_home) else {
         return Ok(Done::NothingToUndo);
     };

@@ -10,7 +10,7 @@ use std::path::PathBuf;
 
 /// Where a recorded path is rooted.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum PathBase {
+pub(crate) enum PathBase {
     /// Relative to the package root (`src/lib.rs`).
     Package,
     /// Relative to the build root (`debug/build/x-…/out/gen.rs`), or absolute.
@@ -18,7 +18,7 @@ pub enum PathBase {
 }
 
 #[derive(Debug, Default, PartialEq, Eq)]
-pub struct EncodedDepInfo {
+pub(crate) struct EncodedDepInfo {
     pub files: Vec<(PathBase, PathBuf)>,
     pub env: Vec<(String, Option<String>)>,
 }
@@ -93,7 +93,7 @@ fn bytes_to_path(b: &[u8]) -> Option<PathBuf> {
 /// The `# env-dep:VAR=value` lines of rustc's own dep-info (`*.d`): every
 /// `env!`/`option_env!` the crate read, with the value it saw (`None` if
 /// unset). Values are unescaped as rustc escapes them.
-pub fn rustc_env_deps(text: &str) -> Vec<(String, Option<String>)> {
+pub(crate) fn rustc_env_deps(text: &str) -> Vec<(String, Option<String>)> {
     text.lines()
         .filter_map(|l| l.strip_prefix("# env-dep:"))
         .map(|dep| match dep.split_once('=') {

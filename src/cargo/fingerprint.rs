@@ -44,7 +44,7 @@ enum LocalFingerprint {
 /// The serialized fields of cargo's `Fingerprint`, in cargo's order.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct Fields {
+pub(crate) struct Fields {
     rustc: u64,
     features: String,
     declared_features: String,
@@ -62,7 +62,7 @@ pub struct Fields {
 impl Fields {
     /// Whether these fields hash to the hash cargo stored beside them: only
     /// then is a rewrite of them known to give the hash cargo would compute.
-    pub fn reproduces(&self, recorded: u64) -> bool {
+    pub(crate) fn reproduces(&self, recorded: u64) -> bool {
         self.hash() == recorded
     }
 
@@ -71,7 +71,7 @@ impl Fields {
     }
 
     /// The JSON cargo would write for these fields.
-    pub fn to_json(&self) -> String {
+    pub(crate) fn to_json(&self) -> String {
         serde_json::to_string(self).expect("fingerprint fields serialise")
     }
 
@@ -108,17 +108,17 @@ impl Fields {
         self.path
     }
 
-    pub fn set_path(&mut self, path: u64) {
+    pub(crate) fn set_path(&mut self, path: u64) {
         self.path = path;
     }
 
-    pub fn dep_hashes(&self) -> impl Iterator<Item = u64> + '_ {
+    pub(crate) fn dep_hashes(&self) -> impl Iterator<Item = u64> + '_ {
         self.deps.iter().map(|d| d.3)
     }
 
     /// The variables of `rerun-if-env-changed`, in order, with the value
     /// cargo recorded (`None`: unset).
-    pub fn watched_env(&self) -> impl Iterator<Item = (&str, Option<&str>)> + '_ {
+    pub(crate) fn watched_env(&self) -> impl Iterator<Item = (&str, Option<&str>)> + '_ {
         self.local.iter().filter_map(|l| match l {
             LocalFingerprint::RerunIfEnvChanged { var, val } => {
                 Some((var.as_str(), val.as_deref()))
@@ -129,7 +129,7 @@ impl Fields {
 
     /// Replaces the recorded values of [`Fields::watched_env`], in its
     /// order; `None` (nothing changed) when the counts differ.
-    pub fn set_watched_values(&mut self, values: Vec<Option<String>>) -> Option<()> {
+    pub(crate) fn set_watched_values(&mut self, values: Vec<Option<String>>) -> Option<()> {
         if values.len() != self.watched_env().count() {
             return None;
         }
@@ -144,7 +144,7 @@ impl Fields {
 
     /// Replaces each dependency's fingerprint hash through `map`; `None`
     /// when a dependency has no new hash.
-    pub fn map_deps(&mut self, map: impl Fn(u64) -> Option<u64>) -> Option<()> {
+    pub(crate) fn map_deps(&mut self, map: impl Fn(u64) -> Option<u64>) -> Option<()> {
         for dep in &mut self.deps {
             dep.3 = map(dep.3)?;
         }
@@ -153,20 +153,20 @@ impl Fields {
 }
 
 /// How cargo hashes a source path for `path` (`util::hash_u64(PathBuf)`).
-pub fn hash_path(path: &Path) -> u64 {
+pub(crate) fn hash_path(path: &Path) -> u64 {
     let mut h = StableSipHasher128::new();
     path.to_path_buf().hash(&mut h);
     Hasher::finish(&h)
 }
 
 /// The hash file holds the u64 as hex of its little-endian bytes.
-pub fn to_hash_file(hash: u64) -> String {
+pub(crate) fn to_hash_file(hash: u64) -> String {
     crate::digest::hex(&hash.to_le_bytes())
 }
 
 /// The parts of a fingerprint's `.json` that cargo-seed reads.
 #[derive(Debug, Deserialize)]
-pub struct FingerprintJson {
+pub(crate) struct FingerprintJson {
     #[serde(default)]
     pub deps: Vec<(u64, String, bool, u64)>,
     #[serde(default)]
@@ -184,7 +184,7 @@ pub struct Fingerprint {
 }
 
 /// Reads `.fingerprint/<id>/<kind>-<name>{,.json}`.
-pub fn read_fingerprint(profile_dir: &Path, id: &str) -> Result<Fingerprint, ReadError> {
+pub(crate) fn read_fingerprint(profile_dir: &Path, id: &str) -> Result<Fingerprint, ReadError> {
     let dir = profile_dir.join(".fingerprint").join(id);
     let mut json_path = None;
     for entry in fs::read_dir(&dir).map_err(read_error(&dir))? {
@@ -223,7 +223,7 @@ pub fn read_fingerprint(profile_dir: &Path, id: &str) -> Result<Fingerprint, Rea
 }
 
 /// The hash file holds the u64 as hex of its little-endian bytes.
-pub fn parse_hash_file(text: &str) -> Option<u64> {
+pub(crate) fn parse_hash_file(text: &str) -> Option<u64> {
     let text = text.trim();
     if text.len() != 16 {
         return None;

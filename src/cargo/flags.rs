@@ -23,7 +23,7 @@ use toml_edit::{DocumentMut, Item};
 
 /// What a snapshot's units were compiled with, besides the toolchain.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct BuildFlags {
+pub(crate) struct BuildFlags {
     /// The flags cargo passed to rustc for every unit.
     pub rustflags: Vec<String>,
     /// The linker cargo told rustc to use (`-C linker`), if one is set.
@@ -47,7 +47,7 @@ impl fmt::Display for BuildFlags {
 
 /// Where a value comes from, for the message when they differ.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Resolved {
+pub(crate) struct Resolved {
     pub flags: BuildFlags,
     /// `RUSTFLAGS`, `build.rustflags in /ws/.cargo/config.toml`…
     pub rustflags_from: Option<String>,
@@ -218,7 +218,7 @@ fn program(value: &str, base: &Path) -> String {
 }
 
 /// `rustc --print cfg` for `target`, line by line.
-pub fn rustc_cfg(rustc: &Path, target: &str) -> Option<Vec<String>> {
+pub(crate) fn rustc_cfg(rustc: &Path, target: &str) -> Option<Vec<String>> {
     let out = std::process::Command::new(rustc)
         .args(["--print", "cfg", "--target", target])
         .output()

@@ -11,12 +11,13 @@ use super::{read_error, ReadError};
 
 /// The directories of a profile dir that hold units' files: a unit's files
 /// are in these and nowhere else.
-pub const UNIT_DIRS: [&str; 5] = [".fingerprint", "build", "deps", "examples", "incremental"];
+pub(crate) const UNIT_DIRS: [&str; 5] =
+    [".fingerprint", "build", "deps", "examples", "incremental"];
 
 /// The profile directories below the build dir that hold units: `debug`,
 /// `release`, a custom profile's, and `<triple>/debug` for cross builds.
 /// Relative to the build dir.
-pub fn profile_dirs(build_dir: &Path) -> Vec<PathBuf> {
+pub(crate) fn profile_dirs(build_dir: &Path) -> Vec<PathBuf> {
     let holds_units = |d: &Path| d.join(".fingerprint").is_dir();
     let mut out = Vec::new();
     for entry in fs::read_dir(build_dir).into_iter().flatten().flatten() {
@@ -36,14 +37,14 @@ pub fn profile_dirs(build_dir: &Path) -> Vec<PathBuf> {
 }
 
 /// The `-<hash>` suffix cargo gives a unit's files and directories.
-pub fn unit_hash(name: &str) -> Option<&str> {
+pub(crate) fn unit_hash(name: &str) -> Option<&str> {
     let stem = name.split('.').next()?;
     let (_, hash) = unit_id::split(stem)?;
     (hash.len() == 16 && hash.bytes().all(|b| b.is_ascii_hexdigit())).then_some(hash)
 }
 
 /// `serde` from `registry+https://…#serde@1.0.0` or `path+file:///…/app#0.1.0`.
-pub fn package_name(package_id: &str) -> String {
+pub(crate) fn package_name(package_id: &str) -> String {
     let frag = package_id
         .rsplit_once('#')
         .map(|(_, f)| f)
@@ -59,7 +60,7 @@ pub fn package_name(package_id: &str) -> String {
 }
 
 /// The files of a unit, relative to the profile dir.
-pub fn unit_members(profile_dir: &Path, id: &str) -> Vec<PathBuf> {
+pub(crate) fn unit_members(profile_dir: &Path, id: &str) -> Vec<PathBuf> {
     let mut out = vec![Path::new(".fingerprint").join(id)];
     if profile_dir.join("build").join(id).is_dir() {
         out.push(Path::new("build").join(id));
@@ -71,7 +72,7 @@ pub fn unit_members(profile_dir: &Path, id: &str) -> Vec<PathBuf> {
 /// the files [`unit_members`] and the `deps/`/`examples/` outputs give it, or
 /// for `incremental/<dir>`, that directory. The top-level directories
 /// themselves are shared.
-pub fn owns(id: &str, path: &Path, is_dir: bool) -> bool {
+pub(crate) fn owns(id: &str, path: &Path, is_dir: bool) -> bool {
     let mut parts = path.components().map(|c| c.as_os_str().to_string_lossy());
     let (Some(top), second) = (parts.next(), parts.next()) else {
         return false;
@@ -91,7 +92,7 @@ pub fn owns(id: &str, path: &Path, is_dir: bool) -> bool {
 
 /// rustc's incremental directories of the given crates, session by session,
 /// relative to the profile dir; unfinished (`-working`) sessions are left out.
-pub fn incremental_dirs(
+pub(crate) fn incremental_dirs(
     profile_dir: &Path,
     crate_names: &std::collections::HashSet<String>,
 ) -> Result<Vec<(String, Vec<PathBuf>)>, ReadError> {

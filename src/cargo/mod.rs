@@ -32,6 +32,6 @@ fn read_error(path: &Path) -> impl FnOnce(io::Error) -> ReadError + '_ {
 /// Whether a package id (`path+file:///…#name@1.0.0`) names a path
 /// package: one whose sources are files of a checkout, not of a registry
 /// or git cache.
-pub fn is_path_package(package_id: &str) -> bool {
+pub(crate) fn is_path_package(package_id: &str) -> bool {
     package_id.starts_with("path+")
 }

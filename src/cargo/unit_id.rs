@@ -21,12 +21,6 @@ impl UnitId {
         &self.0
     }
 
-    /// Whether this names rustc's incremental state rather than a unit of
-    /// cargo's.
-    pub fn is_incremental(&self) -> bool {
-        self.0.starts_with("incremental/")
-    }
-
     /// The package (or, for incremental state, the crate) and the hash (or
     /// session tag) the name joins with its last `-`.
     pub fn parts(&self) -> Option<(&str, &str)> {
@@ -108,10 +102,8 @@ mod tests {
         let id = UnitId::from("build-script-build-0123456789abcdef");
         assert_eq!(id.package(), Some("build-script-build"));
         assert_eq!(id.hash(), Some("0123456789abcdef"));
-        assert!(!id.is_incremental());
         let inc = UnitId::from("incremental/greet-1a2b3c");
         assert_eq!(inc.parts(), Some(("greet", "1a2b3c")));
-        assert!(inc.is_incremental());
         assert_eq!(UnitId::from("nodash").parts(), None);
     }
 }

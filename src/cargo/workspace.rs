@@ -50,7 +50,7 @@ pub struct Workspace {
 }
 
 /// The cargo executable: `$CARGO` when run as a cargo subcommand.
-pub fn cargo_exe() -> PathBuf {
+pub(crate) fn cargo_exe() -> PathBuf {
     std::env::var_os("CARGO")
         .map(PathBuf::from)
         .unwrap_or_else(|| PathBuf::from("cargo"))
@@ -127,7 +127,7 @@ impl Workspace {
     }
 
     /// `<build-dir>/<profile dir>`: the directory a snapshot restores.
-    pub fn profile_build_dir(&self, profile: &str) -> PathBuf {
+    pub(crate) fn profile_build_dir(&self, profile: &str) -> PathBuf {
         self.build_dir.join(profile_dir_name(profile))
     }
 }
@@ -146,7 +146,7 @@ fn string_list(seed: Option<&serde_json::Value>, key: &str) -> Option<Vec<String
 }
 
 /// `CARGO_HOME` as cargo resolves it.
-pub fn cargo_home() -> Result<PathBuf, WorkspaceError> {
+pub(crate) fn cargo_home() -> Result<PathBuf, WorkspaceError> {
     if let Some(home) = std::env::var_os("CARGO_HOME").filter(|h| !h.is_empty()) {
         let home = PathBuf::from(home);
         return Ok(if home.is_absolute() {
@@ -162,7 +162,7 @@ pub fn cargo_home() -> Result<PathBuf, WorkspaceError> {
 
 /// The directory cargo uses for a profile: `dev` and `test` build into
 /// `debug`, `release` and `bench` into `release`, a custom profile into its name.
-pub fn profile_dir_name(profile: &str) -> &str {
+pub(crate) fn profile_dir_name(profile: &str) -> &str {
     match profile {
         "dev" | "test" => "debug",
         "release" | "bench" => "release",
@@ -174,7 +174,7 @@ pub fn profile_dir_name(profile: &str) -> &str {
 /// build dir) is published as: `debug` holds `dev` and `test`, `release`
 /// holds `release` and `bench`. `None` for a cross build's
 /// `<triple>/<profile>`.
-pub fn profile_of_dir(dir: &Path) -> Option<String> {
+pub(crate) fn profile_of_dir(dir: &Path) -> Option<String> {
     let mut parts = dir.components();
     let (Some(std::path::Component::Normal(name)), None) = (parts.next(), parts.next()) else {
         return None;

@@ -19,7 +19,10 @@ use crate::snapshot::manifest::{BakedPath, BakedRoot, Base, Check, Input, Inputs
 /// saw it read (cargo's encoded dep-info). `None` when an entry or the
 /// dep-info has a format cargo-seed does not know, so that what it records
 /// cannot be told.
-pub fn recorded_env(fp: &Fingerprint, build_root: &Path) -> Option<Vec<(String, Option<String>)>> {
+pub(crate) fn recorded_env(
+    fp: &Fingerprint,
+    build_root: &Path,
+) -> Option<Vec<(String, Option<String>)>> {
     let mut env = Vec::new();
     for local in &fp.json.local {
         let (variant, body) = local.as_object()?.iter().next()?;
@@ -50,7 +53,7 @@ pub fn recorded_env(fp: &Fingerprint, build_root: &Path) -> Option<Vec<(String, 
 /// moves: the files there are compared by content, and a crate that embeds
 /// the directory's name as a string keeps the old one (cargo's
 /// `dep_info.rs` documents the same gap).
-pub fn baked_paths(
+pub(crate) fn baked_paths(
     env: &[(String, Option<String>)],
     workspace_root: &Path,
     cargo_home: &Path,
@@ -100,7 +103,7 @@ pub fn baked_paths(
 /// Every input is recorded relative to a directory the seed maps to its own
 /// machine (see [`Roots`]); a unit that reads a file outside all of them is
 /// unverifiable, and so is one whose input is not a regular file.
-pub fn unit_check(
+pub(crate) fn unit_check(
     unit: &LiveUnit,
     fp: &Fingerprint,
     roots: &Roots,

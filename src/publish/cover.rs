@@ -66,7 +66,7 @@ impl Cover {
     /// stderr), placed before a `--` that passes the rest to a tool, and
     /// `--no-run` for tests and benches: publishing observes builds, it
     /// never runs what they built.
-    pub fn cargo_args(&self, manifest_path: Option<&std::path::Path>) -> Vec<String> {
+    pub(crate) fn cargo_args(&self, manifest_path: Option<&std::path::Path>) -> Vec<String> {
         let split = self
             .args
             .iter()

@@ -50,7 +50,7 @@ pub(super) fn io_err(path: &Path) -> impl FnOnce(io::Error) -> SnapshotError + '
 
 /// One unit of the current build, as found in the build dir.
 #[derive(Debug, Clone)]
-pub struct LiveUnit {
+pub(crate) struct LiveUnit {
     pub kind: UnitKind,
     pub package_id: String,
     /// A human name: `lib greet`, `build-script gen`, `run-build-script gen`.
@@ -67,7 +67,7 @@ pub struct LiveUnit {
 
 /// Runs one covered command (a no-op right after CI ran it) and returns
 /// cargo's messages.
-pub fn observe(
+pub(crate) fn observe(
     cargo: &Path,
     workspace_root: &Path,
     manifest_path: Option<&Path>,
@@ -150,7 +150,7 @@ fn inode_key(_: &fs::Metadata) -> Option<(u64, u64)> {
 /// The units of the current build, and the files of `deps/` and `examples/`
 /// by unit hash (read once, for both).
 #[derive(Default)]
-pub struct LiveBuild {
+pub(crate) struct LiveBuild {
     pub units: BTreeMap<String, LiveUnit>,
     pub outputs_by_hash: HashMap<String, Vec<PathBuf>>,
 }
@@ -167,7 +167,10 @@ impl LiveBuild {
 }
 
 /// The units of the build that produced `messages`, keyed by id.
-pub fn live_units(profile_dir: &Path, messages: &[Message]) -> Result<LiveBuild, SnapshotError> {
+pub(crate) fn live_units(
+    profile_dir: &Path,
+    messages: &[Message],
+) -> Result<LiveBuild, SnapshotError> {
     let index = OutputIndex::scan(profile_dir)?;
     let fp_dir = profile_dir.join(".fingerprint");
     let mut id_of_hash = HashMap::new();
@@ -288,7 +291,7 @@ pub fn live_units(profile_dir: &Path, messages: &[Message]) -> Result<LiveBuild,
 /// Splits cargo's messages by the profile directory (one of `dirs`, below
 /// `build_dir` or `target_dir`) that holds their files. A message whose
 /// files lie in none of them is an error: it would be left out silently.
-pub fn split_by_profile_dir(
+pub(crate) fn split_by_profile_dir(
     messages: Vec<Message>,
     dirs: &[PathBuf],
     build_dir: &Path,

@@ -21,7 +21,7 @@ use super::listing;
 /// events need (the fetch bar, whether `list`'s header was printed, the
 /// verdicts an explained plan lists under its summary line).
 #[derive(Debug, Default)]
-pub struct Human {
+pub(crate) struct Human {
     pub quiet: bool,
     pub verbose: bool,
     /// A dry run's plan lists every unit's verdict, not only the rebuilt.
@@ -62,7 +62,7 @@ impl Human {
         }
     }
 
-    pub fn render(&self, event: &Event) {
+    pub(crate) fn render(&self, event: &Event) {
         match event {
             Event::Resolved {
                 commit,

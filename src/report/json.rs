@@ -11,7 +11,7 @@ use super::event::Event;
 
 /// Writes one event as a JSON line. A closed stdout (the reader went away)
 /// is not the command's failure, so write errors are ignored.
-pub fn render(event: &Event) {
+pub(crate) fn render(event: &Event) {
     let mut line = serde_json::to_vec(event).expect("events serialise");
     line.push(b'\n');
     let mut out = std::io::stdout().lock();

@@ -64,7 +64,7 @@ pub fn list_row(event: &Event, header_printed: &AtomicBool) {
 }
 
 /// `list` when no snapshot is reachable.
-pub fn nothing_listed(store: &str, commits_searched: usize) {
+pub(crate) fn nothing_listed(store: &str, commits_searched: usize) {
     println!("no snapshots in {store} among {commits_searched} commits from HEAD");
 }
 

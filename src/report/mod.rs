@@ -1,6 +1,6 @@
 //! Output: the commands emit [`Event`]s to a [`Reporter`], which renders
-//! them for people ([`human`], with what goes to stdout in `listing`) or as
-//! JSON lines ([`json`]).
+//! them for people (`human`, with what goes to stdout in `listing`) or as
+//! JSON lines (`json`).
 //!
 //! The commands compute and emit; only this module prints. Nothing outside
 //! it may write to stdout or stderr (the rustc wrapper, which runs as a
@@ -45,20 +45,14 @@ impl Reporter {
 
     /// `--explain`: people see every unit's verdict under a dry run's plan.
     /// (JSON has them with any dry run.)
-    pub fn explaining(mut self, explain: bool) -> Reporter {
+    pub(crate) fn explaining(mut self, explain: bool) -> Reporter {
         if let Some(human) = &mut self.human {
             human.explain = explain;
         }
         self
     }
 
-    /// Human output that prints nothing but what goes to stdout, for
-    /// callers (tests, benches) that only want the result.
-    pub fn quiet() -> Reporter {
-        Reporter::new(MessageFormat::Human, true, false)
-    }
-
-    pub fn is_json(&self) -> bool {
+    pub(crate) fn is_json(&self) -> bool {
         self.human.is_none()
     }
 

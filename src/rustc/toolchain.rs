@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 
 /// The toolchain a snapshot was built with, or that is installed here.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Toolchain {
+pub(crate) struct Toolchain {
     /// The whole `rustc -vV` output, trimmed.
     pub verbose_version: String,
     /// `release:` line, e.g. `1.95.0`.
@@ -35,7 +35,7 @@ pub enum ToolchainError {
 
 /// Whether the standard library for `target` is installed in rustc's
 /// sysroot, so that this machine can build for it.
-pub fn has_std(target: &str) -> bool {
+pub(crate) fn has_std(target: &str) -> bool {
     let rustc = std::env::var("RUSTC").unwrap_or_else(|_| "rustc".to_owned());
     let Ok(out) = Command::new(&rustc).args(["--print", "sysroot"]).output() else {
         return false;
@@ -52,7 +52,7 @@ pub fn has_std(target: &str) -> bool {
 impl Toolchain {
     /// Asks `$RUSTC` (or `rustc`) in `dir`, so rustup overrides of the
     /// workspace apply as they do for cargo.
-    pub fn detect(dir: &Path) -> Result<Toolchain, ToolchainError> {
+    pub(crate) fn detect(dir: &Path) -> Result<Toolchain, ToolchainError> {
         let rustc = std::env::var("RUSTC").unwrap_or_else(|_| "rustc".to_owned());
         let out = Command::new(&rustc)
             .arg("-vV")

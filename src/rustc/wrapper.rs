@@ -33,20 +33,20 @@ use std::process::{Command, ExitCode};
 use serde::{Deserialize, Serialize};
 
 /// Where records go, relative to the profile dir.
-pub const RECORDS: &str = ".cargo-seed-rustc";
+pub(crate) const RECORDS: &str = ".cargo-seed-rustc";
 
 /// The version of the rewrite. CI and the developer must run the same one:
 /// the remap is part of rustc's options and of every span, so a snapshot
 /// built with another (or none) cannot be reused. Bump it whenever
 /// [`rewrite`] changes what rustc sees.
-pub const SCHEME: u32 = 1;
+pub(crate) const SCHEME: u32 = 1;
 
 /// Names the wrapper to chain to (the program run in rustc's place).
-pub const CHAIN_VAR: &str = "CARGO_SEED_RUSTC_WRAPPER";
+pub(crate) const CHAIN_VAR: &str = "CARGO_SEED_RUSTC_WRAPPER";
 
 /// What `--remap-path-prefix` maps the repository root to. Relative, so that
 /// panic messages and debuggers name files relative to the repository root.
-pub const VIRTUAL_ROOT: &str = ".";
+pub(crate) const VIRTUAL_ROOT: &str = ".";
 
 /// One rustc invocation, as cargo made it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -62,7 +62,7 @@ pub struct Invocation {
 
 /// Whether cargo-seed was started as a rustc wrapper: cargo passes the path
 /// of rustc (or of clippy-driver) first.
-pub fn is_wrapper_call(first: &OsString) -> bool {
+pub(crate) fn is_wrapper_call(first: &OsString) -> bool {
     let stem = Path::new(first)
         .file_stem()
         .map(|s| s.to_string_lossy().into_owned())
@@ -139,7 +139,7 @@ fn exec(mut cmd: Command, rustc: &OsStr) -> ExitCode {
 /// The directory the remap names `.`: the nearest one at or above `cwd`
 /// that holds `.git` (a directory, or the file of a worktree), else `cwd`.
 /// The same on CI and here as long as the checkout's layout is.
-pub fn repository_root(cwd: &Path) -> PathBuf {
+pub(crate) fn repository_root(cwd: &Path) -> PathBuf {
     cwd.ancestors()
         .find(|dir| dir.join(".git").exists())
         .unwrap_or(cwd)
@@ -239,7 +239,7 @@ fn relative_under(path: &Path, cwd: &Path, root: &Path) -> Option<String> {
 }
 
 /// `-C name=value` or `-Cname=value`.
-pub fn codegen_opt<'a>(args: &'a [String], name: &str) -> Option<&'a str> {
+pub(crate) fn codegen_opt<'a>(args: &'a [String], name: &str) -> Option<&'a str> {
     let prefix = format!("{name}=");
     let mut it = args.iter();
     while let Some(a) = it.next() {

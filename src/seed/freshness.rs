@@ -26,7 +26,7 @@ use crate::snapshot::inputs::{digest_path, Roots};
 
 /// Whether a unit may be restored.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Verdict {
+pub(crate) enum Verdict {
     Reuse,
     Rebuild(Reason),
 }
@@ -36,7 +36,7 @@ pub enum Verdict {
 /// `decided` are units already known to be rebuilt (for reasons of this
 /// machine's paths and environment), which are not compared.
 /// Incremental state is always reused: rustc checks it itself.
-pub fn evaluate(
+pub(crate) fn evaluate(
     manifest: &Manifest,
     roots: &Roots,
     mut decided: BTreeMap<UnitId, Reason>,
@@ -128,7 +128,7 @@ fn compare(inputs: &crate::snapshot::manifest::Inputs, roots: &Roots) -> Option<
 /// on disk is no newer, so it does not make a matching unit stale. Sources
 /// and the build dir may sit on different file systems (a network mount, a
 /// VM share, coarse timestamps), hence one probe each.
-pub fn file_system_now(dirs: &[&Path]) -> io::Result<SystemTime> {
+pub(crate) fn file_system_now(dirs: &[&Path]) -> io::Result<SystemTime> {
     let mut earliest: Option<SystemTime> = None;
     for dir in dirs {
         let probe = dir.join(format!(".cargo-seed-clock-{}", std::process::id()));

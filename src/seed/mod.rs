@@ -37,14 +37,14 @@ pub mod resolve;
 mod swap;
 
 /// Set by the Ctrl-C handler; workers stop at the next entry.
-pub static CANCEL: AtomicBool = AtomicBool::new(false);
+pub(crate) static CANCEL: AtomicBool = AtomicBool::new(false);
 
 /// Source-path maps for debuggers, written when paths differ from CI's.
 const GDB_SCRIPT: &str = "cargo-seed-paths.gdb";
 const LLDB_SCRIPT: &str = "cargo-seed-paths.lldb";
 
 #[derive(Clone, Copy)]
-pub struct RestoreOptions<'a> {
+pub(crate) struct RestoreOptions<'a> {
     pub profile: &'a str,
     /// `--target`: the snapshot of a cross build for this triple.
     pub target: Option<&'a str>,
@@ -61,7 +61,7 @@ pub struct RestoreOptions<'a> {
 
 /// What a restore did (or, with `--dry-run`, would do).
 #[derive(Debug)]
-pub struct Outcome {
+pub(crate) struct Outcome {
     pub commit: crate::git::CommitId,
     pub distance: usize,
     pub reused: usize,

@@ -15,7 +15,7 @@ use crate::Error;
 
 /// A snapshot found in the store, usable or not.
 #[derive(Debug)]
-pub struct Listed {
+pub(crate) struct Listed {
     pub commit: CommitId,
     pub distance: usize,
     /// The manifest, or why it could not be read.
@@ -53,7 +53,7 @@ impl std::fmt::Display for Unusable {
 
 /// The snapshot chosen for restoring.
 #[derive(Debug)]
-pub struct Found {
+pub(crate) struct Found {
     pub commit: CommitId,
     pub distance: usize,
     pub manifest: Manifest,
@@ -63,7 +63,7 @@ pub struct Found {
 
 /// The most of a manifest that is read: real ones are well under a MiB, and
 /// a store must not make a reader swallow gigabytes.
-pub const MANIFEST_CAP: u64 = 32 << 20;
+pub(crate) const MANIFEST_CAP: u64 = 32 << 20;
 
 /// Reads the manifest at `key` and, when `trust` is given, checks its
 /// signature; returns it with the key that signed it.
@@ -72,7 +72,7 @@ pub const MANIFEST_CAP: u64 = 32 << 20;
 /// over exactly those bytes, then parsing, then [`validate::manifest`] on
 /// every field, so that nothing a trusted key did not sign reaches the JSON
 /// parser, and nothing unvalidated reaches anything after it.
-pub fn read_manifest(
+pub(crate) fn read_manifest(
     store: &dyn Store,
     key: &str,
     trust: Option<&TrustedKeys>,
@@ -131,7 +131,7 @@ fn authenticate(
 
 /// Every snapshot of `commit` in the store, judged against `want` and, if
 /// given, `trust`.
-pub fn snapshots_at(
+pub(crate) fn snapshots_at(
     store: &dyn Store,
     commit: &CommitId,
     distance: usize,

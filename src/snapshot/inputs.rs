@@ -22,7 +22,7 @@ use crate::snapshot::manifest::Base;
 /// `/dev/zero` or a file elsewhere on the machine gets "could not be read",
 /// never a digest.
 #[derive(Debug, Clone)]
-pub struct Roots {
+pub(crate) struct Roots {
     pub workspace: PathBuf,
     pub repository: Option<PathBuf>,
     pub cargo_home: PathBuf,
@@ -72,7 +72,7 @@ impl Roots {
 
     /// The narrowest of `bases` holding `abs` (a normalised absolute path),
     /// and the path relative to it.
-    pub fn relativize(&self, abs: &Path, bases: &[Base]) -> Option<(Base, PathBuf)> {
+    pub(crate) fn relativize(&self, abs: &Path, bases: &[Base]) -> Option<(Base, PathBuf)> {
         bases
             .iter()
             .filter_map(|b| {
@@ -89,7 +89,7 @@ impl Roots {
 
 /// `path` with `.` and `..` resolved lexically; `None` if `..` climbs above
 /// its start.
-pub fn normalize(path: &Path) -> Option<PathBuf> {
+pub(crate) fn normalize(path: &Path) -> Option<PathBuf> {
     let mut out = PathBuf::new();
     for c in path.components() {
         match c {
@@ -112,7 +112,7 @@ pub fn normalize(path: &Path) -> Option<PathBuf> {
 ///
 /// Reads only regular files and directories that lie, after following
 /// symlinks, below one of `roots`; anything else is an error.
-pub fn digest_path(path: &Path, roots: &Roots) -> io::Result<Option<String>> {
+pub(crate) fn digest_path(path: &Path, roots: &Roots) -> io::Result<Option<String>> {
     let real = match fs::canonicalize(path) {
         Ok(r) => r,
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),

@@ -16,10 +16,10 @@ use crate::rustc::toolchain::Toolchain;
 /// 2: inputs relative to mapped roots only; fingerprint records hold no values of watched environment variables
 /// (`val` is `null` in `fields`, the digest is in `env`), and units that read
 /// a secret are listed in `withheld` instead of `units`.
-pub const SCHEMA: u32 = 2;
+pub(crate) const SCHEMA: u32 = 2;
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct Manifest {
+pub(crate) struct Manifest {
     pub schema: u32,
     pub commit: String,
     /// Seconds since the Unix epoch when the snapshot was published.
@@ -83,7 +83,7 @@ pub struct Manifest {
 /// A snapshot published together with another: its profile, and its
 /// target when it is a cross build's.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
-pub struct Sibling {
+pub(crate) struct Sibling {
     pub profile: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub target: Option<String>,
@@ -91,7 +91,7 @@ pub struct Sibling {
 
 /// One build unit (or one incremental directory) and its blob.
 #[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct Unit {
+pub(crate) struct Unit {
     /// `<package>-<hash>` as in `.fingerprint/`, or `incremental/<dir>`.
     pub id: UnitId,
     /// For people: `lib greet`, `run-build-script gen`, `incremental greet`.
@@ -148,7 +148,7 @@ pub struct PathValue {
 /// manifest the value of every watched environment variable is replaced by
 /// `null` in `fields` and recorded in `env` as a digest (see [`crate::snapshot::secrets`]).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct FingerprintRecord {
+pub(crate) struct FingerprintRecord {
     /// `lib-greet`: the hash file's name (the JSON is `<file>.json`).
     pub file: String,
     /// The hash file's text.
@@ -163,7 +163,7 @@ pub struct FingerprintRecord {
 
 /// A variable a build script watches, as a manifest records it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct WatchedEnv {
+pub(crate) struct WatchedEnv {
     pub var: String,
     pub value: EnvValue,
 }
@@ -172,7 +172,7 @@ pub struct WatchedEnv {
 /// value itself.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
-pub enum EnvValue {
+pub(crate) enum EnvValue {
     /// Not set in CI.
     Unset,
     /// The sha256 of the value, in hex.
@@ -245,14 +245,14 @@ impl std::fmt::Display for WithheldWhy {
 
 /// An `env!` value that embeds one of the build machine's directories.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct BakedPath {
+pub(crate) struct BakedPath {
     pub var: String,
     pub under: BakedRoot,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
-pub enum BakedRoot {
+pub(crate) enum BakedRoot {
     Workspace,
     CargoHome,
 }
@@ -271,7 +271,7 @@ pub enum UnitKind {
 /// What makes a unit fresh besides its fingerprint hash.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
-pub enum Check {
+pub(crate) enum Check {
     /// Nothing on the file system: registry and git units (cargo compares
     /// their version inside the hash) and incremental state.
     None,
@@ -283,7 +283,7 @@ pub enum Check {
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct Inputs {
+pub(crate) struct Inputs {
     /// What `package_root` is relative to: the workspace, the repository
     /// (a path dependency outside the workspace) or `CARGO_HOME`.
     #[serde(
@@ -300,7 +300,7 @@ pub struct Inputs {
 /// directories the seed maps to this machine. Never absolute: a manifest
 /// must not make the seed read a file outside them.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Input {
+pub(crate) struct Input {
     /// What `path` is relative to.
     #[serde(default, skip_serializing_if = "Base::is_package")]
     pub base: Base,
@@ -315,7 +315,7 @@ pub struct Input {
     Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
 )]
 #[serde(rename_all = "kebab-case")]
-pub enum Base {
+pub(crate) enum Base {
     /// The unit's package root.
     #[default]
     Package,
@@ -358,7 +358,7 @@ impl Manifest {
         variant(&self.profile, &self.target, self.cross, &self.toolchain)
     }
 
-    pub fn total_size(&self) -> u64 {
+    pub(crate) fn total_size(&self) -> u64 {
         self.units.iter().map(|u| u.blob.size).sum()
     }
 }

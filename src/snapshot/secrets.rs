@@ -7,13 +7,13 @@
 //! the compiled code and incremental state embed what the crate read.
 //! Whoever can read the store could read them. So publishing
 //!
-//! - writes no watched value into the manifest: [`redact`] keeps a digest in
+//! - writes no watched value into the manifest: `redact` keeps a digest in
 //!   its place (nothing at all for a secret-looking name). At seed time that
-//!   tells whether this machine has CI's value ([`local_values`]); if so, the
+//!   tells whether this machine has CI's value (`local_values`); if so, the
 //!   fields are exactly CI's again and relocation proves cargo's hash as
 //!   before; if not, cargo would rerun the unit anyway;
 //! - withholds every unit that read a secret-looking variable set in CI
-//!   ([`secret_read`]), with everything built from it: a developer does not
+//!   (`secret_read`), with everything built from it: a developer does not
 //!   have CI's value, so cargo rebuilds those units on their side anyway.
 //!
 //! This module must never let a value into the manifest, nor call a name the
@@ -71,14 +71,14 @@ impl SecretNames {
     }
 
     /// Names separated by commas or whitespace: `DB_URL, SENTRY_DSN`.
-    pub fn parse_list(text: &str) -> Vec<String> {
+    pub(crate) fn parse_list(text: &str) -> Vec<String> {
         text.split(|c: char| c == ',' || c.is_whitespace())
             .filter(|n| !n.is_empty())
             .map(str::to_owned)
             .collect()
     }
 
-    pub fn is_secret(&self, var: &str) -> bool {
+    pub(crate) fn is_secret(&self, var: &str) -> bool {
         if self.listed.iter().any(|l| l.eq_ignore_ascii_case(var)) {
             return true;
         }
@@ -93,7 +93,7 @@ impl SecretNames {
 
 /// The first secret-looking variable among `env` (names with the value CI
 /// had) that was set in CI.
-pub fn secret_read<'a>(
+pub(crate) fn secret_read<'a>(
     env: impl IntoIterator<Item = (&'a str, Option<&'a str>)>,
     names: &SecretNames,
 ) -> Option<&'a str> {
@@ -107,7 +107,7 @@ pub fn secret_read<'a>(
 /// withheld for a secret-looking name). Fields cargo-seed cannot parse are
 /// not stored at all: they might hold values in a shape it does not know,
 /// and such a unit cannot be relocated anyway.
-pub fn redact(record: &FingerprintRecord, names: &SecretNames) -> FingerprintRecord {
+pub(crate) fn redact(record: &FingerprintRecord, names: &SecretNames) -> FingerprintRecord {
     let Some(mut fields) = Fields::parse(&record.fields) else {
         return FingerprintRecord {
             fields: String::new(),
@@ -143,7 +143,7 @@ pub fn redact(record: &FingerprintRecord, names: &SecretNames) -> FingerprintRec
 /// This machine's values of the watched variables, in order, when every one
 /// is exactly CI's (by digest); otherwise the first that is not. `lookup`
 /// reads a variable (`std::env::var_os` in `cargo seed`).
-pub fn local_values(
+pub(crate) fn local_values(
     watched: &[WatchedEnv],
     lookup: &dyn Fn(&str) -> Option<OsString>,
 ) -> Result<Vec<Option<String>>, EnvMismatch> {

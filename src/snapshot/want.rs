@@ -11,7 +11,7 @@ use crate::rustc::toolchain::Toolchain;
 
 /// What the local build needs a snapshot to match.
 #[derive(Debug, Clone)]
-pub struct Want {
+pub(crate) struct Want {
     pub toolchain: Toolchain,
     pub target: String,
     /// `--target` was given.
@@ -25,7 +25,7 @@ pub struct Want {
 
 /// The C library this machine runs, as `getconf GNU_LIBC_VERSION` says
 /// (`glibc 2.36`); `None` where it cannot tell (musl, other systems).
-pub fn detect_libc() -> Option<String> {
+pub(crate) fn detect_libc() -> Option<String> {
     let out = std::process::Command::new("getconf")
         .arg("GNU_LIBC_VERSION")
         .output()
@@ -136,7 +136,7 @@ impl fmt::Display for Mismatch {
 
 impl Manifest {
     /// Why this snapshot cannot be used for `want`, or `None` if it can.
-    pub fn incompatibility(&self, want: &Want) -> Option<Mismatch> {
+    pub(crate) fn incompatibility(&self, want: &Want) -> Option<Mismatch> {
         if self.schema != SCHEMA {
             return Some(Mismatch::Schema {
                 theirs: self.schema,

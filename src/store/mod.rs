@@ -9,7 +9,7 @@
 //! A store must never expose a partially written object under its final key.
 //!
 //! Blobs fetched from a remote store are also kept in a local [`BlobCache`]
-//! (see [`cache`]); the layout of that cache is known here only.
+//! (see `cache`); the layout of that cache is known here only.
 
 use std::io::{self, Read};
 use std::path::{Path, PathBuf};
@@ -127,7 +127,7 @@ pub struct Listing {
 
 /// An object's bytes, refused with [`StoreError::TooLarge`] beyond `cap`
 /// bytes: at most `cap + 1` bytes are ever read, whatever the store sends.
-pub fn read_capped(store: &dyn Store, key: &str, cap: u64) -> Result<Vec<u8>, StoreError> {
+pub(crate) fn read_capped(store: &dyn Store, key: &str, cap: u64) -> Result<Vec<u8>, StoreError> {
     let mut body = Vec::new();
     store
         .get(key)?
@@ -152,7 +152,7 @@ pub fn read_capped(store: &dyn Store, key: &str, cap: u64) -> Result<Vec<u8>, St
 /// Which backend a store is: what a `--store` value names, and what a
 /// [`Store::location`] names again.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Kind {
+pub(crate) enum Kind {
     /// A directory, given as a path or a `file://` URL.
     Local,
     /// An `http://` or `https://` URL.
@@ -199,7 +199,7 @@ pub fn open(spec: &str, relative_to: &Path) -> Result<Box<dyn Store>, StoreError
 
 /// `e`'s causes, nearest first, without `e` itself: the one walk of an
 /// error's `source()` chain, for every place that prints one.
-pub fn causes<'a>(
+pub(crate) fn causes<'a>(
     e: &'a (dyn std::error::Error + 'static),
 ) -> impl Iterator<Item = &'a (dyn std::error::Error + 'static)> {
     std::iter::successors(e.source(), |inner| (*inner).source())
@@ -207,7 +207,7 @@ pub fn causes<'a>(
 
 /// The store used when none is configured: a per-user cache directory, so
 /// publishing in one worktree and seeding in another needs no setup.
-pub fn default_location() -> PathBuf {
+pub(crate) fn default_location() -> PathBuf {
     dirs::cache_dir()
         .unwrap_or_else(std::env::temp_dir)
         .join("cargo-seed")

@@ -46,7 +46,10 @@ pub struct Graph {
     pub(super) layout: &'static Layout,
     pub(super) nodes: Vec<Node>,
     pub(super) kind_counts: Vec<u32>,
+    /// Kept for the tests, which check the reader against rustc's totals.
+    #[cfg(test)]
     pub(super) node_max: u64,
+    #[cfg(test)]
     pub(super) edge_count: u64,
     pub(super) session_count: u64,
 }
@@ -99,11 +102,13 @@ impl Graph {
     }
 
     /// One more than the largest node index rustc allocated.
-    pub fn node_max(&self) -> u64 {
+    #[cfg(test)]
+    pub(crate) fn node_max(&self) -> u64 {
         self.node_max
     }
 
-    pub fn edge_count(&self) -> u64 {
+    #[cfg(test)]
+    pub(crate) fn edge_count(&self) -> u64 {
         self.edge_count
     }
 

@@ -119,7 +119,9 @@ pub fn parse(bytes: &[u8]) -> Result<Graph, Unreadable> {
         layout,
         nodes,
         kind_counts,
+        #[cfg(test)]
         node_max: totals.node_max,
+        #[cfg(test)]
         edge_count: totals.edge_count,
         session_count,
     })

@@ -29,7 +29,7 @@ pub struct Unpacked {
 }
 
 /// Which paths (relative to the root) a blob may create: `(path, is_dir)`.
-pub type Owns<'a> = &'a (dyn Fn(&Path, bool) -> bool + Sync);
+pub(crate) type Owns<'a> = &'a (dyn Fn(&Path, bool) -> bool + Sync);
 
 /// Unpacks `blob` read from `reader` below `root`, stamping every file with
 /// `mtime`. Every entry must be a path `owns` accepts, so a blob cannot plant

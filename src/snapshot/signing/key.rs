@@ -86,7 +86,7 @@ impl SecretKey {
     }
 
     /// The text form: `cargo-seed-secret-ed25519:<64 hex>`. For keygen only.
-    pub fn to_text(&self) -> String {
+    pub(crate) fn to_text(&self) -> String {
         format!("{SECRET_PREFIX}{}", hex(self.0.as_bytes()))
     }
 
