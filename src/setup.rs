@@ -12,6 +12,7 @@
 
 use std::fmt;
 use std::fs;
+use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use toml_edit::{DocumentMut, Item, Table};
@@ -257,12 +258,16 @@ fn write_doc(file: &Path, doc: &DocumentMut) -> Result<(), SetupError> {
         let path = path.to_owned();
         move |source| SetupError::Io { op, path, source }
     };
-    if let Some(dir) = file.parent() {
-        fs::create_dir_all(dir).map_err(io("create", dir))?;
-    }
-    let tmp = file.with_extension(format!("toml.cargo-seed-{}", std::process::id()));
-    fs::write(&tmp, doc.to_string()).map_err(io("write", &tmp))?;
-    fs::rename(&tmp, file).map_err(io("replace", file))
+    let dir = file.parent().unwrap_or(Path::new("."));
+    fs::create_dir_all(dir).map_err(io("create", dir))?;
+    // Written beside it and renamed over it: cargo never reads half a file,
+    // and a failed write leaves the old one (the temporary file is deleted).
+    let mut tmp = tempfile::NamedTempFile::new_in(dir).map_err(io("write in", dir))?;
+    tmp.write_all(doc.to_string().as_bytes())
+        .map_err(io("write", tmp.path()))?;
+    tmp.persist(file)
+        .map_err(|e| io("replace", file)(e.error))?;
+    Ok(())
 }
 
 #[cfg(test)]

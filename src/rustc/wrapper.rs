@@ -27,6 +27,7 @@
 
 use std::ffi::{OsStr, OsString};
 use std::fs;
+use std::io::Write;
 use std::path::{Component, Path, PathBuf};
 use std::process::{Command, ExitCode};
 
@@ -275,10 +276,16 @@ fn record(cwd: &Path, args: &[String]) {
         scheme: Some(SCHEME),
     })
     .expect("serialises");
-    let tmp = dir.join(format!(".{hash}.{}", std::process::id()));
+    // Renamed into place whole, so a reader never sees half a record; a
+    // failure only loses the record (the build goes on).
     let _ = fs::create_dir_all(&dir)
-        .and_then(|()| fs::write(&tmp, text))
-        .and_then(|()| fs::rename(&tmp, dir.join(format!("{hash}.json"))));
+        .and_then(|()| tempfile::NamedTempFile::new_in(&dir))
+        .and_then(|mut tmp| tmp.write_all(&text).map(|()| tmp))
+        .and_then(|tmp| {
+            tmp.persist(dir.join(format!("{hash}.json")))
+                .map(drop)
+                .map_err(|e| e.error)
+        });
 }
 
 /// The recorded invocation of the unit whose file names end in `-<hash>`.

@@ -3,7 +3,6 @@
 use std::fs;
 use std::io::{self, Read};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
 
 use std::time::SystemTime;
 
@@ -13,8 +12,6 @@ use super::{Listing, Store, StoreError};
 pub struct LocalStore {
     root: PathBuf,
 }
-
-static TMP_COUNTER: AtomicU64 = AtomicU64::new(0);
 
 impl LocalStore {
     pub fn new(root: PathBuf) -> LocalStore {
@@ -37,11 +34,12 @@ impl LocalStore {
 
     /// A fresh name in `<root>/tmp`, on the same file system as the objects
     /// so that the final rename is atomic.
-    fn scratch(&self) -> io::Result<PathBuf> {
+    /// A temporary file in the store, on the file system of its keys so the
+    /// final rename is atomic; deleted if it is dropped unpublished.
+    fn scratch(&self) -> io::Result<tempfile::NamedTempFile> {
         let dir = self.root.join("tmp");
         fs::create_dir_all(&dir)?;
-        let n = TMP_COUNTER.fetch_add(1, Ordering::Relaxed);
-        Ok(dir.join(format!("{}-{n}.part", std::process::id())))
+        tempfile::Builder::new().suffix(".part").tempfile_in(dir)
     }
 }
 
@@ -78,14 +76,13 @@ impl Store for LocalStore {
         let tmp = self.scratch().map_err(self.io("stage", key))?;
         // A rename keeps a single copy when `src` is on the same file system;
         // otherwise copy into the store's scratch space first.
-        if fs::rename(src, &tmp).is_err() {
-            fs::copy(src, &tmp).map_err(self.io("write", key))?;
+        if fs::rename(src, tmp.path()).is_err() {
+            fs::copy(src, tmp.path()).map_err(self.io("write", key))?;
             let _ = fs::remove_file(src);
         }
-        fs::rename(&tmp, &dest).map_err(|e| {
-            let _ = fs::remove_file(&tmp);
-            self.io("publish", key)(e)
-        })
+        tmp.persist(&dest)
+            .map(drop)
+            .map_err(|e| self.io("publish", key)(e.error))
     }
 
     fn list(&self, prefix: &str) -> Result<Option<Vec<Listing>>, StoreError> {

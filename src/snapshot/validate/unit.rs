@@ -163,7 +163,7 @@ pub(super) fn withheld(w: &Withheld) -> Result<(), Invalid> {
 fn check(id: &str, kind: UnitKind, package_id: Option<&str>, check: &Check) -> Result<(), Invalid> {
     match check {
         Check::None => {
-            let is_path = package_id.is_none_or(|p| p.starts_with("path+"));
+            let is_path = package_id.is_none_or(crate::cargo::is_path_package);
             if kind != UnitKind::Incremental && is_path {
                 return Err(invalid(format!(
                     "unit `{id}` of a workspace package carries no content check"

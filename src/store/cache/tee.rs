@@ -5,27 +5,22 @@
 //! It must never put bytes under a blob's name before their whole sha256
 //! matched it, nor leave a copy behind when a download is dropped early.
 
-use std::fs::{self, File};
+use std::fs;
 use std::io::{self, Read, Write};
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicU64, Ordering};
 
 use sha2::{Digest, Sha256};
+use tempfile::NamedTempFile;
 
 use super::BlobCache;
 
-static TMP_COUNTER: AtomicU64 = AtomicU64::new(0);
-
 impl BlobCache {
     /// A new temporary file in `<dir>/tmp`, on the same file system as the
-    /// blobs so that the final rename is atomic.
-    pub(super) fn scratch(&self) -> io::Result<(File, PathBuf)> {
+    /// blobs so that the final rename is atomic; deleted when dropped.
+    pub(super) fn scratch(&self) -> io::Result<NamedTempFile> {
         let dir = self.dir.join("tmp");
         fs::create_dir_all(&dir)?;
-        let n = TMP_COUNTER.fetch_add(1, Ordering::Relaxed);
-        let path = dir.join(format!("{}-{n}.part", std::process::id()));
-        let file = File::options().write(true).create_new(true).open(&path)?;
-        Ok((file, path))
+        tempfile::Builder::new().suffix(".part").tempfile_in(dir)
     }
 }
 
@@ -39,7 +34,7 @@ pub(super) struct Tee<'a> {
     pub(super) size: u64,
     pub(super) dest: PathBuf,
     /// The copy being written; `None` once caching was given up.
-    pub(super) copy: Option<(File, PathBuf)>,
+    pub(super) copy: Option<NamedTempFile>,
     pub(super) hasher: Sha256,
     pub(super) n: u64,
 }
@@ -47,33 +42,27 @@ pub(super) struct Tee<'a> {
 impl Tee<'_> {
     /// Stops copying, deleting what was written.
     fn abandon(&mut self) {
-        if let Some((file, path)) = self.copy.take() {
-            drop(file);
-            let _ = fs::remove_file(path);
-        }
+        // Dropping the temporary file deletes it.
+        self.copy = None;
     }
 
     /// The stream ended: keep the copy if it is the blob.
     fn finish(&mut self) {
-        let Some((file, tmp)) = self.copy.take() else {
+        let Some(tmp) = self.copy.take() else {
             return;
         };
-        drop(file);
         let digest = format!("{:x}", std::mem::take(&mut self.hasher).finalize());
         if digest != self.sha256 || self.n != self.size {
-            let _ = fs::remove_file(tmp);
             return;
         }
         // Not synced: a copy torn by a power cut fails the digest check when
         // it is read, and is then fetched again.
         let placed = fs::create_dir_all(self.dest.parent().expect("blobs are in a shard"))
-            .and_then(|()| fs::rename(&tmp, &self.dest));
+            .and_then(|()| tmp.persist(&self.dest).map(drop).map_err(|e| e.error));
         match placed {
             Ok(()) => self.cache.inserted(self.n),
-            Err(e) => {
-                let _ = fs::remove_file(&tmp);
-                self.cache.failed("store", &self.dest, e);
-            }
+            // The temporary file went with the error, and is deleted.
+            Err(e) => self.cache.failed("store", &self.dest, e),
         }
     }
 }
@@ -93,9 +82,9 @@ impl Read for Tee<'_> {
         if self.n > self.size {
             // More than the blob holds: not the blob, and not worth disk.
             self.abandon();
-        } else if let Some((file, path)) = &mut self.copy {
-            if let Err(e) = file.write_all(&buf[..n]) {
-                let path = path.clone();
+        } else if let Some(tmp) = &mut self.copy {
+            if let Err(e) = tmp.write_all(&buf[..n]) {
+                let path = tmp.path().to_owned();
                 self.abandon();
                 self.cache.failed("write", &path, e);
             }
