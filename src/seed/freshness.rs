@@ -156,6 +156,7 @@ pub(crate) fn file_system_now(dirs: &[&Path]) -> io::Result<SystemTime> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::snapshot::inputs::tests::roots;
 
     /// A verdict as the summary words it: reasons are compared as the user
     /// reads them.
@@ -218,15 +219,6 @@ mod tests {
             units,
             withheld: vec![],
         }
-    }
-
-    fn roots(ws: &Path) -> Roots {
-        Roots::new(
-            ws,
-            None,
-            Path::new("/nonexistent"),
-            Path::new("/nonexistent"),
-        )
     }
 
     #[test]

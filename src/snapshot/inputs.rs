@@ -209,10 +209,11 @@ fn walk(
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
-    fn roots(ws: &Path) -> Roots {
+    /// Roots with only a workspace: tests need nothing else to be readable.
+    pub(crate) fn roots(ws: &Path) -> Roots {
         Roots::new(
             ws,
             None,
