@@ -116,6 +116,18 @@ fn skipped_list(skipped: &[String]) -> String {
 }
 
 impl Error {
+    /// For `map_err`: an I/O failure, saying what was being done and where.
+    pub(crate) fn io<'a>(
+        op: &'static str,
+        path: &'a std::path::Path,
+    ) -> impl FnOnce(std::io::Error) -> Error + 'a {
+        move |source| Error::Io {
+            op,
+            path: path.to_owned(),
+            source,
+        }
+    }
+
     pub fn exit_code(&self) -> ExitCode {
         match self {
             Error::NoSnapshot { .. } => ExitCode::NoSnapshot,

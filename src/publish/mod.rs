@@ -10,9 +10,10 @@
 //! from them, are never packed (see [`crate::snapshot::secrets`]).
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 mod check;
+mod context;
 pub mod cover;
 pub(crate) mod observe;
 mod pack;
@@ -21,56 +22,16 @@ mod variant;
 
 use crate::cargo::layout;
 use crate::cargo::workspace::{self, Workspace};
-use crate::git::{self, CommitId};
-use crate::publish::cover::Cover;
+use crate::git::{self};
 use crate::report::{Event, Reporter};
 use crate::rustc::toolchain::Toolchain;
 use crate::snapshot::inputs::Roots;
 use crate::snapshot::manifest::{self};
-use crate::snapshot::secrets::SecretNames;
-use crate::snapshot::signing::{KeyId, SecretKey, TrustedKeys};
 use crate::store::Store;
 use crate::Error;
+use context::Context;
+pub use context::{PublishOptions, Published};
 use variant::{publish_variant, Group, Variant};
-
-pub struct PublishOptions<'a> {
-    pub manifest_path: Option<&'a Path>,
-    /// The cargo commands whose units are published (their union, one
-    /// snapshot per profile directory they build into).
-    pub covers: &'a [Cover],
-    /// Which environment variables are secrets, besides the built-in names.
-    pub secrets: &'a SecretNames,
-    /// Sign the snapshot with this key (`CARGO_SEED_SIGNING_KEY`).
-    pub signing_key: Option<&'a SecretKey>,
-    /// The keys this workspace trusts, to warn when checkouts would refuse
-    /// what is published.
-    pub trusted: Option<&'a TrustedKeys>,
-}
-
-/// What was published.
-#[derive(Debug)]
-pub struct Published {
-    pub commit: CommitId,
-    pub key: String,
-    pub units: usize,
-    pub new_blobs: usize,
-    pub new_bytes: u64,
-    pub total_bytes: u64,
-    /// Units and incremental dirs left out because of secrets.
-    pub withheld: usize,
-    /// The key that signed it, if any.
-    pub signed_by: Option<KeyId>,
-}
-
-/// What every snapshot of one publish shares.
-struct Context<'a> {
-    toolchain: Toolchain,
-    commit: CommitId,
-    dirty: bool,
-    repository: PathBuf,
-    roots: Roots,
-    opts: &'a PublishOptions<'a>,
-}
 
 /// Publishes one snapshot per profile directory the covered commands build
 /// into (`debug` for build, test, check and clippy; `release`…), in that

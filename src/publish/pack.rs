@@ -12,8 +12,7 @@ use crate::snapshot::manifest::Unit;
 use crate::store::{blob_key, Store};
 use crate::Error;
 
-use super::plan::Job;
-use super::variant::UnitDirs;
+use super::plan::{Job, UnitDirs};
 
 pub(super) fn write(path: &Path, bytes: &[u8]) -> Result<(), Error> {
     std::fs::write(path, bytes).map_err(|source| Error::Io {

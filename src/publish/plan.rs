@@ -17,7 +17,6 @@ use crate::snapshot::manifest::{Blob, Check, Unit, UnitKind, Withheld, WithheldW
 use crate::snapshot::secrets::{self, SecretNames};
 use crate::Error;
 
-use super::variant::UnitDirs;
 use super::{check, observe};
 
 /// A unit to pack: its record without the blob, and its files.
@@ -369,4 +368,21 @@ pub(super) fn rustc_dep_info(profile_dir: &Path, members: &[PathBuf]) -> Option<
     candidates
         .into_iter()
         .find_map(|c| std::fs::read_to_string(profile_dir.join(c)).ok())
+}
+
+/// Where a snapshot's units live: its profile directory, and for a cross
+/// build the host's, which holds build scripts and proc-macros.
+pub(crate) struct UnitDirs {
+    pub main: PathBuf,
+    pub host: PathBuf,
+}
+
+impl UnitDirs {
+    pub fn of(&self, unit_host: bool) -> &Path {
+        if unit_host {
+            &self.host
+        } else {
+            &self.main
+        }
+    }
 }

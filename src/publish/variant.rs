@@ -3,12 +3,14 @@
 //! written last so no reader sees it before its blobs.
 
 use std::collections::BTreeSet;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::{Instant, SystemTime};
 
+use super::context::{Context, Published};
+use super::observe;
 use super::pack::{pack_and_store, repair, write};
+use super::plan::UnitDirs;
 use super::plan::{plan, record_path_values, Planned};
-use super::{observe, Context, Published};
 use crate::cargo::flags::{self, BuildFlags};
 use crate::cargo::workspace::{self, Workspace};
 use crate::report::{Event, Reporter};
@@ -32,23 +34,6 @@ pub(super) struct Group {
     pub(super) covers: Vec<String>,
     /// The other snapshots of this publish.
     pub(super) published_with: Vec<manifest::Sibling>,
-}
-
-/// Where a snapshot's units live: its profile directory, and for a cross
-/// build the host's, which holds build scripts and proc-macros.
-pub(crate) struct UnitDirs {
-    pub main: PathBuf,
-    pub host: PathBuf,
-}
-
-impl UnitDirs {
-    pub fn of(&self, unit_host: bool) -> &Path {
-        if unit_host {
-            &self.host
-        } else {
-            &self.main
-        }
-    }
 }
 
 /// Publishes the units the covered commands built for one profile (and,

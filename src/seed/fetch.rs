@@ -5,6 +5,7 @@
 
 use std::fs::{self, File, FileTimes};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::AtomicBool;
 use std::time::{Duration, SystemTime};
 
 use super::relocate::{self, Moves};
@@ -15,7 +16,9 @@ use crate::store::{blob_key, BlobCache, Store};
 use crate::Error;
 
 use super::swap::State;
-use super::{io, CANCEL};
+
+/// Set by the Ctrl-C handler; workers stop at the next entry.
+pub static CANCEL: AtomicBool = AtomicBool::new(false);
 
 /// Rewrites what a fetched unit says about the build machine's paths: its
 /// fingerprint (when the plan changed it), rustc's `*.d` files and a build
@@ -32,7 +35,7 @@ pub(super) fn relocate_unit(
         return Ok(unpacked);
     }
     if let Some(record) = plan.rewrites.get(&unit.id) {
-        relocate::write_fingerprint(root, &unit.id, record, stamp).map_err(io(
+        relocate::write_fingerprint(root, &unit.id, record, stamp).map_err(Error::io(
             "rewrite the fingerprint in",
             &root.join(".fingerprint").join(&unit.id),
         ))?;
@@ -44,14 +47,14 @@ pub(super) fn relocate_unit(
             continue;
         }
         let path = root.join(&*rel);
-        relocate::rewrite_text(&path, moves, stamp).map_err(io("rewrite", &path))?;
-        *size = fs::metadata(&path).map_err(io("read", &path))?.len();
+        relocate::rewrite_text(&path, moves, stamp).map_err(Error::io("rewrite", &path))?;
+        *size = fs::metadata(&path).map_err(Error::io("read", &path))?.len();
     }
     if plan.rewrites.contains_key(&unit.id) {
         for (rel, size) in &mut unpacked.files {
             if rel.starts_with(".fingerprint") {
                 *size = fs::metadata(root.join(&*rel))
-                    .map_err(io("read", rel))?
+                    .map_err(Error::io("read", rel))?
                     .len();
             }
         }

@@ -8,7 +8,7 @@
 use std::collections::BTreeMap;
 use std::fs::{self};
 use std::path::Path;
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Mutex;
 use std::time::{Instant, SystemTime};
 
@@ -18,7 +18,9 @@ use crate::snapshot::manifest::Unit;
 use crate::snapshot::signing::TrustedKeys;
 use crate::store::{BlobCache, Store};
 use crate::{pool, Error};
+pub use fetch::CANCEL;
 use fetch::{fetch_one, keep_from, relocate_unit, Origin};
+pub use outcome::Outcome;
 pub use plan::{choose, rebuilt_list, want};
 use plan::{emit_verdicts, incremental_use, judge, selected, tally};
 use replay::relocate_incremental;
@@ -29,15 +31,13 @@ use swap::{
 
 mod fetch;
 pub mod freshness;
+mod outcome;
 mod plan;
 pub mod reason;
 pub mod relocate;
 mod replay;
 pub mod resolve;
 mod swap;
-
-/// Set by the Ctrl-C handler; workers stop at the next entry.
-pub(crate) static CANCEL: AtomicBool = AtomicBool::new(false);
 
 /// Source-path maps for debuggers, written when paths differ from CI's.
 const GDB_SCRIPT: &str = "cargo-seed-paths.gdb";
@@ -57,33 +57,6 @@ pub(crate) struct RestoreOptions<'a> {
     /// Where blobs from a remote store are kept locally; `None`: fetch
     /// every blob from the store.
     pub cache: Option<&'a BlobCache>,
-}
-
-/// What a restore did (or, with `--dry-run`, would do).
-#[derive(Debug)]
-pub(crate) struct Outcome {
-    pub commit: crate::git::CommitId,
-    pub distance: usize,
-    pub reused: usize,
-    /// Units left for cargo to rebuild, with the reason.
-    pub rebuilt: Vec<(String, reason::Reason)>,
-    pub incremental: usize,
-    pub fetched_bytes: u64,
-    /// The part of `fetched_bytes` read from the local blob cache.
-    pub cached_bytes: u64,
-    /// Units kept from the existing build dir instead of fetched.
-    pub kept: usize,
-    pub notes: Vec<String>,
-    /// The other snapshots published with this one.
-    pub published_with: Vec<crate::snapshot::manifest::Sibling>,
-}
-
-fn io<'a>(op: &'static str, path: &'a Path) -> impl FnOnce(std::io::Error) -> Error + 'a {
-    move |source| Error::Io {
-        op,
-        path: path.to_owned(),
-        source,
-    }
 }
 
 pub fn restore(
@@ -160,12 +133,12 @@ pub fn restore(
         return Ok(outcome);
     }
 
-    fs::create_dir_all(&ws.build_dir).map_err(io("create", &ws.build_dir))?;
+    fs::create_dir_all(&ws.build_dir).map_err(Error::io("create", &ws.build_dir))?;
     let lock_path = ws.build_dir.join(".cargo-seed.lock");
     // One seed at a time per build dir; opened without truncation so a
     // failed seed leaves even this file's mtime as it was.
     let _seed_lock = lock_file(&lock_path)?;
-    fs::create_dir_all(&area).map_err(io("create", &area))?;
+    fs::create_dir_all(&area).map_err(Error::io("create", &area))?;
     if manifest.cross {
         recover_or_remove_leftovers(&ws.build_dir, &host_dest, profile_name)?;
     }
@@ -188,7 +161,7 @@ pub fn restore(
     )))?;
     // The stamp is taken before any input is compared: see file_system_now.
     let stamp = freshness::file_system_now(&[&staging.0, &ws.root])
-        .map_err(io("read the clock of", &staging.0))?;
+        .map_err(Error::io("read the clock of", &staging.0))?;
     let (verdicts, moves, plan) = judge(ws, manifest, &mut outcome.notes);
     tally(manifest, &verdicts, with_incremental, &mut outcome);
     emit_verdicts(manifest, &verdicts, &incremental, false, reporter);
@@ -310,7 +283,7 @@ pub fn restore(
         let (gdb, lldb, left_out) = relocate::debugger_scripts(&maps);
         for (name, text) in [(GDB_SCRIPT, gdb), (LLDB_SCRIPT, lldb)] {
             let path = staging.0.join(name);
-            fs::write(&path, text).map_err(io("write", &path))?;
+            fs::write(&path, text).map_err(Error::io("write", &path))?;
         }
         for from in left_out {
             outcome.notes.push(format!(
@@ -328,7 +301,7 @@ pub fn restore(
     }
     let state_path = staging.0.join(STATE_FILE);
     let text = serde_json::to_vec(&state.into_inner().unwrap()).expect("state serialises");
-    fs::write(&state_path, text).map_err(io("write", &state_path))?;
+    fs::write(&state_path, text).map_err(Error::io("write", &state_path))?;
     let mut relocated = None;
     // Before the swap: the incremental replays after it load proc-macros
     // from there. Units added for nothing, should the swap fail, are

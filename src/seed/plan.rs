@@ -20,7 +20,7 @@ use crate::snapshot::want::Want;
 use crate::store::Store;
 use crate::{git, Error};
 
-use super::Outcome;
+use super::outcome::Outcome;
 
 /// Chooses the snapshot: `--commit`, or the nearest usable ancestor of HEAD.
 pub fn choose(

@@ -13,8 +13,6 @@ use crate::report::{Event, Reporter};
 use crate::snapshot::archive::Unpacked;
 use crate::Error;
 
-use super::io;
-
 /// The record cargo-seed leaves in a profile dir it restored, so that a later
 /// `--force` seed can keep units that are still exactly as unpacked.
 pub(super) const STATE_FILE: &str = ".cargo-seed.json";
@@ -74,7 +72,7 @@ pub(super) fn recover_or_remove_leftovers(
             if dest.exists() {
                 let _ = fs::remove_dir_all(entry.path());
             } else {
-                fs::rename(entry.path(), dest).map_err(io("put back", dest))?;
+                fs::rename(entry.path(), dest).map_err(Error::io("put back", dest))?;
                 note = Some(format!(
                     "{} from an interrupted seed, as it was before it",
                     dest.display()
@@ -96,7 +94,7 @@ pub(super) fn merge_host_units(
     units: &BTreeMap<UnitId, Unpacked>,
     reporter: &Reporter,
 ) -> Result<usize, Error> {
-    fs::create_dir_all(dest).map_err(io("create", dest))?;
+    fs::create_dir_all(dest).map_err(Error::io("create", dest))?;
     let _lock = lock_cargo(dest, reporter)?;
     let mut added: Vec<PathBuf> = Vec::new();
     let mut count = 0;
@@ -118,8 +116,9 @@ pub(super) fn merge_host_units(
             }
             for top in tops {
                 let to = dest.join(&top);
-                fs::create_dir_all(to.parent().unwrap_or(dest)).map_err(io("create", dest))?;
-                fs::rename(staging.0.join(&top), &to).map_err(io("move into place", &to))?;
+                fs::create_dir_all(to.parent().unwrap_or(dest))
+                    .map_err(Error::io("create", dest))?;
+                fs::rename(staging.0.join(&top), &to).map_err(Error::io("move into place", &to))?;
                 added.push(to);
             }
             count += 1;
@@ -141,7 +140,7 @@ pub(super) struct Staging(pub(super) PathBuf);
 impl Staging {
     pub(super) fn new(path: PathBuf) -> Result<Staging, Error> {
         let _ = fs::remove_dir_all(&path);
-        fs::create_dir_all(&path).map_err(io("create", &path))?;
+        fs::create_dir_all(&path).map_err(Error::io("create", &path))?;
         Ok(Staging(path))
     }
 
@@ -165,7 +164,7 @@ impl Staging {
         ));
         let had_dest = dest.exists();
         if had_dest {
-            fs::rename(dest, &aside).map_err(io("move aside", dest))?;
+            fs::rename(dest, &aside).map_err(Error::io("move aside", dest))?;
         }
         if let Err(e) = fs::rename(&self.0, dest) {
             if had_dest {
@@ -177,7 +176,7 @@ impl Staging {
                     });
                 }
             }
-            return Err(io("move into place", dest)(e));
+            return Err(Error::io("move into place", dest)(e));
         }
         after(dest);
         drop(new_lock);
@@ -203,7 +202,7 @@ pub(super) fn lock_cargo(profile_dir: &Path, reporter: &Reporter) -> Result<File
         reporter.emit(Event::Blocking {
             dir: profile_dir.display().to_string(),
         });
-        file.lock().map_err(io("lock", &path))?;
+        file.lock().map_err(Error::io("lock", &path))?;
     }
     Ok(file)
 }
@@ -211,7 +210,7 @@ pub(super) fn lock_cargo(profile_dir: &Path, reporter: &Reporter) -> Result<File
 /// An exclusive advisory lock (flock), as cargo takes on its lock files.
 pub(super) fn lock_file(path: &Path) -> Result<File, Error> {
     let file = open_lock(path)?;
-    file.lock().map_err(io("lock", path))?;
+    file.lock().map_err(Error::io("lock", path))?;
     Ok(file)
 }
 
@@ -222,5 +221,5 @@ pub(super) fn open_lock(path: &Path) -> Result<File, Error> {
         .create(true)
         .truncate(false)
         .open(path)
-        .map_err(io("open", path))
+        .map_err(Error::io("open", path))
 }

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 
 use std::time::SystemTime;
 
-use super::{Listing, Store, StoreError};
+use super::api::{Listing, Store, StoreError};
 
 /// A directory on a local (or mounted) file system.
 pub struct LocalStore {

@@ -25,7 +25,7 @@ use std::time::{Duration, SystemTime};
 use reqwest::blocking::{Client, RequestBuilder};
 use reqwest::header::{HeaderMap, CONTENT_LENGTH, DATE, LAST_MODIFIED};
 
-use super::{Listing, Store, StoreError};
+use crate::store::api::{Listing, Store, StoreError};
 
 mod download;
 mod request;

@@ -14,7 +14,7 @@ use reqwest::header::RETRY_AFTER;
 use reqwest::StatusCode;
 
 use super::HttpStore;
-use crate::store::{Store, StoreError};
+use crate::store::api::{Store, StoreError};
 
 /// How many times a request is sent before its failure is reported.
 const ATTEMPTS: u32 = 5;
@@ -112,7 +112,7 @@ fn retry_after(resp: &Response) -> Option<Duration> {
 fn describe(e: reqwest::Error) -> String {
     let e = e.without_url();
     let mut s = e.to_string();
-    for inner in crate::store::causes(&e) {
+    for inner in crate::store::api::causes(&e) {
         s.push_str(": ");
         s.push_str(&inner.to_string());
     }

@@ -39,7 +39,7 @@ pub(super) fn summarize(full: &str) -> String {
 /// An error and its causes in one line.
 pub(super) fn one_line(e: &(dyn std::error::Error + 'static)) -> String {
     let mut s = e.to_string();
-    for inner in crate::store::causes(e) {
+    for inner in crate::store::api::causes(e) {
         let text = inner.to_string();
         if !s.contains(&text) {
             s.push_str(": ");

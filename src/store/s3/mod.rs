@@ -30,7 +30,7 @@ use object_store::{
 };
 use tokio::runtime::Runtime;
 
-use super::{Listing, Store, StoreError};
+use crate::store::api::{Listing, Store, StoreError};
 
 mod config;
 mod download;

@@ -10,7 +10,7 @@ use std::path::Path;
 use object_store::{ObjectStoreExt, PutPayload, WriteMultipart};
 
 use super::S3Store;
-use crate::store::{Store, StoreError};
+use crate::store::api::{Store, StoreError};
 
 /// Objects up to this size go up in one PUT; larger ones in parts of it.
 const PART_SIZE: usize = 8 << 20;
