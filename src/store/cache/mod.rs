@@ -82,6 +82,8 @@ pub fn location() -> PathBuf {
 
 /// A size as people write it: `10G`, `500M`, `1.5GiB`, `4096` (bytes).
 /// Units are binary (K = 1024); a trailing `B` or `iB` is optional.
+/// (`bytesize`, which prints sizes here, reads `10G` as 10^10 bytes: that
+/// would change what `--cache-size 10G` means, so the reading stays ours.)
 pub fn parse_size(text: &str) -> Option<u64> {
     let text = text.trim();
     let split = text

@@ -17,6 +17,13 @@
 //!
 //! The parts: the `request` and its retries, the resumable `download`; the
 //! client, its configuration and the [`Store`] operations are here.
+//!
+//! Why not `object_store`'s HTTP store, whose retries would replace
+//! `request`'s (S3 does use `object_store`): its `head` reports only
+//! `Last-Modified`, and a blob's age must be measured against the server's
+//! own `Date` so that no two machines' clocks are compared; and its listing
+//! is WebDAV `PROPFIND`, which plain static servers answer with an error,
+//! where this store says it cannot list and is asked for exact keys.
 
 use std::io::Read;
 use std::path::Path;
