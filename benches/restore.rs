@@ -370,7 +370,7 @@ fn main() {
     let ci = large.join("ci");
     let blobs = || dir_size(&large.join("store/blobs"));
     let before = blobs();
-    sh(&ci, "echo '// bench edit' >> src/ui.rs && git -c user.name=b -c user.email=b@b commit -qam edit && cargo build -q");
+    sh(&ci, "echo '// bench edit' >> src/digest.rs && git -c user.name=b -c user.email=b@b commit -qam edit && cargo build -q");
     let store = large.join("store");
     measure(
         &ci,
