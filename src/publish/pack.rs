@@ -15,11 +15,7 @@ use crate::Error;
 use super::plan::{Job, UnitDirs};
 
 pub(super) fn write(path: &Path, bytes: &[u8]) -> Result<(), Error> {
-    std::fs::write(path, bytes).map_err(|source| Error::Io {
-        op: "write",
-        path: path.to_owned(),
-        source,
-    })
+    std::fs::write(path, bytes).map_err(Error::io("write", path))
 }
 
 /// Puts back any blob of the snapshot that vanished after it was found in

@@ -90,11 +90,7 @@ pub(super) fn publish_variant(
     let scratch = ws
         .build_dir
         .join(format!(".cargo-seed-tmp-{}", std::process::id()));
-    std::fs::create_dir_all(&scratch).map_err(|source| Error::Io {
-        op: "create",
-        path: scratch.clone(),
-        source,
-    })?;
+    std::fs::create_dir_all(&scratch).map_err(Error::io("create", &scratch))?;
     let result = pack_and_store(store, &dirs, &scratch, &jobs, reporter);
     let (units, new_blobs, new_bytes) = match result {
         Ok(r) => r,
