@@ -41,6 +41,8 @@ pub enum Error {
     Archive(#[from] ArchiveError),
     #[error(transparent)]
     Snapshot(#[from] SnapshotError),
+    #[error(transparent)]
+    Layout(#[from] crate::cargo::layout::ProbeError),
     #[error("{store}: manifest `{key}` is unreadable")]
     Manifest {
         store: String,

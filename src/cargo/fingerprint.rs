@@ -183,9 +183,13 @@ pub struct Fingerprint {
     pub record: FingerprintRecord,
 }
 
-/// Reads `.fingerprint/<id>/<kind>-<name>{,.json}`.
-pub(crate) fn read_fingerprint(profile_dir: &Path, id: &str) -> Result<Fingerprint, ReadError> {
-    let dir = profile_dir.join(".fingerprint").join(id);
+/// Reads `<kind>-<name>{,.json}` in unit `id`'s fingerprint directory.
+pub(crate) fn read_fingerprint(
+    profile_dir: &Path,
+    layout: super::layout::Layout,
+    id: &str,
+) -> Result<Fingerprint, ReadError> {
+    let dir = profile_dir.join(layout.fingerprint_dir(id));
     let mut json_path = None;
     for entry in fs::read_dir(&dir).map_err(read_error(&dir))? {
         let path = entry.map_err(read_error(&dir))?.path();

@@ -46,5 +46,7 @@ pub(super) struct Context<'a> {
     pub(super) dirty: bool,
     pub(super) repository: PathBuf,
     pub(super) roots: Roots,
+    /// The build-dir layout this cargo writes.
+    pub(super) layout: crate::cargo::layout::Layout,
     pub(super) opts: &'a PublishOptions<'a>,
 }

@@ -69,6 +69,7 @@ pub fn publish(
     // Which covered command built which snapshot's units: a host build's
     // go by the profile directory that holds them, a `--target` build's
     // (with the host units of that build) by its profile and target.
+    let layout = layout::probe(&workspace::cargo_exe(), &ws.root)?;
     let mut groups: BTreeMap<Variant, Group> = BTreeMap::new();
     for cover in opts.covers {
         let messages =
@@ -115,7 +116,7 @@ pub fn publish(
             // Read right after the command: the final artifacts it names
             // (`target/debug/app`) are linked to its units until another
             // command links them to its own.
-            let live = observe::live_units(&ws.build_dir.join(&dir), &messages)?;
+            let live = observe::live_units(&ws.build_dir.join(&dir), layout, &messages)?;
             let group = groups.entry(variant).or_default();
             group.live.extend(live, host);
             let shown = cover.to_string();
@@ -131,6 +132,7 @@ pub fn publish(
         commit,
         dirty,
         repository,
+        layout,
         opts,
     };
     let siblings: Vec<manifest::Sibling> = groups

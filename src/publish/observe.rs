@@ -15,7 +15,7 @@ use std::process::{Command, Stdio};
 
 use cargo_metadata::Message;
 
-use crate::cargo::layout::{package_name, unit_hash};
+use crate::cargo::layout::{package_name, Layout};
 use crate::publish::cover::Cover;
 use crate::snapshot::manifest::UnitKind;
 
@@ -99,41 +99,28 @@ pub(crate) fn observe(
     Ok(messages)
 }
 
-/// Files of `deps/` and `examples/` indexed by unit hash and by inode.
+/// The units' compiled files by unit hash, and by inode (an uplifted copy
+/// such as `target/debug/app` is a hard link to its unit's file).
 struct OutputIndex {
     by_hash: HashMap<String, Vec<PathBuf>>,
     by_inode: HashMap<(u64, u64), String>,
 }
 
 impl OutputIndex {
-    fn scan(profile_dir: &Path) -> Result<OutputIndex, SnapshotError> {
-        let mut idx = OutputIndex {
-            by_hash: HashMap::new(),
-            by_inode: HashMap::new(),
-        };
-        for sub in ["deps", "examples"] {
-            let dir = profile_dir.join(sub);
-            let Ok(entries) = fs::read_dir(&dir) else {
-                continue;
-            };
-            for entry in entries {
-                let entry = entry.map_err(io_err(&dir))?;
-                let name = entry.file_name().to_string_lossy().into_owned();
-                let Some(hash) = unit_hash(&name) else {
-                    continue;
-                };
-                if let Ok(meta) = entry.metadata() {
-                    if let Some(key) = inode_key(&meta) {
-                        idx.by_inode.insert(key, hash.to_owned());
-                    }
+    fn scan(profile_dir: &Path, layout: Layout) -> Result<OutputIndex, SnapshotError> {
+        let by_hash = layout.outputs(profile_dir)?;
+        let mut by_inode = HashMap::new();
+        for (hash, files) in &by_hash {
+            for file in files {
+                if let Some(key) = fs::metadata(profile_dir.join(file))
+                    .ok()
+                    .and_then(|m| inode_key(&m))
+                {
+                    by_inode.insert(key, hash.clone());
                 }
-                idx.by_hash
-                    .entry(hash.to_owned())
-                    .or_default()
-                    .push(Path::new(sub).join(&name));
             }
         }
-        Ok(idx)
+        Ok(OutputIndex { by_hash, by_inode })
     }
 }
 
@@ -147,8 +134,8 @@ fn inode_key(_: &fs::Metadata) -> Option<(u64, u64)> {
     None
 }
 
-/// The units of the current build, and the files of `deps/` and `examples/`
-/// by unit hash (read once, for both).
+/// The units of the current build, and the units' compiled files by unit
+/// hash (read once, for both).
 #[derive(Default)]
 pub(crate) struct LiveBuild {
     pub units: BTreeMap<String, LiveUnit>,
@@ -169,28 +156,23 @@ impl LiveBuild {
 /// The units of the build that produced `messages`, keyed by id.
 pub(crate) fn live_units(
     profile_dir: &Path,
+    layout: Layout,
     messages: &[Message],
 ) -> Result<LiveBuild, SnapshotError> {
-    let index = OutputIndex::scan(profile_dir)?;
-    let fp_dir = profile_dir.join(".fingerprint");
+    let index = OutputIndex::scan(profile_dir, layout)?;
     let mut id_of_hash = HashMap::new();
-    for entry in fs::read_dir(&fp_dir).map_err(io_err(&fp_dir))? {
-        let name = entry.map_err(io_err(&fp_dir))?.file_name();
-        let name = name.to_string_lossy().into_owned();
-        if let Some((_, hash)) = unit_id::split(&name) {
-            id_of_hash.insert(hash.to_owned(), name.clone());
+    for id in layout.unit_ids(profile_dir)? {
+        if let Some((_, hash)) = unit_id::split(&id) {
+            id_of_hash.insert(hash.to_owned(), id.clone());
         }
     }
     let hash_of = |path: &Path| -> Option<String> {
-        let parent = path.parent()?;
-        if parent.parent().map(|p| p.ends_with("build")) == Some(true) {
-            return unit_hash(&parent.file_name()?.to_string_lossy()).map(str::to_owned);
-        }
-        if parent.ends_with("build") {
-            return unit_hash(&path.file_name()?.to_string_lossy()).map(str::to_owned);
-        }
-        if let Some(h) = unit_hash(&path.file_name()?.to_string_lossy()) {
-            return Some(h.to_owned());
+        if let Some(hash) = path
+            .strip_prefix(profile_dir)
+            .ok()
+            .and_then(|rel| layout.hash_of_file(rel))
+        {
+            return Some(hash);
         }
         // An uplifted copy (`target/debug/app`) is a hard link to its unit's output.
         let meta = fs::metadata(path).ok()?;
@@ -259,8 +241,9 @@ pub(crate) fn live_units(
         if let Message::BuildScriptExecuted(b) = msg {
             let out_dir = b.out_dir.as_std_path();
             let Some(hash) = out_dir
-                .parent()
-                .and_then(|p| unit_hash(&p.file_name()?.to_string_lossy()).map(str::to_owned))
+                .strip_prefix(profile_dir)
+                .ok()
+                .and_then(|rel| layout.hash_of_file(rel))
             else {
                 return Err(SnapshotError::UnknownArtifact {
                     path: out_dir.to_owned(),

@@ -7,9 +7,10 @@ use crate::cargo::unit_id;
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::path::{Path, PathBuf};
 
+use crate::cargo::layout::{self, Layout};
 use crate::cargo::unit_id::UnitId;
 use crate::cargo::workspace::Workspace;
-use crate::cargo::{depinfo, fingerprint, layout};
+use crate::cargo::{depinfo, fingerprint};
 use crate::pool;
 use crate::report::{Event, Reporter};
 use crate::snapshot::inputs::Roots;
@@ -52,7 +53,7 @@ pub(super) fn plan(
     let mut fingerprints = HashMap::new();
     let mut id_of_hash: HashMap<u64, &str> = HashMap::new();
     for (id, unit) in live {
-        let fp = fingerprint::read_fingerprint(dirs.of(unit.host), id)?;
+        let fp = fingerprint::read_fingerprint(dirs.of(unit.host), dirs.layout, id)?;
         id_of_hash.insert(fp.hash, id);
         fingerprints.insert(id.clone(), fp);
     }
@@ -88,7 +89,7 @@ pub(super) fn plan(
             .iter()
             .filter_map(|d| live.get(d.as_str()).map(|u| (d, u)))
             .filter(|(_, u)| u.kind == UnitKind::RunBuildScript)
-            .map(|(d, u)| rel(dirs.of(u.host)).join("build").join(d))
+            .map(|(d, u)| rel(dirs.of(u.host)).join(dirs.layout.build_script_dir(d)))
             .collect();
         let check = check::unit_check(unit, fp, roots, &produced)?;
         // A cross build's incremental state is published for the target's
@@ -99,11 +100,8 @@ pub(super) fn plan(
         {
             path_crates.insert(unit.crate_name.clone());
         }
-        let mut members = layout::unit_members(profile_dir, id);
-        if let Some((_, hash)) = unit_id::split(id) {
-            members.extend(outputs.get(hash).into_iter().flatten().cloned());
-        }
-        let rustc_env = rustc_dep_info(profile_dir, &members)
+        let members = dirs.layout.unit_members(profile_dir, id, outputs);
+        let rustc_env = rustc_dep_info(profile_dir, dirs.layout, &members)
             .map(|text| depinfo::rustc_env_deps(&text))
             .unwrap_or_default();
         let baked = check::baked_paths(&rustc_env, &ws.root, &ws.cargo_home, &ws.build_dir);
@@ -345,27 +343,14 @@ pub(super) fn withhold(
     (kept, withheld)
 }
 
-/// rustc's own dep-info of a compile unit (`deps/<name>-<hash>.d`, or the
-/// build script's `.d` in its `build/` directory).
-pub(super) fn rustc_dep_info(profile_dir: &Path, members: &[PathBuf]) -> Option<String> {
-    let mut candidates: Vec<PathBuf> = members
-        .iter()
-        .filter(|m| m.extension().is_some_and(|e| e == "d"))
-        .cloned()
-        .collect();
-    for m in members.iter().filter(|m| m.starts_with("build")) {
-        for entry in std::fs::read_dir(profile_dir.join(m))
-            .into_iter()
-            .flatten()
-            .flatten()
-        {
-            let path = entry.path();
-            if path.extension().is_some_and(|e| e == "d") {
-                candidates.push(path);
-            }
-        }
-    }
-    candidates
+/// rustc's own dep-info of a compile unit (or of a build script).
+pub(super) fn rustc_dep_info(
+    profile_dir: &Path,
+    layout: Layout,
+    members: &[PathBuf],
+) -> Option<String> {
+    layout
+        .rustc_dep_infos(profile_dir, members)
         .into_iter()
         .find_map(|c| std::fs::read_to_string(profile_dir.join(c)).ok())
 }
@@ -375,6 +360,7 @@ pub(super) fn rustc_dep_info(profile_dir: &Path, members: &[PathBuf]) -> Option<
 pub(crate) struct UnitDirs {
     pub main: PathBuf,
     pub host: PathBuf,
+    pub layout: Layout,
 }
 
 impl UnitDirs {

@@ -60,6 +60,7 @@ pub(super) fn publish_variant(
             None => host_dir.clone(),
         },
         host: host_dir,
+        layout: cx.layout,
     };
     let Group {
         live,
@@ -112,6 +113,7 @@ pub(super) fn publish_variant(
         toolchain: cx.toolchain.clone(),
         profile: profile.to_owned(),
         profile_dir: workspace::profile_dir_name(profile).to_owned(),
+        layout: cx.layout,
         covers,
         published_with,
         workspace_root: ws.root.clone(),

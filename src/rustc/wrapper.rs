@@ -33,6 +33,8 @@ use std::process::{Command, ExitCode};
 
 use serde::{Deserialize, Serialize};
 
+use crate::cargo::layout::Layout;
+
 /// Where records go, relative to the profile dir.
 pub(crate) const RECORDS: &str = ".cargo-seed-rustc";
 
@@ -256,20 +258,19 @@ pub(crate) fn codegen_opt<'a>(args: &'a [String], name: &str) -> Option<&'a str>
     None
 }
 
-/// Writes `<profile dir>/.cargo-seed-rustc/<hash>.json` for the unit whose
-/// file names end in `-<hash>`; any failure is ignored.
+/// Writes `<profile dir>/.cargo-seed-rustc/<hash>.json` for the unit
+/// `<package>-<hash>`; any failure is ignored.
 fn record(cwd: &Path, args: &[String]) {
-    let (Some(incremental), Some(extra)) = (
-        codegen_opt(args, "incremental"),
-        codegen_opt(args, "extra-filename"),
-    ) else {
+    let Some(incremental) = codegen_opt(args, "incremental") else {
         return;
     };
     let Some(profile_dir) = cwd.join(incremental).parent().map(Path::to_owned) else {
         return;
     };
+    let Some(hash) = unit_hash(args, cwd, &profile_dir) else {
+        return;
+    };
     let dir = profile_dir.join(RECORDS);
-    let hash = extra.trim_start_matches('-');
     let text = serde_json::to_vec(&Invocation {
         cwd: cwd.to_owned(),
         args: args.to_vec(),
@@ -288,7 +289,28 @@ fn record(cwd: &Path, args: &[String]) {
         });
 }
 
-/// The recorded invocation of the unit whose file names end in `-<hash>`.
+/// The hash of the unit rustc compiles: the suffix cargo gives its file
+/// names (`-C extra-filename=-<hash>`), or where there is none (a binary in
+/// the per-unit layout), the unit directory its `--out-dir` is in.
+fn unit_hash(args: &[String], cwd: &Path, profile_dir: &Path) -> Option<String> {
+    if let Some(extra) = codegen_opt(args, "extra-filename") {
+        return Some(extra.trim_start_matches('-').to_owned());
+    }
+    let mut it = args.iter();
+    let out_dir = loop {
+        let a = it.next()?;
+        if a == "--out-dir" {
+            break it.next()?.as_str();
+        }
+        if let Some(v) = a.strip_prefix("--out-dir=") {
+            break v;
+        }
+    };
+    let rel = cwd.join(out_dir);
+    Layout::PerUnit.hash_of_file(rel.strip_prefix(profile_dir).ok()?)
+}
+
+/// The recorded invocation of the unit `<package>-<hash>`.
 pub fn recorded(profile_dir: &Path, hash: &str) -> Option<Invocation> {
     let text = fs::read(profile_dir.join(RECORDS).join(format!("{hash}.json"))).ok()?;
     serde_json::from_slice(&text).ok()

@@ -9,7 +9,7 @@ use std::sync::atomic::AtomicBool;
 use std::time::{Duration, SystemTime};
 
 use super::relocate::{self, Moves};
-use crate::cargo::layout;
+use crate::cargo::layout::Layout;
 use crate::snapshot::archive::{self, ArchiveError, Unpacked};
 use crate::snapshot::manifest::Unit;
 use crate::store::{blob_key, BlobCache, Store};
@@ -25,6 +25,7 @@ pub static CANCEL: AtomicBool = AtomicBool::new(false);
 /// script's `output`. Returns the unpacked files with their new sizes.
 pub(super) fn relocate_unit(
     root: &Path,
+    layout: Layout,
     unit: &Unit,
     mut unpacked: Unpacked,
     moves: &Moves,
@@ -35,15 +36,14 @@ pub(super) fn relocate_unit(
         return Ok(unpacked);
     }
     if let Some(record) = plan.rewrites.get(&unit.id) {
-        relocate::write_fingerprint(root, &unit.id, record, stamp).map_err(Error::io(
+        relocate::write_fingerprint(root, layout, &unit.id, record, stamp).map_err(Error::io(
             "rewrite the fingerprint in",
-            &root.join(".fingerprint").join(&unit.id),
+            &root.join(layout.fingerprint_dir(&unit.id)),
         ))?;
     }
     for (rel, size) in &mut unpacked.files {
-        let is_text = rel.extension().is_some_and(|e| e == "d")
-            || (rel.starts_with("build") && rel.file_name().is_some_and(|n| n == "output"));
-        if !is_text || rel.starts_with(".fingerprint") {
+        let is_text = rel.extension().is_some_and(|e| e == "d") || layout.is_script_output(rel);
+        if !is_text || layout.is_fingerprint_file(rel) {
             continue;
         }
         let path = root.join(&*rel);
@@ -52,7 +52,7 @@ pub(super) fn relocate_unit(
     }
     if plan.rewrites.contains_key(&unit.id) {
         for (rel, size) in &mut unpacked.files {
-            if rel.starts_with(".fingerprint") {
+            if layout.is_fingerprint_file(rel) {
                 *size = fs::metadata(root.join(&*rel))
                     .map_err(Error::io("read", rel))?
                     .len();
@@ -87,10 +87,10 @@ pub(super) fn fetch_one(
     store: &dyn Store,
     cache: Option<&BlobCache>,
     unit: &Unit,
-    root: &Path,
+    (root, layout): (&Path, Layout),
     stamp: SystemTime,
 ) -> Result<(Unpacked, Origin), Error> {
-    let owns = |path: &Path, is_dir: bool| layout::owns(&unit.id, path, is_dir);
+    let owns = |path: &Path, is_dir: bool| layout.owns(&unit.id, path, is_dir);
     let sha256 = &unit.blob.sha256;
     let unpack = |reader| archive::unpack(reader, &unit.blob, root, &owns, stamp, &CANCEL);
     if let Some(cache) = cache {
@@ -99,7 +99,7 @@ pub(super) fn fetch_one(
                 Ok(unpacked) => return Ok((unpacked, Origin::Cache)),
                 Err(e) if is_damage(&e) => {
                     cache.remove(sha256);
-                    remove_unit(root, &unit.id);
+                    remove_unit(root, layout, &unit.id);
                 }
                 Err(e) => return Err(e.into()),
             }
@@ -115,7 +115,7 @@ pub(super) fn fetch_one(
     };
     let unpacked = match attempt() {
         Err(Error::Archive(e)) if is_damage(&e) => {
-            remove_unit(root, &unit.id);
+            remove_unit(root, layout, &unit.id);
             attempt()
         }
         other => other,
@@ -124,20 +124,10 @@ pub(super) fn fetch_one(
 }
 
 /// Removes whatever a failed unpack of unit `id` left in `root`.
-pub(super) fn remove_unit(root: &Path, id: &str) {
-    for top in layout::UNIT_DIRS {
-        for entry in fs::read_dir(root.join(top)).into_iter().flatten().flatten() {
-            let rel = Path::new(top).join(entry.file_name());
-            let is_dir = entry.file_type().is_ok_and(|t| t.is_dir());
-            let owned = layout::owns(id, &rel, false) || layout::owns(id, &rel.join("x"), false);
-            if owned {
-                let _ = if is_dir {
-                    fs::remove_dir_all(entry.path())
-                } else {
-                    fs::remove_file(entry.path())
-                };
-            }
-        }
+pub(super) fn remove_unit(root: &Path, layout: Layout, id: &str) {
+    for rel in layout.entries_of(root, id) {
+        let path = root.join(rel);
+        let _ = fs::remove_dir_all(&path).or_else(|_| fs::remove_file(&path));
     }
 }
 

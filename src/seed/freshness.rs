@@ -205,6 +205,7 @@ mod tests {
             cross: false,
             profile: "dev".into(),
             profile_dir: "debug".into(),
+            layout: crate::cargo::layout::Layout::Flat,
             covers: vec![],
             published_with: vec![],
             workspace_root: "/ci".into(),

@@ -25,7 +25,7 @@ pub use plan::{choose, rebuilt_list, want};
 use plan::{emit_verdicts, incremental_use, judge, selected, tally};
 use replay::relocate_incremental;
 use swap::{
-    holds_build_state, lock_cargo, lock_file, merge_host_units, read_state,
+    cargo_used, holds_build_state, lock_cargo, lock_file, merge_host_units, read_state,
     recover_or_remove_leftovers, Staging, State, UnitState, STATE_FILE,
 };
 
@@ -169,7 +169,7 @@ pub fn restore(
     // Cargo's lock on the existing profile dir, held from before units are
     // kept from it until it has been swapped out, so a concurrent cargo
     // (rust-analyzer's `cargo check`, say) cannot change a file in between.
-    let dest_lock = if dest.join(".cargo-lock").exists() {
+    let dest_lock = if cargo_used(&dest) {
         Some(lock_cargo(&dest, reporter)?)
     } else {
         None
@@ -203,12 +203,14 @@ pub fn restore(
             .unwrap_or_default()
             .as_nanos(),
         moves: moves.pairs().to_vec(),
+        layout: manifest.layout,
         units: BTreeMap::new(),
     });
     let fetched = AtomicU64::new(0);
     let cached = AtomicU64::new(0);
     let kept = AtomicUsize::new(0);
-    let old_state = old_state.filter(|old| old.moves == moves.pairs());
+    let old_state =
+        old_state.filter(|old| old.moves == moves.pairs() && old.layout == manifest.layout);
     let host_units = Mutex::new(BTreeMap::new());
     let result = pool::map(&units, pool::threads().max(2), |unit| {
         let root = if unit.host {
@@ -228,12 +230,14 @@ pub fn restore(
                 (unpacked, UnitAction::Kept, false)
             }
             None => {
-                let (unpacked, from) = fetch_one(store, opts.cache, unit, root, stamp)?;
+                let (unpacked, from) =
+                    fetch_one(store, opts.cache, unit, (root, manifest.layout), stamp)?;
                 fetched.fetch_add(unit.blob.size, Ordering::Relaxed);
                 if from == Origin::Cache {
                     cached.fetch_add(unit.blob.size, Ordering::Relaxed);
                 }
-                let unpacked = relocate_unit(root, unit, unpacked, &moves, &plan, stamp)?;
+                let unpacked =
+                    relocate_unit(root, manifest.layout, unit, unpacked, &moves, &plan, stamp)?;
                 (unpacked, UnitAction::Fetched, from == Origin::Cache)
             }
         };
@@ -308,7 +312,13 @@ pub fn restore(
     // harmless: cargo judges each by its own fingerprint.
     let host_units = host_units.into_inner().unwrap();
     if !host_units.is_empty() {
-        let added = merge_host_units(host_staging, &host_dest, &host_units, reporter)?;
+        let added = merge_host_units(
+            host_staging,
+            manifest.layout,
+            &host_dest,
+            &host_units,
+            reporter,
+        )?;
         outcome.notes.push(format!(
             "{added} of the cross build's {} host units added to {} (the others were there)",
             host_units.len(),

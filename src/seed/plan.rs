@@ -70,6 +70,7 @@ pub fn want(ws: &Workspace, profile: &str, target: Option<&str>) -> Result<Want,
         toolchain,
         profile: profile.to_owned(),
         libc: crate::snapshot::want::detect_libc(),
+        layout: crate::cargo::layout::probe(&crate::cargo::workspace::cargo_exe(), &ws.root)?,
     })
 }
 

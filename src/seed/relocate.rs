@@ -27,6 +27,7 @@ use std::time::SystemTime;
 
 use crate::cargo::fingerprint::parse_hash_file;
 use crate::cargo::fingerprint::{self, Fields};
+use crate::cargo::layout::Layout;
 use crate::cargo::unit_id::UnitId;
 use crate::snapshot::manifest::{FingerprintRecord, Manifest, UnitKind};
 use crate::snapshot::secrets::{self, EnvMismatch};
@@ -291,11 +292,12 @@ pub(crate) fn hashes_absolute_path(
 /// Writes the rewritten fingerprint of a restored unit into `profile_dir`.
 pub(crate) fn write_fingerprint(
     profile_dir: &Path,
+    layout: Layout,
     id: &str,
     record: &FingerprintRecord,
     stamp: SystemTime,
 ) -> io::Result<()> {
-    let dir = profile_dir.join(".fingerprint").join(id);
+    let dir = profile_dir.join(layout.fingerprint_dir(id));
     let hash = dir.join(&record.file);
     let json = dir.join(format!("{}.json", record.file));
     write_stamped(&hash, record.hash.as_bytes(), stamp)?;

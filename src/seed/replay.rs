@@ -8,6 +8,7 @@ use std::path::Path;
 use std::time::SystemTime;
 
 use super::relocate::Moves;
+use crate::cargo::layout;
 use crate::cargo::workspace::Workspace;
 use crate::pool;
 use crate::rustc::incremental;
@@ -144,7 +145,8 @@ pub(super) fn relocate_sessions(
         nodes: 0,
         paths_left: None,
     };
-    for session in incremental::sessions(&profile_dir.join("incremental").join(&replayed.dir)) {
+    for session in incremental::sessions(&profile_dir.join(layout::INCREMENTAL).join(&replayed.dir))
+    {
         let ok = incremental::patch(&session, &replayed.header).map_err(NotRelocated::Session)?;
         if !ok {
             return Err(NotRelocated::OtherFormat);
@@ -176,7 +178,7 @@ pub(super) fn crate_name(args: &[String]) -> Option<&str> {
 
 pub(super) fn has_incremental_dir(profile_dir: &Path, krate: &str) -> bool {
     let prefix = format!("{krate}-");
-    fs::read_dir(profile_dir.join("incremental"))
+    fs::read_dir(profile_dir.join(layout::INCREMENTAL))
         .into_iter()
         .flatten()
         .flatten()

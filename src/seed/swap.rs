@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+use crate::cargo::layout::{self, Layout};
 use crate::cargo::unit_id::UnitId;
 use crate::report::{Event, Reporter};
 use crate::snapshot::archive::Unpacked;
@@ -25,6 +26,10 @@ pub(super) struct State {
     /// The build machine's directories and this one's, as relocated.
     #[serde(default)]
     pub(super) moves: Vec<(PathBuf, PathBuf)>,
+    /// The layout the units were unpacked in; units are kept only into
+    /// the same.
+    #[serde(default)]
+    pub(super) layout: Layout,
     pub(super) units: BTreeMap<UnitId, UnitState>,
 }
 
@@ -38,7 +43,8 @@ pub(super) fn read_state(profile_dir: &Path) -> Option<State> {
     serde_json::from_slice(&fs::read(profile_dir.join(STATE_FILE)).ok()?).ok()
 }
 
-/// Whether a profile dir holds anything cargo built: any file but the lock.
+/// Whether a profile dir holds anything cargo built: any file but cargo's
+/// locks.
 pub(super) fn holds_build_state(dir: &Path) -> bool {
     fn any_file(dir: &Path, top: bool) -> bool {
         let Ok(entries) = fs::read_dir(dir) else {
@@ -46,7 +52,7 @@ pub(super) fn holds_build_state(dir: &Path) -> bool {
         };
         entries.flatten().any(|e| match e.file_type() {
             Ok(t) if t.is_dir() => any_file(&e.path(), false),
-            _ => !(top && e.file_name() == ".cargo-lock"),
+            _ => !(top && layout::is_lock_file(&e.file_name())),
         })
     }
     any_file(dir, true)
@@ -90,6 +96,7 @@ pub(super) fn recover_or_remove_leftovers(
 /// taken back. Returns how many units were added.
 pub(super) fn merge_host_units(
     staging: Staging,
+    layout: Layout,
     dest: &Path,
     units: &BTreeMap<UnitId, Unpacked>,
     reporter: &Reporter,
@@ -100,14 +107,14 @@ pub(super) fn merge_host_units(
     let mut count = 0;
     let result = (|| -> Result<(), Error> {
         for (id, unpacked) in units {
-            if dest.join(".fingerprint").join(id).exists() {
+            if dest.join(layout.fingerprint_dir(id)).exists() {
                 continue;
             }
-            // `.fingerprint/<id>`, `build/<id>`, `deps/<file>`: the unit's own.
+            // The entries that are the unit's own.
             let mut tops: Vec<PathBuf> = unpacked
                 .files
                 .iter()
-                .map(|(rel, _)| rel.components().take(2).collect())
+                .map(|(rel, _)| layout.unit_entry(rel))
                 .collect();
             tops.sort();
             tops.dedup();
@@ -152,7 +159,7 @@ impl Staging {
     pub(super) fn swap_into(
         self,
         dest: &Path,
-        old_lock: Option<File>,
+        old_lock: Option<CargoLock>,
         reporter: &Reporter,
         after: impl FnOnce(&Path),
     ) -> Result<(), Error> {
@@ -193,18 +200,40 @@ impl Drop for Staging {
     }
 }
 
-/// Takes cargo's own exclusive lock on a profile dir (`.cargo-lock`),
-/// saying so if another process holds it, as cargo does.
-pub(super) fn lock_cargo(profile_dir: &Path, reporter: &Reporter) -> Result<File, Error> {
-    let path = profile_dir.join(".cargo-lock");
-    let file = open_lock(&path)?;
-    if file.try_lock().is_err() {
-        reporter.emit(Event::Blocking {
-            dir: profile_dir.display().to_string(),
-        });
-        file.lock().map_err(Error::io("lock", &path))?;
+/// Cargo's locks on a profile dir, held until dropped.
+pub(super) struct CargoLock {
+    _files: Vec<File>,
+}
+
+/// Takes every lock any cargo takes on a profile dir, exclusively and in
+/// cargo's order ([`layout::LOCKS`]), so that an old cargo and a new one
+/// both wait; says so if another process holds one, as cargo does.
+pub(super) fn lock_cargo(profile_dir: &Path, reporter: &Reporter) -> Result<CargoLock, Error> {
+    let mut files = Vec::new();
+    let mut told = false;
+    for name in layout::LOCKS {
+        let path = profile_dir.join(name);
+        let file = open_lock(&path)?;
+        if file.try_lock().is_err() {
+            if !told {
+                reporter.emit(Event::Blocking {
+                    dir: profile_dir.display().to_string(),
+                });
+                told = true;
+            }
+            file.lock().map_err(Error::io("lock", &path))?;
+        }
+        files.push(file);
     }
-    Ok(file)
+    Ok(CargoLock { _files: files })
+}
+
+/// Whether cargo has ever locked this profile dir (it creates its locks
+/// on first use).
+pub(super) fn cargo_used(profile_dir: &Path) -> bool {
+    layout::LOCKS
+        .iter()
+        .any(|name| profile_dir.join(name).exists())
 }
 
 /// An exclusive advisory lock (flock), as cargo takes on its lock files.

@@ -13,10 +13,16 @@ use crate::rustc::toolchain::Toolchain;
 
 /// Bumped on any change a reader of the previous version would misread.
 ///
+/// 3: `layout`: a snapshot of cargo's per-unit build-dir layout, whose
+/// units a reader of schema 2 would look for in the wrong places.
+///
 /// 2: inputs relative to mapped roots only; fingerprint records hold no values of watched environment variables
 /// (`val` is `null` in `fields`, the digest is in `env`), and units that read
 /// a secret are listed in `withheld` instead of `units`.
-pub(crate) const SCHEMA: u32 = 2;
+pub(crate) const SCHEMA: u32 = 3;
+
+/// The schemas this cargo-seed reads: 2 is 3 without `layout` (flat).
+pub(crate) const READS: std::ops::RangeInclusive<u32> = 2..=SCHEMA;
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub(crate) struct Manifest {
@@ -34,6 +40,10 @@ pub(crate) struct Manifest {
     pub profile: String,
     /// The directory under the build dir that the units live in (`debug`).
     pub profile_dir: String,
+    /// How cargo laid the units out in it; absent (schema 2): the flat
+    /// layout, the only one cargo wrote then.
+    #[serde(default)]
+    pub layout: crate::cargo::layout::Layout,
     /// The cargo commands whose units the snapshot holds (`build --profile
     /// dev`, `test --no-run`…), for people: what a seed makes fresh.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]

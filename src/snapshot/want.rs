@@ -6,7 +6,8 @@ use std::fmt;
 
 use serde::Serialize;
 
-use super::manifest::{Manifest, SCHEMA};
+use super::manifest::{Manifest, READS};
+use crate::cargo::layout::Layout;
 use crate::rustc::toolchain::Toolchain;
 
 /// What the local build needs a snapshot to match.
@@ -21,6 +22,8 @@ pub(crate) struct Want {
     /// The rustflags and linker cargo would use here; `None` if cargo-seed
     /// cannot tell, and then they are not compared.
     pub flags: Option<crate::cargo::flags::Resolved>,
+    /// The build-dir layout cargo writes here.
+    pub layout: Layout,
 }
 
 /// The C library this machine runs, as `getconf GNU_LIBC_VERSION` says
@@ -40,6 +43,12 @@ pub(crate) fn detect_libc() -> Option<String> {
 pub enum Mismatch {
     Schema {
         theirs: u32,
+    },
+    /// Units laid out as another cargo lays them: unpacked here, cargo
+    /// would find none of them.
+    Layout {
+        theirs: Layout,
+        here: Layout,
     },
     Profile {
         theirs: String,
@@ -82,8 +91,13 @@ impl fmt::Display for Mismatch {
             Mismatch::Schema { theirs } => {
                 write!(
                     f,
-                    "manifest schema {theirs} (this cargo-seed reads {SCHEMA})"
+                    "manifest schema {theirs} (this cargo-seed reads {} to {})",
+                    READS.start(),
+                    READS.end()
                 )
+            }
+            Mismatch::Layout { theirs, here } => {
+                write!(f, "built in {theirs}, but cargo here writes {here}")
             }
             Mismatch::Profile { theirs, wanted } => {
                 write!(f, "profile `{theirs}` (wanted `{wanted}`)")
@@ -137,9 +151,15 @@ impl fmt::Display for Mismatch {
 impl Manifest {
     /// Why this snapshot cannot be used for `want`, or `None` if it can.
     pub(crate) fn incompatibility(&self, want: &Want) -> Option<Mismatch> {
-        if self.schema != SCHEMA {
+        if !READS.contains(&self.schema) {
             return Some(Mismatch::Schema {
                 theirs: self.schema,
+            });
+        }
+        if self.layout != want.layout {
+            return Some(Mismatch::Layout {
+                theirs: self.layout,
+                here: want.layout,
             });
         }
         if self.profile != want.profile {

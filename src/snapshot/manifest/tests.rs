@@ -1,5 +1,5 @@
 use super::*;
-use crate::snapshot::want::Want;
+use crate::snapshot::want::{Mismatch, Want};
 
 fn toolchain(v: &str) -> Toolchain {
     Toolchain {
@@ -19,6 +19,7 @@ fn manifest() -> Manifest {
         cross: false,
         profile: "dev".into(),
         profile_dir: "debug".into(),
+        layout: crate::cargo::layout::Layout::Flat,
         covers: vec![],
         published_with: vec![],
         workspace_root: "/ci/ws".into(),
@@ -45,8 +46,14 @@ fn compatibility_names_the_difference() {
         profile: "dev".into(),
         libc: Some("glibc 2.36".into()),
         flags: None,
+        layout: crate::cargo::layout::Layout::Flat,
     };
     assert_eq!(m.incompatibility(&want), None);
+    want.layout = crate::cargo::layout::Layout::PerUnit;
+    let why = m.incompatibility(&want).unwrap();
+    assert!(matches!(why, Mismatch::Layout { .. }), "{why}");
+    assert!(why.to_string().contains("cargo here writes"), "{why}");
+    want.layout = crate::cargo::layout::Layout::Flat;
     want.toolchain = toolchain("1.94.0");
     let why = m.incompatibility(&want).unwrap().to_string();
     assert!(why.contains("1.95.0") && why.contains("1.94.0"), "{why}");

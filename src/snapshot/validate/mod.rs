@@ -36,12 +36,17 @@ const MAX_RUSTFLAGS: usize = 1024;
 /// Checks every field of `m`, which the store holds under
 /// `snapshots/<commit>/<variant>.json`.
 pub fn manifest(m: &Manifest, commit: &str, variant: &str) -> Result<(), Invalid> {
-    if m.schema != crate::snapshot::manifest::SCHEMA {
+    let reads = crate::snapshot::manifest::READS;
+    if !reads.contains(&m.schema) {
         return Err(invalid(format!(
-            "manifest schema {} (this cargo-seed reads {})",
+            "manifest schema {} (this cargo-seed reads {} to {})",
             m.schema,
-            crate::snapshot::manifest::SCHEMA
+            reads.start(),
+            reads.end()
         )));
+    }
+    if m.schema < 3 && m.layout != crate::cargo::layout::Layout::Flat {
+        return Err(invalid("a schema 2 manifest names a build-dir layout"));
     }
     if m.commit != commit {
         return Err(invalid(format!(

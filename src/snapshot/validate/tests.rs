@@ -61,6 +61,7 @@ fn good() -> Manifest {
         cross: false,
         profile: "dev".into(),
         profile_dir: "debug".into(),
+        layout: crate::cargo::layout::Layout::Flat,
         covers: vec![],
         published_with: vec![],
         workspace_root: "/ci/ws".into(),
