@@ -142,11 +142,11 @@ fn one_publish_covers_test_check_and_clippy_at_the_same_commit() {
     }
     // The tests ran (and passed: `ok` asserts it) from the seeded binaries.
     let tested = cargo_report(&dev, &["test", "-v"], &WRAPPED);
-    assert!(
-        tested.stderr.contains("/target/debug/deps/greeting-"),
-        "{}",
-        tested.stderr
-    );
+    let harness = match is_per_unit(&dev.join("target/debug")) {
+        true => "/out/greeting-",
+        false => "/target/debug/deps/greeting-",
+    };
+    assert!(tested.stderr.contains(harness), "{}", tested.stderr);
     assert_nothing_compiles(&dev, "hello, seed");
 }
 

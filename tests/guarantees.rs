@@ -325,7 +325,12 @@ fn build_script_output_names_the_local_out_dir_after_a_seed_elsewhere() {
     let out = seed(&dir, &["--store", c.store_arg()]);
     assert!(out.status.success(), "{}", stderr(&out));
     let output = fs::read_to_string(output_file(&dir)).unwrap();
-    let out_dir = output_file(&dir).parent().unwrap().join("out");
+    // `build/gen-<hash>/{output,out}` or `build/gen/<hash>/{run/stdout,out}`.
+    let out_dir = output_file(&dir)
+        .ancestors()
+        .map(|a| a.join("out"))
+        .find(|a| a.is_dir())
+        .unwrap();
     assert!(
         output.contains(&format!(
             "cargo:rustc-link-search=native={}",
@@ -337,21 +342,21 @@ fn build_script_output_names_the_local_out_dir_after_a_seed_elsewhere() {
     assert_nothing_compiles(&dir, "hello, seed");
 }
 
-/// `target/debug/build/gen-*/output`: the run of gen's build script.
+/// The output of gen's build-script run as cargo reads it back:
+/// `build/gen-*/output` (flat layout) or `build/gen/*/run/stdout` (per-unit).
 fn output_file(checkout: &Path) -> PathBuf {
-    fs::read_dir(checkout.join("target/debug/build"))
-        .unwrap()
-        .flatten()
-        .map(|e| e.path().join("output"))
-        .find(|p| {
-            p.is_file()
-                && p.parent()
-                    .unwrap()
-                    .file_name()
-                    .unwrap()
-                    .to_string_lossy()
-                    .starts_with("gen-")
+    let profile_dir = checkout.join("target/debug");
+    let per_unit = is_per_unit(&profile_dir);
+    fingerprint_dirs(&profile_dir)
+        .into_iter()
+        .filter_map(|id| {
+            let (package, hash) = id.rsplit_once('-')?;
+            (package == "gen").then(|| match per_unit {
+                true => profile_dir.join("build/gen").join(hash).join("run/stdout"),
+                false => profile_dir.join("build").join(&id).join("output"),
+            })
         })
+        .find(|p| p.is_file())
         .unwrap()
 }
 

@@ -79,7 +79,13 @@ fn same_commit_under_another_cargo_home_compiles_nothing() {
         listed.contains(&format!("Located in {}/registry/src/", home.display())),
         "{listed}"
     );
-    for entry in fs::read_dir(dir.join("target/debug/deps")).unwrap() {
+    let profile_dir = dir.join("target/debug");
+    let outputs = output_dirs(&profile_dir);
+    assert!(!outputs.is_empty());
+    for entry in outputs
+        .iter()
+        .flat_map(|d| fs::read_dir(profile_dir.join(d)).unwrap())
+    {
         let path = entry.unwrap().path();
         if path.extension().is_some_and(|e| e == "d") {
             let d = fs::read_to_string(&path).unwrap();

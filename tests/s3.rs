@@ -415,13 +415,20 @@ fn a_blob_over_the_part_size_is_published_in_parts_and_seeds() {
     let out = s3_seed(&dir, &["--store", &url]);
     assert!(out.status.success(), "{}", stderr(&out));
     assert_nothing_compiles(&dir, "hello, seed");
+    // In gen's build-script run's OUT_DIR: `build/gen-<hash>/out` (flat
+    // layout) or `build/gen/<hash>/out` (per-unit).
     let noise = |root: &Path| {
-        let build = root.join("target/debug/build");
-        let found = std::fs::read_dir(&build)
+        let profile_dir = root.join("target/debug");
+        let flat = std::fs::read_dir(profile_dir.join("build"))
             .unwrap()
-            .map(|e| e.unwrap().path().join("out/noise.bin"))
+            .map(|e| e.unwrap().path().join("out/noise.bin"));
+        let per_unit = output_dirs(&profile_dir)
+            .into_iter()
+            .map(|d| profile_dir.join(d).join("noise.bin"));
+        let found = flat
+            .chain(per_unit)
             .find(|p| p.exists())
-            .unwrap_or_else(|| panic!("no noise.bin under {}", build.display()));
+            .unwrap_or_else(|| panic!("no noise.bin under {}", profile_dir.display()));
         std::fs::read(found).unwrap()
     };
     assert!(

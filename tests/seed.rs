@@ -152,7 +152,12 @@ fn force_keeps_units_the_build_dir_holds_unchanged_and_fetches_changed_ones() {
     // later than the seed stamped it.
     let (itoa_id, _, itoa_sha) = shared.iter().find(|u| u.1 == "lib itoa").unwrap();
     let hash = itoa_id.rsplit('-').next().unwrap();
-    let rlib = dir.join(format!("target/debug/deps/libitoa-{hash}.rlib"));
+    let profile_dir = dir.join("target/debug");
+    let rlib = profile_dir.join(unit_output(
+        &profile_dir,
+        &format!("libitoa-{hash}"),
+        ".rlib",
+    ));
     let original = fs::read(&rlib).unwrap();
     let stamped = fs::metadata(&rlib).unwrap().modified().unwrap();
     let mut changed = original.clone();
@@ -313,16 +318,22 @@ fn publish_keeps_only_the_current_build_and_stores_unchanged_units_once() {
 /// cargo-seed as rustc wrapper, as `cargo seed setup` makes it.
 const WRAPPED: &[(&str, Option<&str>)] = &[("RUSTC_WRAPPER", Some(BIN))];
 
-/// The blob of `unit` (by name) in `commit`'s manifest of `store`.
-fn blob_of(store: &Path, commit: &str, unit: &str) -> std::path::PathBuf {
+/// The blob of `unit` (by name) in `commit`'s manifest of `store` that
+/// `other`'s manifest does not hold: a seed from `other` cannot have left
+/// it in a build dir. (A crate can have several incremental dirs, one of
+/// them CI's leftover from a build with other features.)
+fn blob_of(store: &Path, commit: &str, unit: &str, other: &str) -> std::path::PathBuf {
+    let held = referenced(&World::manifest(store, other));
     let m = World::manifest(store, commit);
-    let u = m["units"]
+    let sha = m["units"]
         .as_array()
         .unwrap()
         .iter()
-        .find(|u| u["name"] == unit)
+        .filter(|u| u["name"] == unit)
+        .map(|u| u["blob"]["sha256"].as_str().unwrap())
+        .find(|sha| !held.contains(*sha))
         .unwrap();
-    blob_path(store, u["blob"]["sha256"].as_str().unwrap())
+    blob_path(store, sha)
 }
 
 #[test]
@@ -340,7 +351,7 @@ fn bad_stores_fail_clearly_and_leave_the_build_dir_as_it_was() {
 
     // A flipped byte.
     let damaged = w.store_copy("damaged");
-    let blob = blob_of(&damaged, target, victim);
+    let blob = blob_of(&damaged, target, victim, &w.commits.base);
     let mut bytes = fs::read(&blob).unwrap();
     let mid = bytes.len() / 2;
     bytes[mid] ^= 1;
@@ -367,7 +378,7 @@ fn bad_stores_fail_clearly_and_leave_the_build_dir_as_it_was() {
 
     // A missing blob.
     let missing = w.store_copy("missing");
-    fs::remove_file(blob_of(&missing, target, victim)).unwrap();
+    fs::remove_file(blob_of(&missing, target, victim, &w.commits.base)).unwrap();
     let out = seed_env(
         &dir,
         &[
@@ -386,13 +397,9 @@ fn bad_stores_fail_clearly_and_leave_the_build_dir_as_it_was() {
     // Blobs whose digest is right but whose tar escapes the target dir, or
     // plants a file of another unit (a fresh-looking output of a unit that
     // must be rebuilt).
-    let greet_rlib = fs::read_dir(w.ci.join("target/debug/deps"))
-        .unwrap()
-        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-        .find(|n| n.starts_with("libgreet-") && n.ends_with(".rlib"))
-        .unwrap();
-    let planted = format!("deps/{greet_rlib}");
-    for (case, entry) in [("escape", "../../../escaped"), ("plant", planted.as_str())] {
+    let planted = unit_output(&w.ci.join("target/debug"), "libgreet-", ".rlib");
+    let planted = planted.to_str().unwrap();
+    for (case, entry) in [("escape", "../../../escaped"), ("plant", planted)] {
         let hostile = w.store_copy(&format!("hostile-{case}"));
         let mut tar = tar::Builder::new(Vec::new());
         let mut h = tar::Header::new_old();

@@ -164,7 +164,11 @@ pub fn cargo_report(dir: &Path, args: &[&str], env: &[(&str, Option<&str>)]) -> 
             .or_else(|| line.strip_prefix("Checking "))
         {
             r.compiled.push(name(rest));
-        } else if line.starts_with("Running `") && line.contains("build-script-build`") {
+        } else if line.starts_with("Running `")
+            && (line.contains("build-script-build`") || line.contains("/build_script_build`"))
+        {
+            // `build/<pkg>-<hash>/build-script-build` (flat layout) or
+            // `build/<pkg>/<hash>/out/build_script_build` (per-unit).
             r.ran_build_scripts += 1;
         }
     }
@@ -321,15 +325,77 @@ impl OneCommit {
     }
 }
 
+/// The tests' own reading of cargo's build-dir layouts, independent of
+/// cargo-seed's: whether a profile dir is in the per-unit layout (cargo
+/// 1.100+, `build/<package>/<hash>/`) rather than the flat one
+/// (`.fingerprint/`, `deps/`).
+pub fn is_per_unit(profile_dir: &Path) -> bool {
+    !profile_dir.join(".fingerprint").exists() && profile_dir.join("build").exists()
+}
+
+/// The units of a profile dir, `<package>-<hash>`, in either layout.
 pub fn fingerprint_dirs(profile_dir: &Path) -> Vec<String> {
-    let mut v: Vec<String> = fs::read_dir(profile_dir.join(".fingerprint"))
-        .map(|d| {
-            d.map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-                .collect()
-        })
-        .unwrap_or_default();
+    let names = |dir: &Path| -> Vec<String> {
+        fs::read_dir(dir)
+            .map(|d| {
+                d.map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    let mut v: Vec<String> = if is_per_unit(profile_dir) {
+        let build = profile_dir.join("build");
+        names(&build)
+            .into_iter()
+            .flat_map(|package| {
+                let dir = build.join(&package);
+                names(&dir)
+                    .into_iter()
+                    .filter(|hash| dir.join(hash).join("fingerprint").is_dir())
+                    .map(|hash| format!("{package}-{hash}"))
+                    .collect::<Vec<_>>()
+            })
+            .collect()
+    } else {
+        names(&profile_dir.join(".fingerprint"))
+    };
     v.sort();
     v
+}
+
+/// The directories of units' compiled files (and build-script runs'
+/// `OUT_DIR`s, per-unit), relative to the profile dir: `deps` (flat) or
+/// every `build/<package>/<hash>/out` (per-unit).
+pub fn output_dirs(profile_dir: &Path) -> Vec<PathBuf> {
+    if is_per_unit(profile_dir) {
+        fingerprint_dirs(profile_dir)
+            .iter()
+            .map(|id| {
+                let (package, hash) = id.rsplit_once('-').unwrap();
+                Path::new("build").join(package).join(hash).join("out")
+            })
+            .collect()
+    } else {
+        vec![PathBuf::from("deps")]
+    }
+}
+
+/// A unit's compiled file, relative to the profile dir: the first in
+/// [`output_dirs`] whose name starts with `prefix` and ends with `suffix`.
+pub fn unit_output(profile_dir: &Path, prefix: &str, suffix: &str) -> PathBuf {
+    output_dirs(profile_dir)
+        .iter()
+        .flat_map(|d| {
+            fs::read_dir(profile_dir.join(d))
+                .into_iter()
+                .flatten()
+                .map(move |e| d.join(e.unwrap().file_name()))
+        })
+        .find(|p| {
+            let name = p.file_name().unwrap().to_string_lossy();
+            name.starts_with(prefix) && name.ends_with(suffix)
+        })
+        .unwrap_or_else(|| panic!("no {prefix}…{suffix} in {}", profile_dir.display()))
 }
 
 impl World {
