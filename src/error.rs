@@ -42,7 +42,7 @@ pub enum Error {
     #[error(transparent)]
     Snapshot(#[from] SnapshotError),
     #[error(transparent)]
-    Layout(#[from] crate::cargo::layout::ProbeError),
+    Layout(#[from] crate::cargo::layout::probe::ProbeError),
     #[error("{store}: manifest `{key}` is unreadable")]
     Manifest {
         store: String,

@@ -69,7 +69,7 @@ pub fn publish(
     // Which covered command built which snapshot's units: a host build's
     // go by the profile directory that holds them, a `--target` build's
     // (with the host units of that build) by its profile and target.
-    let layout = layout::probe(&workspace::cargo_exe(), &ws.root)?;
+    let layout = layout::probe::probe(&workspace::cargo_exe(), &ws.root)?;
     let mut groups: BTreeMap<Variant, Group> = BTreeMap::new();
     for cover in opts.covers {
         let messages =

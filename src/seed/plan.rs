@@ -70,7 +70,10 @@ pub fn want(ws: &Workspace, profile: &str, target: Option<&str>) -> Result<Want,
         toolchain,
         profile: profile.to_owned(),
         libc: crate::snapshot::want::detect_libc(),
-        layout: crate::cargo::layout::probe(&crate::cargo::workspace::cargo_exe(), &ws.root)?,
+        layout: crate::cargo::layout::probe::probe(
+            &crate::cargo::workspace::cargo_exe(),
+            &ws.root,
+        )?,
     })
 }
 

@@ -18,7 +18,7 @@
 //!   A binary's compiled file there carries no hash in its name.
 //!
 //! Which one a build dir uses is learned from what cargo writes
-//! ([`probe`]) or wrote ([`Layout::detect`]), never from a version number.
+//! ([`probe::probe`]) or wrote ([`Layout::detect`]), never from a version number.
 
 use crate::cargo::unit_id;
 use std::collections::{HashMap, HashSet};
@@ -29,8 +29,7 @@ use serde::{Deserialize, Serialize};
 
 use super::{read_error, ReadError};
 
-mod probe;
-pub(crate) use probe::{probe, ProbeError};
+pub(crate) mod probe;
 
 /// rustc's incremental directory in a profile dir, in either layout.
 pub(crate) const INCREMENTAL: &str = "incremental";
