@@ -25,8 +25,10 @@
 //!
 //! The parts, each depending only on those before it: `layout` (the
 //! verified node kinds of each rustc release), `graph` (what a parsed graph
-//! holds), `read` (the exact parser) and `patch` (the one write).
+//! holds), `read` (the exact parser, with the `cursor` it reads through) and
+//! `patch` (the one write).
 
+mod cursor;
 mod graph;
 mod layout;
 mod patch;

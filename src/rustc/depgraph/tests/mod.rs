@@ -1,6 +1,7 @@
 //! The parser against graphs encoded here the way rustc 1.95 encodes them.
 
-use super::read::{Reader, FOOTER, FORMAT_VERSION, INDEX_LIMIT, MAGIC, TOTALS, WIDTH_BITS};
+use super::cursor::Reader;
+use super::read::{FOOTER, FORMAT_VERSION, INDEX_LIMIT, MAGIC, TOTALS, WIDTH_BITS};
 use super::*;
 
 mod patch;
