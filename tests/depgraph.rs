@@ -1,194 +1,55 @@
-//! Verifies `cargo_seed::rustc::depgraph`'s table of layouts against graphs the
-//! installed rustc writes: every session parses to its trailer; the table's
-//! kind numbers hold as many nodes as rustc says it wrote of
-//! `output_filenames` and `used_crate_source`; they are the nodes whose
+//! Checks `cargo_seed::rustc::depgraph`'s calibration against graphs the
+//! installed rustc writes in builds of its own: calibration concludes; every
+//! session parses to its trailer with the calibrated layout; its record
+//! layout gives the same per-kind node counts that rustc says it wrote, and
+//! its kinds of `output_filenames` and `used_crate_source` hold as many
+//! nodes as rustc says it wrote of those; they are the only nodes whose
 //! values change when only the output directory, or only the place of a
 //! dependency's rlib, changes; and patching them is what lets rustc reuse a
 //! binary's codegen units after its dependency moved.
 //!
 //! rustc is run directly (no cargo) on two tiny crates, with cargo's dev
 //! debuginfo level, and with `-Z incremental-info` (through
-//! `RUSTC_BOOTSTRAP=1`) so that it prints how many nodes of each kind the
-//! session wrote. Every build has the same options and working directory, so
-//! all sessions share one options hash.
+//! `RUSTC_BOOTSTRAP=1`, which calibration itself never uses) so that it
+//! prints how many nodes of each kind the session wrote. Every build has the
+//! same options and working directory, so all sessions share one options
+//! hash.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::OnceLock;
+use std::time::Instant;
 
-use cargo_seed::rustc::depgraph::{self, Graph, Layout, Patched, PathQuery, Unreadable};
+use cargo_seed::rustc::depgraph::{self, Graph, Layout, Patched, PathQuery};
 
-const DEP: &str = r#"
-pub fn hello() -> &'static str { "hi" }
-pub fn show<T: std::fmt::Display>(t: T) -> String { format!("<{t}>") }
-#[inline]
-pub fn twice(x: u32) -> u32 { x * 2 }
-"#;
+#[path = "depgraph/world.rs"]
+mod world;
 
-const APP: &str = r#"
-mod a { pub fn f() -> String { dep::show(1u8) } }
-mod b { pub fn g() -> u32 { dep::twice(3) } }
-fn main() { println!("{} {} {}", dep::hello(), a::f(), b::g()); }
-"#;
+#[cfg(unix)]
+use world::objects;
+use world::{app_args, compile, copy_dir, newest_graph, rustc_program, world, World};
 
-/// One session rustc wrote, and what it printed about it.
-struct Session {
-    graph: PathBuf,
-    /// Node count per kind name, from `-Z incremental-info`.
-    counts: BTreeMap<String, u64>,
-    total: u64,
+/// The layout calibrated against the installed rustc (uncached).
+fn layout() -> &'static Layout {
+    static LAYOUT: OnceLock<Layout> = OnceLock::new();
+    LAYOUT.get_or_init(|| {
+        let started = Instant::now();
+        let rustc = PathBuf::from(rustc_program());
+        let here = PathBuf::from(env!("CARGO_TARGET_TMPDIR"));
+        let layout = depgraph::calibrate(&rustc, &here).unwrap_or_else(|why| {
+            panic!("calibrating {} was inconclusive: {why}", rustc.display())
+        });
+        eprintln!("calibrated in {:.2?}: {layout:?}", started.elapsed());
+        layout
+    })
 }
 
-struct World {
-    root: PathBuf,
-    /// The library.
-    dep: Session,
-    /// The binary, against `out/libdep.rlib`.
-    app: Session,
-    /// The same, against a copy of the rlib in `moved/`.
-    moved: Session,
-    /// The same as `app`, with `--out-dir out-elsewhere`.
-    elsewhere: Session,
-}
-
-fn world() -> &'static World {
-    static WORLD: OnceLock<World> = OnceLock::new();
-    WORLD.get_or_init(World::create)
-}
-
-impl World {
-    fn create() -> World {
-        let root = PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
-            .join(format!("depgraph-{}", std::process::id()));
-        let _ = fs::remove_dir_all(&root);
-        fs::create_dir_all(root.join("moved")).unwrap();
-        fs::write(root.join("dep.rs"), DEP).unwrap();
-        fs::write(root.join("app.rs"), APP).unwrap();
-
-        let dep = compile(
-            &root,
-            "dep",
-            &["--crate-type=lib", "dep.rs", "--out-dir=out"],
-        );
-        fs::copy(root.join("out/libdep.rlib"), root.join("moved/libdep.rlib")).unwrap();
-        let app = compile(&root, "app", &app_args("app.rs", "out", "out"));
-        let moved = compile(&root, "moved", &app_args("app.rs", "out", "moved"));
-        let elsewhere = compile(
-            &root,
-            "elsewhere",
-            &app_args("app.rs", "out-elsewhere", "out"),
-        );
-        World {
-            root,
-            dep,
-            app,
-            moved,
-            elsewhere,
-        }
-    }
-
-    fn sessions(&self) -> [(&str, &Session); 4] {
-        [
-            ("dep", &self.dep),
-            ("app", &self.app),
-            ("moved", &self.moved),
-            ("elsewhere", &self.elsewhere),
-        ]
-    }
-}
-
-/// The binary's command line: `src` compiled as crate `app`.
-fn app_args(src: &str, out_dir: &str, rlib_dir: &str) -> Vec<String> {
-    vec![
-        "--crate-type=bin".into(),
-        "--crate-name=app".into(),
-        src.into(),
-        format!("--out-dir={out_dir}"),
-        format!("--extern=dep={rlib_dir}/libdep.rlib"),
-    ]
-}
-
-fn rustc_program() -> String {
-    std::env::var("RUSTC").unwrap_or_else(|_| "rustc".into())
-}
-
-/// Runs rustc in `root` with the options every build shares and
-/// `-C incremental=inc/<inc>`; returns the session it wrote.
-fn compile(root: &Path, inc: &str, args: &[impl AsRef<str>]) -> Session {
-    let mut cmd = Command::new(rustc_program());
-    cmd.current_dir(root)
-        .env("RUSTC_BOOTSTRAP", "1")
-        .args(["--edition=2021", "-Cdebuginfo=2", "-Zincremental-info"])
-        .arg(format!("-Cincremental=inc/{inc}"))
-        .args(args.iter().map(AsRef::as_ref));
-    let out = cmd.output().expect("run rustc");
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "{cmd:?} failed:\n{stderr}");
-    let (counts, total) = incremental_info(&stderr);
-    Session {
-        graph: newest_graph(&root.join("inc").join(inc)),
-        counts,
-        total,
-    }
-}
-
-/// The `dep-graph.bin` of the newest session in an incremental directory
-/// that holds one crate.
-fn newest_graph(inc: &Path) -> PathBuf {
-    let crates: Vec<PathBuf> = fs::read_dir(inc)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.is_dir())
-        .collect();
-    let [crate_dir] = crates.as_slice() else {
-        panic!("{} holds {crates:?}, not one crate", inc.display());
-    };
-    let sessions = cargo_seed::rustc::incremental::sessions(crate_dir);
-    sessions.last().expect("a finished session").clone()
-}
-
-/// The per-kind node counts and the total that `-Z incremental-info` prints:
-/// `[incremental]  used_crate_source   |   0.9% |   20 |   0.0 |`.
-fn incremental_info(stderr: &str) -> (BTreeMap<String, u64>, u64) {
-    let mut counts = BTreeMap::new();
-    let mut total = None;
-    for line in stderr.lines() {
-        let Some(rest) = line.strip_prefix("[incremental]") else {
-            continue;
-        };
-        if let Some(n) = rest.trim().strip_prefix("Total Node Count:") {
-            total = n.trim().parse().ok();
-        }
-        let fields: Vec<&str> = rest.split('|').map(str::trim).collect();
-        if let [name, _, count, ..] = fields.as_slice() {
-            if let Ok(count) = count.parse() {
-                counts.insert(name.to_string(), count);
-            }
-        }
-    }
-    assert!(
-        !counts.is_empty(),
-        "rustc printed no node counts:\n{stderr}"
-    );
-    (counts, total.expect("rustc printed no total node count"))
-}
-
-/// Parses a graph; a rustc missing from the table fails the test with what
-/// to do about it.
+/// Parses a graph with the calibrated layout.
 fn graph(file: &Path) -> Graph {
     let bytes = fs::read(file).unwrap();
-    match depgraph::parse(&bytes) {
-        Ok(g) => g,
-        Err(Unreadable::Unverified { rustc }) => panic!(
-            "rustc {rustc:?} is not in cargo_seed::rustc::depgraph::LAYOUTS: verify the layout for it \
-             (its number of node kinds and kind bits, and the kind numbers of output_filenames \
-             and used_crate_source, e.g. from -Z incremental-info counts and rustc's query list), \
-             add it to the table and run this test again"
-        ),
-        Err(e) => panic!("{}: {e}", file.display()),
-    }
+    depgraph::parse(&bytes, layout()).unwrap_or_else(|e| panic!("{}: {e}", file.display()))
 }
 
 /// Nodes whose key both graphs hold but whose values differ.
@@ -211,29 +72,43 @@ fn differing(a: &Graph, b: &Graph) -> Vec<(u16, [u8; 16])> {
         .collect()
 }
 
-fn layout_of(g: &Graph) -> &'static Layout {
-    let layout = g.layout();
-    assert_eq!(depgraph::layout(g.rustc()), Some(layout));
-    layout
-}
-
 #[test]
 fn every_session_parses_to_its_trailer() {
     let w = world();
     for (name, s) in w.sessions() {
         let g = graph(&s.graph);
+        assert_eq!(g.rustc(), layout().rustc, "{name}");
         assert_eq!(g.nodes().len() as u64, s.total, "{name}: node count");
         assert_eq!(g.session_count(), 1, "{name}");
         g.path_nodes().unwrap_or_else(|e| panic!("{name}: {e}"));
     }
 }
 
+/// The record layout, checked without rustc's kind numbers: read with it,
+/// each session holds nodes of as many kinds as rustc names, with the same
+/// counts.
 #[test]
-fn the_tables_kinds_count_what_rustc_says_it_wrote() {
+fn the_calibrated_record_layout_counts_what_rustc_says_it_wrote() {
     let w = world();
     for (name, s) in w.sessions() {
         let g = graph(&s.graph);
-        let layout = layout_of(&g);
+        let mut ours: Vec<u64> = (0..layout().node_kinds)
+            .map(|kind| u64::from(g.count_of(kind)))
+            .filter(|&n| n > 0)
+            .collect();
+        let mut said: Vec<u64> = s.counts.values().copied().filter(|&n| n > 0).collect();
+        ours.sort_unstable();
+        said.sort_unstable();
+        assert_eq!(ours, said, "{name}: node counts per kind");
+    }
+}
+
+#[test]
+fn the_calibrated_kinds_count_what_rustc_says_it_wrote() {
+    let w = world();
+    let layout = layout();
+    for (name, s) in w.sessions() {
+        let g = graph(&s.graph);
         for query in [PathQuery::OutputFilenames, PathQuery::UsedCrateSource] {
             let said = s.counts.get(query.rustc_name()).copied().unwrap_or(0);
             assert_eq!(
@@ -250,60 +125,54 @@ fn the_tables_kinds_count_what_rustc_says_it_wrote() {
     assert!(w.app.counts.get("used_crate_source") > Some(&1));
 }
 
+/// The cache of calibrated layouts trusts a file only for the version
+/// `rustc -vV` prints: it must be the one graph headers spell.
 #[test]
-fn moving_the_dependency_changes_its_used_crate_source_node() {
-    let w = world();
-    let (app, moved) = (graph(&w.app.graph), graph(&w.moved.graph));
-    let layout = layout_of(&app);
-    let diff = differing(&app, &moved);
-    let sources: Vec<_> = diff
-        .iter()
-        .filter(|(kind, _)| *kind == layout.used_crate_source)
-        .collect();
-    assert_eq!(sources.len(), 1, "differing nodes: {diff:?}");
-    assert!(
-        diff.len() <= 3,
-        "more differs than the crate's path: {diff:?}"
+fn graph_headers_spell_the_version_rustc_prints() {
+    let out = Command::new(rustc_program()).arg("-V").output().unwrap();
+    let printed = String::from_utf8(out.stdout).unwrap();
+    assert_eq!(
+        printed.trim().strip_prefix("rustc "),
+        Some(layout().rustc.as_str())
     );
+    // Through the caches (the user's, and this process's): the same layout.
+    let here = PathBuf::from(env!("CARGO_TARGET_TMPDIR"));
+    let rustc = PathBuf::from(rustc_program());
+    assert_eq!(depgraph::calibrated(&rustc, &here).as_ref(), Ok(layout()));
+    assert_eq!(depgraph::calibrated(&rustc, &here).as_ref(), Ok(layout()));
 }
 
+/// A cross-check for rustc 1.95.0 only: what was verified for it by hand,
+/// from `-Z incremental-info` counts and rustc's query list, before
+/// calibration existed. Other releases number their kinds otherwise.
 #[test]
-fn another_out_dir_changes_the_output_filenames_node() {
-    let w = world();
-    let (app, elsewhere) = (graph(&w.app.graph), graph(&w.elsewhere.graph));
-    let layout = layout_of(&app);
-    let diff = differing(&app, &elsewhere);
-    assert!(
-        diff.contains(&(layout.output_filenames, [0; 16])),
-        "differing nodes: {diff:?}"
-    );
-    assert!(diff.len() <= 3, "more differs than the out dir: {diff:?}");
-}
-
-/// Inodes of the object files of the newest session in `inc`.
-#[cfg(unix)]
-fn objects(inc: &Path) -> BTreeSet<u64> {
-    use std::os::unix::fs::MetadataExt;
-    let session = newest_graph(inc);
-    fs::read_dir(session.parent().unwrap())
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|x| x == "o"))
-        .map(|p| fs::metadata(p).unwrap().ino())
-        .collect()
-}
-
-fn copy_dir(from: &Path, to: &Path) {
-    fs::create_dir_all(to).unwrap();
-    for entry in fs::read_dir(from).unwrap() {
-        let entry = entry.unwrap();
-        let target = to.join(entry.file_name());
-        if entry.file_type().unwrap().is_dir() {
-            copy_dir(&entry.path(), &target);
-        } else {
-            fs::copy(entry.path(), target).unwrap();
-        }
+fn on_rustc_1_95_0_calibration_finds_the_hand_verified_layout() {
+    let l = layout();
+    if l.rustc == "1.95.0 (59807616e 2026-04-14)" {
+        let found = (
+            l.node_kinds,
+            l.kind_bits,
+            l.output_filenames,
+            l.used_crate_source,
+        );
+        assert_eq!(found, (327, 9, 282, 262));
     }
+}
+
+#[test]
+fn moving_the_dependency_changes_only_its_used_crate_source_node() {
+    let w = world();
+    let diff = differing(&graph(&w.app.graph), &graph(&w.moved.graph));
+    // `dep`'s node; std's crates did not move.
+    assert_eq!(diff.len(), 1, "differing nodes: {diff:?}");
+    assert_eq!(diff[0].0, layout().used_crate_source, "{diff:?}");
+}
+
+#[test]
+fn another_out_dir_changes_only_the_output_filenames_node() {
+    let w = world();
+    let diff = differing(&graph(&w.app.graph), &graph(&w.elsewhere.graph));
+    assert_eq!(diff, [(layout().output_filenames, [0; 16])]);
 }
 
 /// A stub replay of the binary's command line: the same options, crate name
@@ -342,7 +211,7 @@ fn patching_the_path_nodes_lets_rustc_reuse_the_binarys_codegen_units() {
         let dir = w.root.join("inc").join(&inc);
         copy_dir(&w.root.join("inc/app"), &dir);
         if patch {
-            let done = depgraph::patch_paths(&newest_graph(&dir), &ci, &local).unwrap();
+            let done = depgraph::patch_paths(&newest_graph(&dir), layout(), &ci, &local).unwrap();
             // `dep`'s node; std's crates and the out dir did not move.
             let paths = graph(&w.app.graph).path_nodes().unwrap().len();
             assert_eq!(

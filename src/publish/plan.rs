@@ -271,7 +271,7 @@ pub(super) fn record_path_values(
             &place,
             &scratch.join(i.to_string()),
         );
-        Ok::<_, std::convert::Infallible>(replayed.ok().and_then(|r| r.paths.ok()))
+        Ok::<_, std::convert::Infallible>(replayed.ok().map(|r| r.paths))
     });
     let _ = std::fs::remove_dir_all(&scratch);
     let values = match values {
@@ -279,11 +279,26 @@ pub(super) fn record_path_values(
         Err(never) => match never {},
     };
     let mut replayed = 0;
+    let mut uncalibrated = None;
     for (&i, values) in wrapped.iter().zip(values) {
-        if let Some(values) = values {
-            replayed += 1;
-            jobs[i].unit.path_values = crate::rustc::incremental::to_records(&values);
+        match values {
+            Some(Ok(paths)) => {
+                replayed += 1;
+                jobs[i].unit.path_values = crate::rustc::incremental::to_records(&paths.values);
+            }
+            Some(Err(why @ crate::rustc::depgraph::Refused::Uncalibrated(_))) => {
+                uncalibrated = Some(why)
+            }
+            _ => {}
         }
+    }
+    if let Some(why) = uncalibrated {
+        reporter.emit(Event::Note {
+            message: format!(
+                "dependency paths are not recorded, so a binary seeded at another path \
+                 recompiles its codegen units: {why}"
+            ),
+        });
     }
     reporter.emit(Event::Wrapper {
         wrapped: wrapped.len(),

@@ -156,7 +156,8 @@ pub(super) fn relocate_sessions(
             (_, true) => Err(PathsLeft::NoneRecorded),
             (Err(e), false) => Err(PathsLeft::NotReplayed(e.to_string())),
             (Ok(local), false) => {
-                crate::rustc::depgraph::patch_paths(&session, &ci, local).map_err(PathsLeft::from)
+                crate::rustc::depgraph::patch_paths(&session, &local.layout, &ci, &local.values)
+                    .map_err(PathsLeft::from)
             }
         };
         match patched {

@@ -7,6 +7,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use super::layout::{Layout, PathQuery};
+use super::read::Body;
 
 /// A 16-byte fingerprint as rustc stores it (two little-endian u64s).
 pub type Fingerprint = [u8; 16];
@@ -38,20 +39,12 @@ pub struct PathNode {
     pub offset: u64,
 }
 
-/// A `dep-graph.bin` that parsed exactly to its trailer.
+/// A `dep-graph.bin` that parsed exactly to its trailer, with the layout
+/// it was read with.
 #[derive(Debug)]
 pub struct Graph {
-    pub(super) rustc: String,
-    pub(super) options_hash: [u8; 8],
-    pub(super) layout: &'static Layout,
-    pub(super) nodes: Vec<Node>,
-    pub(super) kind_counts: Vec<u32>,
-    /// Kept for the tests, which check the reader against rustc's totals.
-    #[cfg(test)]
-    pub(super) node_max: u64,
-    #[cfg(test)]
-    pub(super) edge_count: u64,
-    pub(super) session_count: u64,
+    pub(super) body: Body,
+    pub(super) layout: Layout,
 }
 
 /// Why a parsed graph's path nodes do not look like the ones rustc writes:
@@ -59,7 +52,7 @@ pub struct Graph {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum WrongLayout {
     #[error(
-        "its dep graph has {count} nodes of kind {kind}, verified as output_filenames, \
+        "its dep graph has {count} nodes of kind {kind}, calibrated as output_filenames, \
          where rustc writes at most one"
     )]
     ManyOutputFilenames { kind: u16, count: usize },
@@ -69,7 +62,7 @@ pub enum WrongLayout {
     )]
     OutputFilenamesKey { kind: u16 },
     #[error(
-        "its dep graph repeats a key among the nodes of kind {kind}, verified as \
+        "its dep graph repeats a key among the nodes of kind {kind}, calibrated as \
          used_crate_source, where rustc writes one per crate"
     )]
     RepeatedCrateSource { kind: u16 },
@@ -78,43 +71,47 @@ pub enum WrongLayout {
 impl Graph {
     /// The rustc version in the header.
     pub fn rustc(&self) -> &str {
-        &self.rustc
+        &self.body.rustc
     }
 
-    /// The verified layout the graph was read with.
-    pub fn layout(&self) -> &'static Layout {
-        self.layout
+    /// The calibrated layout the graph was read with.
+    pub fn layout(&self) -> &Layout {
+        &self.layout
     }
 
     /// The hash of the tracked options of the session that wrote the graph.
     pub fn options_hash(&self) -> [u8; 8] {
-        self.options_hash
+        self.body.options_hash
     }
 
     /// The nodes, in file order.
     pub fn nodes(&self) -> &[Node] {
-        &self.nodes
+        &self.body.nodes
     }
 
     /// How many nodes of `kind` the graph holds (0 for a kind past the last).
     pub fn count_of(&self, kind: u16) -> u32 {
-        self.kind_counts.get(kind as usize).copied().unwrap_or(0)
+        self.body
+            .kind_counts
+            .get(kind as usize)
+            .copied()
+            .unwrap_or(0)
     }
 
     /// One more than the largest node index rustc allocated.
     #[cfg(test)]
     pub(crate) fn node_max(&self) -> u64 {
-        self.node_max
+        self.body.node_max
     }
 
     #[cfg(test)]
     pub(crate) fn edge_count(&self) -> u64 {
-        self.edge_count
+        self.body.edge_count
     }
 
     /// How many sessions have written this graph in turn.
     pub fn session_count(&self) -> u64 {
-        self.session_count
+        self.body.session_count
     }
 
     /// The nodes of the path queries, checked against what rustc writes for
@@ -122,10 +119,10 @@ impl Graph {
     /// one `used_crate_source` node per crate. Anything else means the
     /// layout's kind numbers are wrong, and nothing may be written.
     pub fn path_nodes(&self) -> Result<Vec<PathNode>, WrongLayout> {
-        let layout = self.layout;
+        let layout = &self.layout;
         let mut out = Vec::new();
         let mut crates = BTreeSet::new();
-        for node in &self.nodes {
+        for node in &self.body.nodes {
             let query = if node.kind == layout.output_filenames {
                 if node.key != [0; 16] {
                     return Err(WrongLayout::OutputFilenamesKey { kind: node.kind });

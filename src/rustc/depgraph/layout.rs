@@ -1,19 +1,23 @@
-//! The layouts of `dep-graph.bin` this cargo-seed has verified: where the
-//! node kinds of the path queries sit in each rustc release's graph.
+//! Where the node kinds that matter sit in one rustc release's graph, as
+//! calibration learned them from graphs that rustc wrote.
 //!
-//! It must never hold a layout that was not checked against graphs that very
-//! rustc wrote (`tests/depgraph.rs`), nor guess one for another release.
+//! It must never hold a layout that was not learned from graphs the very
+//! rustc it names wrote (`calibrate`), nor guess one for another release.
 
 use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
+/// Head bits after the kind that hold an edge index's byte width minus one.
+pub(super) const WIDTH_BITS: u32 = 2;
+
 /// Where the node kinds that matter sit in one rustc release's graph.
-#[derive(Debug, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Layout {
     /// The rustc version exactly as its graph header spells it
     /// (`rustc -V` without the leading `rustc `).
-    pub rustc: &'static str,
+    pub rustc: String,
     /// How many node kinds rustc has (`DepKind::MAX + 1`): the trailer holds
     /// one count per kind.
     pub node_kinds: u16,
@@ -34,26 +38,25 @@ impl Layout {
             PathQuery::UsedCrateSource => self.used_crate_source,
         }
     }
+
+    /// Whether the numbers fit together as rustc's do: the kind bits are the
+    /// bit length of the largest kind, leave room for an edge count, and the
+    /// two path kinds are two different real kinds (kind 0 is `Null`).
+    /// A layout read back from a cache file is used only if it is.
+    pub fn is_consistent(&self) -> bool {
+        self.node_kinds >= 2
+            && self.kind_bits == bit_length(self.node_kinds - 1)
+            && self.kind_bits + WIDTH_BITS < 16
+            && [self.output_filenames, self.used_crate_source]
+                .iter()
+                .all(|&k| k > 0 && k < self.node_kinds)
+            && self.output_filenames != self.used_crate_source
+    }
 }
 
-/// The layouts this cargo-seed has verified, one per rustc release.
-///
-/// rustc 1.95.0: 327 node kinds (kind 0 is `Null`), so 9 kind bits. Kind
-/// 282 is `output_filenames`, the only kind whose value changes when only
-/// `--out-dir` changes; kind 262 is `used_crate_source`, the only kind whose
-/// value changes when only a dependency's rlib moves; the per-kind counts
-/// rustc prints under `-Z incremental-info` agree for both.
-pub static LAYOUTS: &[Layout] = &[Layout {
-    rustc: "1.95.0 (59807616e 2026-04-14)",
-    node_kinds: 327,
-    kind_bits: 9,
-    output_filenames: 282,
-    used_crate_source: 262,
-}];
-
-/// The verified layout of the rustc whose header says `version`.
-pub fn layout(version: &str) -> Option<&'static Layout> {
-    LAYOUTS.iter().find(|l| l.rustc == version)
+/// The number of bits `n` needs: rustc's kind bits for a largest kind `n`.
+pub(super) fn bit_length(n: u16) -> u32 {
+    16 - n.leading_zeros()
 }
 
 /// The queries whose values are made of paths.

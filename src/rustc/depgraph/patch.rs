@@ -1,8 +1,8 @@
 //! The one edit cargo-seed makes to a dep graph: writing the local value
 //! fingerprints of the path queries over CI's, in place.
 //!
-//! It must never write into a file that did not parse exactly with a
-//! verified layout, nor write anything but the 16-byte value fingerprints
+//! It must never write into a file that did not parse exactly with the
+//! calibrated layout of the rustc that wrote it, nor write anything but the 16-byte value fingerprints
 //! of path nodes whose value is CI's; it never creates or truncates a file.
 
 use std::fs::{self, File};
@@ -11,7 +11,9 @@ use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
+use super::calibrate::Inconclusive;
 use super::graph::{Graph, PathValues, WrongLayout};
+use super::layout::Layout;
 use super::read::{parse, Unreadable};
 
 /// Why [`patch_paths`] or [`values`] left a file alone.
@@ -28,6 +30,9 @@ pub enum Refused {
     Unreadable(#[from] Unreadable),
     #[error(transparent)]
     WrongLayout(#[from] WrongLayout),
+    /// No layout to read it with: nothing was read.
+    #[error("rustc's dep-graph layout could not be calibrated: {0}")]
+    Uncalibrated(#[from] Inconclusive),
 }
 
 /// What [`patch_paths`] did with a graph's path nodes.
@@ -46,18 +51,18 @@ pub struct Patched {
     pub not_replayed: usize,
 }
 
-fn read(file: &Path) -> Result<Graph, Refused> {
+fn read(file: &Path, layout: &Layout) -> Result<Graph, Refused> {
     let bytes = fs::read(file).map_err(|source| Refused::Io {
         op: "read",
         path: file.to_owned(),
         source,
     })?;
-    Ok(parse(&bytes)?)
+    Ok(parse(&bytes, layout)?)
 }
 
 /// The path values of a stub replay's graph.
-pub fn values(file: &Path) -> Result<PathValues, Refused> {
-    Ok(read(file)?.path_values()?)
+pub fn values(file: &Path, layout: &Layout) -> Result<PathValues, Refused> {
+    Ok(read(file, layout)?.path_values()?)
 }
 
 /// Writes the local value into every path node of the restored graph `file`
@@ -66,8 +71,8 @@ pub fn values(file: &Path) -> Result<PathValues, Refused> {
 ///
 /// A node whose value is not CI's depends on more than paths (or the stub
 /// replays do not stand for the build) and is left for rustc to recompute.
-/// Nothing is written unless the whole file parses exactly with a verified
-/// layout; the file is written in place, 16 bytes per patched node.
+/// Nothing is written unless the whole file parses exactly with `layout`,
+/// calibrated against the rustc that wrote it; the file is written in place, 16 bytes per patched node.
 ///
 /// A stub replay stands for the build when it has the build's options,
 /// crate name and `--out-dir` (`output_filenames` holds the out dir and the
@@ -75,8 +80,13 @@ pub fn values(file: &Path) -> Result<PathValues, Refused> {
 /// and a source that loads every dependency (`extern crate name;` for each
 /// `--extern`): rustc loads an `--extern` crate only when the source names
 /// it, and a crate it did not load has no `used_crate_source` node.
-pub fn patch_paths(file: &Path, ci: &PathValues, local: &PathValues) -> Result<Patched, Refused> {
-    let graph = read(file)?;
+pub fn patch_paths(
+    file: &Path,
+    layout: &Layout,
+    ci: &PathValues,
+    local: &PathValues,
+) -> Result<Patched, Refused> {
+    let graph = read(file, layout)?;
     let mut outcome = Patched::default();
     let mut writes = Vec::new();
     for node in graph.path_nodes()? {

@@ -3,22 +3,28 @@
 //! what was read.
 //!
 //! The bytes come from an untrusted store, so it must never read a graph of
-//! a rustc without a verified [`Layout`], accept anything left over, panic,
-//! or allocate more than the input's size justifies. It never writes.
+//! a rustc other than the one its [`Layout`] was calibrated against, accept
+//! anything left over, panic, or allocate more than the input's size
+//! justifies. It never writes.
 
+use super::cursor::Reader;
 use super::graph::{Graph, Node};
-use super::layout::{layout, Layout};
+use super::layout::{Layout, WIDTH_BITS};
 
 /// Why bytes are not a graph this cargo-seed can read.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum Unreadable {
-    #[error("rustc {}'s graph layout is not verified by this cargo-seed", .rustc.escape_debug())]
-    Unverified { rustc: String },
+    #[error(
+        "its dep graph was written by rustc {}, not by rustc {}, whose layout was calibrated",
+        .rustc.escape_debug(),
+        .calibrated.escape_debug()
+    )]
+    Unverified { rustc: String, calibrated: String },
     #[error("its dep graph does not parse to its trailer: {0}")]
     Damaged(#[from] Damage),
 }
 
-/// What is wrong with a graph file of a verified rustc.
+/// What is wrong with a graph file of the calibrated rustc.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum Damage {
     #[error("it does not start with rustc's `RSIC` header")]
@@ -51,35 +57,66 @@ pub(super) const RECORD: usize = 38;
 pub(super) const VALUE_AT: usize = 22;
 /// `node_max`, `node_count` and `edge_count`, u64 each, before the footer.
 pub(super) const TOTALS: usize = 24;
-/// Head bits after the kind that hold an edge index's byte width minus one.
-pub(super) const WIDTH_BITS: u32 = 2;
 /// Node indices are `SerializedDepNodeIndex`, at most `0x7FFF_FFFF`.
 pub(super) const INDEX_LIMIT: u64 = 0x8000_0000;
 
-/// Parses a `dep-graph.bin` of a rustc in [`LAYOUTS`](super::LAYOUTS), exactly: the header,
-/// every node record and its edges, one node count per kind, the session
-/// count, the totals and the footer, with nothing left over and every count
-/// matching what was read.
-pub fn parse(bytes: &[u8]) -> Result<Graph, Unreadable> {
-    let mut r = Reader { bytes, pos: 0 };
-    let (rustc, options_hash) = header(&mut r)?;
-    let Some(layout) = layout(&rustc) else {
-        return Err(Unreadable::Unverified { rustc });
-    };
-    let (mut r, totals) = totals(bytes, r.pos)?;
+/// Parses a `dep-graph.bin` written by the rustc `layout` was calibrated
+/// against, exactly: the header, every node record and its edges, one node
+/// count per kind, the session count, the totals and the footer, with
+/// nothing left over and every count matching what was read.
+pub fn parse(bytes: &[u8], layout: &Layout) -> Result<Graph, Unreadable> {
+    let body = read(bytes, &layout.rustc, Kinds::of(layout))?;
+    Ok(Graph {
+        body,
+        layout: layout.clone(),
+    })
+}
 
-    // Never trust node_count for an allocation: the records must be there.
-    let room = (r.bytes.len() - r.pos) / RECORD;
-    let mut nodes = Vec::with_capacity(room.min(totals.node_count as usize));
-    let mut tally = vec![0u64; usize::from(layout.node_kinds)];
-    let mut edges_read = 0u64;
-    for _ in 0..totals.node_count {
-        let (node, edges) = node(&mut r, layout, totals.node_max)?;
-        tally[usize::from(node.kind)] += 1;
-        edges_read += u64::from(edges);
-        nodes.push(node);
+/// How node records pack their kind: the part of a [`Layout`] the parser
+/// needs, and what calibration tries candidates of.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct Kinds {
+    pub(super) node_kinds: u16,
+    pub(super) kind_bits: u32,
+}
+
+impl Kinds {
+    fn of(layout: &Layout) -> Kinds {
+        Kinds {
+            node_kinds: layout.node_kinds,
+            kind_bits: layout.kind_bits,
+        }
     }
+}
 
+/// What a graph that parsed exactly holds.
+#[derive(Debug)]
+pub(super) struct Body {
+    pub(super) rustc: String,
+    pub(super) options_hash: [u8; 8],
+    pub(super) nodes: Vec<Node>,
+    pub(super) kind_counts: Vec<u32>,
+    /// Kept for the tests, which check the reader against rustc's totals.
+    #[cfg(test)]
+    pub(super) node_max: u64,
+    #[cfg(test)]
+    pub(super) edge_count: u64,
+    pub(super) session_count: u64,
+}
+
+/// Reads a graph of rustc `rustc` whose records pack their kind as `kinds`
+/// says, exactly (see [`parse`]).
+pub(super) fn read(bytes: &[u8], rustc: &str, kinds: Kinds) -> Result<Body, Unreadable> {
+    let Records {
+        rustc,
+        options_hash,
+        totals,
+        nodes,
+        tally,
+        edges_read,
+        mut rest,
+    } = records(bytes, rustc, kinds)?;
+    let r = &mut rest;
     let mut kind_counts = Vec::with_capacity(tally.len());
     for (kind, &found) in tally.iter().enumerate() {
         let claimed = r.leb_u32("the per-kind node counts")?;
@@ -112,11 +149,9 @@ pub fn parse(bytes: &[u8]) -> Result<Graph, Unreadable> {
         let at = second.map_or(0, |n| n.value_offset - VALUE_AT);
         return Err(invalid("a second node with the same index", at));
     }
-
-    Ok(Graph {
+    Ok(Body {
         rustc,
         options_hash,
-        layout,
         nodes,
         kind_counts,
         #[cfg(test)]
@@ -124,6 +159,91 @@ pub fn parse(bytes: &[u8]) -> Result<Graph, Unreadable> {
         #[cfg(test)]
         edge_count: totals.edge_count,
         session_count,
+    })
+}
+
+/// How many LEB128 numbers lie between the node records and the totals when
+/// the records are read with `kind_bits` (any kind below `2^kind_bits`):
+/// in a graph read right, one node count per kind and the session count.
+/// Calibration learns the number of node kinds from it.
+pub(super) fn numbers_after_records(
+    bytes: &[u8],
+    rustc: &str,
+    kind_bits: u32,
+) -> Result<usize, Unreadable> {
+    let node_kinds = 1u16
+        .checked_shl(kind_bits)
+        .filter(|_| kind_bits + WIDTH_BITS < 16)
+        .ok_or(Damage::Invalid {
+            what: "no room for an edge count beside the kind",
+            at: 0,
+        })?;
+    let kinds = Kinds {
+        node_kinds,
+        kind_bits,
+    };
+    let Records { rest, .. } = records(bytes, rustc, kinds)?;
+    let tail = &rest.bytes[rest.pos..];
+    if tail.last().is_some_and(|b| b & 0x80 != 0) {
+        return Err(Damage::Truncated {
+            what: "the per-kind node counts",
+            at: rest.bytes.len(),
+        }
+        .into());
+    }
+    // Every LEB128 number ends with the one byte whose high bit is clear.
+    Ok(tail.iter().filter(|&&b| b & 0x80 == 0).count())
+}
+
+/// The rustc version in a graph's header.
+pub(super) fn version(bytes: &[u8]) -> Result<String, Damage> {
+    header(&mut Reader { bytes, pos: 0 }).map(|(rustc, _)| rustc)
+}
+
+/// The node records, read up to the per-kind counts.
+struct Records<'a> {
+    rustc: String,
+    options_hash: [u8; 8],
+    totals: Totals,
+    nodes: Vec<Node>,
+    /// Nodes read per kind, one entry per kind of `kinds`.
+    tally: Vec<u64>,
+    edges_read: u64,
+    /// What lies between the records and the totals.
+    rest: Reader<'a>,
+}
+
+/// Reads the header, the totals and every node record with its edges.
+fn records<'a>(bytes: &'a [u8], expected: &str, kinds: Kinds) -> Result<Records<'a>, Unreadable> {
+    let mut r = Reader { bytes, pos: 0 };
+    let (rustc, options_hash) = header(&mut r)?;
+    if rustc != expected {
+        return Err(Unreadable::Unverified {
+            rustc,
+            calibrated: expected.to_owned(),
+        });
+    }
+    let (mut r, totals) = totals(bytes, r.pos)?;
+
+    // Never trust node_count for an allocation: the records must be there.
+    let room = (r.bytes.len() - r.pos) / RECORD;
+    let mut nodes = Vec::with_capacity(room.min(totals.node_count as usize));
+    let mut tally = vec![0u64; usize::from(kinds.node_kinds)];
+    let mut edges_read = 0u64;
+    for _ in 0..totals.node_count {
+        let (node, edges) = node(&mut r, kinds, totals.node_max)?;
+        tally[usize::from(node.kind)] += 1;
+        edges_read += u64::from(edges);
+        nodes.push(node);
+    }
+    Ok(Records {
+        rustc,
+        options_hash,
+        totals,
+        nodes,
+        tally,
+        edges_read,
+        rest: r,
     })
 }
 
@@ -200,16 +320,16 @@ fn totals(bytes: &[u8], from: usize) -> Result<(Reader<'_>, Totals), Damage> {
 /// edges.
 ///
 /// The record's u16 head packs, from the low bits: the kind
-/// (`layout.kind_bits`), the byte width of each edge index minus one (2
+/// (`kinds.kind_bits`), the byte width of each edge index minus one (2
 /// bits), and the edge count plus one (the rest; 0 when the count did not
 /// fit and follows the record as LEB128).
-fn node(r: &mut Reader<'_>, layout: &Layout, node_max: u64) -> Result<(Node, u32), Damage> {
+fn node(r: &mut Reader<'_>, kinds: Kinds, node_max: u64) -> Result<(Node, u32), Damage> {
     let start = r.pos;
     let record: [u8; RECORD] = r.array("a node record")?;
     let head = u16::from_le_bytes([record[0], record[1]]);
-    let kind = head & (u16::MAX >> (16 - layout.kind_bits));
+    let kind = head & (u16::MAX >> (16 - kinds.kind_bits));
     // Kind 0 is `Null`, the kind of unused indices, never written.
-    if kind == 0 || kind >= layout.node_kinds {
+    if kind == 0 || kind >= kinds.node_kinds {
         return Err(Damage::Invalid {
             what: "a node of no known kind",
             at: start,
@@ -222,8 +342,8 @@ fn node(r: &mut Reader<'_>, layout: &Layout, node_max: u64) -> Result<(Node, u32
             at: start + 2,
         });
     }
-    let width = usize::from((head >> layout.kind_bits) & 0b11) + 1;
-    let inline = head.checked_shr(layout.kind_bits + WIDTH_BITS).unwrap_or(0);
+    let width = usize::from((head >> kinds.kind_bits) & 0b11) + 1;
+    let inline = head.checked_shr(kinds.kind_bits + WIDTH_BITS).unwrap_or(0);
     let count = match inline.checked_sub(1) {
         Some(n) => u32::from(n),
         None => r.leb_u32("an edge count")?,
@@ -253,57 +373,4 @@ fn node(r: &mut Reader<'_>, layout: &Layout, node_max: u64) -> Result<(Node, u32
 
 fn invalid(what: &'static str, at: usize) -> Unreadable {
     Damage::Invalid { what, at }.into()
-}
-
-/// A cursor that refuses to read past its slice.
-pub(super) struct Reader<'a> {
-    pub(super) bytes: &'a [u8],
-    pub(super) pos: usize,
-}
-
-impl<'a> Reader<'a> {
-    fn take(&mut self, n: usize, what: &'static str) -> Result<&'a [u8], Damage> {
-        let at = self.pos;
-        let slice = at
-            .checked_add(n)
-            .and_then(|end| self.bytes.get(at..end))
-            .ok_or(Damage::Truncated { what, at })?;
-        self.pos += n;
-        Ok(slice)
-    }
-
-    fn array<const N: usize>(&mut self, what: &'static str) -> Result<[u8; N], Damage> {
-        Ok(self.take(N, what)?.try_into().expect("N bytes"))
-    }
-
-    /// Unsigned LEB128 of at most `bits` bits, as rustc's opaque encoder
-    /// writes it: no longer than the type needs, no bit beyond it.
-    fn leb(&mut self, bits: u32, what: &'static str) -> Result<u64, Damage> {
-        let at = self.pos;
-        let mut value = 0u64;
-        let mut shift = 0;
-        loop {
-            let byte = self.array::<1>(what)?[0];
-            let low = u64::from(byte & 0x7f);
-            if shift >= bits || (bits - shift < 7 && low >> (bits - shift) != 0) {
-                return Err(Damage::Invalid {
-                    what: "a number too large for its type",
-                    at,
-                });
-            }
-            value |= low << shift;
-            if byte & 0x80 == 0 {
-                return Ok(value);
-            }
-            shift += 7;
-        }
-    }
-
-    pub(super) fn leb_u32(&mut self, what: &'static str) -> Result<u32, Damage> {
-        Ok(self.leb(32, what)? as u32)
-    }
-
-    pub(super) fn leb_u64(&mut self, what: &'static str) -> Result<u64, Damage> {
-        self.leb(64, what)
-    }
 }

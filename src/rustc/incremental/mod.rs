@@ -74,7 +74,16 @@ pub struct Replayed {
     pub header: Header,
     /// The values of the path-only queries in the replay's graph, or why
     /// they could not be read.
-    pub paths: Result<depgraph::PathValues, depgraph::Refused>,
+    pub paths: Result<Paths, depgraph::Refused>,
+}
+
+/// The path-query values of a replay's graph, with the layout they were read
+/// with: calibrated against the rustc that ran the replay, the one to patch
+/// the restored graphs of the same rustc with.
+#[derive(Debug)]
+pub struct Paths {
+    pub layout: depgraph::Layout,
+    pub values: depgraph::PathValues,
 }
 
 /// The rustc that cargo runs here: `$RUSTC`, else `rustc` on `PATH`.
@@ -91,7 +100,8 @@ pub fn rustc() -> PathBuf {
 /// replay is rewritten as the wrapper rewrites it here, so the header is the
 /// one the developer's build expects. The stub names every dependency with
 /// `extern crate`, so that rustc loads them as the real build did and the
-/// graph holds their `used_crate_source`.
+/// graph holds their `used_crate_source`. The graph is read with the layout
+/// calibrated against `rustc` run in the same directory (once per process).
 pub fn replay(
     rustc: &Path,
     inv: &Invocation,
@@ -160,9 +170,15 @@ pub fn replay(
         .unwrap_or_default()
         .to_string_lossy()
         .into_owned();
+    let paths = depgraph::calibrated(rustc, place.cwd)
+        .map_err(depgraph::Refused::from)
+        .and_then(|layout| {
+            let values = depgraph::values(&session, &layout)?;
+            Ok(Paths { layout, values })
+        });
     Ok(Replayed {
         dir: name,
         header,
-        paths: depgraph::values(&session),
+        paths,
     })
 }

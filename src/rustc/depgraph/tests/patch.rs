@@ -10,7 +10,7 @@ fn path_nodes_that_rustc_would_not_write_are_refused() {
         (OUT, 0, [0; 16], fp(1), vec![]),
         (OUT, 1, [0; 16], fp(2), vec![]),
     ];
-    let g = parse(&encode(V195, l195(), &two, 2)).unwrap();
+    let g = parse(&encode(V195, &l195(), &two, 2), &l195()).unwrap();
     assert_eq!(
         g.path_nodes().unwrap_err(),
         WrongLayout::ManyOutputFilenames {
@@ -19,7 +19,7 @@ fn path_nodes_that_rustc_would_not_write_are_refused() {
         }
     );
     let keyed = [(OUT, 0, fp(3), fp(1), vec![])];
-    let g = parse(&encode(V195, l195(), &keyed, 1)).unwrap();
+    let g = parse(&encode(V195, &l195(), &keyed, 1), &l195()).unwrap();
     assert!(matches!(
         g.path_nodes(),
         Err(WrongLayout::OutputFilenamesKey { .. })
@@ -28,7 +28,7 @@ fn path_nodes_that_rustc_would_not_write_are_refused() {
         (SRC, 0, fp(3), fp(1), vec![]),
         (SRC, 1, fp(3), fp(2), vec![]),
     ];
-    let g = parse(&encode(V195, l195(), &same, 2)).unwrap();
+    let g = parse(&encode(V195, &l195(), &same, 2), &l195()).unwrap();
     assert_eq!(
         g.path_nodes().unwrap_err(),
         WrongLayout::RepeatedCrateSource { kind: SRC }
@@ -77,10 +77,10 @@ fn patch_writes_local_values_only_over_ci_values() {
     ]);
     let d = tempfile::tempdir().unwrap();
     let file = d.path().join("dep-graph.bin");
-    let before = encode(V195, l195(), &nodes, 6);
+    let before = encode(V195, &l195(), &nodes, 6);
     fs::write(&file, &before).unwrap();
 
-    let done = patch_paths(&file, &ci, &local).unwrap();
+    let done = patch_paths(&file, &l195(), &ci, &local).unwrap();
     assert_eq!(
         done,
         Patched {
@@ -94,14 +94,16 @@ fn patch_writes_local_values_only_over_ci_values() {
     expected_nodes[1].3 = fp(11);
     expected_nodes[2].3 = fp(22);
     let after = fs::read(&file).unwrap();
-    assert_eq!(after, encode(V195, l195(), &expected_nodes, 6));
+    assert_eq!(after, encode(V195, &l195(), &expected_nodes, 6));
 
     // Patching again finds the local values in place.
-    let again = patch_paths(&file, &ci, &local).unwrap();
+    let again = patch_paths(&file, &l195(), &ci, &local).unwrap();
     assert_eq!((again.patched, again.already_local), (0, 3));
     assert_eq!(fs::read(&file).unwrap(), after);
     assert_eq!(
-        values(&file).unwrap().get(&(UsedCrateSource, fp(20))),
+        values(&file, &l195())
+            .unwrap()
+            .get(&(UsedCrateSource, fp(20))),
         Some(&fp(22))
     );
 }
@@ -115,19 +117,19 @@ fn patch_writes_nothing_into_a_graph_it_cannot_vouch_for() {
     let d = tempfile::tempdir().unwrap();
     let file = d.path().join("dep-graph.bin");
 
-    let other = encode("1.96.0 (0123456789 2026-05-28)", l195(), &nodes, 1);
+    let other = encode("1.96.0 (0123456789 2026-05-28)", &l195(), &nodes, 1);
     fs::write(&file, &other).unwrap();
-    let err = patch_paths(&file, &ci, &local).unwrap_err();
+    let err = patch_paths(&file, &l195(), &ci, &local).unwrap_err();
     assert!(
         matches!(err, Refused::Unreadable(Unreadable::Unverified { .. })),
         "{err}"
     );
     assert_eq!(fs::read(&file).unwrap(), other);
 
-    let mut cut = encode(V195, l195(), &nodes, 1);
+    let mut cut = encode(V195, &l195(), &nodes, 1);
     cut.remove(cut.len() - FOOTER.len() - 1);
     fs::write(&file, &cut).unwrap();
-    let err = patch_paths(&file, &ci, &local).unwrap_err();
+    let err = patch_paths(&file, &l195(), &ci, &local).unwrap_err();
     assert!(
         err.to_string()
             .starts_with("its dep graph does not parse to its trailer"),
@@ -135,6 +137,6 @@ fn patch_writes_nothing_into_a_graph_it_cannot_vouch_for() {
     );
     assert_eq!(fs::read(&file).unwrap(), cut);
 
-    let err = patch_paths(&d.path().join("missing"), &ci, &local).unwrap_err();
+    let err = patch_paths(&d.path().join("missing"), &l195(), &ci, &local).unwrap_err();
     assert!(matches!(err, Refused::Io { op: "read", .. }), "{err}");
 }
