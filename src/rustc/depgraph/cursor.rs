@@ -3,7 +3,29 @@
 //!
 //! It must never panic or read past its slice, whatever the bytes.
 
-use super::read::Damage;
+/// rustc's incremental file format version, the u16 after the magic.
+pub(super) const FORMAT_VERSION: u16 = 0;
+
+/// What is wrong with a graph file of the calibrated rustc.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Damage {
+    #[error("it does not start with rustc's `RSIC` header")]
+    NoHeader,
+    #[error("its header has format version {0}, not {FORMAT_VERSION}")]
+    FormatVersion(u16),
+    #[error("it does not end with rustc's `rust-end-file` footer")]
+    NoFooter,
+    #[error("{what} at byte {at} runs past its end")]
+    Truncated { what: &'static str, at: usize },
+    #[error("{what} at byte {at}")]
+    Invalid { what: &'static str, at: usize },
+    #[error("its trailer counts {claimed} nodes of kind {kind}, it holds {found}")]
+    KindCount { kind: u16, claimed: u64, found: u64 },
+    #[error("its trailer counts {claimed} edges, it holds {found}")]
+    EdgeCount { claimed: u64, found: u64 },
+    #[error("{0} unread bytes are left before its totals")]
+    Trailing(usize),
+}
 
 /// A cursor that refuses to read past its slice.
 pub(super) struct Reader<'a> {

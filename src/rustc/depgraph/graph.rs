@@ -7,7 +7,6 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use super::layout::{Layout, PathQuery};
-use super::read::Body;
 
 /// A 16-byte fingerprint as rustc stores it (two little-endian u64s).
 pub type Fingerprint = [u8; 16];
@@ -161,4 +160,19 @@ impl Graph {
             .map(|n| ((n.query, n.key), n.value))
             .collect())
     }
+}
+
+/// What a graph that parsed exactly holds.
+#[derive(Debug)]
+pub(super) struct Body {
+    pub(super) rustc: String,
+    pub(super) options_hash: [u8; 8],
+    pub(super) nodes: Vec<Node>,
+    pub(super) kind_counts: Vec<u32>,
+    /// Kept for the tests, which check the reader against rustc's totals.
+    #[cfg(test)]
+    pub(super) node_max: u64,
+    #[cfg(test)]
+    pub(super) edge_count: u64,
+    pub(super) session_count: u64,
 }

@@ -7,8 +7,10 @@
 //! anything left over, panic, or allocate more than the input's size
 //! justifies. It never writes.
 
+pub use super::cursor::Damage;
 use super::cursor::Reader;
-use super::graph::{Graph, Node};
+pub(super) use super::cursor::FORMAT_VERSION;
+use super::graph::{Body, Graph, Node};
 use super::layout::{Layout, WIDTH_BITS};
 
 /// Why bytes are not a graph this cargo-seed can read.
@@ -24,31 +26,8 @@ pub enum Unreadable {
     Damaged(#[from] Damage),
 }
 
-/// What is wrong with a graph file of the calibrated rustc.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum Damage {
-    #[error("it does not start with rustc's `RSIC` header")]
-    NoHeader,
-    #[error("its header has format version {0}, not {FORMAT_VERSION}")]
-    FormatVersion(u16),
-    #[error("it does not end with rustc's `rust-end-file` footer")]
-    NoFooter,
-    #[error("{what} at byte {at} runs past its end")]
-    Truncated { what: &'static str, at: usize },
-    #[error("{what} at byte {at}")]
-    Invalid { what: &'static str, at: usize },
-    #[error("its trailer counts {claimed} nodes of kind {kind}, it holds {found}")]
-    KindCount { kind: u16, claimed: u64, found: u64 },
-    #[error("its trailer counts {claimed} edges, it holds {found}")]
-    EdgeCount { claimed: u64, found: u64 },
-    #[error("{0} unread bytes are left before its totals")]
-    Trailing(usize),
-}
-
 /// The file magic of rustc's incremental files.
 pub(super) const MAGIC: &[u8; 4] = b"RSIC";
-/// rustc's incremental file format version, the u16 after the magic.
-pub(super) const FORMAT_VERSION: u16 = 0;
 /// What rustc's `FileEncoder` writes last.
 pub(super) const FOOTER: &[u8; 13] = b"rust-end-file";
 /// A node record: u16 head, u32 index, key and value fingerprints.
@@ -87,21 +66,6 @@ impl Kinds {
             kind_bits: layout.kind_bits,
         }
     }
-}
-
-/// What a graph that parsed exactly holds.
-#[derive(Debug)]
-pub(super) struct Body {
-    pub(super) rustc: String,
-    pub(super) options_hash: [u8; 8],
-    pub(super) nodes: Vec<Node>,
-    pub(super) kind_counts: Vec<u32>,
-    /// Kept for the tests, which check the reader against rustc's totals.
-    #[cfg(test)]
-    pub(super) node_max: u64,
-    #[cfg(test)]
-    pub(super) edge_count: u64,
-    pub(super) session_count: u64,
 }
 
 /// Reads a graph of rustc `rustc` whose records pack their kind as `kinds`

@@ -18,8 +18,9 @@ use std::sync::{Mutex, OnceLock, PoisonError};
 
 use serde::{Deserialize, Serialize};
 
-use super::super::layout::Layout;
-use super::{calibrate, Inconclusive};
+use super::run::calibrate;
+use super::why::Inconclusive;
+use crate::rustc::depgraph::layout::Layout;
 
 /// The layout of the graphs `rustc`, run in `cwd`, writes: calibrated once
 /// per process, and read from the per-user cache when it was calibrated

@@ -7,13 +7,14 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use super::super::graph::Fingerprint;
-use super::super::layout::{bit_length, Layout, WIDTH_BITS};
-use super::super::read::{numbers_after_records, parse, read, version, Body, Kinds};
-use super::{Change, Inconclusive};
+use super::why::{Change, Inconclusive};
+use crate::rustc::depgraph::graph::Body;
+use crate::rustc::depgraph::graph::Fingerprint;
+use crate::rustc::depgraph::layout::{bit_length, Layout, WIDTH_BITS};
+use crate::rustc::depgraph::read::{numbers_after_records, parse, read, version, Kinds};
 
 /// The `dep-graph.bin` files of calibration's builds.
-pub(in super::super) struct Graphs {
+pub(crate) struct Graphs {
     /// The library's.
     pub dep: Vec<u8>,
     /// The binary's, against the rlib where the library's build wrote it.
@@ -25,7 +26,7 @@ pub(in super::super) struct Graphs {
 }
 
 /// Learns the layout of `graphs`, which one rustc wrote.
-pub(in super::super) fn learn(graphs: &Graphs) -> Result<Layout, Inconclusive> {
+pub(crate) fn learn(graphs: &Graphs) -> Result<Layout, Inconclusive> {
     let all = [&graphs.app, &graphs.dep, &graphs.moved, &graphs.elsewhere];
     let damaged = |e: &dyn std::fmt::Display| Inconclusive::Damaged(e.to_string());
     let rustc = version(&graphs.app).map_err(|e| damaged(&e))?;
