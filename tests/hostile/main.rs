@@ -4,6 +4,7 @@
 //! guard directory, listed with digests, stays identical), no program it
 //! names runs, and a refused seed leaves the build dir byte-identical.
 
+#[path = "../common/mod.rs"]
 mod common;
 
 use std::fs;
