@@ -250,7 +250,17 @@ pub(super) fn record_path_values(
         }
         return None;
     }
-    let rustc = crate::rustc::incremental::rustc();
+    let rustc = match crate::rustc::toolchain::sysroot_rustc(&ws.root) {
+        Ok(rustc) => rustc,
+        Err(e) => {
+            reporter.emit(Event::Note {
+                message: format!("dependency paths are not recorded: {e}"),
+            });
+            return Some(crate::rustc::wrapper::SCHEME);
+        }
+    };
+    // CI's own build: every library is what it just compiled.
+    let libraries = crate::rustc::incremental::Libraries::all();
     let scratch = ws
         .build_dir
         .join(format!(".cargo-seed-replay-{}", std::process::id()));
@@ -262,6 +272,7 @@ pub(super) fn record_path_values(
             cwd: &inv.cwd,
             build_dir: &ws.build_dir,
             map: &no_move,
+            libraries: &libraries,
         };
         let src = unit.src_path.as_deref().expect("filtered");
         let replayed = crate::rustc::incremental::replay(

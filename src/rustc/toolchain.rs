@@ -3,6 +3,7 @@
 //! Every fingerprint hashes the exact `rustc -vV` output, so a snapshot is
 //! only reusable with a byte-identical one; this module never normalises it.
 
+use std::ffi::OsStr;
 use std::path::Path;
 use std::process::Command;
 
@@ -31,6 +32,51 @@ pub enum ToolchainError {
     Failed { rustc: String, stderr: String },
     #[error("`{rustc} -vV` printed no `{field}:` line")]
     Missing { rustc: String, field: &'static str },
+    #[error("`{rustc}` in {} is not its sysroot's `{}`", .dir.display(), .binary.display())]
+    NotInSysroot {
+        rustc: String,
+        dir: std::path::PathBuf,
+        binary: std::path::PathBuf,
+    },
+}
+
+/// The compiler binary itself that `$RUSTC` (or `rustc`) runs in `dir`,
+/// where the build runs it: its sysroot's `bin/rustc`, once its `-vV`
+/// matches. rustup's proxy picks a toolchain by the `rust-toolchain.toml`
+/// of whatever directory it runs in; the binary reads none, so a replay in
+/// another directory still runs the compiler the build will.
+pub(crate) fn sysroot_rustc(dir: &Path) -> Result<std::path::PathBuf, ToolchainError> {
+    let rustc = std::env::var("RUSTC").unwrap_or_else(|_| "rustc".to_owned());
+    let ask = |program: &OsStr, args: &[&str]| -> Result<String, ToolchainError> {
+        let shown = program.to_string_lossy().into_owned();
+        let out = Command::new(program)
+            .args(args)
+            .current_dir(dir)
+            .output()
+            .map_err(|source| ToolchainError::Spawn {
+                rustc: shown.clone(),
+                source,
+            })?;
+        if !out.status.success() {
+            return Err(ToolchainError::Failed {
+                rustc: shown,
+                stderr: String::from_utf8_lossy(&out.stderr).trim().to_owned(),
+            });
+        }
+        Ok(String::from_utf8_lossy(&out.stdout).trim().to_owned())
+    };
+    let sysroot = ask(rustc.as_ref(), &["--print", "sysroot"])?;
+    let binary = Path::new(&sysroot).join("bin").join("rustc");
+    let same = binary.is_file()
+        && ask(rustc.as_ref(), &["-vV"])? == ask(binary.as_os_str(), &["-vV"])?;
+    if !same {
+        return Err(ToolchainError::NotInSysroot {
+            rustc,
+            dir: dir.to_owned(),
+            binary,
+        });
+    }
+    Ok(binary)
 }
 
 /// Whether the standard library for `target` is installed in rustc's

@@ -16,7 +16,8 @@ use crate::cargo::workspace::{self, Workspace};
 use crate::report::{Event, Reporter, UnitAction};
 use crate::snapshot::manifest::Unit;
 use crate::snapshot::signing::TrustedKeys;
-use crate::store::{BlobCache, Store};
+use crate::snapshot::tracked;
+use crate::store::{self, BlobCache, Store};
 use crate::{pool, Error};
 pub use fetch::CANCEL;
 use fetch::{fetch_one, keep_from, relocate_unit, Origin};
@@ -212,6 +213,7 @@ pub fn restore(
     let old_state =
         old_state.filter(|old| old.moves == moves.pairs() && old.layout == manifest.layout);
     let host_units = Mutex::new(BTreeMap::new());
+    let scripts = tracked::script_runs(manifest);
     let result = pool::map(&units, pool::threads().max(2), |unit| {
         let root = if unit.host {
             &host_staging.0
@@ -241,6 +243,14 @@ pub fn restore(
                 (unpacked, UnitAction::Fetched, from == Origin::Cache)
             }
         };
+        // Kept units too: the same blob may come with another manifest.
+        tracked::dep_info(manifest, &scripts, unit, root, manifest.layout).map_err(|e| {
+            Error::InvalidManifest {
+                store: store.location(),
+                key: store::manifest_key(&found.commit.to_string(), &manifest.variant()),
+                detail: e.to_string(),
+            }
+        })?;
         reporter.emit(Event::Unit {
             id: unit.id.clone(),
             name: unit.name.clone(),
@@ -329,7 +339,14 @@ pub fn restore(
         // After the swap, under cargo's lock: the replays must find the
         // dependencies at the paths the build will load them from.
         if incremental == Ok(true) && outcome.incremental > 0 {
-            relocated = Some(relocate_incremental(ws, manifest, dest, &moves, stamp));
+            relocated = Some(relocate_incremental(
+                ws,
+                manifest,
+                dest,
+                &moves,
+                stamp,
+                found.signer.is_some(),
+            ));
         }
     })?;
     outcome.notes.extend(relocated);

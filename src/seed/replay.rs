@@ -17,13 +17,16 @@ use crate::snapshot::manifest::{Manifest, Unit, UnitKind};
 /// Points the restored incremental sessions of every workspace crate at this
 /// checkout (see [`incremental`] and [`crate::rustc::depgraph`]), and says how it
 /// went. Runs on the profile dir in place, after the swap: the replays load
-/// the dependencies from where the build will.
+/// the dependencies from where the build will. Unless a trusted key signed
+/// the snapshot (`signed`), they load only crate metadata of it, never a
+/// library whose code would run.
 pub(super) fn relocate_incremental(
     ws: &Workspace,
     manifest: &Manifest,
     profile_dir: &Path,
     moves: &Moves,
     stamp: SystemTime,
+    signed: bool,
 ) -> String {
     let candidates: Vec<&Unit> = manifest
         .units
@@ -34,10 +37,17 @@ pub(super) fn relocate_incremental(
             krate.is_some_and(|k| has_incremental_dir(profile_dir, k))
         })
         .collect();
-    let rustc = incremental::rustc();
+    let rustc = match crate::rustc::toolchain::sysroot_rustc(&ws.root) {
+        Ok(rustc) => rustc,
+        Err(e) => return format!("incremental state not relocated: {e}"),
+    };
     let scratch = ws
         .build_dir
         .join(format!(".cargo-seed-replay-{}", std::process::id()));
+    let libraries = match signed {
+        true => incremental::Libraries::all(),
+        false => incremental::Libraries::metadata_only(scratch.join("libs")),
+    };
     let map = |p: &Path| moves.map(p);
     let results = pool::map(&candidates, pool::threads(), |unit| {
         let inv = unit.rustc.as_ref().expect("filtered");
@@ -47,6 +57,7 @@ pub(super) fn relocate_incremental(
             cwd: &cwd,
             build_dir: &ws.build_dir,
             map: &map,
+            libraries: &libraries,
         };
         let dir = scratch.join(unit.id.replace('/', "_"));
         let result = incremental::replay(&rustc, inv, src, &place, &dir)
@@ -128,6 +139,11 @@ pub(super) enum PathsLeft {
     NotReplayed(String),
     #[error(transparent)]
     Refused(#[from] crate::rustc::depgraph::Refused),
+    #[error(
+        "{0}: cargo-seed runs no code of a snapshot that no trusted key signed \
+         (sign snapshots to relocate them: `cargo seed keygen`)"
+    )]
+    Unsigned(String),
 }
 
 /// Writes the options hash rustc expects here into every session of the
@@ -164,12 +180,33 @@ pub(super) fn relocate_sessions(
             Ok(p) => done.nodes += p.patched,
             Err(why) => done.paths_left = Some(why),
         }
+        if done.paths_left.is_none() {
+            done.paths_left = unsigned_gap(&replayed.withheld);
+        }
         let times = FileTimes::new().set_modified(stamp).set_accessed(stamp);
         if let Ok(f) = File::options().write(true).open(&session) {
             let _ = f.set_times(times);
         }
     }
     Ok(done)
+}
+
+/// Why some path values of a replay of an unsigned snapshot are unknown.
+fn unsigned_gap(withheld: &incremental::Withheld) -> Option<PathsLeft> {
+    match withheld {
+        incremental::Withheld::Nothing => None,
+        incremental::Withheld::Crates(names) => Some(PathsLeft::Unsigned(format!(
+            "the paths of {} are left, as loading {} would run {}",
+            names.join(", "),
+            if names.len() == 1 { "it" } else { "them" },
+            if names.len() == 1 { "its code" } else { "their code" },
+        ))),
+        incremental::Withheld::All => Some(PathsLeft::Unsigned(
+            "its dependency paths are left, as a dependency of it uses a proc-macro, \
+             whose loading would run its code"
+                .to_owned(),
+        )),
+    }
 }
 
 pub(super) fn crate_name(args: &[String]) -> Option<&str> {

@@ -7,5 +7,6 @@ pub(crate) mod inputs;
 pub(crate) mod manifest;
 pub mod secrets;
 pub mod signing;
+pub(crate) mod tracked;
 pub(crate) mod validate;
 pub(crate) mod want;

@@ -3,10 +3,14 @@
 //! options hash changed.
 //!
 //! It must never let through an argument that names a program, a plugin, a
-//! codegen backend, an output path or a file to read; it runs nothing.
+//! codegen backend, an output path or a file to read (rustc expands an
+//! argument `@path` from a file, wherever it stands); it runs nothing. Of
+//! the libraries in the build dir, only crate metadata reaches rustc unless
+//! the snapshot is signed: a proc-macro or dylib rustc would load is code.
 
 use std::path::{Component, Path, PathBuf};
 
+use super::libs::Libraries;
 use crate::rustc::wrapper::Invocation;
 
 /// Where a replay may find the dependencies a command line names.
@@ -18,6 +22,17 @@ pub struct Place<'a> {
     pub build_dir: &'a Path,
     /// A recorded path on this machine (CI's build dir to this one's).
     pub map: &'a dyn Fn(&Path) -> Option<PathBuf>,
+    /// Which of the build dir's libraries rustc may load.
+    pub libraries: &'a Libraries,
+}
+
+/// A replay's command line, and the dependencies left out of it because
+/// rustc would have run their code.
+#[derive(Debug)]
+pub(super) struct ReplayArgs {
+    pub args: Vec<String>,
+    /// Crate names of `--extern`s that name a proc-macro or dylib.
+    pub withheld: Vec<String>,
 }
 
 /// Why a recorded command line is not replayed. Rendered as the reason a
@@ -42,6 +57,8 @@ pub enum Unreplayable {
     SecondInput(String),
     #[error("its source file is not on its recorded command line")]
     NoSource,
+    #[error("its recorded command line has `{0}`, which rustc would expand from a file")]
+    ArgFile(String),
 }
 
 /// The crates a replay's `--extern name=path` arguments name.
@@ -146,8 +163,14 @@ pub(super) fn replay_args(
     out: &Path,
     inc: &Path,
     place: &Place,
-) -> Result<Vec<String>, Unreplayable> {
+) -> Result<ReplayArgs, Unreplayable> {
+    // rustc reads `@path` as more arguments from that file, as an option's
+    // value too (`--cfg @path`): none is ever passed on.
+    if let Some(a) = inv.args.iter().find(|a| a.starts_with('@')) {
+        return Err(Unreplayable::ArgFile(a.clone()));
+    }
     let show = |p: &Path| p.to_string_lossy().into_owned();
+    let mut withheld = Vec::new();
     let mut args = Vec::with_capacity(inv.args.len() + 2);
     let mut it = inv.args.iter();
     let mut replaced_src = false;
@@ -171,7 +194,8 @@ pub(super) fn replay_args(
             "-L" => {
                 // Only where the crates were: below the build dir.
                 let v = value()?;
-                if let Some(dir) = v.strip_prefix("dependency=").and_then(|d| local(d, place)) {
+                let dir = v.strip_prefix("dependency=").and_then(|d| local(d, place));
+                if let Some(dir) = dir.and_then(|d| place.libraries.search_dir(&d)) {
                     args.push(format!("-Ldependency={}", show(&dir)));
                 }
             }
@@ -188,6 +212,9 @@ pub(super) fn replay_args(
                     continue;
                 }
                 match path {
+                    Some(path) if !place.libraries.may_load(&path) => {
+                        withheld.push(name.to_owned());
+                    }
                     Some(path) => {
                         args.extend(["--extern".to_owned(), format!("{name}={}", show(&path))])
                     }
@@ -258,7 +285,24 @@ pub(super) fn replay_args(
         return Err(Unreplayable::NoSource);
     }
     args.push(format!("-Clinker={NO_OP_LINKER}"));
-    Ok(args)
+    Ok(ReplayArgs { args, withheld })
+}
+
+/// `args` without any dependency: no `-L`, no `--extern`. rustc leaves
+/// both out of the options hash, so the header it writes is the same.
+pub(super) fn without_dependencies(args: &[String]) -> Vec<String> {
+    let mut out = Vec::with_capacity(args.len());
+    let mut it = args.iter();
+    while let Some(a) = it.next() {
+        match a.as_str() {
+            "--extern" | "-L" => {
+                it.next();
+            }
+            _ if a.starts_with("-L") || a.starts_with("--extern=") => {}
+            _ => out.push(a.clone()),
+        }
+    }
+    out
 }
 
 /// A crate name as rustc takes it.

@@ -26,16 +26,18 @@ use crate::rustc::depgraph;
 use crate::rustc::wrapper::{self, Invocation};
 
 mod args;
+mod libs;
 mod records;
 mod session;
 #[cfg(test)]
 mod tests;
 
 pub use args::{Place, Unreplayable};
+pub use libs::Libraries;
 pub use records::{from_records, to_records};
 pub use session::{patch, read_header, sessions, Header};
 
-use args::{extern_crates, replay_args};
+use args::{extern_crates, replay_args, without_dependencies};
 
 /// Why a replay wrote no usable session. The text is the reason a unit's
 /// incremental state is not relocated.
@@ -63,6 +65,8 @@ pub enum ReplayError {
     NoSession,
     #[error("the replay wrote no session header")]
     NoHeader,
+    #[error("its recorded working directory {} is inside the build dir", .0.display())]
+    CwdInBuildDir(PathBuf),
 }
 
 /// What a replay of a unit's command line found out.
@@ -75,6 +79,22 @@ pub struct Replayed {
     /// The values of the path-only queries in the replay's graph, or why
     /// they could not be read.
     pub paths: Result<Paths, depgraph::Refused>,
+    /// The dependencies rustc was not given, because loading them runs
+    /// their code (proc-macros): their path values are not known here.
+    pub withheld: Withheld,
+}
+
+/// What a replay of an unsigned snapshot left out, so as to run none of
+/// its code.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub enum Withheld {
+    #[default]
+    Nothing,
+    /// These crates, named by `--extern`: their own path values.
+    Crates(Vec<String>),
+    /// Every dependency: one of them uses a proc-macro, which rustc loads
+    /// with it.
+    All,
 }
 
 /// The path-query values of a replay's graph, with the layout they were read
@@ -109,44 +129,43 @@ pub fn replay(
     place: &Place,
     scratch: &Path,
 ) -> Result<Replayed, ReplayError> {
+    // rustup picks a toolchain by the files in the working directory; `rustc`
+    // is the toolchain's own binary, but nothing is run in the build dir.
+    if place.cwd.starts_with(place.build_dir) {
+        return Err(ReplayError::CwdInBuildDir(place.cwd.to_owned()));
+    }
     let (out, inc) = (scratch.join("out"), scratch.join("inc"));
     let stub = scratch.join("stub.rs");
-    let mut args = replay_args(inv, src_path, &stub, &out, &inc, place)?;
-    let mut source = String::from("#![allow(dead_code, unused_extern_crates)]\n");
-    for name in extern_crates(&args) {
-        source.push_str(&format!("extern crate {name};\n"));
-    }
-    source.push_str("fn main() {}\n");
+    let replay = replay_args(inv, src_path, &stub, &out, &inc, place)?;
+    let mut withheld = match replay.withheld {
+        names if names.is_empty() => Withheld::Nothing,
+        names => Withheld::Crates(names),
+    };
     fs::create_dir_all(&out)
         .and_then(|()| fs::create_dir_all(&inc))
-        .and_then(|()| fs::write(&stub, source))
         .map_err(|error| ReplayError::Prepare {
             dir: scratch.to_owned(),
             error,
         })?;
-    match inv.scheme {
-        None => {}
-        Some(wrapper::SCHEME) => {
-            args = wrapper::rewrite(&args, place.cwd, &wrapper::repository_root(place.cwd));
+    let mut args = replay.args;
+    if let Some(scheme) = inv.scheme {
+        if scheme != wrapper::SCHEME {
+            return Err(ReplayError::UnknownScheme(scheme));
         }
-        Some(other) => return Err(ReplayError::UnknownScheme(other)),
+        args = wrapper::rewrite(&args, place.cwd, &wrapper::repository_root(place.cwd));
     }
-    let result = Command::new(rustc)
-        .args(&args)
-        .current_dir(place.cwd)
-        .output()
-        .map_err(|error| ReplayError::Run {
-            rustc: rustc.to_owned(),
-            error,
-        })?;
-    if !result.status.success() {
-        let err = String::from_utf8_lossy(&result.stderr);
-        let first = err
-            .lines()
-            .find(|l| l.contains("error"))
-            .unwrap_or("")
-            .trim();
-        return Err(ReplayError::Failed(first.to_owned()));
+    let run = |args: &[String]| run_stub(rustc, args, &stub, place.cwd, scratch);
+    match run(&args) {
+        // A dependency of a dependency is a proc-macro the mirror holds no
+        // library of: the header does not depend on any dependency.
+        Err(ReplayError::Failed(e)) if place.libraries.is_metadata_only() && e.contains("E0463") => {
+            withheld = Withheld::All;
+            fs::remove_dir_all(&inc)
+                .and_then(|()| fs::create_dir_all(&inc))
+                .map_err(ReplayError::Scratch)?;
+            run(&without_dependencies(&args))?;
+        }
+        other => other?,
     }
     let dirs: Vec<PathBuf> = fs::read_dir(&inc)
         .map_err(ReplayError::Scratch)?
@@ -180,5 +199,50 @@ pub fn replay(
         dir: name,
         header,
         paths,
+        withheld,
     })
+}
+
+/// Compiles `stub`, which names every `--extern` of `args` with `extern
+/// crate` (so that rustc loads them as the real build did and the graph
+/// holds their `used_crate_source`), with `rustc` in `cwd` and no
+/// environment but `PATH` and `TMPDIR`: nothing of the developer's
+/// (a token, a rustup override) reaches it.
+fn run_stub(
+    rustc: &Path,
+    args: &[String],
+    stub: &Path,
+    cwd: &Path,
+    scratch: &Path,
+) -> Result<(), ReplayError> {
+    let mut source = String::from("#![allow(dead_code, unused_extern_crates)]\n");
+    for name in extern_crates(args) {
+        source.push_str(&format!("extern crate {name};\n"));
+    }
+    source.push_str("fn main() {}\n");
+    fs::write(stub, source).map_err(|error| ReplayError::Prepare {
+        dir: scratch.to_owned(),
+        error,
+    })?;
+    let mut cmd = Command::new(rustc);
+    cmd.args(args).current_dir(cwd).env_clear();
+    for var in ["PATH", "TMPDIR"] {
+        if let Some(value) = std::env::var_os(var) {
+            cmd.env(var, value);
+        }
+    }
+    let result = cmd.output().map_err(|error| ReplayError::Run {
+        rustc: rustc.to_owned(),
+        error,
+    })?;
+    if !result.status.success() {
+        let err = String::from_utf8_lossy(&result.stderr);
+        let first = err
+            .lines()
+            .find(|l| l.contains("error"))
+            .unwrap_or("")
+            .trim();
+        return Err(ReplayError::Failed(first.to_owned()));
+    }
+    Ok(())
 }

@@ -64,7 +64,10 @@ fn here() -> &'static Path {
             .join("ws");
         let deps = dir.join("target/debug/deps");
         fs::create_dir_all(&deps).unwrap();
-        fs::write(deps.join("libgreet-1.rlib"), "").unwrap();
+        fs::write(deps.join("libgreet-1.rlib"), "!<arch>\n").unwrap();
+        fs::write(deps.join("libgreet-1.rmeta"), "not rustc's").unwrap();
+        fs::write(deps.join("libshout-2.so"), "\x7fELF").unwrap();
+        fs::write(deps.join("libfake-3.rlib"), "\x7fELF").unwrap();
         dir
     })
 }
@@ -74,12 +77,21 @@ fn replay(inv: &Invocation) -> Result<Vec<String>, String> {
 }
 
 fn replay_args_here(inv: &Invocation, src: &Path) -> Result<Vec<String>, String> {
+    replay_loading(inv, src, &Libraries::all()).map(|r| r.args)
+}
+
+fn replay_loading(
+    inv: &Invocation,
+    src: &Path,
+    libraries: &Libraries,
+) -> Result<super::args::ReplayArgs, String> {
     let moved = |p: &Path| Some(here().join(p.strip_prefix("/ci/ws").ok()?));
     let build_dir = here().join("target");
     let place = Place {
         cwd: here(),
         build_dir: &build_dir,
         map: &moved,
+        libraries,
     };
     let args = replay_args(
         inv,
@@ -92,7 +104,14 @@ fn replay_args_here(inv: &Invocation, src: &Path) -> Result<Vec<String>, String>
     .map_err(|e| e.to_string())?;
     // Shown as if this machine's checkout were `/here/ws`.
     let shown = here().to_str().unwrap();
-    Ok(args.iter().map(|a| a.replace(shown, "/here/ws")).collect())
+    Ok(super::args::ReplayArgs {
+        args: args
+            .args
+            .iter()
+            .map(|a| a.replace(shown, "/here/ws"))
+            .collect(),
+        withheld: args.withheld,
+    })
 }
 
 const CARGO_ARGS: &[&str] = &[
@@ -217,6 +236,10 @@ fn replay_refuses_what_names_a_program_a_plugin_or_an_output() {
         &["-l", "static:+verbatim=/etc/passwd"],
         &["--crate-name", "../x"],
         &["@/tmp/args"],
+        &["--cfg", "@/tmp/args"],
+        &["--check-cfg", "@/tmp/args"],
+        &["-W", "@/tmp/args"],
+        &["--crate-type", "@../args"],
         &["/etc/passwd"],
         &["-C"],
     ];
@@ -243,4 +266,61 @@ fn replay_refuses_what_names_a_program_a_plugin_or_an_output() {
         "{replayed:?}"
     );
     assert_eq!(replayed.last().unwrap(), "-Clinker=/bin/true");
+}
+
+#[test]
+fn an_argument_file_is_never_passed_on() {
+    for extra in [["--cfg", "@/tmp/args"], ["--edition", "@args"]] {
+        let mut args = CARGO_ARGS.to_vec();
+        args.extend(extra);
+        let err = replay(&invocation(&args)).unwrap_err();
+        assert!(err.contains("expand from a file"), "{err}");
+    }
+}
+
+#[test]
+fn an_unsigned_replay_sees_only_crate_metadata() {
+    let mut args = CARGO_ARGS.to_vec();
+    args.extend([
+        "--extern",
+        "shout=/ci/ws/target/debug/deps/libshout-2.so",
+        "--extern",
+        "fake=/ci/ws/target/debug/deps/libfake-3.rlib",
+    ]);
+    let scratch = tempfile::tempdir().unwrap();
+    let libraries = Libraries::metadata_only(scratch.path().join("libs"));
+    let replayed = replay_loading(
+        &invocation(&args),
+        Path::new("/ci/ws/app/src/main.rs"),
+        &libraries,
+    )
+    .unwrap();
+    // The proc-macro and the library that is not what its name says are
+    // withheld; the search path is a mirror of the metadata alone.
+    assert_eq!(replayed.withheld, ["shout", "fake"]);
+    assert_eq!(extern_crates(&replayed.args), ["greet"]);
+    let mirror = scratch.path().join("libs/0");
+    assert!(
+        replayed
+            .args
+            .contains(&format!("-Ldependency={}", mirror.display())),
+        "{:?}",
+        replayed.args
+    );
+    let mut mirrored: Vec<String> = fs::read_dir(&mirror)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    mirrored.sort();
+    assert_eq!(mirrored, ["libgreet-1.rlib"]);
+
+    // Signed: everything the build would load.
+    let all = replay_loading(
+        &invocation(&args),
+        Path::new("/ci/ws/app/src/main.rs"),
+        &Libraries::all(),
+    )
+    .unwrap();
+    assert!(all.withheld.is_empty());
+    assert_eq!(extern_crates(&all.args), ["greet", "shout", "fake"]);
 }

@@ -36,22 +36,51 @@ const MAX_RUSTFLAGS: usize = 1024;
 /// Checks every field of `m`, which the store holds under
 /// `snapshots/<commit>/<variant>.json`.
 pub fn manifest(m: &Manifest, commit: &str, variant: &str) -> Result<(), Invalid> {
+    // Every field by name: a field added to `Manifest` does not compile
+    // until it has a rule here.
+    let Manifest {
+        schema,
+        commit: its_commit,
+        // Only shown (`list`), as a date.
+        created: _,
+        toolchain,
+        target,
+        cross,
+        profile,
+        profile_dir,
+        layout,
+        covers,
+        published_with,
+        workspace_root,
+        cargo_home,
+        build_dir,
+        repository_root,
+        // Flags, only shown or compared.
+        dirty: _,
+        libc,
+        native_cpu: _,
+        // Compared with this cargo-seed's scheme; any other is not used.
+        rustc_wrapper: _,
+        build_flags,
+        units,
+        withheld,
+    } = m;
     let reads = crate::snapshot::manifest::READS;
-    if !reads.contains(&m.schema) {
+    if !reads.contains(schema) {
         return Err(invalid(format!(
             "manifest schema {} (this cargo-seed reads {} to {})",
-            m.schema,
+            schema,
             reads.start(),
             reads.end()
         )));
     }
-    if m.schema < 3 && m.layout != crate::cargo::layout::Layout::Flat {
+    if *schema < 3 && *layout != crate::cargo::layout::Layout::Flat {
         return Err(invalid("a schema 2 manifest names a build-dir layout"));
     }
-    if m.commit != commit {
+    if its_commit != commit {
         return Err(invalid(format!(
             "it says commit {} but is stored under commit {commit}",
-            shown(&m.commit)
+            shown(its_commit)
         )));
     }
     if m.variant() != variant {
@@ -60,66 +89,71 @@ pub fn manifest(m: &Manifest, commit: &str, variant: &str) -> Result<(), Invalid
             shown(&m.variant())
         )));
     }
+    let crate::rustc::toolchain::Toolchain {
+        verbose_version,
+        release,
+        host,
+    } = toolchain;
     for (what, value) in [
-        ("target", m.target.as_str()),
-        ("profile", m.profile.as_str()),
-        ("rustc version", m.toolchain.verbose_version.as_str()),
-        ("rustc release", m.toolchain.release.as_str()),
-        ("host", m.toolchain.host.as_str()),
-        ("C library", m.libc.as_deref().unwrap_or("")),
+        ("target", target.as_str()),
+        ("profile", profile.as_str()),
+        ("rustc version", verbose_version.as_str()),
+        ("rustc release", release.as_str()),
+        ("host", host.as_str()),
+        ("C library", libc.as_deref().unwrap_or("")),
     ] {
         text(what, value, true)?;
     }
-    if m.covers.len() > MAX_COVERS {
+    if covers.len() > MAX_COVERS {
         return Err(invalid(format!(
             "it names {} covered commands (at most {MAX_COVERS})",
-            m.covers.len()
+            covers.len()
         )));
     }
-    for cover in &m.covers {
+    for cover in covers {
         text("covered command", cover, false)?;
     }
-    if m.published_with.len() > MAX_COVERS {
+    if published_with.len() > MAX_COVERS {
         return Err(invalid(format!(
             "it names {} snapshots published with it (at most {MAX_COVERS})",
-            m.published_with.len()
+            published_with.len()
         )));
     }
-    for sibling in &m.published_with {
+    for sibling in published_with {
         plain_name("profile published with it", &sibling.profile)?;
         if let Some(target) = &sibling.target {
             plain_name("target published with it", target)?;
         }
     }
-    if let Some(flags) = &m.build_flags {
-        if flags.rustflags.len() > MAX_RUSTFLAGS {
+    if let Some(crate::cargo::flags::BuildFlags { rustflags, linker }) = build_flags {
+        if rustflags.len() > MAX_RUSTFLAGS {
             return Err(invalid(format!(
                 "it names {} rustflags (at most {MAX_RUSTFLAGS})",
-                flags.rustflags.len()
+                rustflags.len()
             )));
         }
-        for flag in &flags.rustflags {
+        for flag in rustflags {
             text("rustflag", flag, false)?;
         }
-        text("linker", flags.linker.as_deref().unwrap_or(""), false)?;
+        text("linker", linker.as_deref().unwrap_or(""), false)?;
     }
-    if m.profile_dir != crate::cargo::workspace::profile_dir_name(&m.profile) {
+    if *profile_dir != crate::cargo::workspace::profile_dir_name(profile) {
         return Err(invalid(format!(
             "its profile directory `{}` is not the one of profile `{}`",
-            shown(&m.profile_dir),
-            shown(&m.profile)
+            shown(profile_dir),
+            shown(profile)
         )));
     }
     for (what, path) in [
-        ("workspace root", &m.workspace_root),
-        ("CARGO_HOME", &m.cargo_home),
-        ("build dir", &m.build_dir),
+        ("workspace root", workspace_root),
+        ("CARGO_HOME", cargo_home),
+        ("build dir", build_dir),
     ] {
         absolute(what, path)?;
     }
-    if let Some(repository) = &m.repository_root {
+    if let Some(repository) = repository_root {
         absolute("repository root", repository)?;
-        if !m.workspace_root.starts_with(repository) {
+        if !workspace_root.starts_with(repository) {
             return Err(invalid(
                 "the workspace root is not inside the repository root",
             ));
@@ -130,14 +164,14 @@ pub fn manifest(m: &Manifest, commit: &str, variant: &str) -> Result<(), Invalid
     // Files under deps/ and examples/ belong to a unit by their hash suffix,
     // so two units with one hash could write each other's files.
     let mut hashes = HashMap::new();
-    if m.cross {
-        plain_name("target", &m.target)?;
+    if *cross {
+        plain_name("target", target)?;
     }
-    for unit in &m.units {
+    for unit in units {
         unit::unit(m, unit, &mut ids, &mut hashes)?;
     }
     // Withheld units are only named in messages.
-    for w in &m.withheld {
+    for w in withheld {
         unit::withheld(w)?;
     }
     Ok(())

@@ -11,8 +11,10 @@ use std::collections::{HashMap, HashSet};
 use super::field::{
     absolute, digest, invalid, is_env_name, plain_name, relative, shown, text, Invalid,
 };
+use crate::rustc::wrapper::Invocation;
 use crate::snapshot::manifest::{
-    Base, Check, EnvValue, Manifest, Unit, UnitKind, Withheld, WithheldWhy,
+    BakedPath, Base, Blob, Check, EnvValue, FingerprintRecord, Manifest, Unit, UnitKind, Withheld,
+    WithheldWhy,
 };
 
 /// Path query values per unit: one per crate the unit loads, and one.
@@ -31,9 +33,25 @@ pub(super) fn unit<'m>(
     ids: &mut HashSet<&'m str>,
     hashes: &mut HashMap<&'m str, &'m str>,
 ) -> Result<(), Invalid> {
-    let id = &unit.id;
-    unit_id(id, unit.kind)?;
-    if unit.host && (!m.cross || unit.kind == UnitKind::Incremental) {
+    // Every field by name: a field added to `Unit` does not compile until
+    // it has a rule here.
+    let Unit {
+        id,
+        name,
+        kind,
+        host,
+        package_id,
+        blob,
+        deps,
+        check: content_check,
+        baked,
+        fingerprint,
+        src_path,
+        rustc,
+        path_values,
+    } = unit;
+    unit_id(id, *kind)?;
+    if *host && (!m.cross || *kind == UnitKind::Incremental) {
         return Err(invalid(format!(
             "unit `{id}` is placed in the host's directory, which only a cross build's compile and build-script units are"
         )));
@@ -41,7 +59,7 @@ pub(super) fn unit<'m>(
     if !ids.insert(id.as_str()) {
         return Err(invalid(format!("unit `{id}` appears twice")));
     }
-    if let Some(hash) = id.hash().filter(|_| unit.kind != UnitKind::Incremental) {
+    if let Some(hash) = id.hash().filter(|_| *kind != UnitKind::Incremental) {
         if let Some(other) = hashes.insert(hash, id.as_str()) {
             return Err(invalid(format!(
                 "units `{other}` and `{id}` share the hash {hash}, so they would own the same files"
@@ -49,32 +67,45 @@ pub(super) fn unit<'m>(
         }
     }
     let at = |what: &str| format!("{what} of unit `{id}`");
-    text(&at("the name"), &unit.name, false)?;
-    if let Some(p) = &unit.package_id {
+    text(&at("the name"), name, false)?;
+    if let Some(p) = package_id {
         text(&at("the package id"), p, false)?;
     }
-    digest(&at("the blob digest"), &unit.blob.sha256)?;
-    if unit.blob.unpacked > unit.blob.size.saturating_mul(MAX_RATIO) + RATIO_SLACK {
+    let Blob {
+        sha256,
+        size,
+        unpacked,
+    } = blob;
+    digest(&at("the blob digest"), sha256)?;
+    if *unpacked > size.saturating_mul(MAX_RATIO) + RATIO_SLACK {
         return Err(invalid(format!(
-            "the blob of unit `{id}` declares {} bytes unpacked from {}: more than {MAX_RATIO} times its size",
-            unit.blob.unpacked, unit.blob.size
+            "the blob of unit `{id}` declares {unpacked} bytes unpacked from {size}: more than {MAX_RATIO} times its size"
         )));
     }
-    for dep in &unit.deps {
+    for dep in deps {
         unit_id(dep, UnitKind::Compile).map_err(|e| invalid(format!("{} (a dependency)", e.0)))?;
     }
-    check(id, unit.kind, unit.package_id.as_deref(), &unit.check)?;
-    for baked in &unit.baked {
-        if !is_env_name(&baked.var) {
+    check(id, *kind, package_id.as_deref(), content_check)?;
+    crate::snapshot::tracked::crate_root(m, unit).map_err(|e| invalid(e.to_string()))?;
+    for BakedPath { var, under: _ } in baked {
+        if !is_env_name(var) {
             return Err(invalid(format!(
                 "{} names no environment variable",
                 at("an env! entry")
             )));
         }
     }
-    if let Some(fp) = &unit.fingerprint {
-        plain_name(&at("the fingerprint file"), &fp.file)?;
-        for watched in &fp.env {
+    if let Some(FingerprintRecord {
+        file,
+        hash,
+        // Parsed as cargo's JSON where it is used; a text cargo-seed does
+        // not recognise leaves the unit to cargo.
+        fields: _,
+        env,
+    }) = fingerprint
+    {
+        plain_name(&at("the fingerprint file"), file)?;
+        for watched in env {
             if !is_env_name(&watched.var) {
                 return Err(invalid(format!(
                     "{} names no environment variable",
@@ -85,40 +116,53 @@ pub(super) fn unit<'m>(
                 digest(&at("the digest of a watched variable"), d)?;
             }
         }
-        if fp.hash.len() != 16 || !fp.hash.bytes().all(|b| b.is_ascii_hexdigit()) {
+        if hash.len() != 16 || !hash.bytes().all(|b| b.is_ascii_hexdigit()) {
             return Err(invalid(format!(
                 "{} is not 16 hex digits",
                 at("the fingerprint hash")
             )));
         }
     }
-    if let Some(src) = &unit.src_path {
+    if let Some(src) = src_path {
         absolute(&at("the source path"), src)?;
     }
-    if let Some(inv) = &unit.rustc {
+    if let Some(Invocation {
+        cwd,
+        args,
+        // Replayed only if it is this cargo-seed's scheme.
+        scheme: _,
+    }) = rustc
+    {
         // Replayed in this checkout's root, or for a path package
         // outside the workspace in its directory inside the repository.
         let inside = m
             .repository_root
             .as_ref()
-            .is_some_and(|r| inv.cwd.starts_with(r) && absolute("", &inv.cwd).is_ok());
-        if inv.cwd != m.workspace_root && !inside {
+            .is_some_and(|r| cwd.starts_with(r) && absolute("", cwd).is_ok());
+        if *cwd != m.workspace_root && !inside {
             return Err(invalid(format!(
                 "{} ran outside the workspace root and its repository",
                 at("the recorded rustc command")
             )));
         }
-        for arg in &inv.args {
+        // A toolchain file there would be the store's.
+        if cwd.starts_with(&m.build_dir) {
+            return Err(invalid(format!(
+                "{} ran in the build dir",
+                at("the recorded rustc command")
+            )));
+        }
+        for arg in args {
             text(&at("the recorded rustc command"), arg, false)?;
         }
     }
-    if unit.path_values.len() > MAX_PATH_VALUES {
+    if path_values.len() > MAX_PATH_VALUES {
         return Err(invalid(format!(
             "{} are more than {MAX_PATH_VALUES}",
             at("the path query values")
         )));
     }
-    if crate::rustc::incremental::from_records(&unit.path_values).is_none() {
+    if crate::rustc::incremental::from_records(path_values).is_none() {
         return Err(invalid(format!(
             "{} are not 32 lowercase hex digits each",
             at("the path query values")
