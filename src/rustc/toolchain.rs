@@ -67,8 +67,8 @@ pub(crate) fn sysroot_rustc(dir: &Path) -> Result<std::path::PathBuf, ToolchainE
     };
     let sysroot = ask(rustc.as_ref(), &["--print", "sysroot"])?;
     let binary = Path::new(&sysroot).join("bin").join("rustc");
-    let same = binary.is_file()
-        && ask(rustc.as_ref(), &["-vV"])? == ask(binary.as_os_str(), &["-vV"])?;
+    let same =
+        binary.is_file() && ask(rustc.as_ref(), &["-vV"])? == ask(binary.as_os_str(), &["-vV"])?;
     if !same {
         return Err(ToolchainError::NotInSysroot {
             rustc,

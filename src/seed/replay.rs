@@ -199,7 +199,11 @@ fn unsigned_gap(withheld: &incremental::Withheld) -> Option<PathsLeft> {
             "the paths of {} are left, as loading {} would run {}",
             names.join(", "),
             if names.len() == 1 { "it" } else { "them" },
-            if names.len() == 1 { "its code" } else { "their code" },
+            if names.len() == 1 {
+                "its code"
+            } else {
+                "their code"
+            },
         ))),
         incremental::Withheld::All => Some(PathsLeft::Unsigned(
             "its dependency paths are left, as a dependency of it uses a proc-macro, \

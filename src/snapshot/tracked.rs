@@ -144,12 +144,18 @@ pub fn dep_info(
             PathBase::Build => m.build_dir.join(&file),
         };
         let Some(abs) = normalize(&raw) else {
-            return Err(Untracked::NotRecorded { id: id(), file: raw });
+            return Err(Untracked::NotRecorded {
+                id: id(),
+                file: raw,
+            });
         };
         if files.contains(&abs) || produced.iter().any(|d| abs.starts_with(d)) {
             continue;
         }
-        return Err(Untracked::NotRecorded { id: id(), file: abs });
+        return Err(Untracked::NotRecorded {
+            id: id(),
+            file: abs,
+        });
     }
     Ok(())
 }

@@ -158,7 +158,9 @@ pub fn replay(
     match run(&args) {
         // A dependency of a dependency is a proc-macro the mirror holds no
         // library of: the header does not depend on any dependency.
-        Err(ReplayError::Failed(e)) if place.libraries.is_metadata_only() && e.contains("E0463") => {
+        Err(ReplayError::Failed(e))
+            if place.libraries.is_metadata_only() && e.contains("E0463") =>
+        {
             withheld = Withheld::All;
             fs::remove_dir_all(&inc)
                 .and_then(|()| fs::create_dir_all(&inc))
