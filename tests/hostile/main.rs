@@ -7,6 +7,8 @@
 #[path = "../common/mod.rs"]
 mod common;
 
+mod bounds;
+
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::Output;
