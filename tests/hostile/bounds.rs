@@ -181,7 +181,7 @@ fn what_a_store_names_reaches_the_terminal_escaped() {
     // Read before the stray key joins it in the manifest's directory.
     let mut manifest = World::manifest(&v.store, base);
     let (greet, layout) = id_and_layout(&v, "lib greet");
-    let evil_key = "\x1b[31mevil\x1b[0m.json";
+    let evil_key = "\x1b[31mevil\nwarning: forged key\x1b[0m.json";
     fs::write(good.parent().unwrap().join(evil_key), "not a manifest").unwrap();
     let list = |format: &[&str]| {
         let mut args = vec!["list", "--store", v.store.to_str().unwrap()];
@@ -197,10 +197,7 @@ fn what_a_store_names_reaches_the_terminal_escaped() {
     assert!(shown.contains("\\nwarning: forged"), "{shown}");
     assert_eq!(raw_controls(&out.stdout), b"", "{shown}");
     assert_eq!(raw_controls(&out.stderr), b"", "{shown}");
-    assert!(
-        !shown.lines().any(|l| l.starts_with("warning: forged")),
-        "{shown}"
-    );
+    assert!(!shown.lines().any(|l| l.starts_with("warning:")), "{shown}");
 
     let out = list(&["--message-format", "json"]);
     assert!(out.status.success(), "{}", stderr(&out));
@@ -238,11 +235,15 @@ fn what_a_store_names_reaches_the_terminal_escaped() {
     let out = v.seed();
     let err = stderr(&out);
     assert_eq!(out.status.code(), Some(3), "{err}");
-    assert!(err.contains("\\u{1b}[31mevil"), "{err}");
+    assert!(
+        err.contains("\\u{1b}[31mevil\\nwarning: forged key"),
+        "{err}"
+    );
     assert_eq!(raw_controls(&out.stderr), b"", "{err}");
     assert_eq!(
         err.lines().filter(|l| l.starts_with("error:")).count(),
         1,
         "{err}"
     );
+    assert!(!err.lines().any(|l| l.starts_with("warning:")), "{err}");
 }
