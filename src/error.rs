@@ -13,6 +13,7 @@ use std::path::PathBuf;
 use crate::cargo::workspace::WorkspaceError;
 use crate::git::GitError;
 use crate::publish::observe::SnapshotError;
+use crate::report::terminal::{escape, stderr_line};
 use crate::rustc::toolchain::ToolchainError;
 use crate::snapshot::archive::ArchiveError;
 use crate::snapshot::signing::{KeyError, Refusal, TrustedKeyError};
@@ -42,6 +43,8 @@ pub enum Error {
     #[error(transparent)]
     Snapshot(#[from] SnapshotError),
     #[error(transparent)]
+    Rewrite(#[from] crate::seed::relocate::RewriteError),
+    #[error(transparent)]
     Layout(#[from] crate::cargo::layout::probe::ProbeError),
     #[error("{store}: manifest `{key}` is unreadable")]
     Manifest {
@@ -62,6 +65,8 @@ pub enum Error {
         needed: u64,
         available: u64,
     },
+    #[error("{} has {available} inodes free, fewer than the snapshot and cargo's work need", .dir.display())]
+    NoInodes { dir: PathBuf, available: u64 },
     #[error("{store}: snapshot `{key}` is not authentic: {reason}")]
     Unauthentic {
         store: String,
@@ -109,10 +114,12 @@ fn skipped_list(skipped: &[String]) -> String {
     if skipped.is_empty() {
         return String::new();
     }
+    // One line per snapshot skipped: each reason quotes the store, so it is
+    // escaped here, and the line breaks are the only ones in the message.
     let mut s = String::from("; skipped:");
     for line in skipped {
         s.push_str("\n  ");
-        s.push_str(line);
+        s.push_str(&escape(line));
     }
     s
 }
@@ -159,7 +166,18 @@ impl Error {
             Error::Archive(ArchiveError::Hostile { .. }) => {
                 Some("do not use this store: its snapshot tries to write outside the target dir".into())
             }
-            Error::NoSpace { .. } => Some(
+            Error::Rewrite(
+                crate::seed::relocate::RewriteError::File { .. }
+                | crate::seed::relocate::RewriteError::Seed { .. },
+            ) => Some(
+                "do not use this store: its snapshot's text files grow past any real build's when relocated".into(),
+            ),
+            Error::Archive(ArchiveError::Excess { .. }) => Some(
+                "do not use this store: its snapshot makes more than its manifest declares".into(),
+            ),
+            Error::NoSpace { .. }
+            | Error::NoInodes { .. }
+            | Error::Archive(ArchiveError::NoRoom { .. }) => Some(
                 "free some space where the build dir is (or seed an older, smaller snapshot); nothing was changed".into(),
             ),
             Error::InvalidManifest { .. } => Some(
@@ -199,16 +217,28 @@ impl Error {
     }
 }
 
-/// Prints `error: …`, its causes and a `hint:` line to stderr.
+/// Prints `error: …`, its causes and a `hint:` line to stderr, each line
+/// escaped: messages quote what a store said (keys, entry names, manifest
+/// fields), which must not reach the terminal raw.
 pub fn report(err: &Error) {
-    let mut msg = format!("error: {err}");
+    let message = err.to_string();
+    let mut lines = message.lines();
+    match err {
+        // Its lines are `skipped_list`'s, each escaped already.
+        Error::NoSnapshot { .. } => {
+            stderr_line(format_args!("error: {}", lines.next().unwrap_or("")));
+            for line in lines {
+                stderr_line(format_args!("{line}"));
+            }
+        }
+        _ => stderr_line(format_args!("error: {message}")),
+    }
     for s in store::causes(err) {
-        msg.push_str(&format!("\n  caused by: {s}"));
+        stderr_line(format_args!("  caused by: {s}"));
     }
     if let Some(hint) = err.hint() {
-        msg.push_str(&format!("\nhint: {hint}"));
+        stderr_line(format_args!("hint: {hint}"));
     }
-    eprintln!("{msg}");
 }
 /// A cargo file that could not be read is reported as the publish's
 /// observation failing, as it was before the reading moved to `cargo`.

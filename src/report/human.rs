@@ -5,6 +5,7 @@
 //!
 //! All the wording of cargo-seed's output lives here and there, and nothing
 //! here decides anything: an event says what happened, this says it in words.
+//! Every line goes out through `terminal`, which escapes what a store said.
 
 use std::io::IsTerminal;
 use std::sync::atomic::AtomicBool;
@@ -16,6 +17,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use super::event::{Event, SetupStatus, UnitAction};
 use super::format::{age, bytes};
 use super::listing;
+use super::terminal;
 
 /// The human renderer, with `-q`/`-v`/`--explain` and the state a few
 /// events need (the fetch bar, whether `list`'s header was printed, the
@@ -44,21 +46,21 @@ impl Human {
     /// A status line on stderr, as cargo prints them.
     fn status(&self, verb: &str, msg: impl std::fmt::Display) {
         if !self.quiet {
-            eprintln!("{verb:>12} {msg}");
+            terminal::stderr_line(format_args!("{verb:>12} {msg}"));
         }
     }
 
     /// A `warning:` line on stderr, as cargo prints them.
     fn warning(&self, msg: impl std::fmt::Display) {
         if !self.quiet {
-            eprintln!("warning: {msg}");
+            terminal::stderr_line(format_args!("warning: {msg}"));
         }
     }
 
     /// Detail shown with `-v`.
     fn detail(&self, msg: impl std::fmt::Display) {
         if self.verbose && !self.quiet {
-            eprintln!("{:>12} {msg}", "");
+            terminal::stderr_line(format_args!("{:>12} {msg}", ""));
         }
     }
 

@@ -9,6 +9,13 @@ use super::event::Event;
 use super::format::{age, bytes};
 use crate::snapshot::manifest::UnitKind;
 
+/// A line on stdout, escaped: table cells and reasons quote the store.
+macro_rules! out {
+    ($($arg:tt)*) => {
+        super::terminal::stdout_line(format_args!($($arg)*))
+    };
+}
+
 /// A row of `cargo seed list` on stdout, after the header the first
 /// time; an indented line under it names what the snapshot covers.
 pub fn list_row(event: &Event, header_printed: &AtomicBool) {
@@ -28,9 +35,15 @@ pub fn list_row(event: &Event, header_printed: &AtomicBool) {
         return;
     };
     if !header_printed.swap(true, Ordering::Relaxed) {
-        println!(
+        out!(
             "{:<12} {:>8}  {:<8} {:<8} {:>10} {:>5} {:<7}  usable",
-            "commit", "distance", "rustc", "profile", "size", "age", "wrapper"
+            "commit",
+            "distance",
+            "rustc",
+            "profile",
+            "size",
+            "age",
+            "wrapper"
         );
     }
     let (size, age, wrapper) = match (size, created) {
@@ -48,7 +61,7 @@ pub fn list_row(event: &Event, header_printed: &AtomicBool) {
         None => "yes".to_owned(),
         Some(why) => format!("no: {}", why.message),
     };
-    println!(
+    out!(
         "{:<12} {:>8}  {:<8} {:<8} {:>10} {:>5} {:<7}  {usable}",
         commit.short(),
         distance,
@@ -59,13 +72,13 @@ pub fn list_row(event: &Event, header_printed: &AtomicBool) {
         wrapper
     );
     if !covers.is_empty() {
-        println!("{:<12} covers: {}", "", covers.join(", "));
+        out!("{:<12} covers: {}", "", covers.join(", "));
     }
 }
 
 /// `list` when no snapshot is reachable.
 pub(crate) fn nothing_listed(store: &str, commits_searched: usize) {
-    println!("no snapshots in {store} among {commits_searched} commits from HEAD");
+    out!("no snapshots in {store} among {commits_searched} commits from HEAD");
 }
 
 /// A dry run's plan: its summary line, then the rebuilt units and why
@@ -83,7 +96,7 @@ pub fn plan(event: &Event, explained: Option<&[Event]>) {
     else {
         return;
     };
-    println!(
+    out!(
         "would seed {} (distance {distance}): {reused} units reused, {} rebuilt, {incremental} incremental dirs, {} to fetch",
         commit.short(),
         rebuilt.len(),
@@ -93,12 +106,12 @@ pub fn plan(event: &Event, explained: Option<&[Event]>) {
         Some(verdicts) => explain(verdicts),
         None => {
             for r in rebuilt {
-                println!("  rebuild {}: {}", r.name, r.reason.message);
+                out!("  rebuild {}: {}", r.name, r.reason.message);
             }
         }
     }
     for note in notes {
-        println!("  note: {note}");
+        out!("  note: {note}");
     }
 }
 
@@ -128,18 +141,18 @@ fn explain(verdicts: &[Event]) {
                     None => skipped.push((&why.message, vec![name])),
                 }
             }
-            Some(why) => println!("  {:<7} {name}: {}", "rebuild", why.message),
+            Some(why) => out!("  {:<7} {name}: {}", "rebuild", why.message),
         }
     }
     for (why, names) in skipped {
-        println!("  {:<7} {}: {why}", "skip", names.join(", "));
+        out!("  {:<7} {}: {why}", "skip", names.join(", "));
     }
     for line in reused {
-        println!("{line}");
+        out!("{line}");
     }
 }
 
 pub fn keygen(secret_key: &str, public_key: &str) {
-    println!("secret key (keep in CI's secrets, as CARGO_SEED_SIGNING_KEY): {secret_key}");
-    println!("public key (commit under [workspace.metadata.seed] trusted-keys): {public_key}");
+    out!("secret key (keep in CI's secrets, as CARGO_SEED_SIGNING_KEY): {secret_key}");
+    out!("public key (commit under [workspace.metadata.seed] trusted-keys): {public_key}");
 }

@@ -12,6 +12,7 @@ pub(crate) mod format;
 pub(crate) mod human;
 pub(crate) mod json;
 mod listing;
+pub(crate) mod terminal;
 
 pub use event::{Event, Explained, Rebuilt, SetupStatus, UnitAction, Why};
 

@@ -8,9 +8,9 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicBool;
 use std::time::{Duration, SystemTime};
 
-use super::relocate::{self, Moves};
+use super::relocate::{self, TextRewrite};
 use crate::cargo::layout::Layout;
-use crate::snapshot::archive::{self, ArchiveError, Unpacked};
+use crate::snapshot::archive::{self, ArchiveError, Room, Unpacked};
 use crate::snapshot::manifest::Unit;
 use crate::store::{blob_key, BlobCache, Store};
 use crate::Error;
@@ -28,11 +28,11 @@ pub(super) fn relocate_unit(
     layout: Layout,
     unit: &Unit,
     mut unpacked: Unpacked,
-    moves: &Moves,
+    text: &TextRewrite,
     plan: &relocate::Plan,
     stamp: SystemTime,
 ) -> Result<Unpacked, Error> {
-    if moves.is_empty() {
+    if text.moves().is_empty() {
         return Ok(unpacked);
     }
     if let Some(record) = plan.rewrites.get(&unit.id) {
@@ -47,7 +47,7 @@ pub(super) fn relocate_unit(
             continue;
         }
         let path = root.join(&*rel);
-        relocate::rewrite_text(&path, moves, stamp).map_err(Error::io("rewrite", &path))?;
+        text.rewrite(&path, stamp)?;
         *size = fs::metadata(&path).map_err(Error::io("read", &path))?.len();
     }
     if plan.rewrites.contains_key(&unit.id) {
@@ -89,10 +89,11 @@ pub(super) fn fetch_one(
     unit: &Unit,
     (root, layout): (&Path, Layout),
     stamp: SystemTime,
+    room: &Room,
 ) -> Result<(Unpacked, Origin), Error> {
     let owns = |path: &Path, is_dir: bool| layout.owns(&unit.id, path, is_dir);
     let sha256 = &unit.blob.sha256;
-    let unpack = |reader| archive::unpack(reader, &unit.blob, root, &owns, stamp, &CANCEL);
+    let unpack = |reader| archive::unpack(reader, &unit.blob, root, &owns, stamp, room, &CANCEL);
     if let Some(cache) = cache {
         if let Some(local) = cache.get(sha256) {
             match unpack(local) {

@@ -14,6 +14,7 @@ use std::time::{Instant, SystemTime};
 
 use crate::cargo::workspace::{self, Workspace};
 use crate::report::{Event, Reporter, UnitAction};
+use crate::snapshot::archive::Room;
 use crate::snapshot::manifest::Unit;
 use crate::snapshot::signing::TrustedKeys;
 use crate::snapshot::tracked;
@@ -178,21 +179,13 @@ pub fn restore(
     let old_state = read_state(&dest);
     let units: Vec<&Unit> = selected(manifest, &verdicts, with_incremental).collect();
     let total: u64 = units.iter().map(|u| u.blob.size).sum();
-    // What the blobs declare they unpack to (unpacking stops at that size),
-    // against what the file system has: a snapshot cannot fill the disk.
-    let needed = units
+    // What the blobs declare they unpack to: unpacking stops at that size.
+    let declared = units
         .iter()
         .map(|u| u.blob.unpacked)
         .fold(0u64, u64::saturating_add);
-    if let Some(available) = available_space(&staging.0) {
-        if needed.saturating_add(FREE_SPACE_MARGIN) > available {
-            return Err(Error::NoSpace {
-                dir: ws.build_dir.clone(),
-                needed,
-                available,
-            });
-        }
-    }
+    let room = free_room(declared, units.len(), &ws.build_dir, &staging.0)?;
+    let text = relocate::TextRewrite::new(&moves, declared);
     reporter.emit(Event::FetchStarted {
         units: units.len(),
         bytes: total,
@@ -232,14 +225,20 @@ pub fn restore(
                 (unpacked, UnitAction::Kept, false)
             }
             None => {
-                let (unpacked, from) =
-                    fetch_one(store, opts.cache, unit, (root, manifest.layout), stamp)?;
+                let (unpacked, from) = fetch_one(
+                    store,
+                    opts.cache,
+                    unit,
+                    (root, manifest.layout),
+                    stamp,
+                    &room,
+                )?;
                 fetched.fetch_add(unit.blob.size, Ordering::Relaxed);
                 if from == Origin::Cache {
                     cached.fetch_add(unit.blob.size, Ordering::Relaxed);
                 }
                 let unpacked =
-                    relocate_unit(root, manifest.layout, unit, unpacked, &moves, &plan, stamp)?;
+                    relocate_unit(root, manifest.layout, unit, unpacked, &text, &plan, stamp)?;
                 (unpacked, UnitAction::Fetched, from == Origin::Cache)
             }
         };
@@ -373,13 +372,48 @@ pub fn restore(
 
 /// Left free after unpacking, for cargo's own work.
 const FREE_SPACE_MARGIN: u64 = 256 << 20;
+/// Inodes left free after unpacking, for cargo's own work.
+const FREE_INODES_MARGIN: u64 = 64 << 10;
 
-/// Bytes an unprivileged user may still write on the file system of `dir`.
-fn available_space(dir: &Path) -> Option<u64> {
+/// The room `units` blobs that declare `needed` bytes may take on the file
+/// system of `staging`: what it has free, less the margins kept for cargo.
+/// Refused at once when the declared sizes do not fit, or no inode is left
+/// for one file per unit; while unpacking, each file, directory and link
+/// takes its cost from the room, so a snapshot cannot fill the disk
+/// whatever its blobs hold.
+fn free_room(needed: u64, units: usize, build_dir: &Path, staging: &Path) -> Result<Room, Error> {
+    let Some((available, inodes)) = free_space(staging) else {
+        return Ok(Room::unlimited());
+    };
+    if needed.saturating_add(FREE_SPACE_MARGIN) > available {
+        return Err(Error::NoSpace {
+            dir: build_dir.to_owned(),
+            needed,
+            available,
+        });
+    }
+    let inodes = match inodes {
+        Some(free) if (units as u64).saturating_add(FREE_INODES_MARGIN) > free => {
+            return Err(Error::NoInodes {
+                dir: build_dir.to_owned(),
+                available: free,
+            })
+        }
+        Some(free) => free - FREE_INODES_MARGIN,
+        None => u64::MAX,
+    };
+    Ok(Room::new(available - FREE_SPACE_MARGIN, inodes))
+}
+
+/// Bytes and inodes an unprivileged user may still take on the file system
+/// of `dir`; no inode count where the file system has no fixed number of
+/// them (btrfs reports none in total).
+fn free_space(dir: &Path) -> Option<(u64, Option<u64>)> {
     #[cfg(unix)]
     {
         let st = rustix::fs::statvfs(dir).ok()?;
-        Some(st.f_bavail.saturating_mul(st.f_frsize))
+        let inodes = (st.f_files > 0).then_some(st.f_favail);
+        Some((st.f_bavail.saturating_mul(st.f_frsize), inodes))
     }
     #[cfg(not(unix))]
     {

@@ -21,8 +21,9 @@ use std::collections::{BTreeMap, HashMap};
 use std::ffi::OsString;
 use std::fmt;
 use std::fs::{self, File, FileTimes};
-use std::io;
+use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::SystemTime;
 
 use crate::cargo::fingerprint::parse_hash_file;
@@ -80,12 +81,147 @@ impl Moves {
     }
 
     /// Replaces every moved directory in `text`.
+    #[cfg(test)]
     pub(crate) fn map_text(&self, text: &str) -> String {
-        let mut out = text.to_owned();
-        for (from, to) in &self.pairs {
-            out = out.replace(&*from.to_string_lossy(), &to.to_string_lossy());
+        let mut out = Vec::new();
+        self.map_stream(text.as_bytes(), &mut out, u64::MAX)
+            .expect("a Vec takes any size");
+        String::from_utf8(out).expect("paths in UTF-8 map to UTF-8")
+    }
+
+    /// How many times larger than its input a mapped text can be: the
+    /// largest ratio of a local directory's length to the one it replaces,
+    /// as each replacement consumes its `from`.
+    pub(crate) fn growth_factor(&self) -> u64 {
+        self.pairs
+            .iter()
+            .map(|(from, to)| {
+                let (from, to) = (path_bytes(from).len() as u64, path_bytes(to).len() as u64);
+                to.div_ceil(from.max(1))
+            })
+            .max()
+            .unwrap_or(1)
+            .max(1)
+    }
+
+    /// Copies `input` to `output` with every moved directory replaced, in
+    /// one pass: at each position the longest matching directory is
+    /// replaced, and nothing written is scanned again (so a local path
+    /// holding CI's is not replaced twice). Reads and writes a window at a
+    /// time. Fails with [`Overflow`] before writing more than `limit`
+    /// bytes. Returns the bytes written and whether any was replaced.
+    pub(crate) fn map_stream(
+        &self,
+        mut input: impl Read,
+        output: impl Write,
+        limit: u64,
+    ) -> io::Result<(u64, bool)> {
+        let pairs: Vec<(&[u8], &[u8])> = self
+            .pairs
+            .iter()
+            .map(|(from, to)| (path_bytes(from), path_bytes(to)))
+            .filter(|(from, _)| !from.is_empty())
+            .collect();
+        let mut starts = [false; 256];
+        for (from, _) in &pairs {
+            starts[usize::from(from[0])] = true;
         }
-        out
+        let longest = pairs.iter().map(|(from, _)| from.len()).max().unwrap_or(0);
+        let mut out = Bounded {
+            inner: io::BufWriter::new(output),
+            left: limit,
+        };
+        let mut replaced = false;
+        let mut window: Vec<u8> = Vec::with_capacity(WINDOW + longest);
+        let mut chunk = vec![0u8; WINDOW];
+        let mut eof = false;
+        while !eof || !window.is_empty() {
+            if !eof {
+                let n = match input.read(&mut chunk) {
+                    Ok(n) => n,
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                    Err(e) => return Err(e),
+                };
+                eof = n == 0;
+                window.extend_from_slice(&chunk[..n]);
+            }
+            // Positions whose match may run past the window wait for more
+            // input, unless there is none.
+            let settled = if eof {
+                window.len()
+            } else {
+                window.len().saturating_sub(longest.saturating_sub(1))
+            };
+            let mut at = 0;
+            while at < settled {
+                let next = window[at..settled]
+                    .iter()
+                    .position(|b| starts[usize::from(*b)])
+                    .map_or(settled, |i| at + i);
+                out.write_all(&window[at..next])?;
+                at = next;
+                if at == settled {
+                    break;
+                }
+                match pairs
+                    .iter()
+                    .find(|(from, _)| window[at..].starts_with(from))
+                {
+                    Some((from, to)) => {
+                        out.write_all(to)?;
+                        at += from.len();
+                        replaced = true;
+                    }
+                    None => {
+                        out.write_all(&window[at..=at])?;
+                        at += 1;
+                    }
+                }
+            }
+            window.drain(..at);
+        }
+        out.inner.flush()?;
+        Ok((limit - out.left, replaced))
+    }
+}
+
+/// The bytes of a path as they appear in the text files that hold it.
+fn path_bytes(path: &Path) -> &[u8] {
+    path.as_os_str().as_encoded_bytes()
+}
+
+/// How much of a text file is held in memory at once while it is mapped.
+const WINDOW: usize = 64 << 10;
+
+/// A writer that refuses to write more than `left` bytes in all.
+struct Bounded<W> {
+    inner: W,
+    left: u64,
+}
+
+/// The error [`Moves::map_stream`] fails with at its limit.
+#[derive(Debug)]
+pub(crate) struct Overflow;
+
+impl fmt::Display for Overflow {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("the rewritten text would exceed its bound")
+    }
+}
+
+impl std::error::Error for Overflow {}
+
+impl<W: Write> Write for Bounded<W> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        if buf.len() as u64 > self.left {
+            return Err(io::Error::other(Overflow));
+        }
+        let n = self.inner.write(buf)?;
+        self.left -= n as u64;
+        Ok(n)
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        self.inner.flush()
     }
 }
 
@@ -304,17 +440,109 @@ pub(crate) fn write_fingerprint(
     write_stamped(&json, record.fields.as_bytes(), stamp)
 }
 
-/// Rewrites the build machine's directories in a text file that tools read
-/// (rustc's `*.d`, a build script's `output`); other files are left alone.
-pub(crate) fn rewrite_text(path: &Path, moves: &Moves, stamp: SystemTime) -> io::Result<()> {
-    let Ok(text) = fs::read_to_string(path) else {
-        return Ok(());
-    };
-    let mapped = moves.map_text(&text);
-    if mapped != text {
-        write_stamped(path, mapped.as_bytes(), stamp)?;
+/// Rewrites the build machine's directories in the text files tools read
+/// (rustc's `*.d`, a build script's `output`), within bounds: a file grows
+/// at most by the [`Moves::growth_factor`], and all files of a seed
+/// together by at most what the seed's blobs declare they unpack to. A
+/// blob over either is refused, not left to cargo: the files are rewritten
+/// after the unit's verdict, and only a hostile store makes one (CI's text
+/// files name each path in full, once per line).
+#[derive(Debug)]
+pub(crate) struct TextRewrite<'a> {
+    moves: &'a Moves,
+    /// Bytes the rewritten files of the seed may still grow by.
+    growth_left: AtomicU64,
+}
+
+/// Why a text file could not be rewritten for this machine.
+#[derive(Debug, thiserror::Error)]
+pub enum RewriteError {
+    #[error("failed to rewrite the build machine's paths in {}", .path.display())]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+    #[error("rewriting the build machine's paths in {} would write more than {limit} bytes: more than its paths account for", .path.display())]
+    File { path: PathBuf, limit: u64 },
+    #[error("rewriting the build machine's paths in {} would grow the snapshot's files by more than the {budget} bytes its blobs declare", .path.display())]
+    Seed { path: PathBuf, budget: u64 },
+}
+
+impl<'a> TextRewrite<'a> {
+    /// `declared`: the size the seed's blobs declare they unpack to.
+    pub(crate) fn new(moves: &'a Moves, declared: u64) -> TextRewrite<'a> {
+        TextRewrite {
+            moves,
+            growth_left: AtomicU64::new(declared),
+        }
     }
-    Ok(())
+
+    pub(crate) fn moves(&self) -> &Moves {
+        self.moves
+    }
+
+    /// Rewrites `path` in place (keeping its inode, so hard links to it
+    /// see the change) and stamps it, if it names a moved directory.
+    /// Streams through a file beside it, never holding it whole.
+    pub(crate) fn rewrite(&self, path: &Path, stamp: SystemTime) -> Result<(), RewriteError> {
+        let io = |source| RewriteError::Io {
+            path: path.to_owned(),
+            source,
+        };
+        let size = fs::metadata(path).map_err(io)?.len();
+        let budget = self.growth_left.load(Ordering::Relaxed);
+        let per_file = size.saturating_mul(self.moves.growth_factor());
+        let limit = per_file.min(size.saturating_add(budget));
+        let mut temp_name = path.as_os_str().to_owned();
+        temp_name.push(".cargo-seed-rewrite");
+        let temp = PathBuf::from(temp_name);
+        let mapped = (|| {
+            let input = File::open(path)?;
+            let output = File::options().write(true).create_new(true).open(&temp)?;
+            self.moves.map_stream(input, output, limit)
+        })();
+        let (written, replaced) = match mapped {
+            Ok(done) => done,
+            Err(e) => {
+                let _ = fs::remove_file(&temp);
+                return Err(match e.get_ref().is_some_and(|e| e.is::<Overflow>()) {
+                    true if limit == per_file => RewriteError::File {
+                        path: path.to_owned(),
+                        limit,
+                    },
+                    true => RewriteError::Seed {
+                        path: path.to_owned(),
+                        budget,
+                    },
+                    false => io(e),
+                });
+            }
+        };
+        let grown = written.saturating_sub(size);
+        let charged = self
+            .growth_left
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |left| {
+                left.checked_sub(grown)
+            });
+        let result = match charged {
+            Err(_) => Err(RewriteError::Seed {
+                path: path.to_owned(),
+                budget,
+            }),
+            Ok(_) if replaced => copy_stamped(&temp, path, stamp).map_err(io),
+            Ok(_) => Ok(()),
+        };
+        let _ = fs::remove_file(&temp);
+        result
+    }
+}
+
+/// Replaces `to`'s contents with `from`'s in place, and stamps it.
+fn copy_stamped(from: &Path, to: &Path, stamp: SystemTime) -> io::Result<()> {
+    let mut out = File::options().write(true).truncate(true).open(to)?;
+    io::copy(&mut File::open(from)?, &mut out)?;
+    out.set_times(FileTimes::new().set_modified(stamp).set_accessed(stamp))
 }
 
 /// Replaces a file's contents in place (keeping its inode, so hard links to

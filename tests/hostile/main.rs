@@ -8,6 +8,8 @@
 mod common;
 mod replay;
 
+mod bounds;
+
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::Output;

@@ -145,3 +145,47 @@ fn debugger_scripts_hold_only_plain_paths() {
     );
     assert_eq!(left_out.len(), 2);
 }
+
+#[test]
+fn text_is_mapped_in_one_pass_across_windows_within_its_bound() {
+    // A Docker build at /app, seeded at /home/me/app: the local path holds
+    // CI's, and must not be replaced again.
+    let moves = Moves {
+        pairs: vec![
+            ("/app/target".into(), "/home/me/app/target".into()),
+            ("/app".into(), "/home/me/app".into()),
+        ],
+    };
+    assert_eq!(
+        moves.map_text("/app/src/a.rs /app/target/debug/x.rlib \n"),
+        "/home/me/app/src/a.rs /home/me/app/target/debug/x.rlib \n"
+    );
+    // Matches that straddle the window are found whole.
+    let line = "x: /app/target/debug/deps/libx.rlib\n";
+    let text = line.repeat(2 * WINDOW / line.len() + 3);
+    let mapped = moves.map_text(&text);
+    assert_eq!(mapped, text.replace("/app/", "/home/me/app/"));
+    assert_eq!(moves.growth_factor(), 3);
+
+    // A text that is nothing but a short directory grows by the factor,
+    // which bounds it; a bound below that stops the writing there.
+    let moves = Moves {
+        pairs: vec![("/q".into(), "/a/much/longer/local/path".into())],
+    };
+    let factor = moves.growth_factor();
+    assert_eq!(factor, 13);
+    let bomb = "/q".repeat(1000);
+    let mut out = Vec::new();
+    let (n, replaced) = moves
+        .map_stream(bomb.as_bytes(), &mut out, 1000 * 2 * factor)
+        .unwrap();
+    assert!(replaced);
+    assert_eq!(n, out.len() as u64);
+    assert_eq!(n, 1000 * 25);
+    let mut out = Vec::new();
+    let err = moves
+        .map_stream(bomb.as_bytes(), &mut out, 5000)
+        .unwrap_err();
+    assert!(err.get_ref().is_some_and(|e| e.is::<Overflow>()), "{err}");
+    assert!(out.len() <= 5000, "{}", out.len());
+}

@@ -30,6 +30,16 @@ pub enum ArchiveError {
         entry: String,
         why: &'static str,
     },
+    /// The blob makes more than its declared size accounts for.
+    #[error("blob {blob} is refused: {detail}")]
+    Excess { blob: String, detail: String },
+    /// The file system ran out of room (less the margin kept for cargo).
+    #[error("no {what} left for `{entry}` of blob {blob}: the file system is nearly full")]
+    NoRoom {
+        blob: String,
+        entry: String,
+        what: &'static str,
+    },
     /// The store's stream broke off and could not be resumed: a transport
     /// failure, not damage.
     #[error("download of blob {blob} broke off: {detail}")]

@@ -19,4 +19,4 @@ mod unpack;
 
 pub use error::ArchiveError;
 pub use pack::pack;
-pub use unpack::{unpack, Unpacked};
+pub use unpack::{unpack, Room, Unpacked};

@@ -5,12 +5,20 @@
 //!
 //! It must never write outside that root, whatever the blob says, nor report
 //! a damaged blob as the symptom it caused (the digest is judged first).
+//!
+//! What a blob may make is bounded by what its manifest declares, not only
+//! its bytes: the declared size caps the tar stream (headers included), and
+//! every entry, directory or link it makes, a directory implied by an
+//! entry's path included, counts against the entries that size can hold
+//! ([`max_entries`]). Paths are at most [`MAX_DEPTH`] components deep. What
+//! is written is charged to the file system's free room ([`Room`]), in
+//! inodes and blocks, so a snapshot cannot fill the disk.
 
 use std::collections::{HashMap, HashSet};
 use std::fs::{self, File, FileTimes};
 use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::SystemTime;
 
 use sha2::{Digest, Sha256};
@@ -31,16 +39,80 @@ pub struct Unpacked {
 /// Which paths (relative to the root) a blob may create: `(path, is_dir)`.
 pub(crate) type Owns<'a> = &'a (dyn Fn(&Path, bool) -> bool + Sync);
 
+/// The most components an entry's path may have below the root. Cargo's
+/// deepest are build scripts' outputs, `build/<pkg>-<hash>/out/...` (one
+/// more level in the per-unit layout): the deepest in real build dirs
+/// looked at is 9 (aws-lc-sys's
+/// `out/include/openssl/experimental/kem_deterministic_api.h`).
+pub const MAX_DEPTH: usize = 64;
+
+/// A tar header: the least a tar stream spends on one entry.
+const TAR_BLOCK: u64 = 512;
+
+/// What a file system spends on a directory, and the block a file's bytes
+/// are rounded up to, as charged to [`Room`] (ext4's and most others').
+const FS_BLOCK: u64 = 4096;
+
+/// How many entries (files, links, directories, whether the stream names
+/// them or an entry's path implies them) a blob may make: one per tar
+/// header its declared size holds, and the directories above its first
+/// entry (a unit's shared top directories have no entries of their own).
+pub fn max_entries(blob: &Blob) -> u64 {
+    blob.unpacked / TAR_BLOCK + MAX_DEPTH as u64
+}
+
+/// The free room left on the file system being unpacked to, shared by
+/// every blob of a seed: each file, directory and link takes what it costs
+/// from it before it is made, and unpacking stops when it runs out.
+#[derive(Debug)]
+pub struct Room {
+    bytes: AtomicU64,
+    inodes: AtomicU64,
+}
+
+impl Room {
+    pub fn new(bytes: u64, inodes: u64) -> Room {
+        Room {
+            bytes: AtomicU64::new(bytes),
+            inodes: AtomicU64::new(inodes),
+        }
+    }
+
+    /// Where the file system does not say (or has no inode limit).
+    pub fn unlimited() -> Room {
+        Room::new(u64::MAX, u64::MAX)
+    }
+
+    /// Takes `bytes` and `inodes`, or fails (taking nothing) naming what
+    /// ran out.
+    fn take(&self, bytes: u64, inodes: u64) -> Result<(), &'static str> {
+        let take = |left: &AtomicU64, n: u64| {
+            left.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |l| l.checked_sub(n))
+                .is_ok()
+        };
+        if !take(&self.inodes, inodes) {
+            return Err("inodes");
+        }
+        if !take(&self.bytes, bytes) {
+            self.inodes.fetch_add(inodes, Ordering::Relaxed);
+            return Err("space");
+        }
+        Ok(())
+    }
+}
+
 /// Unpacks `blob` read from `reader` below `root`, stamping every file with
 /// `mtime`. Every entry must be a path `owns` accepts, so a blob cannot plant
-/// files of another unit. The digest is checked over the whole stream; the
-/// caller must discard `root` on any error.
+/// files of another unit. What it writes is taken from `room`. The digest is
+/// checked over the whole stream; the caller must discard `root` on any
+/// error.
 pub fn unpack(
     reader: impl Read,
     blob: &Blob,
     root: &Path,
     owns: Owns,
     mtime: SystemTime,
+    room: &Room,
     cancel: &AtomicBool,
 ) -> Result<Unpacked, ArchiveError> {
     let name = &blob.sha256;
@@ -61,7 +133,12 @@ pub fn unpack(
             left: blob.unpacked,
         };
         let mut archive = tar::Archive::new(limited);
-        let written = unpack_entries(&mut archive, name, root, owns, mtime, cancel)?;
+        let bounds = Bounds {
+            declared: blob.unpacked,
+            entries: max_entries(blob),
+            room,
+        };
+        let written = unpack_entries(&mut archive, name, root, owns, mtime, &bounds, cancel)?;
         let mut rest = archive.into_inner();
         io::copy(&mut rest, &mut io::sink()).map_err(|e| corrupt(e.to_string()))?;
         Ok(written)
@@ -91,12 +168,21 @@ pub fn unpack(
     }
 }
 
+/// What one blob may make: entries by count, and room on the file system.
+struct Bounds<'a> {
+    /// The blob's declared size: no file is charged more.
+    declared: u64,
+    entries: u64,
+    room: &'a Room,
+}
+
 fn unpack_entries<R: Read>(
     archive: &mut tar::Archive<R>,
     name: &str,
     root: &Path,
     owns: Owns,
     mtime: SystemTime,
+    bounds: &Bounds,
     cancel: &AtomicBool,
 ) -> Result<Unpacked, ArchiveError> {
     let corrupt = |e: io::Error| ArchiveError::Corrupt {
@@ -112,6 +198,30 @@ fn unpack_entries<R: Read>(
     let mut ours: HashMap<PathBuf, u64> = HashMap::new();
     let mut real_dirs: HashSet<PathBuf> = HashSet::new();
     let mut done = Unpacked::default();
+    // Every directory this blob has counted, named or implied.
+    let mut dirs: HashSet<PathBuf> = HashSet::new();
+    let mut made = 0u64;
+    // Counts one thing the blob makes and takes its cost from the room.
+    let mut charge = |rel: &Path, bytes: u64, inodes: u64| {
+        made += 1;
+        if made > bounds.entries {
+            return Err(ArchiveError::Excess {
+                blob: name.to_owned(),
+                detail: format!(
+                    "it makes more than the {} files, links and directories its declared size holds",
+                    bounds.entries
+                ),
+            });
+        }
+        bounds
+            .room
+            .take(bytes, inodes)
+            .map_err(|what| ArchiveError::NoRoom {
+                blob: name.to_owned(),
+                entry: rel.display().to_string(),
+                what,
+            })
+    };
     for entry in archive.entries().map_err(corrupt)? {
         if cancel.load(Ordering::Relaxed) {
             return Err(ArchiveError::Cancelled);
@@ -120,6 +230,9 @@ fn unpack_entries<R: Read>(
         let rel = entry.path().map_err(corrupt)?.into_owned();
         if !is_plain_relative(&rel) {
             return Err(hostile(&rel, "not a plain relative path"));
+        }
+        if rel.components().count() > MAX_DEPTH {
+            return Err(hostile(&rel, "a path deeper than cargo makes"));
         }
         let dest = root.join(&rel);
         let kind = entry.header().entry_type();
@@ -137,6 +250,20 @@ fn unpack_entries<R: Read>(
         if through_link {
             return Err(hostile(&rel, "a path through a symlink"));
         }
+        // The directories the entry's path makes, itself if a directory.
+        let new_dirs: Vec<&Path> = if kind.is_dir() {
+            Some(rel.as_path())
+        } else {
+            rel.parent()
+        }
+        .into_iter()
+        .flat_map(Path::ancestors)
+        .filter(|d| !d.as_os_str().is_empty() && !dirs.contains(*d))
+        .collect();
+        for dir in new_dirs {
+            charge(dir, FS_BLOCK, 1)?;
+            dirs.insert(dir.to_owned());
+        }
         if kind.is_dir() {
             fs::create_dir_all(&dest).map_err(io_err("create", &dest))?;
             continue;
@@ -145,6 +272,9 @@ fn unpack_entries<R: Read>(
             fs::create_dir_all(parent).map_err(io_err("create", parent))?;
         }
         if kind.is_file() {
+            let size = entry.header().size().map_err(corrupt)?;
+            let size = size.min(bounds.declared);
+            charge(&rel, size.div_ceil(FS_BLOCK) * FS_BLOCK, 1)?;
             let mode = entry.header().mode().map_err(corrupt)? & 0o777;
             let mut file = create_new(&dest, mode).map_err(|e| {
                 if e.kind() == io::ErrorKind::AlreadyExists {
@@ -170,6 +300,7 @@ fn unpack_entries<R: Read>(
             let Some(&n) = ours.get(&target).filter(|_| is_plain_relative(&target)) else {
                 return Err(hostile(&rel, "a hard link to a file outside this blob"));
             };
+            charge(&rel, 0, 0)?;
             fs::hard_link(root.join(&target), &dest).map_err(io_err("link", &dest))?;
             ours.insert(rel.clone(), n);
             done.files.push((rel, n));
@@ -184,6 +315,7 @@ fn unpack_entries<R: Read>(
             if !is_plain_relative(&target) {
                 return Err(hostile(&rel, "a symlink that may leave the target dir"));
             }
+            charge(&rel, 0, 1)?;
             symlink(&target, &dest).map_err(io_err("link", &dest))?;
             done.symlinks = true;
         } else if matches!(

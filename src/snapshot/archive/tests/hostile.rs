@@ -92,6 +92,7 @@ fn refused_in(
         &s.root,
         &any,
         SystemTime::now(),
+        &Room::unlimited(),
         &no_cancel(),
     );
     // The file system first: it shows what an accepted entry did.
@@ -245,6 +246,7 @@ fn more_data_than_declared_is_refused_and_not_written() {
         &s.root,
         &any,
         SystemTime::now(),
+        &Room::unlimited(),
         &no_cancel(),
     );
     let written: u64 = fs::read_dir(&s.root)
@@ -255,4 +257,66 @@ fn more_data_than_declared_is_refused_and_not_written() {
     let err = result.expect_err("the blob was unpacked");
     assert!(matches!(err, ArchiveError::Corrupt { .. }), "{err}");
     assert!(err.to_string().contains("more bytes than"), "{err}");
+}
+
+/// Appends a regular file through the builder, which writes a GNU long
+/// name header for a path longer than a header holds.
+fn long_entry(b: &mut tar::Builder<Vec<u8>>, path: &str, data: &[u8]) {
+    let mut h = tar::Header::new_gnu();
+    h.set_size(data.len() as u64);
+    h.set_mode(0o644);
+    b.append_data(&mut h, path, data).unwrap();
+}
+
+/// Directories below `dir`, links not followed.
+fn dirs_below(dir: &Path) -> usize {
+    listing(dir)
+        .iter()
+        .filter(|(_, what)| what == "dir")
+        .count()
+}
+
+#[test]
+fn a_path_deeper_than_cargo_makes_is_refused() {
+    let deep = format!("{}f", "d/".repeat(unpack::MAX_DEPTH));
+    let (s, result) = refused(|b, _| {
+        // Declared bytes enough for every directory on the way.
+        long_entry(b, "pad", &[0u8; 128 << 10]);
+        long_entry(b, &deep, b"x");
+    });
+    assert_eq!(dirs_below(&s.root), 0);
+    assert_hostile(&result, &deep, "a path deeper than cargo makes");
+}
+
+#[test]
+fn unpacking_stops_where_the_file_system_room_runs_out() {
+    let blob = |b: &mut tar::Builder<Vec<u8>>| {
+        for i in 0..20 {
+            long_entry(b, &format!("dir/f{i}"), b"x");
+        }
+        long_entry(b, "big", &[7u8; 64 << 10]);
+    };
+    for (room, what) in [
+        (Room::new(1 << 30, 10), "inodes"),
+        (Room::new(20 * 4096 + 4096, 1000), "space"),
+    ] {
+        let s = site();
+        let (z, declared) = hostile_blob(blob);
+        let result = unpack(
+            &z[..],
+            &declared,
+            &s.root,
+            &any,
+            SystemTime::now(),
+            &room,
+            &no_cancel(),
+        );
+        match result {
+            Err(ArchiveError::NoRoom { what: w, .. }) => assert_eq!(w, what),
+            other => panic!("expected no room for {what}, got {other:?}"),
+        }
+        let made = listing(&s.root).len();
+        assert!(made <= 21, "{made} entries made");
+        assert!(!s.root.join("big").exists());
+    }
 }

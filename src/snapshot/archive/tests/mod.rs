@@ -22,7 +22,16 @@ fn any(_: &Path, _: bool) -> bool {
 
 /// Unpacks `reader` into `root`, expecting it to fail.
 fn unpack_err(reader: impl Read, blob: &Blob, root: &Path) -> ArchiveError {
-    unpack(reader, blob, root, &any, SystemTime::now(), &no_cancel()).unwrap_err()
+    unpack(
+        reader,
+        blob,
+        root,
+        &any,
+        SystemTime::now(),
+        &Room::unlimited(),
+        &no_cancel(),
+    )
+    .unwrap_err()
 }
 
 /// The packed bytes of [`sample`]'s unit, and its blob record.
@@ -56,7 +65,7 @@ fn round_trip_is_deterministic_and_restores_links() {
     let dest = dir.path().join("dest");
     let t = SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(1_700_000_000);
     let f = File::open(dir.path().join("1.zst")).unwrap();
-    unpack(f, &b1, &dest, &any, t, &no_cancel()).unwrap();
+    unpack(f, &b1, &dest, &any, t, &Room::unlimited(), &no_cancel()).unwrap();
     assert_eq!(fs::read(dest.join("unit/a")).unwrap(), b"alpha");
     assert_eq!(fs::read(dest.join("unit/out/b")).unwrap().len(), 100_000);
     assert_eq!(
