@@ -84,7 +84,7 @@ fn main() {
     let origin = root.join("origin");
     let fixture = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/sample-ws");
     run(
-        &root.parent().unwrap().to_path_buf(),
+        root.parent().unwrap(),
         &format!(
             "mkdir -p {o} && cp -r {f}/. {o} && rm -rf {o}/target && cd {o} && git init -q && git add -A && git -c user.name=b -c user.email=b@b commit -qm fixture",
             o = origin.display(),

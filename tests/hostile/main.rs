@@ -6,9 +6,9 @@
 
 #[path = "../common/mod.rs"]
 mod common;
-mod replay;
 
 mod bounds;
+mod replay;
 
 use std::fs;
 use std::path::{Path, PathBuf};
