@@ -18,7 +18,7 @@ use crate::snapshot::manifest::Unit;
 use crate::snapshot::signing::TrustedKeys;
 use crate::store::{BlobCache, Store};
 use crate::{pool, Error};
-pub use fetch::CANCEL;
+pub use cancel::CANCEL;
 use fetch::{fetch_one, keep_from, relocate_unit, Origin};
 pub use outcome::Outcome;
 pub use plan::{choose, rebuilt_list, want};
@@ -29,6 +29,7 @@ use swap::{
     recover_or_remove_leftovers, Staging, State, UnitState, STATE_FILE,
 };
 
+mod cancel;
 mod fetch;
 pub mod freshness;
 mod outcome;
