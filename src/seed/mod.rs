@@ -270,10 +270,12 @@ pub fn restore(
             reason: format!("{trouble}: {}", trouble.source),
         });
     }
-    result?;
+    // Before the workers' errors: a read that Ctrl-C stopped fails in
+    // whatever way its reader reports it.
     if CANCEL.load(Ordering::Relaxed) {
         return Err(Error::Interrupted);
     }
+    result?;
     outcome.fetched_bytes = fetched.into_inner();
     outcome.cached_bytes = cached.into_inner();
     outcome.kept = kept.into_inner();
