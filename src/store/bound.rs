@@ -4,11 +4,13 @@
 //! A transport's timeout bounds each wait for the next bytes; that alone
 //! lets a server that trickles a byte now and then hold a seed forever. So
 //! a download of an object expected to hold `size` bytes gets a deadline of
-//! `allowance + size / rate`: the allowance is one wait for an answer (the
-//! HTTP store's `CARGO_SEED_HTTP_TIMEOUT`, 60 s by default), the rate is
-//! `CARGO_SEED_MIN_RATE` ([`DEFAULT_MIN_RATE`] by default). Every read, and
-//! every retry or resume of the request, checks the deadline and the
-//! cancel flag first.
+//! `WAITS × wait + size / rate`: `wait` is the transport's wait for an
+//! answer (the HTTP store's `CARGO_SEED_HTTP_TIMEOUT`, 60 s by default), and
+//! [`WAITS`] of them leave room for a slow answer, a stall detected and
+//! resumed, and a retry, which the transports' retry policies promise to
+//! ride out; the rate is `CARGO_SEED_MIN_RATE` ([`DEFAULT_MIN_RATE`] by
+//! default). Every read, and every retry or resume of the request, checks
+//! the deadline and the cancel flag first.
 //!
 //! It must never let a download go on past its deadline, or after the flag
 //! is set, by more than one wait for bytes.
@@ -26,9 +28,16 @@ use crate::store::api::{ReadBound, StoreError};
 /// only trickles to keep a connection open.
 pub const DEFAULT_MIN_RATE: u64 = 64 << 10;
 
-/// The allowance of a store whose transport has no timeout of ours to
-/// reuse (S3): as long as the HTTP store's default wait for an answer.
-pub(crate) const DEFAULT_ALLOWANCE: Duration = Duration::from_secs(60);
+/// How many of its transport's waits for an answer a download is allowed
+/// besides the time its bytes take at the minimum rate: one would leave no
+/// room for a retry or a resume after a stall, which the transports exist
+/// to ride out.
+pub(crate) const WAITS: u32 = 3;
+
+/// The wait of a store whose transport has no timeout of ours to reuse
+/// (S3): the HTTP store's default. Three of them are also `object_store`'s
+/// retry timeout.
+pub(crate) const DEFAULT_WAIT: Duration = Duration::from_secs(60);
 
 /// How often a wait between retries looks at the cancel flag.
 const SLICE: Duration = Duration::from_millis(100);
@@ -94,8 +103,9 @@ pub(crate) struct Deadline {
 
 impl Deadline {
     /// Starts the clock of a download within `bound`, at `rate` bytes per
-    /// second after `allowance`.
-    pub fn start(allowance: Duration, rate: u64, bound: ReadBound) -> Deadline {
+    /// second after [`WAITS`] times `wait`.
+    pub fn start(wait: Duration, rate: u64, bound: ReadBound) -> Deadline {
+        let allowance = wait.saturating_mul(WAITS);
         let sending = Duration::try_from_secs_f64(bound.size as f64 / rate.max(1) as f64)
             .unwrap_or(Duration::MAX);
         let allowed = allowance.saturating_add(sending);
@@ -117,7 +127,7 @@ impl Deadline {
         match self.at {
             Some(at) if Instant::now() >= at => Err(Stop::TooSlow(format!(
                 "it took longer than {}s, the time allowed for {} at {}/s \
-                 (CARGO_SEED_MIN_RATE) after {}s for the answer",
+                 (CARGO_SEED_MIN_RATE) after {}s for answers and retries",
                 self.allowed.as_secs(),
                 bytes(self.bound.size),
                 bytes(self.rate),
@@ -179,7 +189,7 @@ mod tests {
             cancel: &NEVER,
         };
         let d = Deadline::start(Duration::from_secs(60), DEFAULT_MIN_RATE, bound);
-        assert_eq!(d.allowed(), Duration::from_secs(60 + 1600));
+        assert_eq!(d.allowed(), Duration::from_secs(180 + 1600));
         // Sizes no store holds still give a deadline, never an overflow.
         let huge = ReadBound {
             size: u64::MAX,

@@ -331,9 +331,9 @@ fn a_trickled_blob_over_http_is_given_up_at_its_deadline() {
         Body::Trickle(Duration::from_millis(200)),
     );
     // Each read waits far less than the timeout; the whole download may
-    // take 2 s plus its size at 1 MiB/s.
+    // take three timeouts (3 s) plus its size at 1 MiB/s.
     let env = [
-        ("CARGO_SEED_HTTP_TIMEOUT", "2"),
+        ("CARGO_SEED_HTTP_TIMEOUT", "1"),
         ("CARGO_SEED_MIN_RATE", "1M"),
     ];
     v.assert_refused_within(&server.url, &env, 1, "was given up: it took longer than");
@@ -352,9 +352,9 @@ fn endless_and_trickled_manifests_over_http_are_bounded() {
     ] {
         let v = Victim::new(&format!("reads-{case}-manifest"));
         let server = Hostile::start(v.store.clone(), v.manifest_key(), body);
-        // 2 s for the answer, then the manifest's cap at 1 GiB/s.
+        // Three timeouts (3 s), then the manifest's cap at 1 GiB/s.
         let env = [
-            ("CARGO_SEED_HTTP_TIMEOUT", "2"),
+            ("CARGO_SEED_HTTP_TIMEOUT", "1"),
             ("CARGO_SEED_MIN_RATE", "1G"),
         ];
         v.assert_refused_within(&server.url, &env, code, says);

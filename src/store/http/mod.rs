@@ -7,8 +7,8 @@
 //! with bounded exponential backoff, honouring `Retry-After`. A request that
 //! waits longer than `CARGO_SEED_HTTP_TIMEOUT` (60 s) for its answer, or a
 //! download for its next bytes, is given up and retried (resumed). A
-//! download as a whole is given up at its deadline: that timeout plus its
-//! expected size at `CARGO_SEED_MIN_RATE` (see `store::bound`). The
+//! download as a whole is given up at its deadline: three such timeouts plus
+//! its expected size at `CARGO_SEED_MIN_RATE` (see `store::bound`). The
 //! bearer token from `CARGO_SEED_TOKEN` is sent but never printed. Proxies
 //! follow `HTTP(S)_PROXY`/`NO_PROXY`; TLS is rustls.
 //!
@@ -61,8 +61,8 @@ pub struct HttpStore {
     base: String,
     client: Client,
     token: Option<String>,
-    /// How long a request waits for its answer: also the allowance of a
-    /// download's deadline.
+    /// How long a request waits for its answer: also what a download's
+    /// deadline allows for answers and retries (three of them).
     timeout: Duration,
     /// `CARGO_SEED_MIN_RATE`, bytes per second.
     min_rate: u64,

@@ -149,7 +149,7 @@ fn trickle() -> String {
 #[test]
 fn a_trickling_download_is_given_up_at_its_deadline() {
     let url = trickle();
-    // 1 s for the answer, then 1 KiB at 1 MiB/s.
+    // 3 s for answers and retries, then 1 KiB at 1 MiB/s.
     let store = HttpStore::with_options(&url, None, Duration::from_secs(1), 1 << 20).unwrap();
     let bound = ReadBound {
         size: 1024,

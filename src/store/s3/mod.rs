@@ -11,8 +11,8 @@
 //! bounded backoff), and a download whose body breaks is resumed from where
 //! it stopped, pinned to the same ETag. Objects are written whole: a single
 //! PUT, or a multipart upload completed in one request, so a key never shows
-//! a partial object. A download as a whole is given up at its deadline: a
-//! minute plus its expected size at `CARGO_SEED_MIN_RATE` (see
+//! a partial object. A download as a whole is given up at its deadline:
+//! three minutes plus its expected size at `CARGO_SEED_MIN_RATE` (see
 //! `store::bound`).
 //!
 //! The parts: the client's `config`, the whole-object `upload`, the
@@ -33,7 +33,7 @@ use object_store::{
 use tokio::runtime::Runtime;
 
 use crate::store::api::{Listing, ReadBound, Store, StoreError};
-use crate::store::bound::{Deadline, DEFAULT_ALLOWANCE};
+use crate::store::bound::{Deadline, DEFAULT_WAIT};
 
 mod config;
 mod download;
@@ -233,7 +233,7 @@ impl Store for S3Store {
     /// The deadline is checked before the request and before each wait for
     /// the next chunk; `object_store`'s read timeout bounds each wait.
     fn get(&self, key: &str, bound: ReadBound) -> Result<Box<dyn Read + Send>, StoreError> {
-        let deadline = Deadline::start(DEFAULT_ALLOWANCE, self.min_rate, bound);
+        let deadline = Deadline::start(DEFAULT_WAIT, self.min_rate, bound);
         deadline
             .check()
             .map_err(|stop| stop.into_store(self.location(), key))?;
