@@ -141,7 +141,9 @@ impl Error {
         match self {
             Error::NoSnapshot { .. } => ExitCode::NoSnapshot,
             Error::BuildStatePresent { .. } => ExitCode::BuildStatePresent,
-            Error::Interrupted | Error::Archive(ArchiveError::Cancelled) => ExitCode::Interrupted,
+            Error::Interrupted
+            | Error::Archive(ArchiveError::Cancelled)
+            | Error::Store(StoreError::Interrupted { .. }) => ExitCode::Interrupted,
             _ => ExitCode::Failure,
         }
     }
@@ -156,9 +158,17 @@ impl Error {
             Error::BuildStatePresent { .. } => Some(
                 "pass --force to replace it (units already there are reused), or run `cargo clean` first".into(),
             ),
-            Error::Archive(ArchiveError::Digest { .. } | ArchiveError::Corrupt { .. })
-            | Error::Store(StoreError::NotFound { .. }) => Some(
+            Error::Archive(
+                ArchiveError::Digest { .. }
+                | ArchiveError::Corrupt { .. }
+                | ArchiveError::Oversized { .. },
+            )
+            | Error::Store(StoreError::NotFound { .. } | StoreError::NotAFile { .. }) => Some(
                 "the snapshot in the store is damaged or incomplete; seed another with --commit, or republish it".into(),
+            ),
+            Error::Archive(ArchiveError::TooSlow { .. })
+            | Error::Store(StoreError::TooSlow { .. }) => Some(
+                "the store sent too slowly; check the connection, then seed again (nothing was changed), or allow a slower one with CARGO_SEED_MIN_RATE (bytes per second, such as 16K)".into(),
             ),
             Error::Archive(ArchiveError::Fetch { .. }) => Some(
                 "the connection to the store kept failing; check that it is reachable, then seed again (nothing was changed)".into(),

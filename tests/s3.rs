@@ -441,8 +441,13 @@ fn a_blob_over_the_part_size_is_published_in_parts_and_seeds() {
 /// a multipart upload, a bucket without a prefix and one with a deep prefix.
 #[test]
 fn objects_round_trip_with_and_without_a_prefix_and_in_parts() {
-    use cargo_seed::store::{S3Store, Store, StoreError};
+    use cargo_seed::store::{ReadBound, S3Store, Store, StoreError};
     use sha2::{Digest, Sha256};
+    static NEVER: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+    let bound = ReadBound {
+        size: 20 << 20,
+        cancel: &NEVER,
+    };
 
     let moto = Moto::shared();
     let bucket = moto.bucket("objects");
@@ -488,7 +493,7 @@ fn objects_round_trip_with_and_without_a_prefix_and_in_parts() {
         assert!(!etag("blobs/ab/small.zst").contains('-'), "{etags:?}");
         let mut body = Vec::new();
         store
-            .get("blobs/ab/big.zst")
+            .get("blobs/ab/big.zst", bound)
             .unwrap()
             .read_to_end(&mut body)
             .unwrap();
@@ -515,7 +520,7 @@ fn objects_round_trip_with_and_without_a_prefix_and_in_parts() {
             assert!(!store.exists(key).unwrap());
         }
         assert!(matches!(
-            store.get("blobs/ab/big.zst").map(drop),
+            store.get("blobs/ab/big.zst", bound).map(drop),
             Err(StoreError::NotFound { .. })
         ));
         assert_eq!(store.modified("blobs/ab/big.zst").unwrap(), None);

@@ -5,20 +5,17 @@
 
 use std::fs::{self, File, FileTimes};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::AtomicBool;
 use std::time::{Duration, SystemTime};
 
+use super::cancel::CANCEL;
 use super::relocate::{self, TextRewrite};
 use crate::cargo::layout::Layout;
 use crate::snapshot::archive::{self, ArchiveError, Room, Unpacked};
 use crate::snapshot::manifest::Unit;
-use crate::store::{blob_key, BlobCache, Store};
+use crate::store::{blob_key, BlobCache, ReadBound, Store};
 use crate::Error;
 
 use super::swap::State;
-
-/// Set by the Ctrl-C handler; workers stop at the next entry.
-pub static CANCEL: AtomicBool = AtomicBool::new(false);
 
 /// Rewrites what a fetched unit says about the build machine's paths: its
 /// fingerprint (when the plan changed it), rustc's `*.d` files and a build
@@ -74,7 +71,10 @@ pub(super) enum Origin {
 pub(super) fn is_damage(e: &ArchiveError) -> bool {
     matches!(
         e,
-        ArchiveError::Digest { .. } | ArchiveError::Corrupt { .. } | ArchiveError::Fetch { .. }
+        ArchiveError::Digest { .. }
+            | ArchiveError::Corrupt { .. }
+            | ArchiveError::Fetch { .. }
+            | ArchiveError::Oversized { .. }
     )
 }
 
@@ -107,7 +107,11 @@ pub(super) fn fetch_one(
         }
     }
     let attempt = || -> Result<Unpacked, Error> {
-        let reader = store.get(&blob_key(sha256))?;
+        let bound = ReadBound {
+            size: unit.blob.size,
+            cancel: &CANCEL,
+        };
+        let reader = store.get(&blob_key(sha256), bound)?;
         let reader = match cache {
             Some(cache) => cache.tee(sha256, unit.blob.size, reader),
             None => reader,

@@ -20,7 +20,7 @@ use crate::snapshot::signing::TrustedKeys;
 use crate::snapshot::tracked;
 use crate::store::{self, BlobCache, Store};
 use crate::{pool, Error};
-pub use fetch::CANCEL;
+pub use cancel::CANCEL;
 use fetch::{fetch_one, keep_from, relocate_unit, Origin};
 pub use outcome::Outcome;
 pub use plan::{choose, rebuilt_list, want};
@@ -31,6 +31,7 @@ use swap::{
     recover_or_remove_leftovers, Staging, State, UnitState, STATE_FILE,
 };
 
+mod cancel;
 mod fetch;
 pub mod freshness;
 mod outcome;
@@ -278,10 +279,12 @@ pub fn restore(
             reason: format!("{trouble}: {}", trouble.source),
         });
     }
-    result?;
+    // Before the workers' errors: a read that Ctrl-C stopped fails in
+    // whatever way its reader reports it.
     if CANCEL.load(Ordering::Relaxed) {
         return Err(Error::Interrupted);
     }
+    result?;
     outcome.fetched_bytes = fetched.into_inner();
     outcome.cached_bytes = cached.into_inner();
     outcome.kept = kept.into_inner();

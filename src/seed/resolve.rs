@@ -13,6 +13,8 @@ use crate::snapshot::want::{Mismatch, Want};
 use crate::store::{self, snapshot_prefix, Store, StoreError};
 use crate::Error;
 
+use super::cancel::CANCEL;
+
 /// A snapshot found in the store, usable or not.
 #[derive(Debug)]
 pub(crate) struct Listed {
@@ -77,7 +79,11 @@ pub(crate) fn read_manifest(
     key: &str,
     trust: Option<&TrustedKeys>,
 ) -> Result<(Manifest, Option<KeyId>), Error> {
-    let raw = store::read_capped(store, key, MANIFEST_CAP)?;
+    let raw = match store::read_capped(store, key, MANIFEST_CAP, &CANCEL) {
+        Ok(raw) => raw,
+        Err(StoreError::Interrupted { .. }) => return Err(Error::Interrupted),
+        Err(e) => return Err(e.into()),
+    };
     let signer = match trust {
         Some(trust) => Some(authenticate(store, key, &raw, trust)?),
         None => None,
@@ -116,14 +122,15 @@ fn authenticate(
     let Some((commit, variant)) = store::parse_manifest_key(key) else {
         return Err(refused(Refusal::Misplaced));
     };
-    let signature = match store::read_capped(store, &store::signature_key(key), SIGNATURE_CAP) {
-        Ok(bytes) => Some(bytes),
-        Err(StoreError::NotFound { .. }) => None,
-        Err(StoreError::TooLarge { .. }) => {
-            return Err(refused(Refusal::Malformed(SignatureFileError::TooLarge)))
-        }
-        Err(e) => return Err(e.into()),
-    };
+    let signature =
+        match store::read_capped(store, &store::signature_key(key), SIGNATURE_CAP, &CANCEL) {
+            Ok(bytes) => Some(bytes),
+            Err(StoreError::NotFound { .. }) => None,
+            Err(StoreError::TooLarge { .. }) => {
+                return Err(refused(Refusal::Malformed(SignatureFileError::TooLarge)))
+            }
+            Err(e) => return Err(e.into()),
+        };
     trust
         .verify(commit, variant, raw, signature.as_deref())
         .map_err(refused)
@@ -166,10 +173,13 @@ pub(crate) fn snapshots_at(
                     .map(|why| Unusable::Mismatch { why });
                 (Ok(m), why, signer)
             }
-            // A manifest that is there but unreadable or not authentic is
-            // skipped and named; a store that cannot be read is an error of
-            // its own.
-            Err(e @ (Error::Manifest { .. } | Error::Store(StoreError::TooLarge { .. }))) => {
+            // A manifest that is there but unreadable (too large, or not a
+            // regular file) or not authentic is skipped and named; a store
+            // that cannot be read is an error of its own.
+            Err(
+                e @ (Error::Manifest { .. }
+                | Error::Store(StoreError::TooLarge { .. } | StoreError::NotAFile { .. })),
+            ) => {
                 let why = Unusable::Unreadable {
                     error: e.to_string(),
                 };

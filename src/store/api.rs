@@ -4,6 +4,7 @@
 
 use std::io::{self, Read};
 use std::path::Path;
+use std::sync::atomic::AtomicBool;
 use std::time::SystemTime;
 
 #[derive(Debug, thiserror::Error)]
@@ -51,6 +52,24 @@ pub enum StoreError {
         key: String,
         cap: u64,
     },
+    /// A directory store (or the blob cache) holds something else than a
+    /// regular file under a key: it is never opened for reading.
+    #[error("{store}: `{key}` is {kind}, not a regular file")]
+    NotAFile {
+        store: String,
+        key: String,
+        kind: &'static str,
+    },
+    /// The download went on past its deadline (see [`ReadBound`]).
+    #[error("{store}: download of `{key}` was given up: {why}")]
+    TooSlow {
+        store: String,
+        key: String,
+        why: String,
+    },
+    /// The read was stopped by its [`ReadBound::cancel`] flag (Ctrl-C).
+    #[error("{store}: reading `{key}` was interrupted")]
+    Interrupted { store: String, key: String },
 }
 
 fn stale(age: &Option<std::time::Duration>) -> String {
@@ -68,8 +87,13 @@ pub trait Store: Send + Sync {
     /// write (HTTP, S3), so that seeding from it without checking
     /// signatures deserves a warning. No default: each backend decides.
     fn is_remote(&self) -> bool;
-    /// Opens an object for streaming.
-    fn get(&self, key: &str) -> Result<Box<dyn Read + Send>, StoreError>;
+    /// Opens an object for streaming, within `bound`: a directory store
+    /// opens only a regular file (never a symlink, FIFO or device), and a
+    /// remote store's reads fail once the download has taken longer than
+    /// `bound.size` bytes may take at the minimum rate, or once
+    /// `bound.cancel` is set. The caller still reads no more than the size
+    /// it expects: the store does not cut the stream.
+    fn get(&self, key: &str, bound: ReadBound) -> Result<Box<dyn Read + Send>, StoreError>;
     fn exists(&self, key: &str) -> Result<bool, StoreError>;
     /// Stores the contents of `src` under `key`, atomically. `src` may be
     /// consumed (moved) by the store.
@@ -91,6 +115,15 @@ pub trait Store: Send + Sync {
     /// Fails for an object that is not there: publishing relies on that
     /// instead of asking first.
     fn touch(&self, key: &str) -> Result<(), StoreError>;
+}
+
+/// What bounds one [`Store::get`]: the most bytes the object may hold, which
+/// sets how long a remote store may take to send it, and a flag that stops
+/// the reads once set (the seed's Ctrl-C flag).
+#[derive(Debug, Clone, Copy)]
+pub struct ReadBound {
+    pub size: u64,
+    pub cancel: &'static AtomicBool,
 }
 
 /// One object found by [`Store::list`].

@@ -6,7 +6,8 @@ use std::path::{Path, PathBuf};
 
 use std::time::SystemTime;
 
-use super::api::{Listing, Store, StoreError};
+use super::api::{Listing, ReadBound, Store, StoreError};
+use super::file::open_regular;
 
 /// A directory on a local (or mounted) file system.
 pub struct LocalStore {
@@ -54,9 +55,16 @@ impl Store for LocalStore {
         false
     }
 
-    fn get(&self, key: &str) -> Result<Box<dyn Read + Send>, StoreError> {
-        match fs::File::open(self.path(key)) {
-            Ok(f) => Ok(Box::new(f)),
+    /// A local file needs no deadline: it is a regular file, and its
+    /// reader reads no more than it expects.
+    fn get(&self, key: &str, _bound: ReadBound) -> Result<Box<dyn Read + Send>, StoreError> {
+        match open_regular(&self.path(key)) {
+            Ok(Ok(f)) => Ok(Box::new(f)),
+            Ok(Err(kind)) => Err(StoreError::NotAFile {
+                store: self.location(),
+                key: key.to_owned(),
+                kind,
+            }),
             Err(e) if e.kind() == io::ErrorKind::NotFound => Err(StoreError::NotFound {
                 store: self.location(),
                 key: key.to_owned(),

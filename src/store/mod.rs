@@ -11,18 +11,21 @@
 //! Blobs fetched from a remote store are also kept in a local [`BlobCache`]
 //! (see `cache`); the layout of that cache is known here only.
 
-use std::io::Read;
+use std::io::{self, Read};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 
 mod api;
+pub(crate) mod bound;
 pub(crate) mod cache;
+mod file;
 mod http;
 mod layout;
 mod local;
 mod s3;
 
 pub(crate) use api::causes;
-pub use api::{Listing, Store, StoreError};
+pub use api::{Listing, ReadBound, Store, StoreError};
 pub use cache::BlobCache;
 pub use http::HttpStore;
 pub use layout::{
@@ -33,19 +36,22 @@ pub use local::LocalStore;
 pub use s3::S3Store;
 
 /// An object's bytes, refused with [`StoreError::TooLarge`] beyond `cap`
-/// bytes: at most `cap + 1` bytes are ever read, whatever the store sends.
-pub(crate) fn read_capped(store: &dyn Store, key: &str, cap: u64) -> Result<Vec<u8>, StoreError> {
+/// bytes: at most `cap + 1` bytes are ever read, whatever the store sends,
+/// within the time `cap` bytes may take (see `bound`); once `cancel` is set
+/// the read stops with [`StoreError::Interrupted`].
+pub(crate) fn read_capped(
+    store: &dyn Store,
+    key: &str,
+    cap: u64,
+    cancel: &'static AtomicBool,
+) -> Result<Vec<u8>, StoreError> {
     let mut body = Vec::new();
+    let bound = ReadBound { size: cap, cancel };
     store
-        .get(key)?
+        .get(key, bound)?
         .take(cap.saturating_add(1))
         .read_to_end(&mut body)
-        .map_err(|source| StoreError::Io {
-            store: store.location(),
-            op: "read",
-            key: key.to_owned(),
-            source,
-        })?;
+        .map_err(|source| read_error(store, key, cancel, source))?;
     if body.len() as u64 > cap {
         return Err(StoreError::TooLarge {
             store: store.location(),
@@ -54,6 +60,28 @@ pub(crate) fn read_capped(store: &dyn Store, key: &str, cap: u64) -> Result<Vec<
         });
     }
     Ok(body)
+}
+
+/// A failed read of `key` as its reader saw it: stopped by its flag, past
+/// its deadline, or broken.
+fn read_error(store: &dyn Store, key: &str, cancel: &AtomicBool, source: io::Error) -> StoreError {
+    let (store, key) = (store.location(), key.to_owned());
+    if cancel.load(Ordering::Relaxed) {
+        StoreError::Interrupted { store, key }
+    } else if source.kind() == io::ErrorKind::TimedOut {
+        StoreError::TooSlow {
+            store,
+            key,
+            why: source.to_string(),
+        }
+    } else {
+        StoreError::Io {
+            store,
+            op: "read",
+            key,
+            source,
+        }
+    }
 }
 
 /// Which backend a store is: what a `--store` value names, and what a
@@ -118,6 +146,12 @@ mod tests {
     use super::*;
     use std::fs;
 
+    static NEVER: AtomicBool = AtomicBool::new(false);
+    const ANY: ReadBound = ReadBound {
+        size: 1 << 20,
+        cancel: &NEVER,
+    };
+
     #[test]
     fn local_store_round_trip() {
         let dir = tempfile::tempdir().unwrap();
@@ -129,7 +163,11 @@ mod tests {
         store.put_file(&key, &src).unwrap();
         assert!(store.exists(&key).unwrap());
         let mut body = String::new();
-        store.get(&key).unwrap().read_to_string(&mut body).unwrap();
+        store
+            .get(&key, ANY)
+            .unwrap()
+            .read_to_string(&mut body)
+            .unwrap();
         assert_eq!(body, "hello");
         let listed = store.list("blobs/").unwrap().unwrap();
         assert_eq!(listed.iter().map(|l| &l.key).collect::<Vec<_>>(), [&key]);
@@ -144,7 +182,7 @@ mod tests {
         store.touch(&key).unwrap();
         assert!(store.modified(&key).unwrap().unwrap() > old);
         assert!(matches!(
-            store.get("blobs/zz/none.zst"),
+            store.get("blobs/zz/none.zst", ANY),
             Err(StoreError::NotFound { .. })
         ));
         store.delete(&key).unwrap();
@@ -157,15 +195,35 @@ mod tests {
         let store = LocalStore::new(dir.path().to_owned());
         fs::create_dir_all(dir.path().join("k")).unwrap();
         fs::write(dir.path().join("k/exact"), [7u8; 16]).unwrap();
-        assert_eq!(read_capped(&store, "k/exact", 16).unwrap(), [7u8; 16]);
+        assert_eq!(
+            read_capped(&store, "k/exact", 16, &NEVER).unwrap(),
+            [7u8; 16]
+        );
         assert!(matches!(
-            read_capped(&store, "k/exact", 15),
+            read_capped(&store, "k/exact", 15, &NEVER),
             Err(StoreError::TooLarge { cap: 15, .. })
         ));
         assert!(matches!(
-            read_capped(&store, "k/none", 15),
+            read_capped(&store, "k/none", 15, &NEVER),
             Err(StoreError::NotFound { .. })
         ));
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_directory_store_reads_no_key_that_is_not_a_regular_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = LocalStore::new(dir.path().to_owned());
+        fs::create_dir_all(dir.path().join("k/dir")).unwrap();
+        std::os::unix::fs::symlink("/dev/zero", dir.path().join("k/zero")).unwrap();
+        for (key, kind) in [("k/zero", "a symbolic link"), ("k/dir", "a directory")] {
+            match read_capped(&store, key, 15, &NEVER) {
+                Err(e @ StoreError::NotAFile { .. }) => {
+                    assert!(e.to_string().contains(kind), "{e}")
+                }
+                other => panic!("{key}: {other:?}"),
+            }
+        }
     }
 
     #[test]

@@ -21,7 +21,7 @@ use cargo_seed::publish::cover::Cover;
 use cargo_seed::publish::{self, PublishOptions, Published};
 use cargo_seed::report::Reporter;
 use cargo_seed::snapshot::secrets::SecretNames;
-use cargo_seed::store::{parse_manifest_key, Listing, Store, StoreError};
+use cargo_seed::store::{parse_manifest_key, Listing, ReadBound, Store, StoreError};
 
 /// `store`, with `hook` run once, just before the first manifest is put.
 /// Every operation is passed on, `touch` and `modified` included: left to
@@ -39,8 +39,8 @@ impl<R: Send> Store for Window<'_, R> {
     fn is_remote(&self) -> bool {
         self.store.is_remote()
     }
-    fn get(&self, key: &str) -> Result<Box<dyn Read + Send>, StoreError> {
-        self.store.get(key)
+    fn get(&self, key: &str, bound: ReadBound) -> Result<Box<dyn Read + Send>, StoreError> {
+        self.store.get(key, bound)
     }
     fn exists(&self, key: &str) -> Result<bool, StoreError> {
         self.store.exists(key)

@@ -405,3 +405,4 @@ fn put_blob(store: &Path, tar: &[u8]) -> Value {
     fs::write(dir.join(format!("{sha}.zst")), &zst).unwrap();
     json!({"sha256": sha, "size": zst.len(), "unpacked": tar.len()})
 }
+mod reads;

@@ -44,6 +44,13 @@ pub enum ArchiveError {
     /// failure, not damage.
     #[error("download of blob {blob} broke off: {detail}")]
     Fetch { blob: String, detail: String },
+    /// More bytes came than the manifest declares: damage, and no more than
+    /// one byte past the declared size was read.
+    #[error("blob {blob} is longer than the {size} bytes its manifest declares")]
+    Oversized { blob: String, size: u64 },
+    /// The store's stream went on past its deadline: too slow, not damage.
+    #[error("download of blob {blob} was given up: {detail}")]
+    TooSlow { blob: String, detail: String },
     #[error("interrupted")]
     Cancelled,
 }

@@ -4,7 +4,10 @@
 //! below the staging root.
 //!
 //! It must never write outside that root, whatever the blob says, nor report
-//! a damaged blob as the symptom it caused (the digest is judged first).
+//! a damaged blob as the symptom it caused (the digest is judged first), nor
+//! read more than one byte past the blob's declared size, nor read on once
+//! the cancel flag is set (every read of the stream checks it, so a stream
+//! that never yields an entry stops too).
 //!
 //! What a blob may make is bounded by what its manifest declares, not only
 //! its bytes: the declared size caps the tar stream (headers included), and
@@ -104,8 +107,10 @@ impl Room {
 /// Unpacks `blob` read from `reader` below `root`, stamping every file with
 /// `mtime`. Every entry must be a path `owns` accepts, so a blob cannot plant
 /// files of another unit. What it writes is taken from `room`. The digest is
-/// checked over the whole stream; the caller must discard `root` on any
-/// error.
+/// checked over the whole stream, which is read to its end but never past
+/// `blob.size + 1` bytes; once `cancel` is set the next read fails and the
+/// result is [`ArchiveError::Cancelled`]. The caller must discard `root` on
+/// any error.
 pub fn unpack(
     reader: impl Read,
     blob: &Blob,
@@ -121,10 +126,12 @@ pub fn unpack(
         detail,
     };
     let mut hashed = HashingReader {
-        inner: reader,
+        // One byte more than declared shows that the blob is longer.
+        inner: reader.take(blob.size.saturating_add(1)),
         hasher: Sha256::new(),
         n: 0,
         failed: None,
+        cancel,
     };
     let result = (|| {
         let decoder = zstd::Decoder::new(&mut hashed).map_err(|e| corrupt(e.to_string()))?;
@@ -146,11 +153,22 @@ pub fn unpack(
     // Read to the end so the digest covers every byte, then judge the digest
     // first: a damaged blob is reported as such, not as the symptom it caused.
     let drained = io::copy(&mut hashed, &mut io::sink());
-    if let Some(detail) = hashed.failed.take() {
+    if cancel.load(Ordering::Relaxed) {
+        return Err(ArchiveError::Cancelled);
+    }
+    if let Some((kind, detail)) = hashed.failed.take() {
         // Whatever else failed, it failed because the bytes stopped coming.
-        return Err(ArchiveError::Fetch {
+        let blob = name.clone();
+        return Err(if kind == io::ErrorKind::TimedOut {
+            ArchiveError::TooSlow { blob, detail }
+        } else {
+            ArchiveError::Fetch { blob, detail }
+        });
+    }
+    if hashed.n > blob.size {
+        return Err(ArchiveError::Oversized {
             blob: name.clone(),
-            detail,
+            size: blob.size,
         });
     }
     let actual = hex(&hashed.hasher.finalize_reset());
@@ -372,21 +390,28 @@ impl<R: Read> Read for Limit<R> {
     }
 }
 
-struct HashingReader<R> {
+struct HashingReader<'a, R> {
     inner: R,
     hasher: Sha256,
     n: u64,
-    /// The first error the underlying stream gave, if any.
-    failed: Option<String>,
+    /// The first error the underlying stream gave, if any: a `TimedOut` one
+    /// is a deadline, not a broken connection.
+    failed: Option<(io::ErrorKind, String)>,
+    /// Once set, every read fails (with a kind that `io::copy` does not
+    /// retry, unlike `Interrupted`).
+    cancel: &'a AtomicBool,
 }
 
-impl<R: Read> Read for HashingReader<R> {
+impl<R: Read> Read for HashingReader<'_, R> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        if self.cancel.load(Ordering::Relaxed) {
+            return Err(io::Error::other("interrupted"));
+        }
         let len = match self.inner.read(buf) {
             Ok(len) => len,
             Err(e) if e.kind() == io::ErrorKind::Interrupted => return Err(e),
             Err(e) => {
-                self.failed.get_or_insert_with(|| e.to_string());
+                self.failed.get_or_insert_with(|| (e.kind(), e.to_string()));
                 return Err(e);
             }
         };

@@ -30,7 +30,7 @@
 //! The parts: the `tee` that fills the cache during a download, and the
 //! `evict`ion that keeps it within its bound.
 
-use std::fs::{self, File};
+use std::fs;
 use std::io::{self, Read};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
@@ -43,6 +43,7 @@ mod tee;
 #[cfg(test)]
 mod tests;
 
+use crate::store::file::open_regular;
 use tee::Tee;
 
 /// The bound when none is configured.
@@ -162,10 +163,20 @@ impl BlobCache {
     /// The cached copy of the blob, if there is one, marked as just used.
     /// Its bytes are whatever the disk holds: unpack them through the digest
     /// check, and [`BlobCache::remove`] the copy if they fail it.
+    ///
+    /// Anything but a regular file under the blob's name (a symlink, a
+    /// FIFO, a device) is never read: it is a miss, noted for `-v`, and
+    /// deleted so that the blob fetched from the store takes its place.
     pub fn get(&self, sha256: &str) -> Option<Box<dyn Read + Send>> {
         let path = self.path(sha256)?;
-        let file = match File::open(&path) {
-            Ok(f) => f,
+        let file = match open_regular(&path) {
+            Ok(Ok(f)) => f,
+            Ok(Err(kind)) => {
+                let why = format!("it is {kind}, not a regular file");
+                self.failed("read", &path, io::Error::other(why));
+                self.remove(sha256);
+                return None;
+            }
             Err(e) if e.kind() == io::ErrorKind::NotFound => return None,
             Err(e) => {
                 self.failed("read", &path, e);

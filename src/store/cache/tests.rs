@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use super::*;
-use std::fs::FileTimes;
+use std::fs::{File, FileTimes};
 
 fn sha(bytes: &[u8]) -> String {
     format!("{:x}", Sha256::digest(bytes))
@@ -158,4 +158,25 @@ fn sizes_read_as_people_write_them() {
     ] {
         assert_eq!(parse_size(text), bytes, "{text:?}");
     }
+}
+
+#[cfg(unix)]
+#[test]
+fn an_entry_that_is_not_a_regular_file_is_a_miss_and_is_replaced() {
+    let dir = tempfile::tempdir().unwrap();
+    let cache = BlobCache::new(dir.path().join("c"), 1 << 20).unwrap();
+    let bytes = b"a blob's bytes";
+    let name = sha(bytes);
+    let path = cache.path(&name).unwrap();
+    fs::create_dir_all(path.parent().unwrap()).unwrap();
+    std::os::unix::fs::symlink("/dev/zero", &path).unwrap();
+    assert!(cache.get(&name).is_none(), "a symlink is never read");
+    let trouble = cache.take_trouble().expect("the refusal is noted");
+    assert!(
+        trouble.source.to_string().contains("a symbolic link"),
+        "{trouble:?}"
+    );
+    assert!(fs::symlink_metadata(&path).is_err(), "the link is deleted");
+    insert(&cache, bytes);
+    assert_eq!(cached(&cache, &name).unwrap(), bytes);
 }

@@ -3,7 +3,9 @@
 //!
 //! It must never hand on bytes twice or skip any: a server that ignores the
 //! range is read past what was already delivered, and a body that ends
-//! before its declared length is resumed, not taken as complete.
+//! before its declared length is resumed, not taken as complete. Nor may it
+//! read, resume or skip past its [`Deadline`] or after Ctrl-C: each read
+//! and each resume checks it first.
 
 use std::io::{self, Read};
 
@@ -12,6 +14,8 @@ use reqwest::header::{CONTENT_RANGE, RANGE};
 use reqwest::StatusCode;
 
 use super::HttpStore;
+use crate::store::api::StoreError;
+use crate::store::bound::{Deadline, Stop};
 
 /// How many times one download may be resumed after its connection broke.
 const RESUMES: u32 = 5;
@@ -23,6 +27,7 @@ pub(super) struct Download {
     pub(super) offset: u64,
     pub(super) total: Option<u64>,
     pub(super) resumes: u32,
+    pub(super) deadline: Deadline,
 }
 
 impl Download {
@@ -38,14 +43,18 @@ impl Download {
         let range = format!("bytes={}-", self.offset);
         let resp = self
             .store
-            .send("resume", &self.key, || {
+            .send_within(Some(&self.deadline), "resume", &self.key, || {
                 Ok(self
                     .store
                     .client
                     .get(self.store.url(&self.key))
                     .header(RANGE, &range))
             })
-            .map_err(|e| io::Error::other(e.to_string()))?;
+            .map_err(|e| match e {
+                StoreError::TooSlow { why, .. } => Stop::TooSlow(why).into_io(),
+                StoreError::Interrupted { .. } => Stop::Cancelled.into_io(),
+                e => io::Error::other(e.to_string()),
+            })?;
         let starts_at_offset = resp
             .headers()
             .get(CONTENT_RANGE)
@@ -63,9 +72,12 @@ impl Download {
             return Ok(());
         }
         // The server ignored the range: skip what was already read.
-        let mut resp = resp;
-        io::copy(&mut (&mut resp).take(self.offset), &mut io::sink())?;
-        self.resp = Some(resp);
+        let mut skipped = crate::store::bound::Checked {
+            inner: resp.take(self.offset),
+            deadline: self.deadline.clone(),
+        };
+        io::copy(&mut skipped, &mut io::sink())?;
+        self.resp = Some(skipped.inner.into_inner());
         Ok(())
     }
 }
@@ -73,6 +85,7 @@ impl Download {
 impl Read for Download {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         loop {
+            self.deadline.check().map_err(Stop::into_io)?;
             let Some(resp) = self.resp.as_mut() else {
                 self.resume("no connection".into())?;
                 continue;

@@ -6,7 +6,9 @@
 //! Transient failures (connection errors, timeouts, 5xx, 429) are retried
 //! with bounded exponential backoff, honouring `Retry-After`. A request that
 //! waits longer than `CARGO_SEED_HTTP_TIMEOUT` (60 s) for its answer, or a
-//! download for its next bytes, is given up and retried (resumed). The
+//! download for its next bytes, is given up and retried (resumed). A
+//! download as a whole is given up at its deadline: three such timeouts plus
+//! its expected size at `CARGO_SEED_MIN_RATE` (see `store::bound`). The
 //! bearer token from `CARGO_SEED_TOKEN` is sent but never printed. Proxies
 //! follow `HTTP(S)_PROXY`/`NO_PROXY`; TLS is rustls.
 //!
@@ -32,7 +34,8 @@ use std::time::{Duration, SystemTime};
 use reqwest::blocking::{Client, RequestBuilder};
 use reqwest::header::{HeaderMap, CONTENT_LENGTH, DATE, LAST_MODIFIED};
 
-use crate::store::api::{Listing, Store, StoreError};
+use crate::store::api::{Listing, ReadBound, Store, StoreError};
+use crate::store::bound::{self, Deadline};
 
 mod download;
 mod request;
@@ -58,11 +61,17 @@ pub struct HttpStore {
     base: String,
     client: Client,
     token: Option<String>,
+    /// How long a request waits for its answer: also what a download's
+    /// deadline allows for answers and retries (three of them).
+    timeout: Duration,
+    /// `CARGO_SEED_MIN_RATE`, bytes per second.
+    min_rate: u64,
 }
 
 impl HttpStore {
-    /// The store at `url`, with `CARGO_SEED_TOKEN` as its bearer token and
-    /// `CARGO_SEED_HTTP_TIMEOUT` (whole seconds) as its timeout.
+    /// The store at `url`, with `CARGO_SEED_TOKEN` as its bearer token,
+    /// `CARGO_SEED_HTTP_TIMEOUT` (whole seconds) as its timeout and
+    /// `CARGO_SEED_MIN_RATE` as the slowest it may send.
     pub fn new(url: &str) -> Result<HttpStore, StoreError> {
         let token = std::env::var("CARGO_SEED_TOKEN")
             .ok()
@@ -76,13 +85,14 @@ impl HttpStore {
             })?,
             _ => TIMEOUT,
         };
-        HttpStore::with_options(url, token, timeout)
+        let min_rate = bound::min_rate(url.trim_end_matches('/'))?;
+        HttpStore::with_options(url, token, timeout, min_rate)
     }
 
     /// The store at `url` with this bearer token and the default timeout.
     #[cfg(test)]
     fn with_token(url: &str, token: Option<String>) -> Result<HttpStore, StoreError> {
-        HttpStore::with_options(url, token, TIMEOUT)
+        HttpStore::with_options(url, token, TIMEOUT, bound::DEFAULT_MIN_RATE)
     }
 
     /// The token only ever travels encrypted (plain `http://` is accepted
@@ -92,6 +102,7 @@ impl HttpStore {
         url: &str,
         token: Option<String>,
         timeout: Duration,
+        min_rate: u64,
     ) -> Result<HttpStore, StoreError> {
         let base = if url.ends_with('/') {
             url.to_owned()
@@ -135,6 +146,8 @@ impl HttpStore {
             base,
             client,
             token,
+            timeout,
+            min_rate,
         })
     }
 
@@ -192,8 +205,11 @@ impl Store for HttpStore {
         true
     }
 
-    fn get(&self, key: &str) -> Result<Box<dyn Read + Send>, StoreError> {
-        let resp = self.send("download", key, || Ok(self.client.get(self.url(key))))?;
+    fn get(&self, key: &str, bound: ReadBound) -> Result<Box<dyn Read + Send>, StoreError> {
+        let deadline = Deadline::start(self.timeout, self.min_rate, bound);
+        let resp = self.send_within(Some(&deadline), "download", key, || {
+            Ok(self.client.get(self.url(key)))
+        })?;
         let total = resp
             .headers()
             .get(CONTENT_LENGTH)
@@ -205,6 +221,7 @@ impl Store for HttpStore {
             offset: 0,
             total,
             resumes: 0,
+            deadline,
         }))
     }
 

@@ -15,6 +15,7 @@ use reqwest::StatusCode;
 
 use super::HttpStore;
 use crate::store::api::{Store, StoreError};
+use crate::store::bound::Deadline;
 
 /// How many times a request is sent before its failure is reported.
 const ATTEMPTS: u32 = 5;
@@ -32,9 +33,26 @@ impl HttpStore {
         key: &str,
         make: impl Fn() -> Result<RequestBuilder, io::Error>,
     ) -> Result<Response, StoreError> {
+        self.send_within(None, op, key, make)
+    }
+
+    /// As [`HttpStore::send`], for a download: no attempt starts, and no
+    /// wait between attempts goes on, past `deadline` or after its cancel
+    /// flag is set.
+    pub(super) fn send_within(
+        &self,
+        deadline: Option<&Deadline>,
+        op: &'static str,
+        key: &str,
+        make: impl Fn() -> Result<RequestBuilder, io::Error>,
+    ) -> Result<Response, StoreError> {
+        let stopped = |stop: crate::store::bound::Stop| stop.into_store(self.location(), key);
         let mut delay = BACKOFF_START;
         let mut last = String::new();
         for attempt in 1..=ATTEMPTS {
+            if let Some(deadline) = deadline {
+                deadline.check().map_err(stopped)?;
+            }
             let req = make().map_err(|source| StoreError::Io {
                 store: self.location(),
                 op,
@@ -75,7 +93,10 @@ impl HttpStore {
                 }
             };
             if attempt < ATTEMPTS {
-                std::thread::sleep(wait);
+                match deadline {
+                    Some(deadline) => deadline.sleep(wait).map_err(stopped)?,
+                    None => std::thread::sleep(wait),
+                }
                 delay = (delay * 2).min(BACKOFF_MAX);
             }
         }

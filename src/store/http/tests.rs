@@ -3,6 +3,13 @@
 use super::*;
 use std::io::{BufRead, BufReader, Write};
 use std::net::TcpListener;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+static NEVER: AtomicBool = AtomicBool::new(false);
+const ANY: ReadBound = ReadBound {
+    size: 1 << 20,
+    cancel: &NEVER,
+};
 
 #[test]
 fn the_token_travels_in_clear_only_to_loopback() {
@@ -96,7 +103,7 @@ fn a_redirect_to_another_origin_is_not_followed() {
     let (store_url, seen) = one_shot(redirect);
     let store = HttpStore::with_token(&store_url, Some("s3cr3t".into())).unwrap();
     let err = store
-        .get("snapshots/x.json")
+        .get("snapshots/x.json", ANY)
         .err()
         .expect("a redirect elsewhere fails");
     assert!(!err.to_string().contains("s3cr3t"), "{err}");
@@ -113,4 +120,67 @@ fn a_redirect_to_another_origin_is_not_followed() {
             .is_err(),
         "the other origin was asked"
     );
+}
+
+/// A server whose one answer is a body without a length that sends one byte
+/// every 50 ms, for at most 30 s, so that a client that does not stop
+/// sees it end.
+fn trickle() -> String {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    std::thread::spawn(move || {
+        let (mut stream, _) = listener.accept().unwrap();
+        let mut reader = BufReader::new(stream.try_clone().unwrap());
+        let mut line = String::new();
+        while reader.read_line(&mut line).unwrap_or(0) > 0 && line != "\r\n" {
+            line.clear();
+        }
+        let _ = stream.write_all(b"HTTP/1.1 200 OK\r\nconnection: close\r\n\r\n");
+        for _ in 0..600 {
+            if stream.write_all(b"x").is_err() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    });
+    url
+}
+
+#[test]
+fn a_trickling_download_is_given_up_at_its_deadline() {
+    let url = trickle();
+    // 3 s for answers and retries, then 1 KiB at 1 MiB/s.
+    let store = HttpStore::with_options(&url, None, Duration::from_secs(1), 1 << 20).unwrap();
+    let bound = ReadBound {
+        size: 1024,
+        cancel: &NEVER,
+    };
+    let mut body = Vec::new();
+    let err = store
+        .get("blobs/ab/ab.zst", bound)
+        .unwrap()
+        .read_to_end(&mut body)
+        .expect_err("the trickle ended before the deadline stopped it");
+    assert_eq!(err.kind(), std::io::ErrorKind::TimedOut, "{err}");
+    assert!(body.len() < 200, "read {} bytes", body.len());
+}
+
+#[test]
+fn a_download_stops_once_its_cancel_flag_is_set() {
+    static CANCEL: AtomicBool = AtomicBool::new(false);
+    let url = trickle();
+    let store = HttpStore::with_token(&url, None).unwrap();
+    let bound = ReadBound {
+        size: 1 << 30,
+        cancel: &CANCEL,
+    };
+    let mut download = store.get("blobs/ab/ab.zst", bound).unwrap();
+    let mut byte = [0u8; 1];
+    download.read_exact(&mut byte).unwrap();
+    CANCEL.store(true, Ordering::Relaxed);
+    let mut rest = Vec::new();
+    download
+        .read_to_end(&mut rest)
+        .expect_err("the download went on after the flag was set");
+    assert!(rest.is_empty(), "read {} bytes after the flag", rest.len());
 }

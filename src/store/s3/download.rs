@@ -10,6 +10,7 @@ use futures_util::stream::{BoxStream, StreamExt};
 use tokio::runtime::Runtime;
 
 use super::errors::{one_line, summarize};
+use crate::store::bound::{Deadline, Stop};
 
 /// A streaming download. `object_store` retries a body that breaks
 /// mid-way with a ranged GET pinned to the object's ETag.
@@ -22,6 +23,8 @@ pub(super) struct Download {
     pub(super) failed: Option<String>,
     pub(super) what: String,
     pub(super) runtime: Arc<Runtime>,
+    /// Checked before each wait for a chunk.
+    pub(super) deadline: Deadline,
 }
 
 impl Read for Download {
@@ -30,6 +33,7 @@ impl Read for Download {
             if let Some(why) = &self.failed {
                 return Err(io::Error::other(why.clone()));
             }
+            self.deadline.check().map_err(Stop::into_io)?;
             match self.runtime.block_on(self.stream.next()) {
                 None => return Ok(0),
                 Some(Ok(chunk)) => self.chunk = chunk,

@@ -11,7 +11,9 @@
 //! bounded backoff), and a download whose body breaks is resumed from where
 //! it stopped, pinned to the same ETag. Objects are written whole: a single
 //! PUT, or a multipart upload completed in one request, so a key never shows
-//! a partial object.
+//! a partial object. A download as a whole is given up at its deadline:
+//! three minutes plus its expected size at `CARGO_SEED_MIN_RATE` (see
+//! `store::bound`).
 //!
 //! The parts: the client's `config`, the whole-object `upload`, the
 //! streaming `download`, and `errors` shortened to one line; the store and
@@ -30,7 +32,8 @@ use object_store::{
 };
 use tokio::runtime::Runtime;
 
-use crate::store::api::{Listing, Store, StoreError};
+use crate::store::api::{Listing, ReadBound, Store, StoreError};
+use crate::store::bound::{Deadline, DEFAULT_WAIT};
 
 mod config;
 mod download;
@@ -53,6 +56,8 @@ pub struct S3Store {
     /// REPLACE` with a copy: see [`Store::touch`].
     toucher: AmazonS3,
     runtime: Arc<Runtime>,
+    /// `CARGO_SEED_MIN_RATE`, bytes per second: see `store::bound`.
+    min_rate: u64,
 }
 
 impl S3Store {
@@ -163,12 +168,14 @@ impl S3Store {
             .enable_all()
             .build()
             .map_err(|e| setup(e.to_string()))?;
+        let min_rate = crate::store::bound::min_rate(&location)?;
         Ok(S3Store {
             location,
             prefix,
             client,
             toucher,
             runtime: Arc::new(runtime),
+            min_rate,
         })
     }
 
@@ -223,7 +230,13 @@ impl Store for S3Store {
         true
     }
 
-    fn get(&self, key: &str) -> Result<Box<dyn Read + Send>, StoreError> {
+    /// The deadline is checked before the request and before each wait for
+    /// the next chunk; `object_store`'s read timeout bounds each wait.
+    fn get(&self, key: &str, bound: ReadBound) -> Result<Box<dyn Read + Send>, StoreError> {
+        let deadline = Deadline::start(DEFAULT_WAIT, self.min_rate, bound);
+        deadline
+            .check()
+            .map_err(|stop| stop.into_store(self.location(), key))?;
         let path = self.path(key);
         let result = self
             .runtime
@@ -235,6 +248,7 @@ impl Store for S3Store {
             failed: None,
             what: format!("{}/{key}", self.location),
             runtime: self.runtime.clone(),
+            deadline,
         }))
     }
 

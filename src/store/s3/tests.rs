@@ -47,3 +47,38 @@ fn plain_http_is_allowed_on_loopback_only() {
     assert!(!is_loopback_http("http://10.0.0.1"));
     assert!(!is_loopback_http("https://127.0.0.1:9000"));
 }
+
+#[test]
+fn a_download_past_its_deadline_or_cancelled_stops_before_the_next_chunk() {
+    use crate::store::bound::Deadline;
+    use std::sync::atomic::AtomicBool;
+    static NEVER: AtomicBool = AtomicBool::new(false);
+    static SET: AtomicBool = AtomicBool::new(true);
+    let runtime = Arc::new(
+        tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap(),
+    );
+    for (cancel, kind) in [
+        (&NEVER, std::io::ErrorKind::TimedOut),
+        (&SET, std::io::ErrorKind::Other),
+    ] {
+        // A long stream (ended, so that a download that does not stop fails
+        // the test instead of hanging it), and a deadline that has passed.
+        let long =
+            futures_util::stream::repeat_with(|| Ok(bytes::Bytes::from_static(b"x"))).take(100_000);
+        let bound = ReadBound { size: 0, cancel };
+        let mut download = Download {
+            stream: long.boxed(),
+            chunk: bytes::Bytes::new(),
+            failed: None,
+            what: "s3://b/blobs/ab/ab.zst".into(),
+            runtime: runtime.clone(),
+            deadline: Deadline::start(Duration::ZERO, 1, bound),
+        };
+        let mut body = Vec::new();
+        let err = download.read_to_end(&mut body).unwrap_err();
+        assert_eq!(err.kind(), kind, "{err}");
+        assert!(body.is_empty());
+    }
+}

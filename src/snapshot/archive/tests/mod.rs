@@ -121,6 +121,94 @@ impl Read for Failing {
     }
 }
 
+/// Zeros without end, counting what was read; once `cancel_at` bytes were
+/// read it sets `cancel`, and past `give_up` bytes it fails, so that a test
+/// whose protection is gone fails instead of hanging.
+struct Endless<'a> {
+    read: u64,
+    cancel_at: Option<(u64, &'a AtomicBool)>,
+    give_up: u64,
+}
+
+impl Read for Endless<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        if self.read >= self.give_up {
+            return Err(io::Error::other("the test's reader gave up"));
+        }
+        if let Some((at, flag)) = self.cancel_at {
+            if self.read >= at {
+                flag.store(true, std::sync::atomic::Ordering::Relaxed);
+            }
+        }
+        buf.fill(0);
+        self.read += buf.len() as u64;
+        Ok(buf.len())
+    }
+}
+
+#[test]
+fn an_endless_stream_is_read_one_byte_past_the_declared_size() {
+    let dir = tempfile::tempdir().unwrap();
+    let (bytes, blob) = packed_sample(dir.path());
+    for (case, prefix) in [("zeros", &[][..]), ("the blob, then zeros", &bytes[..])] {
+        let mut endless = Endless {
+            read: 0,
+            cancel_at: None,
+            give_up: 64 << 20,
+        };
+        let err = unpack_err(prefix.chain(&mut endless), &blob, &dir.path().join(case));
+        assert!(
+            matches!(err, ArchiveError::Oversized { .. }),
+            "{case}: {err}"
+        );
+        let read = prefix.len() as u64 + endless.read;
+        assert!(read <= blob.size + 1, "{case}: read {read} bytes");
+    }
+}
+
+#[test]
+fn a_read_that_yields_no_entry_stops_once_cancelled() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_, mut blob) = packed_sample(dir.path());
+    blob.size = u64::MAX / 2;
+    let cancel = no_cancel();
+    let mut endless = Endless {
+        read: 0,
+        cancel_at: Some((1 << 20, &cancel)),
+        give_up: 64 << 20,
+    };
+    let err = unpack(
+        &mut endless,
+        &blob,
+        &dir.path().join("d"),
+        &any,
+        SystemTime::now(),
+        &Room::unlimited(),
+        &cancel,
+    )
+    .unwrap_err();
+    assert!(matches!(err, ArchiveError::Cancelled), "{err}");
+    assert!(endless.read < 2 << 20, "read {} bytes", endless.read);
+}
+
+#[test]
+fn a_stream_past_its_deadline_is_too_slow_not_damage() {
+    let dir = tempfile::tempdir().unwrap();
+    let (bytes, blob) = packed_sample(dir.path());
+    let slow = (&bytes[..10]).chain(TimesOut);
+    let err = unpack_err(slow, &blob, &dir.path().join("d"));
+    assert!(matches!(err, ArchiveError::TooSlow { .. }), "{err}");
+}
+
+/// A store's reader past its deadline.
+struct TimesOut;
+
+impl Read for TimesOut {
+    fn read(&mut self, _: &mut [u8]) -> io::Result<usize> {
+        Err(io::Error::new(io::ErrorKind::TimedOut, "too slow"))
+    }
+}
+
 /// Builds a blob by hand, bypassing `pack`'s checks.
 fn hostile_blob(build: impl FnOnce(&mut tar::Builder<Vec<u8>>)) -> (Vec<u8>, Blob) {
     let mut b = tar::Builder::new(Vec::new());
