@@ -193,7 +193,7 @@ fn main() {
     println!(
         "validation + verdicts, before any download ({runs} runs, median (range)); \
          directory inputs name {} MiB",
-        REGISTRY_FILES * REGISTRY_FILE_SIZE >> 20
+        (REGISTRY_FILES * REGISTRY_FILE_SIZE) >> 20
     );
     println!("units\tmanifest\tparse only\tparse+validate+verdicts\treused/rebuilt");
     for n in sizes {
