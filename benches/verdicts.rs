@@ -13,6 +13,9 @@
 //! the member in the middle differs, so "rebuilt" spreads through the
 //! upper half of the graph.
 //!
+//! Then one manifest of 3,000 units of which one in ten names the
+//! directory.
+//!
 //! `cargo bench --bench verdicts`; `RUNS=n` (default 3) runs per size,
 //! `SIZES=3000,6000` to choose the sizes. Prints the median and the range.
 
@@ -51,9 +54,10 @@ impl Rng {
     }
 }
 
-/// One unit in a thousand, a workspace member, names the big directory.
-fn has_directory_input(i: usize) -> bool {
-    i % 1000 == 5
+/// Whether unit `i` (a workspace member) names the big directory: one in
+/// `every` (a multiple of 5) does.
+fn has_directory_input(i: usize, every: usize) -> bool {
+    i % every == 5
 }
 
 fn hex(bytes: &[u8]) -> String {
@@ -67,7 +71,7 @@ fn file_digest(content: &[u8]) -> String {
 
 /// Writes the workspace's files under `ws` and returns the manifest of
 /// `n` units for it, with the names of the workspace's members.
-fn synthetic(n: usize, ws: &Workspace) -> (Vec<u8>, Vec<String>) {
+fn synthetic(n: usize, every: usize, ws: &Workspace) -> (Vec<u8>, Vec<String>) {
     let mut rng = Rng(0x9e37_79b9_7f4a_7c15 ^ n as u64);
     let ids: Vec<String> = (0..n)
         .map(|i| {
@@ -85,7 +89,11 @@ fn synthetic(n: usize, ws: &Workspace) -> (Vec<u8>, Vec<String>) {
                 let j = i - 1 - rng.below(i.min(WINDOW));
                 // Nothing depends on a unit with a directory input, whose
                 // recorded digest is made up: it alone is rebuilt.
-                let j = if has_directory_input(j) { j - 1 } else { j };
+                let j = if has_directory_input(j, every) {
+                    j - 1
+                } else {
+                    j
+                };
                 deps.push(ids[j].clone());
             }
             deps.sort();
@@ -105,7 +113,7 @@ fn synthetic(n: usize, ws: &Workspace) -> (Vec<u8>, Vec<String>) {
                 file_digest(content.as_bytes())
             };
             let mut files = vec![json!({"path": "src/lib.rs", "sha256": recorded})];
-            if has_directory_input(i) {
+            if has_directory_input(i, every) {
                 files.push(json!({
                     "base": "cargo-home",
                     "path": "registry",
@@ -195,33 +203,44 @@ fn main() {
          directory inputs name {} MiB",
         (REGISTRY_FILES * REGISTRY_FILE_SIZE) >> 20
     );
-    println!("units\tmanifest\tparse only\tparse+validate+verdicts\treused/rebuilt");
+    println!(
+        "units\tnaming the dir\tmanifest\tparse only\tparse+validate+verdicts\treused/rebuilt"
+    );
     for n in sizes {
-        let base = workspace(&dir.path().join(n.to_string()));
-        let (json, members) = synthetic(n, &base);
-        let ws = Workspace { members, ..base };
-        let mut parse = Vec::new();
-        let mut total = Vec::new();
-        let mut counts = (0, 0);
-        for _ in 0..runs {
-            let t = Instant::now();
-            let _: serde::de::IgnoredAny = serde_json::from_slice(&json).unwrap();
-            parse.push(t.elapsed().as_secs_f64());
-            let t = Instant::now();
-            counts = cargo_seed::verdicts_of(&ws, &json).unwrap();
-            total.push(t.elapsed().as_secs_f64());
-        }
-        let shown = |v: Vec<f64>| {
-            let (m, lo, hi) = spread(v);
-            format!("{m:.3}s ({lo:.3}–{hi:.3})")
-        };
-        println!(
-            "{n}\t{:.1} MiB\t{}\t{}\t{}/{}",
-            json.len() as f64 / f64::from(1 << 20),
-            shown(parse),
-            shown(total),
-            counts.0,
-            counts.1
-        );
+        measure(n, 1000, &dir.path().join(n.to_string()), runs);
     }
+    // A manifest that names the directory for many units.
+    measure(3000, 10, &dir.path().join("many"), runs);
+}
+
+/// Times the verdicts on a manifest of `n` units, one in `every` naming
+/// the big directory, and prints a row.
+fn measure(n: usize, every: usize, dir: &Path, runs: usize) {
+    let base = workspace(dir);
+    let (json, members) = synthetic(n, every, &base);
+    let ws = Workspace { members, ..base };
+    let mut parse = Vec::new();
+    let mut total = Vec::new();
+    let mut counts = (0, 0);
+    for _ in 0..runs {
+        let t = Instant::now();
+        let _: serde::de::IgnoredAny = serde_json::from_slice(&json).unwrap();
+        parse.push(t.elapsed().as_secs_f64());
+        let t = Instant::now();
+        counts = cargo_seed::verdicts_of(&ws, &json).unwrap();
+        total.push(t.elapsed().as_secs_f64());
+    }
+    let shown = |v: Vec<f64>| {
+        let (m, lo, hi) = spread(v);
+        format!("{m:.3}s ({lo:.3}–{hi:.3})")
+    };
+    println!(
+        "{n}\t{}\t{:.1} MiB\t{}\t{}\t{}/{}",
+        n.div_ceil(every),
+        json.len() as f64 / f64::from(1 << 20),
+        shown(parse),
+        shown(total),
+        counts.0,
+        counts.1
+    );
 }
