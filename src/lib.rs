@@ -31,3 +31,5 @@ pub mod snapshot;
 pub mod store;
 
 pub use error::{Error, ExitCode};
+#[doc(hidden)]
+pub use seed::verdicts_of;

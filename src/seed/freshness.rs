@@ -22,7 +22,7 @@ use crate::cargo::unit_id::UnitId;
 use crate::snapshot::manifest::{Base, Check, Manifest, UnitKind};
 
 use super::reason::{Change, Reason};
-use crate::snapshot::inputs::{digest_path, Roots};
+use crate::snapshot::inputs::{Digests, Unchecked};
 
 /// Whether a unit may be restored.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -36,61 +36,89 @@ pub(crate) enum Verdict {
 /// `decided` are units already known to be rebuilt (for reasons of this
 /// machine's paths and environment), which are not compared.
 /// Incremental state is always reused: rustc checks it itself.
+///
+/// Linear in the manifest: each unit is judged once, each input digested
+/// once per path ([`Digests`]), each dependency edge followed once.
 pub(crate) fn evaluate(
     manifest: &Manifest,
-    roots: &Roots,
+    digests: &mut Digests,
     mut decided: BTreeMap<UnitId, Reason>,
 ) -> BTreeMap<UnitId, Verdict> {
-    let mut verdicts: BTreeMap<UnitId, Verdict> = BTreeMap::new();
-    for unit in &manifest.units {
-        let v = if let Some(why) = decided.remove(&unit.id) {
-            Verdict::Rebuild(why)
-        } else {
+    let units = &manifest.units;
+    let mut verdicts: Vec<Verdict> = units
+        .iter()
+        .map(|unit| {
+            if let Some(why) = decided.remove(&unit.id) {
+                return Verdict::Rebuild(why);
+            }
             match &unit.check {
                 Check::None => Verdict::Reuse,
                 Check::Unverifiable { reason } => Verdict::Rebuild(Reason::Unverifiable {
                     why: reason.clone(),
                 }),
                 Check::Inputs(inputs) => {
-                    compare(inputs, roots).map_or(Verdict::Reuse, Verdict::Rebuild)
+                    compare(inputs, digests).map_or(Verdict::Reuse, Verdict::Rebuild)
                 }
             }
-        };
-        verdicts.insert(unit.id.clone(), v);
-    }
-    // Spread along dependency edges until nothing changes; the graph is a DAG
-    // of at most a few thousand units, so this converges quickly.
-    let names: HashMap<&str, &str> = manifest
-        .units
-        .iter()
-        .map(|u| (u.id.as_str(), u.name.as_str()))
+        })
         .collect();
-    loop {
-        let mut changed = false;
-        for unit in &manifest.units {
-            if verdicts[&unit.id] != Verdict::Reuse || unit.kind == UnitKind::Incremental {
-                continue;
-            }
-            let why = unit.deps.iter().find_map(|dep| match verdicts.get(dep) {
-                None => Some(Reason::MissingDependency { id: dep.clone() }),
-                Some(Verdict::Rebuild(_)) => Some(Reason::Dependency {
-                    name: names[dep.as_str()].to_owned(),
-                }),
-                Some(Verdict::Reuse) => None,
-            });
-            if let Some(why) = why {
-                verdicts.insert(unit.id.clone(), Verdict::Rebuild(why));
-                changed = true;
+    let index: HashMap<&str, usize> = units
+        .iter()
+        .enumerate()
+        .map(|(i, u)| (u.id.as_str(), i))
+        .collect();
+    let mut dependents: Vec<Vec<usize>> = vec![Vec::new(); units.len()];
+    for (i, unit) in units.iter().enumerate() {
+        if unit.kind == UnitKind::Incremental {
+            continue;
+        }
+        for dep in &unit.deps {
+            match index.get(dep.as_str()) {
+                Some(&d) => dependents[d].push(i),
+                None if verdicts[i] == Verdict::Reuse => {
+                    verdicts[i] = Verdict::Rebuild(Reason::MissingDependency { id: dep.clone() });
+                }
+                None => {}
             }
         }
-        if !changed {
-            return verdicts;
+    }
+    spread(&mut verdicts, |i| &dependents[i], |i| &units[i].name);
+    units
+        .iter()
+        .zip(verdicts)
+        .map(|(u, v)| (u.id.clone(), v))
+        .collect()
+}
+
+/// Marks rebuilt every unit that depends, directly or through others, on
+/// one already rebuilt in `verdicts`, naming the dependency that made it so.
+/// A worklist: `dependents` is asked once per rebuilt unit, so the work is
+/// linear in units and edges whatever order the units are listed in (a
+/// manifest lists them by id, not by dependency) and even if they form a
+/// cycle.
+fn spread<'g>(
+    verdicts: &mut [Verdict],
+    dependents: impl Fn(usize) -> &'g [usize],
+    name: impl Fn(usize) -> &'g str,
+) {
+    let mut work: Vec<usize> = (0..verdicts.len())
+        .filter(|&i| verdicts[i] != Verdict::Reuse)
+        .collect();
+    while let Some(i) = work.pop() {
+        for &d in dependents(i) {
+            if verdicts[d] == Verdict::Reuse {
+                verdicts[d] = Verdict::Rebuild(Reason::Dependency {
+                    name: name(i).to_owned(),
+                });
+                work.push(d);
+            }
         }
     }
 }
 
 /// How the files here differ from `inputs`, or `None` if none does.
-fn compare(inputs: &crate::snapshot::manifest::Inputs, roots: &Roots) -> Option<Reason> {
+fn compare(inputs: &crate::snapshot::manifest::Inputs, digests: &mut Digests) -> Option<Reason> {
+    let roots = digests.roots();
     let Some(base) = roots.dir(inputs.base) else {
         return Some(Reason::PackageOutsideRepository);
     };
@@ -107,13 +135,15 @@ fn compare(inputs: &crate::snapshot::manifest::Inputs, roots: &Roots) -> Option<
             (_, Some(dir)) => dir.join(&input.path),
             (_, None) => return differs(Change::OutsideRepository),
         };
-        match digest_path(&local, roots) {
+        match digests.digest(&local) {
             Ok(d) if d == input.sha256 => None,
             Ok(None) => differs(Change::Removed),
             Ok(Some(_)) if input.sha256.is_none() => differs(Change::Added),
             Ok(Some(_)) => differs(Change::Changed),
-            Err(e) => differs(Change::Unreadable {
-                error: e.to_string(),
+            Err(Unchecked::Unreadable(error)) => differs(Change::Unreadable { error }),
+            // Not compared, so never reused.
+            Err(Unchecked::OverBudget) => Some(Reason::InputsTooLarge {
+                path: input.path.clone(),
             }),
         }
     })
@@ -157,6 +187,16 @@ pub(crate) fn file_system_now(dirs: &[&Path]) -> io::Result<SystemTime> {
 mod tests {
     use super::*;
     use crate::snapshot::inputs::tests::roots;
+    use crate::snapshot::inputs::{digest_path, Budget, Roots};
+
+    /// Every verdict, with digests made afresh (as each seed makes them).
+    fn evaluate(
+        m: &Manifest,
+        roots: &Roots,
+        decided: BTreeMap<UnitId, Reason>,
+    ) -> BTreeMap<UnitId, Verdict> {
+        super::evaluate(m, &mut Digests::new(roots, Budget::SEED), decided)
+    }
 
     /// A verdict as the summary words it: reasons are compared as the user
     /// reads them.
@@ -296,6 +336,169 @@ mod tests {
         let v = evaluate(&m, &roots(Path::new("/nonexistent")), BTreeMap::new());
         assert!(rendered(&v["x"]).contains("not in the snapshot"));
         assert_eq!(rendered(&v["y"]), "why");
+    }
+
+    /// `n` units in a chain, each depending on the one listed after it
+    /// (the order a manifest's ids may well have), the last unverifiable.
+    fn backward_chain(n: usize) -> Manifest {
+        let ids: Vec<String> = (0..n).map(|i| format!("u{i}")).collect();
+        manifest(
+            (0..n)
+                .map(|i| match ids.get(i + 1) {
+                    Some(next) => unit(&ids[i], Check::None, &[next]),
+                    None => unit(
+                        &ids[i],
+                        Check::Unverifiable {
+                            reason: "why".into(),
+                        },
+                        &[],
+                    ),
+                })
+                .collect(),
+        )
+    }
+
+    #[test]
+    fn a_rebuild_spreads_through_a_chain_listed_backwards_asking_each_unit_once() {
+        for n in [1000, 2000] {
+            // The dependents of unit i are [i - 1]: a rebuild has to climb
+            // against the order the units are listed in.
+            let dependents: Vec<Vec<usize>> = (0..n)
+                .map(|i| if i == 0 { vec![] } else { vec![i - 1] })
+                .collect();
+            let mut verdicts = vec![Verdict::Reuse; n];
+            verdicts[n - 1] = Verdict::Rebuild(Reason::UncheckedMember);
+            let asked = std::cell::Cell::new(0);
+            spread(
+                &mut verdicts,
+                |i| {
+                    asked.set(asked.get() + 1);
+                    &dependents[i]
+                },
+                |_| "lib u",
+            );
+            assert!(verdicts.iter().all(|v| *v != Verdict::Reuse));
+            assert_eq!(asked.get(), n, "dependents asked for, of {n} units");
+        }
+        let n = 2000;
+        let v = evaluate(
+            &backward_chain(n),
+            &roots(Path::new("/nonexistent")),
+            BTreeMap::new(),
+        );
+        assert_eq!(rendered(&v["u1999"]), "why");
+        for i in 0..n - 1 {
+            assert_eq!(
+                rendered(&v[format!("u{i}").as_str()]),
+                format!("depends on lib u{}, which is rebuilt", i + 1)
+            );
+        }
+    }
+
+    /// A directory `reg` of `files` files of 1 KiB in a new workspace.
+    fn workspace_with_directory(files: usize) -> tempfile::TempDir {
+        let ws = tempfile::tempdir().unwrap();
+        fs::create_dir(ws.path().join("reg")).unwrap();
+        for f in 0..files {
+            fs::write(ws.path().join(format!("reg/f{f}")), [f as u8; 1024]).unwrap();
+        }
+        ws
+    }
+
+    fn naming(paths: &[&str], sha256: &Option<String>) -> Check {
+        Check::Inputs(Inputs {
+            base: Base::Workspace,
+            package_root: "".into(),
+            files: paths
+                .iter()
+                .map(|p| Input {
+                    base: Base::Workspace,
+                    path: p.into(),
+                    sha256: sha256.clone(),
+                })
+                .collect(),
+        })
+    }
+
+    #[test]
+    fn a_directory_many_units_name_is_walked_and_read_once() {
+        let ws = workspace_with_directory(10);
+        let roots = roots(ws.path());
+        #[cfg(unix)]
+        std::os::unix::fs::symlink("reg", ws.path().join("alias")).unwrap();
+        #[cfg(not(unix))]
+        fs::write(ws.path().join("alias"), "").unwrap();
+        let recorded = digest_path(&ws.path().join("reg"), &roots).unwrap();
+        let ids: Vec<String> = (0..50).map(|i| format!("u{i}")).collect();
+        let units = ids
+            .iter()
+            .map(|id| {
+                unit(
+                    id,
+                    naming(&["reg", "alias"][..1 + usize::from(cfg!(unix))], &recorded),
+                    &[],
+                )
+            })
+            .collect();
+        let mut digests = Digests::new(&roots, Budget::SEED);
+        let v = super::evaluate(&manifest(units), &mut digests, BTreeMap::new());
+        assert!(v.values().all(|v| *v == Verdict::Reuse), "{v:?}");
+        assert_eq!(
+            digests.work(),
+            crate::snapshot::inputs::Work {
+                entries: 10,
+                bytes: 10 << 10
+            },
+            "50 units name the directory (and a link to it)"
+        );
+    }
+
+    #[test]
+    fn an_input_past_the_budget_is_not_compared_and_its_unit_not_reused() {
+        let ws = workspace_with_directory(10);
+        fs::write(ws.path().join("big"), vec![0u8; 64 << 10]).unwrap();
+        let roots = roots(ws.path());
+        let dir = digest_path(&ws.path().join("reg"), &roots).unwrap();
+        let big = digest_path(&ws.path().join("big"), &roots).unwrap();
+        let m = manifest(vec![
+            unit("dir", naming(&["reg"], &dir), &[]),
+            unit("big", naming(&["big"], &big), &[]),
+            unit("above", Check::None, &["dir"]),
+        ]);
+        let too_large = |path: &str| Verdict::Rebuild(Reason::InputsTooLarge { path: path.into() });
+        let limits = |directory_entries, entries, bytes| Budget {
+            directory_entries,
+            entries,
+            bytes,
+        };
+        // The directory holds more entries than one may, than all may, and
+        // more bytes than may be read; then `big` alone fits, but not after
+        // the directory's 10 KiB.
+        let (reused, dir_too_large) = (Verdict::Reuse, too_large("reg"));
+        for (budget, expect_dir, expect_big) in [
+            (limits(9, 100, 1 << 20), &dir_too_large, &reused),
+            (limits(100, 9, 1 << 20), &dir_too_large, &reused),
+            (
+                limits(100, 100, 9 * 1024),
+                &dir_too_large,
+                &too_large("big"),
+            ),
+            (limits(100, 100, 73 << 10), &reused, &too_large("big")),
+        ] {
+            let v = super::evaluate(&m, &mut Digests::new(&roots, budget), BTreeMap::new());
+            assert_eq!(v["dir"], *expect_dir, "{budget:?}");
+            assert_eq!(v["big"], *expect_big, "{budget:?}");
+            if *expect_dir != reused {
+                assert!(rendered(&v["above"]).contains("lib dir"), "{budget:?}");
+            }
+        }
+        // Within the budget, both are reused.
+        let v = super::evaluate(
+            &m,
+            &mut Digests::new(&roots, limits(10, 10, (64 << 10) + 10 * 1024)),
+            BTreeMap::new(),
+        );
+        assert!(v.values().all(|v| *v == Verdict::Reuse), "{v:?}");
     }
 
     #[test]

@@ -373,6 +373,30 @@ pub fn restore(
     Ok(outcome)
 }
 
+/// What a seed decides before anything is downloaded, for a manifest
+/// given as JSON: it is parsed, every field validated (against the commit
+/// and variant it names itself), and every unit judged for `ws`; returns
+/// how many units are reused and how many rebuilt. For `benches/verdicts.rs`,
+/// which times these stages on synthetic manifests; not an interface.
+#[doc(hidden)]
+pub fn verdicts_of(ws: &Workspace, json: &[u8]) -> Result<(usize, usize), Error> {
+    let invalid = |detail: String| Error::InvalidManifest {
+        store: "(given)".into(),
+        key: "(given)".into(),
+        detail,
+    };
+    let manifest: crate::snapshot::manifest::Manifest =
+        serde_json::from_slice(json).map_err(|e| invalid(e.to_string()))?;
+    crate::snapshot::validate::manifest(&manifest, &manifest.commit, &manifest.variant())
+        .map_err(|e| invalid(e.to_string()))?;
+    let (verdicts, ..) = judge(ws, &manifest, &mut Vec::new());
+    let reused = verdicts
+        .values()
+        .filter(|v| **v == freshness::Verdict::Reuse)
+        .count();
+    Ok((reused, verdicts.len() - reused))
+}
+
 /// Left free after unpacking, for cargo's own work.
 const FREE_SPACE_MARGIN: u64 = 256 << 20;
 /// Inodes left free after unpacking, for cargo's own work.

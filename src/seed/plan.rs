@@ -2,7 +2,7 @@
 //! machine wants of a snapshot, and the verdict on every unit (reused, or
 //! left for cargo to rebuild and why), decided before anything is fetched.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 
 use super::freshness::{self, Verdict};
 use super::reason::{NoIncremental, Reason};
@@ -13,6 +13,7 @@ use crate::cargo::workspace::Workspace;
 use crate::report::{Event, Rebuilt, Reporter, UnitAction, Why};
 use crate::rustc::incremental;
 use crate::rustc::toolchain::Toolchain;
+use crate::snapshot::inputs::{Budget, Digests};
 use crate::snapshot::manifest::{BakedRoot, Check, Manifest, Unit, UnitKind};
 use crate::snapshot::secrets;
 use crate::snapshot::signing::TrustedKeys;
@@ -127,6 +128,7 @@ pub(super) fn judge(
             plan.failed.len()
         ));
     }
+    let members: HashSet<&str> = ws.members.iter().map(String::as_str).collect();
     let mut decided = BTreeMap::new();
     for unit in &manifest.units {
         let baked = unit.baked.iter().find(|b| match b.under {
@@ -140,7 +142,7 @@ pub(super) fn judge(
             && unit
                 .id
                 .package()
-                .is_some_and(|package| ws.members.iter().any(|m| m == package));
+                .is_some_and(|package| members.contains(package));
         // Cargo compares the watched values itself, but a unit it would rerun
         // is not worth fetching, and the summary should say why.
         let env_differs = unit
@@ -175,7 +177,9 @@ pub(super) fn judge(
         };
         decided.insert(unit.id.clone(), reason);
     }
-    let verdicts = freshness::evaluate(manifest, &roots(ws), decided);
+    let roots = roots(ws);
+    let mut digests = Digests::new(&roots, Budget::SEED);
+    let verdicts = freshness::evaluate(manifest, &mut digests, decided);
     (verdicts, moves, plan)
 }
 

@@ -26,6 +26,10 @@ pub enum Reason {
         #[serde(flatten)]
         change: Change,
     },
+    /// An input larger than a seed reads to compare: more entries (for a
+    /// directory) or bytes than are left of the seed's
+    /// [`Budget`](crate::snapshot::inputs::Budget). It was not compared.
+    InputsTooLarge { path: PathBuf },
     /// The package's files are recorded relative to a directory this
     /// checkout does not have (a repository other than this one).
     PackageOutsideRepository,
@@ -81,6 +85,18 @@ impl fmt::Display for Reason {
                     }
                     Change::Unreadable { error } => write!(f, "{path} could not be read ({error})"),
                 }
+            }
+            Reason::InputsTooLarge { path } => {
+                let most = crate::snapshot::inputs::Budget::SEED;
+                write!(
+                    f,
+                    "{} is too large to compare by content (a seed reads at most {} entries of \
+                     one directory, {} in all, and {} of files)",
+                    path.display(),
+                    most.directory_entries,
+                    most.entries,
+                    bytesize::ByteSize(most.bytes).display().iec()
+                )
             }
             Reason::PackageOutsideRepository => {
                 f.write_str("its package lies outside this workspace's repository")

@@ -312,7 +312,7 @@ pub fn plan(manifest: &Manifest, moves: &Moves, env: Lookup) -> Plan {
         env,
     };
     for id in units.keys() {
-        let _ = relocate_one(id, &ctx, &mut memo, &mut plan);
+        relocate_from(id, &ctx, &mut memo, &mut plan);
     }
     for (id, result) in memo {
         if let Err(why) = result {
@@ -331,80 +331,145 @@ struct Context<'a, 'e> {
     env: Lookup<'e>,
 }
 
-/// The new hash of unit `id`, after its dependencies'.
-fn relocate_one<'a>(
-    id: &'a str,
+/// A unit proven and pointed at this machine's paths, waiting for its
+/// dependencies' new hashes.
+struct Proven<'a> {
+    record: &'a FingerprintRecord,
+    fields: Fields,
+    old: u64,
+    /// Each dependency's hash as CI recorded it, and its unit.
+    deps: Vec<(u64, &'a str)>,
+}
+
+/// Relocates unit `root` and every unit it depends on that is not in `memo`
+/// yet, dependencies first. Depth-first with a stack of its own rather than
+/// by recursion: a manifest chooses how long a chain of dependencies is,
+/// and must not choose how deep the seed's stack grows.
+fn relocate_from<'a>(
+    root: &'a str,
     ctx: &Context<'a, '_>,
     memo: &mut HashMap<&'a str, Result<u64, Unrelocatable>>,
     plan: &mut Plan,
-) -> Result<u64, Unrelocatable> {
-    if let Some(done) = memo.get(id) {
-        return done.clone();
+) {
+    // A unit is on the stack twice: to be proven (its dependencies then go
+    // on top of it), and, proven, to be finished once they are.
+    let mut stack: Vec<(&'a str, Option<Proven<'a>>)> = vec![(root, None)];
+    while let Some((id, proven)) = stack.pop() {
+        let Some(proven) = proven else {
+            if memo.contains_key(id) {
+                continue;
+            }
+            // Marks the unit while its dependencies are computed: a cycle
+            // (which cargo never writes) then fails instead of looping.
+            memo.insert(id, Err(Unrelocatable::Cycle));
+            match prove(ctx.units[id], ctx) {
+                Ok(proven) => {
+                    let deps: Vec<&'a str> = proven.deps.iter().map(|(_, d)| *d).collect();
+                    stack.push((id, Some(proven)));
+                    stack.extend(
+                        deps.into_iter()
+                            .filter(|d| !memo.contains_key(d))
+                            .map(|d| (d, None)),
+                    );
+                }
+                Err(why) => {
+                    memo.insert(id, Err(why));
+                }
+            }
+            continue;
+        };
+        let result = finish(id, proven, ctx, memo, plan);
+        memo.insert(id, result);
     }
-    // Marks the unit while its dependencies are computed: a cycle (which
-    // cargo never writes) then fails instead of recursing forever.
-    memo.insert(id, Err(Unrelocatable::Cycle));
-    let result = (|| {
-        let unit = ctx.units[id];
-        let record = unit
-            .fingerprint
-            .as_ref()
-            .ok_or(Unrelocatable::NoFingerprint)?;
-        let mut fields = Fields::parse(&record.fields).ok_or(Unrelocatable::UnknownFields)?;
-        let values = secrets::local_values(&record.env, ctx.env).map_err(Unrelocatable::Env)?;
-        fields
-            .set_watched_values(values)
-            .ok_or(Unrelocatable::UnknownFields)?;
-        let old = parse_hash_file(&record.hash).ok_or(Unrelocatable::UnreadableHash)?;
-        if !fields.reproduces(old) {
-            return Err(Unrelocatable::HashNotReproduced);
+}
+
+/// Checks that `unit`'s recorded fields give the hash cargo wrote, with
+/// this machine's values of the watched variables, and points its source
+/// path at this machine's.
+fn prove<'a>(
+    unit: &'a crate::snapshot::manifest::Unit,
+    ctx: &Context<'a, '_>,
+) -> Result<Proven<'a>, Unrelocatable> {
+    let record = unit
+        .fingerprint
+        .as_ref()
+        .ok_or(Unrelocatable::NoFingerprint)?;
+    let mut fields = Fields::parse(&record.fields).ok_or(Unrelocatable::UnknownFields)?;
+    let values = secrets::local_values(&record.env, ctx.env).map_err(Unrelocatable::Env)?;
+    fields
+        .set_watched_values(values)
+        .ok_or(Unrelocatable::UnknownFields)?;
+    let old = parse_hash_file(&record.hash).ok_or(Unrelocatable::UnreadableHash)?;
+    if !fields.reproduces(old) {
+        return Err(Unrelocatable::HashNotReproduced);
+    }
+    if let (true, Some(src)) = (
+        hashes_absolute_path(unit, ctx.workspace_root),
+        &unit.src_path,
+    ) {
+        if fingerprint::hash_path(src) != fields.path() {
+            return Err(Unrelocatable::PathNotReproduced);
         }
-        if let (true, Some(src)) = (
-            hashes_absolute_path(unit, ctx.workspace_root),
-            &unit.src_path,
-        ) {
-            if fingerprint::hash_path(src) != fields.path() {
-                return Err(Unrelocatable::PathNotReproduced);
-            }
-            if let Some(local) = ctx.moves.map(src) {
-                fields.set_path(fingerprint::hash_path(&local));
-            }
+        if let Some(local) = ctx.moves.map(src) {
+            fields.set_path(fingerprint::hash_path(&local));
         }
-        let mut deps = Vec::new();
-        for dep in fields.dep_hashes() {
-            let dep_id = *ctx
-                .id_of_hash
-                .get(&dep)
-                .ok_or(Unrelocatable::UnknownDependency)?;
-            deps.push((dep, dep_id));
-        }
-        let mut new_deps = HashMap::new();
-        for (dep, dep_id) in deps {
-            let new = relocate_one(dep_id, ctx, memo, plan)
-                .map_err(|_| Unrelocatable::Dependency(ctx.units[dep_id].name.clone()))?;
-            new_deps.insert(dep, new);
-        }
-        fields
-            .map_deps(|d| new_deps.get(&d).copied())
+    }
+    let mut deps = Vec::new();
+    for dep in fields.dep_hashes() {
+        let dep_id = *ctx
+            .id_of_hash
+            .get(&dep)
             .ok_or(Unrelocatable::UnknownDependency)?;
-        let new = fields.hash();
-        if new != old {
-            plan.rewrites.insert(
-                id.into(),
-                // Cargo's own files again: the fields with this machine's
-                // values, which are CI's.
-                FingerprintRecord {
-                    file: record.file.clone(),
-                    hash: fingerprint::to_hash_file(new),
-                    fields: fields.to_json(),
-                    env: Vec::new(),
-                },
-            );
-        }
-        Ok(new)
-    })();
-    memo.insert(id, result.clone());
-    result
+        deps.push((dep, dep_id));
+    }
+    Ok(Proven {
+        record,
+        fields,
+        old,
+        deps,
+    })
+}
+
+/// The new hash of unit `id`, once its dependencies' are in `memo`, and
+/// its rewritten fingerprint if the hash changes.
+fn finish(
+    id: &str,
+    proven: Proven,
+    ctx: &Context,
+    memo: &HashMap<&str, Result<u64, Unrelocatable>>,
+    plan: &mut Plan,
+) -> Result<u64, Unrelocatable> {
+    let Proven {
+        record,
+        mut fields,
+        old,
+        deps,
+    } = proven;
+    let mut new_deps = HashMap::new();
+    for (dep, dep_id) in deps {
+        match memo.get(dep_id) {
+            Some(Ok(new)) => new_deps.insert(dep, *new),
+            _ => return Err(Unrelocatable::Dependency(ctx.units[dep_id].name.clone())),
+        };
+    }
+    fields
+        .map_deps(|d| new_deps.get(&d).copied())
+        .ok_or(Unrelocatable::UnknownDependency)?;
+    let new = fields.hash();
+    if new != old {
+        plan.rewrites.insert(
+            id.into(),
+            // Cargo's own files again: the fields with this machine's
+            // values, which are CI's.
+            FingerprintRecord {
+                file: record.file.clone(),
+                hash: fingerprint::to_hash_file(new),
+                fields: fields.to_json(),
+                env: Vec::new(),
+            },
+        );
+    }
+    Ok(new)
 }
 
 /// Whether cargo hashed the unit's absolute source path into its

@@ -5,7 +5,13 @@
 //!
 //! Nothing outside the roots is ever read: a recorded path that leads
 //! elsewhere (a symlink, `..`) fails to digest, and the unit is rebuilt.
+//!
+//! A seed digests through [`Digests`]: each path once however many units
+//! name it, and never more than its [`Budget`], since a manifest of a few
+//! hundred bytes can name a directory of gigabytes, and name it again for
+//! every unit.
 
+use std::collections::HashMap;
 use std::fs;
 use std::io::{self, Read};
 use std::path::{Component, Path, PathBuf};
@@ -106,6 +112,161 @@ pub(crate) fn normalize(path: &Path) -> Option<PathBuf> {
     Some(out)
 }
 
+/// The most a seed reads to compare inputs by content, for all its units
+/// together.
+///
+/// Without a bound, the work is the manifest's choice: one input of a few
+/// hundred bytes naming `$CARGO_HOME/registry` costs a walk of the whole
+/// registry, and [`Digests`] makes that once per path but a manifest can
+/// still name many paths, nested ones included (each re-walks what is below
+/// it). Honest inputs are source files, each named once and read once,
+/// and now and then a directory a build script watches (`proto/`,
+/// `assets/`): hundreds or thousands of entries, where cargo itself stats
+/// every entry on every build. The limits sit far above that and far below
+/// what would stall a seed (about half a million `stat`s and 4 GiB hashed
+/// take seconds); an input past them is not compared and its unit is left
+/// to cargo ([`Unchecked::OverBudget`]), so a limit costs reuse, never
+/// soundness.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Budget {
+    /// Entries (files and directories) below one directory input.
+    pub directory_entries: u64,
+    /// Entries below all directory inputs together.
+    pub entries: u64,
+    /// Bytes of file contents read, for all inputs together.
+    pub bytes: u64,
+}
+
+impl Budget {
+    /// What one seed may read.
+    pub(crate) const SEED: Budget = Budget {
+        directory_entries: 100_000,
+        entries: 500_000,
+        bytes: 4 << 30,
+    };
+
+    /// For publish, which digests its own build's inputs.
+    const UNLIMITED: Budget = Budget {
+        directory_entries: u64::MAX,
+        entries: u64::MAX,
+        bytes: u64::MAX,
+    };
+}
+
+/// What has been read so far: entries walked below directory inputs, and
+/// bytes of file contents hashed.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct Work {
+    pub entries: u64,
+    pub bytes: u64,
+}
+
+/// Why an input's digest is not known.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Unchecked {
+    /// It could not be read, or may not be (see [`digest_path`]).
+    Unreadable(String),
+    /// Digesting it would go past the [`Budget`].
+    OverBudget,
+}
+
+/// The digests of the inputs one seed compares: each resolved path is
+/// digested at most once (however many units name it, or by however many
+/// names), and all of them within one [`Budget`].
+#[derive(Debug)]
+pub(crate) struct Digests<'r> {
+    roots: &'r Roots,
+    budget: Budget,
+    done: Work,
+    memo: HashMap<PathBuf, Result<Option<String>, Unchecked>>,
+}
+
+impl<'r> Digests<'r> {
+    pub fn new(roots: &'r Roots, budget: Budget) -> Digests<'r> {
+        Digests {
+            roots,
+            budget,
+            done: Work::default(),
+            memo: HashMap::new(),
+        }
+    }
+
+    pub fn roots(&self) -> &'r Roots {
+        self.roots
+    }
+
+    /// What has been read so far.
+    #[cfg(test)]
+    pub fn work(&self) -> Work {
+        self.done
+    }
+
+    /// [`digest_path`]'s answer for `path`, unless that would read more
+    /// than the budget has left.
+    pub fn digest(&mut self, path: &Path) -> Result<Option<String>, Unchecked> {
+        let real = match fs::canonicalize(path) {
+            Ok(r) => r,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(Unchecked::Unreadable(e.to_string())),
+        };
+        if let Some(known) = self.memo.get(&real) {
+            return known.clone();
+        }
+        let mut meter = Meter {
+            budget: self.budget,
+            done: &mut self.done,
+            walked: 0,
+        };
+        let result = match digest_real(&real, self.roots, &mut meter) {
+            Ok(d) => Ok(Some(d)),
+            Err(Stop::Io(e)) => Err(Unchecked::Unreadable(e.to_string())),
+            Err(Stop::OverBudget) => Err(Unchecked::OverBudget),
+        };
+        self.memo.insert(real, result.clone());
+        result
+    }
+}
+
+/// Why a digest stopped short.
+enum Stop {
+    Io(io::Error),
+    OverBudget,
+}
+
+impl From<io::Error> for Stop {
+    fn from(e: io::Error) -> Stop {
+        Stop::Io(e)
+    }
+}
+
+/// Counts the work of one digest against the budget.
+struct Meter<'w> {
+    budget: Budget,
+    done: &'w mut Work,
+    /// Entries below the directory being digested.
+    walked: u64,
+}
+
+impl Meter<'_> {
+    fn entry(&mut self) -> Result<(), Stop> {
+        self.walked += 1;
+        self.done.entries += 1;
+        if self.walked > self.budget.directory_entries || self.done.entries > self.budget.entries {
+            return Err(Stop::OverBudget);
+        }
+        Ok(())
+    }
+
+    /// Before reading `n` more bytes.
+    fn bytes(&mut self, n: u64) -> Result<(), Stop> {
+        if self.done.bytes.saturating_add(n) > self.budget.bytes {
+            return Err(Stop::OverBudget);
+        }
+        self.done.bytes += n;
+        Ok(())
+    }
+}
+
 /// sha256 of a file, or of everything below a directory (the names of its
 /// files and subdirectories, empty ones included, and each file's contents
 /// and executable bit, in sorted order); `None` when nothing is there.
@@ -118,11 +279,26 @@ pub(crate) fn digest_path(path: &Path, roots: &Roots) -> io::Result<Option<Strin
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
         Err(e) => return Err(e),
     };
-    let meta = readable(&real, roots)?;
+    let mut done = Work::default();
+    let mut meter = Meter {
+        budget: Budget::UNLIMITED,
+        done: &mut done,
+        walked: 0,
+    };
+    match digest_real(&real, roots, &mut meter) {
+        Ok(d) => Ok(Some(d)),
+        Err(Stop::Io(e)) => Err(e),
+        Err(Stop::OverBudget) => Err(io::Error::other("more than can be read")),
+    }
+}
+
+/// [`digest_path`] of `real`, a resolved path that exists.
+fn digest_real(real: &Path, roots: &Roots, meter: &mut Meter) -> Result<String, Stop> {
+    let meta = readable(real, roots)?;
     let mut hasher = Sha256::new();
     if meta.is_dir() {
         let mut entries = Vec::new();
-        walk(&real, Path::new(""), roots, &mut entries)?;
+        walk(real, Path::new(""), roots, meter, &mut entries)?;
         entries.sort();
         for (rel, file) in entries {
             hasher.update(if file.is_some() { b"f\0" } else { b"d\0" });
@@ -130,13 +306,13 @@ pub(crate) fn digest_path(path: &Path, roots: &Roots) -> io::Result<Option<Strin
             hasher.update([0]);
             if let Some(file) = file {
                 hasher.update([u8::from(is_executable(&fs::metadata(&file)?))]);
-                hasher.update(digest_file(&file)?);
+                hasher.update(digest_file(&file, meter)?);
             }
         }
     } else {
-        hasher.update(digest_file(&real)?);
+        hasher.update(digest_file(real, meter)?);
     }
-    Ok(Some(hex(&hasher.finalize())))
+    Ok(hex(&hasher.finalize()))
 }
 
 /// The metadata of `real` (a resolved path) if it may be read.
@@ -168,8 +344,12 @@ fn is_executable(_: &fs::Metadata) -> bool {
     false
 }
 
-fn digest_file(path: &Path) -> io::Result<[u8; 32]> {
+fn digest_file(path: &Path, meter: &mut Meter) -> Result<[u8; 32], Stop> {
     let mut f = fs::File::open(path)?;
+    // A file larger than the budget has left is not started on.
+    if meter.done.bytes.saturating_add(f.metadata()?.len()) > meter.budget.bytes {
+        return Err(Stop::OverBudget);
+    }
     let mut hasher = Sha256::new();
     let mut buf = vec![0u8; 64 << 10];
     loop {
@@ -177,6 +357,8 @@ fn digest_file(path: &Path) -> io::Result<[u8; 32]> {
         if n == 0 {
             break;
         }
+        // Counted as read: a file that grows is stopped all the same.
+        meter.bytes(n as u64)?;
         hasher.update(&buf[..n]);
     }
     Ok(hasher.finalize().into())
@@ -188,18 +370,20 @@ fn walk(
     dir: &Path,
     rel: &Path,
     roots: &Roots,
+    meter: &mut Meter,
     out: &mut Vec<(PathBuf, Option<PathBuf>)>,
-) -> io::Result<()> {
+) -> Result<(), Stop> {
     for entry in fs::read_dir(dir)? {
+        meter.entry()?;
         let entry = entry?;
         let child = rel.join(entry.file_name());
         let real = fs::canonicalize(entry.path())?;
         if readable(&real, roots)?.is_dir() {
             // A link back up would recurse forever; cargo would not track it.
             if dir.starts_with(&real) {
-                return Err(io::Error::other("a symlink loops back to a parent"));
+                return Err(io::Error::other("a symlink loops back to a parent").into());
             }
-            walk(&real, &child, roots, out)?;
+            walk(&real, &child, roots, meter, out)?;
             out.push((child, None));
         } else {
             out.push((child, Some(real)));

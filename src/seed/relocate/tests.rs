@@ -189,3 +189,60 @@ fn text_is_mapped_in_one_pass_across_windows_within_its_bound() {
     assert!(err.get_ref().is_some_and(|e| e.is::<Overflow>()), "{err}");
     assert!(out.len() <= 5000, "{}", out.len());
 }
+
+#[test]
+fn a_long_chain_of_fingerprints_is_relocated_without_deep_recursion() {
+    // Each unit's fingerprint depends on the one before: a manifest can
+    // make the chain as long as its size allows.
+    let n = 20_000;
+    let mut m: Manifest = serde_json::from_value(serde_json::json!({
+        "schema": crate::snapshot::manifest::SCHEMA, "commit": "c", "created": 0,
+        "toolchain": {"verbose_version": "", "release": "", "host": ""},
+        "target": "", "profile": "dev", "profile_dir": "debug",
+        "workspace_root": "/ci/ws", "cargo_home": "/root/.cargo",
+        "build_dir": "/ci/ws/target", "dirty": false, "units": [],
+    }))
+    .unwrap();
+    // The first is a registry crate, whose source path moves with
+    // CARGO_HOME: every hash above it changes.
+    let src = "/root/.cargo/registry/src/index/c-1.0.0/src/lib.rs";
+    let mut previous: Option<u64> = None;
+    for i in 0..n {
+        let path = if i == 0 {
+            fingerprint::hash_path(Path::new(src))
+        } else {
+            0
+        };
+        let deps = previous
+            .map(|h| format!(r#"[[1,"x",false,{h}]]"#))
+            .unwrap_or_else(|| "[]".into());
+        let fields = format!(
+            r#"{{"rustc":1,"features":"","declared_features":"","target":{i},"profile":0,"path":{path},"deps":{deps},"local":[],"rustflags":[],"config":0,"compile_kind":0}}"#
+        );
+        previous = Some(Fields::parse(&fields).unwrap().hash());
+        m.units.push(unit(
+            &format!("c{i}-1"),
+            &format!("lib c{i}"),
+            &fields,
+            (i == 0).then_some(src),
+        ));
+    }
+    let moves = Moves::new(
+        &m,
+        Path::new("/home/dev/.cargo"),
+        Path::new("/home/dev/ws"),
+        Path::new("/home/dev/ws/target"),
+        None,
+    );
+    let proven = plan(&m, &moves, &|_| None);
+    assert!(
+        proven.failed.is_empty(),
+        "{:?}",
+        proven.failed.first_key_value()
+    );
+    assert_eq!(
+        proven.rewrites.len(),
+        n,
+        "every hash above the first changes"
+    );
+}
