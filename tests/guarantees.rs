@@ -6,11 +6,9 @@
 mod common;
 
 use std::fs;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Stdio};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, OnceLock};
+use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use common::*;
@@ -139,14 +137,14 @@ fn a_snapshot_built_for_the_build_machines_cpu_is_not_used() {
     assert!(!dir.join("target").exists());
 }
 
-/// A copy of the store in which the blob of `commit`'s unit named `prefix…`
-/// is a FIFO: a seed that fetches it waits until the test writes the blob.
-fn stalling_store(
-    w: &World,
-    name: &str,
-    commit: &str,
-    prefix: &str,
-) -> (PathBuf, PathBuf, Vec<u8>) {
+/// How long the stalled blob keeps a seed mid-fetch.
+const STALL: Duration = Duration::from_secs(6);
+
+/// A copy of the store, served over HTTP, in which the blob of `commit`'s
+/// unit named `prefix…` sends half its bytes, then nothing for [`STALL`],
+/// then the rest: a seed that fetches it is mid-fetch that long. (A FIFO in
+/// a directory store no longer stalls one: only regular files are read.)
+fn stalling_store(w: &World, name: &str, commit: &str, prefix: &str) -> common::http::Server {
     let store = w.store_copy(name);
     let manifest = World::manifest(&store, commit);
     let unit = manifest["units"]
@@ -156,45 +154,12 @@ fn stalling_store(
         .find(|u| u["id"].as_str().unwrap().starts_with(prefix))
         .unwrap();
     let sha = unit["blob"]["sha256"].as_str().unwrap();
-    let blob = store
-        .join("blobs")
-        .join(&sha[..2])
-        .join(format!("{sha}.zst"));
-    let bytes = fs::read(&blob).unwrap();
-    fs::remove_file(&blob).unwrap();
-    let path = std::ffi::CString::new(blob.to_str().unwrap()).unwrap();
-    // SAFETY: a valid C string; mkfifo only creates the node.
-    assert_eq!(unsafe { libc::mkfifo(path.as_ptr(), 0o644) }, 0);
-    (store, blob, bytes)
-}
-
-/// Writes `bytes` into the FIFO once a reader opens it; gives up when
-/// `gone` is set first (the reader died: a blocking open would hang).
-fn feed(fifo: &Path, bytes: Vec<u8>, gone: Arc<AtomicBool>) -> std::thread::JoinHandle<()> {
-    use std::os::unix::fs::OpenOptionsExt;
-    let fifo = fifo.to_owned();
-    std::thread::spawn(move || loop {
-        let opened = fs::File::options()
-            .write(true)
-            .custom_flags(libc::O_NONBLOCK)
-            .open(&fifo);
-        match opened {
-            Ok(mut f) => {
-                use std::os::fd::AsRawFd;
-                // SAFETY: clearing O_NONBLOCK on a descriptor we own.
-                unsafe { libc::fcntl(f.as_raw_fd(), libc::F_SETFL, 0) };
-                let _ = f.write_all(&bytes);
-                return;
-            }
-            Err(e) if e.raw_os_error() == Some(libc::ENXIO) => {
-                if gone.load(Ordering::Relaxed) {
-                    return;
-                }
-                std::thread::sleep(Duration::from_millis(10));
-            }
-            Err(e) => panic!("{}: {e}", fifo.display()),
-        }
-    })
+    let server = common::http::Server::start(store);
+    server.inject_for(
+        &format!("blobs/{}/{sha}.zst", &sha[..2]),
+        [common::http::Fault::Stall(STALL)],
+    );
+    server
 }
 
 /// Waits until `cond` holds (or panics after a minute).
@@ -248,9 +213,9 @@ fn built_clone(w: &World) -> PathBuf {
 fn ctrl_c_during_a_seed_exits_130_and_changes_nothing() {
     let w = world();
     let dir = built_clone(w);
-    let (store, fifo, bytes) = stalling_store(w, "sigint", &w.commits.greet_changed, "greet-");
+    let server = stalling_store(w, "sigint", &w.commits.greet_changed, "greet-");
     let before = tree_listing(&dir.join("target"));
-    let child = spawn_seed(&dir, &["--store", store.to_str().unwrap(), "--force"]);
+    let child = spawn_seed(&dir, &["--store", &server.url, "--force"]);
     wait_until("the seed to start fetching", || staging_exists(&dir));
     // cargo execs an external subcommand, so the child is cargo-seed.
     // SAFETY: signalling our own child.
@@ -258,12 +223,8 @@ fn ctrl_c_during_a_seed_exits_130_and_changes_nothing() {
         unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGINT) },
         0
     );
-    // The stalled read returns once the blob comes; the seed stops there.
-    let gone = Arc::new(AtomicBool::new(false));
-    let feeder = feed(&fifo, bytes, gone.clone());
+    // The stalled read returns once more bytes come; the seed stops there.
     let out = child.wait_with_output().unwrap();
-    gone.store(true, Ordering::Relaxed);
-    feeder.join().unwrap();
     assert_eq!(out.status.code(), Some(130), "{}", stderr(&out));
     assert!(stderr(&out).contains("interrupted"), "{}", stderr(&out));
     assert_same_tree(&before, &tree_listing(&dir.join("target")));
@@ -273,8 +234,8 @@ fn ctrl_c_during_a_seed_exits_130_and_changes_nothing() {
 fn a_build_started_during_the_seed_waits_for_it_and_sees_it_whole() {
     let w = world();
     let dir = built_clone(w);
-    let (store, fifo, bytes) = stalling_store(w, "lock", &w.commits.greet_changed, "greet-");
-    let seeding = spawn_seed(&dir, &["--store", store.to_str().unwrap(), "--force"]);
+    let server = stalling_store(w, "lock", &w.commits.greet_changed, "greet-");
+    let seeding = spawn_seed(&dir, &["--store", &server.url, "--force"]);
     wait_until("the seed to start fetching", || staging_exists(&dir));
     // rust-analyzer's check, say, starting while blobs are fetched.
     let build = command("cargo", &dir)
@@ -283,13 +244,8 @@ fn a_build_started_during_the_seed_waits_for_it_and_sees_it_whole() {
         .stdout(Stdio::null())
         .spawn()
         .unwrap();
-    std::thread::sleep(Duration::from_millis(1500));
     let started = Instant::now();
-    let gone = Arc::new(AtomicBool::new(false));
-    let feeder = feed(&fifo, bytes, gone.clone());
     let seeded = seeding.wait_with_output().unwrap();
-    gone.store(true, Ordering::Relaxed);
-    feeder.join().unwrap();
     assert!(seeded.status.success(), "{}", stderr(&seeded));
     let built = build.wait_with_output().unwrap();
     let said = stderr(&built);
