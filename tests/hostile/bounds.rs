@@ -110,11 +110,13 @@ fn a_dep_info_file_that_repeats_a_short_path_cannot_amplify() {
     };
     let mut tar = tar::Builder::new(Vec::new());
     append(&mut tar, &path, dep_info.as_bytes());
-    append(
-        &mut tar,
-        &format!("{}/noise", own_dir(&greet, &layout)),
-        &noise(size / 150),
-    );
+    // In the unit's fingerprint directory, which the seed writes the
+    // relocated fingerprint into.
+    let noise_at = match layout.as_str() {
+        "per-unit" => format!("{}/fingerprint/noise", own_dir(&greet, &layout)),
+        _ => format!("{}/noise", own_dir(&greet, &layout)),
+    };
+    append(&mut tar, &noise_at, &noise(size / 150));
     let blob = put_blob(&v.store, &tar.into_inner().unwrap());
     let grown = dep_info.len() as u64 * (factor - 1);
     let total = declared + blob["unpacked"].as_u64().unwrap();
