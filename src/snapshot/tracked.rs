@@ -27,8 +27,10 @@ pub enum Untracked {
     NoCrateRoot { id: String, root: PathBuf },
     #[error("the inputs of unit `{id}` leave out {}, which its dep-info tracks", .file.display())]
     NotRecorded { id: String, file: PathBuf },
-    #[error("the dep-info of unit `{id}` is in a format cargo-seed does not know")]
+    #[error("the dep-info of unit `{id}` is not a file in a format cargo-seed knows")]
     Unreadable { id: String },
+    #[error("unit `{id}` records inputs relative to a directory the manifest does not name")]
+    NoBase { id: String },
 }
 
 /// The units this applies to: compile units of workspace (path) packages
@@ -94,8 +96,11 @@ pub fn crate_root(m: &Manifest, unit: &Unit) -> Result<(), Untracked> {
     }
 }
 
-/// Once unpacked into `profile_dir`: every file the unit's dep-info names is
-/// among its recorded inputs. A unit without a dep-info is rebuilt by cargo.
+/// Once unpacked into `profile_dir`: every file each dep-info in the unit's
+/// fingerprint directory names is among its recorded inputs. Every
+/// `dep-*` file there is read, not only the one the manifest's fingerprint
+/// record names: cargo reads the one it names itself, and the record is the
+/// store's word. A unit without a dep-info is rebuilt by cargo.
 ///
 /// `scripts` are the ids of the manifest's build-script runs
 /// ([`script_runs`]).
@@ -106,24 +111,23 @@ pub fn dep_info(
     profile_dir: &Path,
     layout: Layout,
 ) -> Result<(), Untracked> {
-    let (Some(inputs), Some(fp)) = (checked(unit), &unit.fingerprint) else {
+    let Some(inputs) = checked(unit) else {
         return Ok(());
     };
     let id = || unit.id.to_string();
-    let path = profile_dir
-        .join(layout.fingerprint_dir(&unit.id))
-        .join(format!("dep-{}", fp.file));
-    let bytes = match read_regular(&path, DEP_INFO_CAP) {
-        Ok(Some(bytes)) => bytes,
-        Ok(None) => return Ok(()),
-        // A link or a FIFO cargo would follow, or a file too large.
-        Err(()) => return Err(Untracked::Unreadable { id: id() }),
-    };
-    let info = depinfo::parse(&bytes).ok_or_else(|| Untracked::Unreadable { id: id() })?;
-    let (package, files) = recorded(m, inputs).ok_or_else(|| Untracked::NotRecorded {
-        id: id(),
-        file: PathBuf::new(),
-    })?;
+    let dir = profile_dir.join(layout.fingerprint_dir(&unit.id));
+    let mut dep_infos: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().starts_with("dep-"))
+        .map(|e| e.path())
+        .collect();
+    if dep_infos.is_empty() {
+        return Ok(());
+    }
+    dep_infos.sort();
+    let (package, files) = recorded(m, inputs).ok_or_else(|| Untracked::NoBase { id: id() })?;
     // The build-script output directories of its dependencies, on the
     // build machine: in the profile dir, or a cross build's target one.
     let produced: Vec<PathBuf> = unit
@@ -138,24 +142,33 @@ pub fn dep_info(
             ]
         })
         .collect();
-    for (base, file) in info.files {
-        let raw = match base {
-            PathBase::Package => package.join(&file),
-            PathBase::Build => m.build_dir.join(&file),
+    for path in dep_infos {
+        let bytes = match read_regular(&path, DEP_INFO_CAP) {
+            Ok(Some(bytes)) => bytes,
+            Ok(None) => continue,
+            // A link or a FIFO cargo would follow, or a file too large.
+            Err(()) => return Err(Untracked::Unreadable { id: id() }),
         };
-        let Some(abs) = normalize(&raw) else {
+        let info = depinfo::parse(&bytes).ok_or_else(|| Untracked::Unreadable { id: id() })?;
+        for (base, file) in info.files {
+            let raw = match base {
+                PathBase::Package => package.join(&file),
+                PathBase::Build => m.build_dir.join(&file),
+            };
+            let Some(abs) = normalize(&raw) else {
+                return Err(Untracked::NotRecorded {
+                    id: id(),
+                    file: raw,
+                });
+            };
+            if files.contains(&abs) || produced.iter().any(|d| abs.starts_with(d)) {
+                continue;
+            }
             return Err(Untracked::NotRecorded {
                 id: id(),
-                file: raw,
+                file: abs,
             });
-        };
-        if files.contains(&abs) || produced.iter().any(|d| abs.starts_with(d)) {
-            continue;
         }
-        return Err(Untracked::NotRecorded {
-            id: id(),
-            file: abs,
-        });
     }
     Ok(())
 }
@@ -196,4 +209,109 @@ fn read_regular(path: &Path, cap: u64) -> Result<Option<Vec<u8>>, ()> {
     let mut bytes = Vec::with_capacity(meta.len() as usize);
     file.take(cap).read_to_end(&mut bytes).map_err(|_| ())?;
     Ok(Some(bytes))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Cargo's encoded dep-info naming `files` relative to the package.
+    fn encoded(files: &[&str]) -> Vec<u8> {
+        let mut b = vec![1, 0, 0, 0, 0xff, 1];
+        b.extend((files.len() as u32).to_le_bytes());
+        for f in files {
+            b.push(0);
+            b.extend((f.len() as u32).to_le_bytes());
+            b.extend(f.as_bytes());
+            b.push(0);
+        }
+        b.extend(0u32.to_le_bytes());
+        b
+    }
+
+    /// A manifest whose one unit, the workspace library `greet`, records
+    /// `inputs` (relative to its package) and a fingerprint record `file`.
+    fn manifest(inputs: &[&str], file: &str) -> Manifest {
+        let files: Vec<serde_json::Value> = inputs
+            .iter()
+            .map(|p| serde_json::json!({"path": p, "sha256": null}))
+            .collect();
+        serde_json::from_value(serde_json::json!({
+            "schema": crate::snapshot::manifest::SCHEMA, "commit": "c", "created": 0,
+            "toolchain": {"verbose_version": "", "release": "", "host": ""},
+            "target": "", "profile": "dev", "profile_dir": "debug",
+            "workspace_root": "/ci/ws", "cargo_home": "/ci/home",
+            "build_dir": "/ci/ws/target", "dirty": false,
+            "units": [{
+                "id": "greet-0123456789abcdef", "name": "lib greet", "kind": "compile",
+                "package_id": "path+file:///ci/ws/greet#0.1.0",
+                "blob": {"sha256": "", "size": 0, "unpacked": 0},
+                "check": {"inputs": {"package_root": "greet", "files": files}},
+                "fingerprint": {"file": file, "hash": "0000000000000000", "fields": "{}"},
+                "src_path": "/ci/ws/greet/src/lib.rs",
+            }],
+        }))
+        .unwrap()
+    }
+
+    fn judge(m: &Manifest, dep_info: &[&str]) -> Result<(), Untracked> {
+        let profile = tempfile::tempdir().unwrap();
+        let unit = &m.units[0];
+        let dir = profile.path().join(Layout::Flat.fingerprint_dir(&unit.id));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("dep-lib-greet"), encoded(dep_info)).unwrap();
+        dep_info_of(m, unit, profile.path())
+    }
+
+    fn dep_info_of(m: &Manifest, unit: &Unit, profile: &Path) -> Result<(), Untracked> {
+        dep_info(m, &script_runs(m), unit, profile, Layout::Flat)
+    }
+
+    #[test]
+    fn a_workspace_unit_records_its_crate_root() {
+        let m = manifest(&["src/lib.rs", "src/suffix.rs"], "lib-greet");
+        assert_eq!(crate_root(&m, &m.units[0]), Ok(()));
+        let m = manifest(&["src/suffix.rs"], "lib-greet");
+        assert!(matches!(
+            crate_root(&m, &m.units[0]),
+            Err(Untracked::NoCrateRoot { .. })
+        ));
+        let m = manifest(&[], "lib-greet");
+        assert!(crate_root(&m, &m.units[0]).is_err());
+    }
+
+    #[test]
+    fn every_file_of_every_dep_info_is_recorded() {
+        let both = ["src/lib.rs", "src/suffix.rs"];
+        assert_eq!(judge(&manifest(&both, "lib-greet"), &both), Ok(()));
+        let missing = judge(&manifest(&["src/lib.rs"], "lib-greet"), &both);
+        assert_eq!(
+            missing,
+            Err(Untracked::NotRecorded {
+                id: "greet-0123456789abcdef".into(),
+                file: "/ci/ws/greet/src/suffix.rs".into(),
+            })
+        );
+        // The record may name another file: cargo still reads the dep-info
+        // it names itself, and so is it checked.
+        assert!(judge(&manifest(&["src/lib.rs"], "lib-other"), &both).is_err());
+    }
+
+    #[test]
+    fn a_dep_info_that_is_not_a_file_is_refused() {
+        let m = manifest(&["src/lib.rs"], "lib-greet");
+        let profile = tempfile::tempdir().unwrap();
+        let dir = profile
+            .path()
+            .join(Layout::Flat.fingerprint_dir(&m.units[0].id));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("listed"), encoded(&["src/lib.rs"])).unwrap();
+        std::os::unix::fs::symlink("listed", dir.join("dep-lib-greet")).unwrap();
+        assert_eq!(
+            dep_info_of(&m, &m.units[0], profile.path()),
+            Err(Untracked::Unreadable {
+                id: "greet-0123456789abcdef".into()
+            })
+        );
+    }
 }
