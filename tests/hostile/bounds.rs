@@ -10,20 +10,12 @@ use std::path::Path;
 use serde_json::{json, Value};
 
 use super::common::*;
-use super::{put_blob, stderr, unit, world, Victim};
+use super::{id_of, put_blob, stderr, unit, world, Victim};
 
 /// The id of the unit named `name` and the snapshot's layout.
 fn id_and_layout(v: &Victim, name: &str) -> (String, String) {
     let m = World::manifest(&v.store, &world().commits.base);
-    let id = m["units"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|u| u["name"] == name)
-        .unwrap()["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let id = id_of(&m, name);
     let layout = m["layout"].as_str().unwrap_or("flat").to_owned();
     (id, layout)
 }

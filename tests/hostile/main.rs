@@ -108,6 +108,19 @@ fn unit<'a>(m: &'a mut Value, name: &str) -> &'a mut Value {
         .unwrap_or_else(|| panic!("no unit {name}"))
 }
 
+/// The id of the manifest's unit named `name`.
+fn id_of(manifest: &Value, name: &str) -> String {
+    manifest["units"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|u| u["name"] == name)
+        .unwrap_or_else(|| panic!("no unit {name}"))["id"]
+        .as_str()
+        .unwrap()
+        .to_owned()
+}
+
 /// Appends to the recorded rustc command of every unit that has one.
 fn add_rustc_args(m: &mut Value, extra: &[&str]) -> usize {
     let mut n = 0;
@@ -212,18 +225,10 @@ fn a_newline_in_a_recorded_path_is_rejected() {
 fn a_symlink_into_another_unit_is_rejected() {
     let v = Victim::new("symlink");
     let manifest = World::manifest(&v.store, &world().commits.base);
-    let id_of = |name: &str| {
-        manifest["units"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|u| u["name"] == name)
-            .unwrap()["id"]
-            .as_str()
-            .unwrap()
-            .to_owned()
-    };
-    let (greet, shout) = (id_of("lib greet"), id_of("proc-macro shout"));
+    let (greet, shout) = (
+        id_of(&manifest, "lib greet"),
+        id_of(&manifest, "proc-macro shout"),
+    );
     let mut tar = tar::Builder::new(Vec::new());
     let mut link = tar::Header::new_gnu();
     link.set_entry_type(tar::EntryType::Symlink);

@@ -9,7 +9,7 @@ use std::path::Path;
 use serde_json::{json, Value};
 
 use super::common::*;
-use super::{add_rustc_args, put_blob, stderr, unit, world, Victim};
+use super::{add_rustc_args, id_of, put_blob, stderr, unit, world, Victim};
 
 /// The directory of unit `id`'s fingerprint, relative to the profile dir,
 /// in the layout the snapshot was built in.
@@ -72,18 +72,6 @@ fn blob_with(
         tar.append_data(&mut header, path, &bytes[..]).unwrap();
     }
     put_blob(store, &tar.into_inner().unwrap())
-}
-
-fn id_of(manifest: &Value, name: &str) -> String {
-    manifest["units"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|u| u["name"] == name)
-        .unwrap()["id"]
-        .as_str()
-        .unwrap()
-        .to_owned()
 }
 
 /// A real proc-macro crate `evil` whose library constructor, run when
