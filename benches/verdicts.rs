@@ -133,7 +133,7 @@ fn synthetic(n: usize, every: usize, ws: &Workspace) -> (Vec<u8>, Vec<String>) {
                 json!("none"),
             )
         };
-        units.push(json!({
+        let mut unit = json!({
             "id": id,
             "name": format!("lib {package}"),
             "kind": "compile",
@@ -141,7 +141,12 @@ fn synthetic(n: usize, every: usize, ws: &Workspace) -> (Vec<u8>, Vec<String>) {
             "blob": {"sha256": hex(&Sha256::digest(id.as_bytes())), "size": 100_000, "unpacked": 300_000},
             "deps": deps,
             "check": check,
-        }));
+        });
+        // A workspace unit records its crate root, as validation requires.
+        if member {
+            unit["src_path"] = json!(ws.root.join(&package).join("src/lib.rs"));
+        }
+        units.push(unit);
     }
     units.sort_by(|a, b| a["id"].as_str().cmp(&b["id"].as_str()));
     let manifest = json!({
