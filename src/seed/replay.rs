@@ -3,12 +3,14 @@
 //! would record here, and the sessions are patched to match. A session that
 //! cannot be patched is left as it is, and rustc ignores it (never misreads).
 
+use std::collections::{HashMap, HashSet};
 use std::fs::{self, File, FileTimes};
-use std::path::Path;
+use std::path::{Component, Path, PathBuf};
 use std::time::SystemTime;
 
 use super::relocate::Moves;
 use crate::cargo::layout;
+use crate::cargo::unit_id::UnitId;
 use crate::cargo::workspace::Workspace;
 use crate::pool;
 use crate::rustc::incremental;
@@ -49,6 +51,17 @@ pub(super) fn relocate_incremental(
         false => incremental::Libraries::metadata_only(scratch.join("libs")),
     };
     let map = |p: &Path| moves.map(p);
+    // Before the replays, which load the stand-ins as the build will load
+    // the rebuilt libraries; removed once they are done.
+    let stand_ins = StandIns::make(
+        &rustc,
+        ws,
+        manifest,
+        &candidates,
+        &map,
+        &scratch.join("stand-ins"),
+        signed,
+    );
     let results = pool::map(&candidates, pool::threads(), |unit| {
         let inv = unit.rustc.as_ref().expect("filtered");
         let src = unit.src_path.as_deref().expect("filtered");
@@ -65,6 +78,8 @@ pub(super) fn relocate_incremental(
             .and_then(|replayed| relocate_sessions(profile_dir, unit, &replayed, stamp));
         Ok::<_, std::convert::Infallible>((unit.name.clone(), result))
     });
+    let stood_in = stand_ins.placed.len() / 2;
+    drop(stand_ins);
     let _ = fs::remove_dir_all(&scratch);
     let results = match results {
         Ok(r) => r,
@@ -94,6 +109,16 @@ pub(super) fn relocate_incremental(
          nodes of {sessions} sessions",
         results.len()
     );
+    if stood_in > 0 {
+        note.push_str(&format!(
+            ", with the paths of {stood_in} {} cargo rebuilds",
+            if stood_in == 1 {
+                "library"
+            } else {
+                "libraries"
+            }
+        ));
+    }
     if !failed.is_empty() {
         note.push_str(&format!(
             " (left as is, so rustc ignores it: {})",
@@ -107,6 +132,181 @@ pub(super) fn relocate_incremental(
         ));
     }
     note
+}
+
+/// Stand-ins for the libraries cargo will rebuild below the binaries and
+/// test harnesses being relocated, where the build will write them.
+///
+/// Every codegen unit of a binary reads `used_crate_source` of every crate
+/// it links, a value made of the libraries' paths alone. A library cargo
+/// rebuilds keeps its unit hash, its `-C metadata` and so its file name, so
+/// the path the build will read is known before the build; a stand-in (an
+/// empty crate of the same name and `-C metadata`, compiled from the
+/// library's recorded command line) at that path lets the replay compute the
+/// value the build will. Why a wrong value cannot hide a change: the node
+/// holds where the library's file is, not what it holds. The library's
+/// contents reach its dependents through other queries (its crate hash,
+/// its metadata), which are never rewritten, so a changed library still
+/// recompiles what uses it. Were the build to write the library elsewhere,
+/// the rewritten value would differ from the one rustc computes, and rustc
+/// would recompile the codegen units that read it: slower, never wrong.
+///
+/// They are placed only where no file is, under cargo's lock (the seed
+/// holds it), and removed before it is released. One left behind (the seed
+/// killed in between) is harmless: its unit has no fingerprint, so cargo
+/// compiles the library over it.
+struct StandIns {
+    /// The files put in the build dir.
+    placed: Vec<PathBuf>,
+    /// The directories made for them, outermost first.
+    made: Vec<PathBuf>,
+}
+
+impl StandIns {
+    fn make(
+        rustc: &Path,
+        ws: &Workspace,
+        manifest: &Manifest,
+        candidates: &[&Unit],
+        map: &dyn Fn(&Path) -> Option<PathBuf>,
+        scratch: &Path,
+        signed: bool,
+    ) -> StandIns {
+        let mut made = StandIns {
+            placed: Vec::new(),
+            made: Vec::new(),
+        };
+        for (i, (unit, lib, out_dir)) in missing_libraries(ws, manifest, candidates, map)
+            .into_iter()
+            .enumerate()
+        {
+            let (Some(inv), Some(src)) = (&unit.rustc, &unit.src_path) else {
+                continue;
+            };
+            let dir = scratch.join(i.to_string());
+            // A mirror made now holds the stand-ins placed before this one.
+            let libraries = match signed {
+                true => incremental::Libraries::all(),
+                false => incremental::Libraries::metadata_only(dir.join("libs")),
+            };
+            let cwd = map(&inv.cwd).unwrap_or_else(|| inv.cwd.clone());
+            let place = incremental::Place {
+                cwd: &cwd,
+                build_dir: &ws.build_dir,
+                map,
+                libraries: &libraries,
+            };
+            // A library whose stand-in fails keeps its dependents' nodes as
+            // CI's: rustc recompiles what reads them.
+            if let Ok(written) = incremental::stand_in(rustc, inv, src, &place, &dir) {
+                made.place(&written, &lib, &out_dir, &ws.build_dir);
+            }
+        }
+        made
+    }
+
+    /// Links the stand-in's files named as the library's into `out_dir`,
+    /// never over a file that is there.
+    fn place(
+        &mut self,
+        written: &[PathBuf],
+        lib: &incremental::Library,
+        out_dir: &Path,
+        build_dir: &Path,
+    ) {
+        let new_dirs: Vec<PathBuf> = out_dir
+            .ancestors()
+            .take_while(|d| d.starts_with(build_dir) && *d != build_dir && !d.exists())
+            .map(Path::to_owned)
+            .collect();
+        if fs::create_dir_all(out_dir).is_err() {
+            return;
+        }
+        self.made.extend(new_dirs.into_iter().rev());
+        // Below the build dir by what the file system says, links
+        // included.
+        let inside = fs::canonicalize(out_dir)
+            .ok()
+            .zip(fs::canonicalize(build_dir).ok())
+            .is_some_and(|(o, b)| o.starts_with(b));
+        if !inside {
+            return;
+        }
+        for file in written {
+            let Some(name) = file.file_name() else {
+                continue;
+            };
+            if !lib.files.iter().any(|f| name == f.as_str()) {
+                continue;
+            }
+            let dest = out_dir.join(name);
+            if fs::hard_link(file, &dest).is_ok() {
+                self.placed.push(dest);
+            }
+        }
+    }
+}
+
+impl Drop for StandIns {
+    fn drop(&mut self) {
+        for file in &self.placed {
+            let _ = fs::remove_file(file);
+        }
+        for dir in self.made.iter().rev() {
+            let _ = fs::remove_dir(dir);
+        }
+    }
+}
+
+/// The libraries below the binaries and test harnesses among `candidates`
+/// that are not in the build dir (cargo rebuilds them), each with its
+/// directory here, dependencies before their dependents.
+fn missing_libraries<'m>(
+    ws: &Workspace,
+    manifest: &'m Manifest,
+    candidates: &[&'m Unit],
+    map: &dyn Fn(&Path) -> Option<PathBuf>,
+) -> Vec<(&'m Unit, incremental::Library, PathBuf)> {
+    let by_id: HashMap<&UnitId, &Unit> = manifest.units.iter().map(|u| (&u.id, u)).collect();
+    let roots = candidates.iter().filter(|u| {
+        u.rustc
+            .as_ref()
+            .is_some_and(incremental::reads_dependency_paths)
+    });
+    // Depth first, each unit after its dependencies; no recursion, as a
+    // manifest's chain of units can be long.
+    let mut seen: HashSet<&UnitId> = HashSet::new();
+    let mut order = Vec::new();
+    let mut stack: Vec<(&Unit, bool)> = roots.map(|u| (*u, false)).collect();
+    while let Some((unit, expanded)) = stack.pop() {
+        if expanded {
+            order.push(unit);
+            continue;
+        }
+        if !seen.insert(&unit.id) {
+            continue;
+        }
+        stack.push((unit, true));
+        for dep in &unit.deps {
+            if let Some(d) = by_id.get(dep).filter(|d| !seen.contains(&d.id)) {
+                stack.push((d, false));
+            }
+        }
+    }
+    order
+        .into_iter()
+        .filter(|u| u.kind == UnitKind::Compile && u.src_path.is_some())
+        .filter_map(|u| {
+            let lib = incremental::library(u.rustc.as_ref()?)?;
+            let out_dir = map(&lib.out_dir).unwrap_or_else(|| lib.out_dir.clone());
+            let plain = out_dir.is_absolute()
+                && out_dir
+                    .components()
+                    .all(|c| matches!(c, Component::RootDir | Component::Normal(_)));
+            let missing = !out_dir.join(&lib.files[0]).exists();
+            (plain && missing && out_dir.starts_with(&ws.build_dir)).then_some((u, lib, out_dir))
+        })
+        .collect()
 }
 
 /// What relocating one crate's sessions did.

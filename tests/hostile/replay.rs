@@ -308,3 +308,32 @@ fn a_workspace_unit_cannot_leave_a_file_of_its_dep_info_unchecked() {
         Some("hello, seed (v1) (edited)")
     );
 }
+
+#[test]
+fn a_stand_in_for_a_rebuilt_library_is_never_written_outside_the_build_dir() {
+    let v = Victim::new("stand-in");
+    // greet differs here, so cargo rebuilds it, and the replay of app (a
+    // binary, which reads its libraries' paths) stands in for it where
+    // the manifest says cargo writes it: here, the guard directory.
+    edit(&v.dir.join("greet/src/lib.rs"), "hello, ", "edited here, ");
+    let outside = v.guard.to_str().unwrap().to_owned();
+    v.edit(|m| {
+        let args = unit(m, "lib greet")["rustc"]["args"]
+            .as_array_mut()
+            .unwrap();
+        let at = args.iter().position(|a| a == "--out-dir").unwrap();
+        args[at + 1] = json!(outside);
+    });
+    let guard = tree_listing(&v.guard);
+    // A file made and removed again changes its directory's mtime.
+    let touched = || fs::metadata(&v.guard).unwrap().modified().unwrap();
+    let before = touched();
+    let out = v.seed();
+    let err = stderr(&out);
+    assert!(out.status.success(), "{err}");
+    assert_same_tree(&guard, &tree_listing(&v.guard));
+    assert_eq!(touched(), before, "a file was made in the guard directory");
+    let build = cargo_build(&v.dir);
+    assert_compiled(&build, &["app", "greet"]);
+    assert!(run_app(&v.dir).starts_with("edited here, seed"));
+}

@@ -305,6 +305,23 @@ pub(super) fn without_dependencies(args: &[String]) -> Vec<String> {
     out
 }
 
+/// `args` without native libraries (`-l`) and without `-C incremental`: a
+/// stand-in bundles no library and keeps no session.
+pub(super) fn without_native_and_incremental(args: &[String]) -> Vec<String> {
+    let mut out = Vec::with_capacity(args.len());
+    let mut it = args.iter();
+    while let Some(a) = it.next() {
+        match a.as_str() {
+            "-l" => {
+                it.next();
+            }
+            _ if a.starts_with("-l") || a.starts_with("-Cincremental=") => {}
+            _ => out.push(a.clone()),
+        }
+    }
+    out
+}
+
 /// A crate name as rustc takes it.
 fn is_identifier(name: &str) -> bool {
     !name.is_empty()
@@ -330,7 +347,7 @@ fn local(recorded: &str, place: &Place) -> Option<PathBuf> {
 
 /// `--name=value` → (`--name`, value); `-Cvalue` → (`-C`, value); the short
 /// options with a value (`-C`, `-L`, `-l`, `-A`…) may be glued to it.
-fn split_option(a: &str) -> (&str, Option<&str>) {
+pub(super) fn split_option(a: &str) -> (&str, Option<&str>) {
     if let Some(long) = a.strip_prefix("--") {
         return match long.split_once('=') {
             Some((name, v)) => (&a[..name.len() + 2], Some(v)),

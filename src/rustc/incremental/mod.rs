@@ -205,6 +205,120 @@ pub fn replay(
     })
 }
 
+/// What a library's command line says of it, for standing in for it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Library {
+    /// The recorded `--out-dir`.
+    pub out_dir: PathBuf,
+    /// The file names cargo's build writes there: `lib<crate><extra>.rlib`
+    /// and `.rmeta`.
+    pub files: [String; 2],
+}
+
+/// `inv`'s library, when it compiles one crate of type `lib` or `rlib` (what
+/// a dependent's `--extern` or `-L dependency=` can name as an `.rlib` or
+/// `.rmeta`); `None` for anything else.
+pub fn library(inv: &Invocation) -> Option<Library> {
+    let mut name = None;
+    let mut extra = String::new();
+    let mut out_dir = None;
+    let mut types = Vec::new();
+    let mut it = inv.args.iter();
+    while let Some(a) = it.next() {
+        let (opt, inline) = args::split_option(a);
+        let mut value = || inline.map(str::to_owned).or_else(|| it.next().cloned());
+        match opt {
+            "--crate-name" => name = value(),
+            "--crate-type" => types.extend(value()),
+            "--out-dir" => out_dir = value().map(PathBuf::from),
+            "-C" | "--codegen" => {
+                if let Some(e) = value()
+                    .as_deref()
+                    .and_then(|v| v.strip_prefix("extra-filename="))
+                {
+                    extra = e.to_owned();
+                }
+            }
+            "--test" => return None,
+            _ => {}
+        }
+    }
+    let lib = matches!(types.as_slice(), [t] if t == "lib" || t == "rlib");
+    let stem = format!("lib{}{extra}", name?);
+    let plain = !stem.contains(['/', '\\']) && stem != "..";
+    let out_dir = out_dir?;
+    (lib && plain).then(|| Library {
+        out_dir,
+        files: [format!("{stem}.rlib"), format!("{stem}.rmeta")],
+    })
+}
+
+/// Whether `inv` compiles a binary or a test harness: every codegen unit of
+/// one reads its dependencies' paths (`used_crate_source`).
+pub fn reads_dependency_paths(inv: &Invocation) -> bool {
+    let mut it = inv.args.iter();
+    while let Some(a) = it.next() {
+        let (opt, inline) = args::split_option(a);
+        match opt {
+            "--test" => return true,
+            "--crate-type" => {
+                let v = inline.map(str::to_owned).or_else(|| it.next().cloned());
+                if v.as_deref() == Some("bin") {
+                    return true;
+                }
+            }
+            _ => {}
+        }
+    }
+    false
+}
+
+/// Compiles a stand-in for a library cargo will rebuild, so that the
+/// replays of its dependents find a crate of the same name and
+/// `-C metadata` (so the same crate id) where the build will write it.
+///
+/// `inv` is the library's own recorded command line, read as hostile like
+/// a replay's, on a stub that names its dependencies (stand-ins of those
+/// cargo rebuilds too, so that a crate found through another's metadata is
+/// found where the build finds it). It writes into `scratch` only; returns
+/// the `.rlib` and `.rmeta` written, for the caller to put in place. Native
+/// libraries (`-l`) are left out: an empty crate bundles none.
+pub fn stand_in(
+    rustc: &Path,
+    inv: &Invocation,
+    src_path: &Path,
+    place: &Place,
+    scratch: &Path,
+) -> Result<Vec<PathBuf>, ReplayError> {
+    if place.cwd.starts_with(place.build_dir) {
+        return Err(ReplayError::CwdInBuildDir(place.cwd.to_owned()));
+    }
+    let (out, inc) = (scratch.join("out"), scratch.join("inc"));
+    let stub = scratch.join("stub.rs");
+    let replay = replay_args(inv, src_path, &stub, &out, &inc, place)?;
+    fs::create_dir_all(&out).map_err(|error| ReplayError::Prepare {
+        dir: scratch.to_owned(),
+        error,
+    })?;
+    let args = args::without_native_and_incremental(&replay.args);
+    let run = |args: &[String]| run_stub(rustc, args, &stub, place.cwd, scratch);
+    match run(&args) {
+        Err(ReplayError::Failed(e))
+            if place.libraries.is_metadata_only() && e.contains("E0463") =>
+        {
+            run(&without_dependencies(&args))?
+        }
+        other => other?,
+    }
+    let written = fs::read_dir(&out)
+        .map_err(ReplayError::Scratch)?
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|e| e == "rlib" || e == "rmeta"))
+        .collect();
+    Ok(written)
+}
+
 /// Compiles `stub`, which names every `--extern` of `args` with `extern
 /// crate` (so that rustc loads them as the real build did and the graph
 /// holds their `used_crate_source`), with `rustc` in `cwd` and no

@@ -324,3 +324,65 @@ fn an_unsigned_replay_sees_only_crate_metadata() {
     assert!(all.withheld.is_empty());
     assert_eq!(extern_crates(&all.args), ["greet", "shout", "fake"]);
 }
+
+/// `CARGO_ARGS` as cargo compiles the library `greet` instead of the binary.
+fn library_args() -> Vec<&'static str> {
+    CARGO_ARGS
+        .iter()
+        .map(|a| match *a {
+            "app" => "greet",
+            "bin" => "lib",
+            "metadata=abc" => "extra-filename=-1",
+            other => other,
+        })
+        .collect()
+}
+
+#[test]
+fn a_library_is_named_by_its_crate_and_extra_filename() {
+    let lib = super::library(&invocation(&library_args())).unwrap();
+    assert_eq!(lib.out_dir, Path::new("/ci/ws/target/debug/deps"));
+    assert_eq!(lib.files, ["libgreet-1.rlib", "libgreet-1.rmeta"]);
+    assert!(!super::reads_dependency_paths(&invocation(&library_args())));
+    // A binary, a test harness and a proc-macro are no library a
+    // dependent's `--extern` names as an rlib.
+    assert_eq!(super::library(&invocation(CARGO_ARGS)), None);
+    assert!(super::reads_dependency_paths(&invocation(CARGO_ARGS)));
+    let test: Vec<&str> = library_args().into_iter().chain(["--test"]).collect();
+    assert_eq!(super::library(&invocation(&test)), None);
+    assert!(super::reads_dependency_paths(&invocation(&test)));
+    let pm: Vec<&str> = library_args()
+        .into_iter()
+        .map(|a| if a == "lib" { "proc-macro" } else { a })
+        .collect();
+    assert_eq!(super::library(&invocation(&pm)), None);
+    // A name that would climb out of the directory is none.
+    let climbing: Vec<&str> = library_args()
+        .into_iter()
+        .map(|a| {
+            if a == "extra-filename=-1" {
+                "extra-filename=/../../x"
+            } else {
+                a
+            }
+        })
+        .collect();
+    assert_eq!(super::library(&invocation(&climbing)), None);
+}
+
+#[test]
+fn a_stand_in_bundles_no_native_library_and_keeps_no_session() {
+    let args: Vec<String> = [
+        "-l",
+        "static=z",
+        "-lfoo",
+        "-Cincremental=/s/inc",
+        "-Copt-level=0",
+    ]
+    .map(String::from)
+    .to_vec();
+    assert_eq!(
+        super::args::without_native_and_incremental(&args),
+        ["-Copt-level=0"]
+    );
+}
