@@ -5,7 +5,12 @@
 #   2. a "developer" clones it at another absolute path, runs `cargo seed`,
 #      then `cargo build -v`: cargo must report every unit Fresh;
 #   3. a developer who edited a member before seeding: cargo must compile
-#      exactly that member and the one that depends on it.
+#      exactly that member and the one that depends on it, and rustc must
+#      reuse the relocated incremental state (object files it links from
+#      the seeded sessions instead of compiling them).
+# Both sides compile through cargo-seed's rustc wrapper, the recommended
+# setup (`cargo seed setup` once per machine); here it is set for the demo
+# alone with RUSTC_WRAPPER, so your cargo config is left as it is.
 # Exits non-zero when cargo compiles anything else. The default store is
 # redirected into the demo's own temporary directory (XDG_CACHE_HOME), so
 # the demo leaves nothing in yours.
@@ -20,6 +25,7 @@ export XDG_CACHE_HOME="$work/cache"
 echo "== building cargo-seed"
 cargo build --quiet --manifest-path "$repo/Cargo.toml" --bin cargo-seed
 export PATH="$repo/target/debug:$PATH"
+export RUSTC_WRAPPER=cargo-seed
 git_() { git -c user.name=demo -c user.email=demo@example.com "$@"; }
 
 # `cargo build -v` in the current directory; fails unless cargo compiled
@@ -59,8 +65,21 @@ echo "== developer: an edit before seeding rebuilds only that member and its dep
 git_ clone -q "$work/ci" "$work/edited/app"
 cd "$work/edited/app"
 sed -i 's/hello, /hi, /' greet/src/lib.rs
-cargo seed
+cargo seed 2>&1 | tee "$work/seeded"
+grep -q "incremental state relocated for" "$work/seeded" ||
+    { echo "demo: FAILED: the incremental state was not relocated" >&2; exit 1; }
+objects() { find target/debug/incremental -name '*.o' -printf '%i %p\n' | sort -k2; }
+objects > "$work/before"
 build_compiles_exactly greet app
+# An object file of a new session that is a hard link of a seeded one is a
+# codegen unit rustc reused instead of compiling it.
+objects > "$work/after"
+reused=$(awk 'NR == FNR { seen[$1] = 1; old[$2] = 1; next }
+              !($2 in old) { total++; if ($1 in seen) linked++ }
+              END { printf "%d of %d", linked, total }' "$work/before" "$work/after")
+echo "== rustc reused $reused codegen units of the rebuilt crates from the seeded incremental state"
+[ "${reused%% *}" -gt 0 ] ||
+    { echo "demo: FAILED: rustc reused no seeded codegen unit" >&2; exit 1; }
 ./target/debug/app | tee "$work/out"
 grep -q "^hi, seed" "$work/out" || { echo "demo: FAILED: the edit is not in the program" >&2; exit 1; }
 echo "== demo passed"
