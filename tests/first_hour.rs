@@ -464,3 +464,45 @@ fn all_seeds_every_snapshot_published_together() {
         "{again}"
     );
 }
+
+#[test]
+fn a_registry_packages_tracked_files_are_unpacked_before_they_are_compared() {
+    let (root, origin, store, commit) = ci_with("unpack-sources", &|_| vec![]);
+    // A registry unit that tracks a file of its package, as the build
+    // scripts of anyhow, serde or libc do with `rerun-if-changed`. itoa's
+    // tracks none, so its entry is given its own `src/lib.rs`, with the
+    // digest of CI's copy.
+    World::edit_manifest(&store, &commit, |m| {
+        let home = PathBuf::from(m["cargo_home"].as_str().unwrap());
+        let itoa = m["units"]
+            .as_array_mut()
+            .unwrap()
+            .iter_mut()
+            .find(|u| u["name"] == "lib itoa")
+            .unwrap();
+        let src = PathBuf::from(itoa["src_path"].as_str().unwrap());
+        let package = src.parent().unwrap().parent().unwrap();
+        // cargo-seed's digest of a file: the sha256 of its sha256.
+        let digest = text(&ok(std::process::Command::new("bash").args([
+            "-c",
+            "sha256sum \"$0\" | cut -c1-64 | perl -ne 'chomp; print pack(\"H*\", $_)' | sha256sum",
+            src.to_str().unwrap(),
+        ]))
+        .stdout);
+        itoa["check"] = serde_json::json!({"inputs": {
+            "base": "cargo-home",
+            "package_root": package.strip_prefix(&home).unwrap(),
+            "files": [{"path": "src/lib.rs", "sha256": digest.split(' ').next().unwrap()}],
+        }});
+    });
+    // A newcomer's CARGO_HOME: cargo has unpacked no source in it yet.
+    let home = fresh_cargo_home(&root.join("dev-home"));
+    let dev = clone_into(&root, &origin, 0, &commit);
+    let env = [("CARGO_HOME", Some(home.to_str().unwrap())), WRAPPED[0]];
+    let out = seed_env(&dev, &["--store", store.to_str().unwrap()], &env);
+    let said = text(&out.stderr);
+    assert!(out.status.success(), "{said}");
+    // itoa's file was compared, not found missing: cargo compiles nothing.
+    assert_compiled(&cargo_report(&dev, &["build", "-v"], &env), &[]);
+    assert!(said.contains("`cargo fetch` unpacked them"), "{said}");
+}

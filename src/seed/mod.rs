@@ -40,6 +40,7 @@ pub mod reason;
 pub mod relocate;
 mod replay;
 pub mod resolve;
+mod sources;
 mod swap;
 
 /// Source-path maps for debuggers, written when paths differ from CI's.
@@ -125,6 +126,9 @@ pub fn restore(
         });
     }
     let with_incremental = incremental.is_ok();
+    if let Some(note) = sources::unpack_missing(ws, manifest) {
+        reporter.emit(Event::Note { message: note });
+    }
 
     if opts.dry_run {
         let (verdicts, ..) = judge(ws, manifest, &mut outcome.notes);
