@@ -252,6 +252,7 @@ fn a_script_without_rerun_if_changed_records_its_package_s_files() {
 #[test]
 fn a_package_changed_after_its_script_ran_is_unverifiable() {
     let dir = tempfile::tempdir().unwrap();
+    fs::create_dir(dir.path().join("ws")).unwrap();
     let roots = test_roots(dir.path(), &dir.path().join("ws/target"));
     // A file changed, a file added, each after the run: what the script
     // produced may not be what the files give now.
