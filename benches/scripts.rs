@@ -8,12 +8,15 @@
 //!
 //! The workspace is generated, with no registry dependency: `probe` (the
 //! build script, unchanged), `DEPENDENTS` libraries of `MODULES` modules
-//! that depend on it, `leaf` (the crate edited after the snapshot) and a
-//! binary over all of them. CI sets up the wrapper (`cargo seed setup` in
-//! its own `CARGO_HOME`), builds and publishes. Each run clones afresh under
-//! another path and `CARGO_HOME`, sets up the wrapper there too, seeds,
-//! edits one function of `leaf` and times `cargo build`; in place, CI's
-//! checkout gets the same edit.
+//! that depend on it, a small library `leaf`, and a binary over all of them
+//! (the crate edited after the snapshot). CI sets up the wrapper (`cargo
+//! seed setup` in its own `CARGO_HOME`), builds and publishes. Each run
+//! clones afresh under another path and `CARGO_HOME`, sets up the wrapper
+//! there too, seeds, edits one function of the binary and times `cargo
+//! build`; in place, CI's checkout gets the same edit. A third case adds a
+//! file to `probe` first: the script reruns and everything above it
+//! rebuilds, which is what every seed did before such scripts were judged
+//! by content.
 //!
 //! `cargo bench --bench scripts`; `RUNS=n` (default 5) runs per case, the
 //! median and the range are printed.
@@ -145,7 +148,9 @@ fn generate(root: &Path) {
         .chain(["leaf", "probe"])
         .collect();
     write("app/Cargo.toml", &package("app", &deps));
-    let mut main = String::from("fn main() {\n    let mut n = leaf::leaf(40);\n");
+    let mut main = String::from(
+        "fn own(x: u64) -> u64 {\n    (0..x % 17).map(|i| i * 3 + 1).sum()\n}\n\nfn main() {\n    let mut n = leaf::leaf(40) + own(40);\n",
+    );
     for d in &dependents {
         let _ = writeln!(main, "    n += {d}::total();");
     }
@@ -153,9 +158,11 @@ fn generate(root: &Path) {
     write("app/src/main.rs", &main);
 }
 
-/// One function body of `leaf` edited.
+/// One function body of the binary edited: a library edited under it
+/// would measure how a binary over a changed dependency rebuilds, which is
+/// another matter than the build script's.
 const EDIT: &str =
-    "sed -i 's/i \\* 3 + 1/i * 3 + 2/' leaf/src/lib.rs && grep -q '3 + 2' leaf/src/lib.rs";
+    "sed -i 's/i \\* 3 + 1/i * 3 + 2/' app/src/main.rs && grep -q '3 + 2' app/src/main.rs";
 
 fn show(name: &str, times: Vec<f64>, base: Option<f64>) -> f64 {
     let (m, lo, hi) = spread(times);
@@ -210,12 +217,13 @@ fn main() {
 
     let mut n = 0;
     let mut compiled = Vec::new();
-    let mut seeded = |compiled: &mut Vec<Vec<String>>| {
+    let mut seeded = |compiled: &mut Vec<Vec<String>>, before: &str| {
         n += 1;
         let dev = root.join(format!("dev-{n}/somewhere/else/ws"));
         let dev_home = home(&format!("dev-{n}/cargo-home"));
         clone(&dev);
         let env = [("CARGO_HOME", dev_home.as_path())];
+        run(&dev, before, &env);
         run(&dev, "cargo seed setup -q", &env);
         run(
             &dev,
@@ -235,7 +243,7 @@ fn main() {
         run(&ci, "git checkout -q -- . && cargo build -q", &ci_env);
         t
     };
-    println!("one-function edit in `leaf`, rebuilt:");
+    println!("one-function edit in the binary, rebuilt:");
     let base = show(
         "in place",
         (0..runs).map(|_| in_place(&mut compiled)).collect(),
@@ -245,7 +253,20 @@ fn main() {
     compiled.clear();
     show(
         "seeded elsewhere (another path and CARGO_HOME, the wrapper on both sides)",
-        (0..runs).map(|_| seeded(&mut compiled)).collect(),
+        (0..runs).map(|_| seeded(&mut compiled, "true")).collect(),
+        Some(base),
+    );
+    compiled.dedup();
+    println!("    compiled: {compiled:?}");
+    // What every seed cost before build scripts were judged by content:
+    // the run was never restored, so it and all above it rebuilt. A file
+    // the script does not read, added to its package, brings that back.
+    compiled.clear();
+    show(
+        "seeded elsewhere, a file added to `probe` (the script reruns, as it always did before)",
+        (0..runs)
+            .map(|_| seeded(&mut compiled, "echo note > probe/notes.txt"))
+            .collect(),
         Some(base),
     );
     compiled.dedup();
