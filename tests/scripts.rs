@@ -222,3 +222,21 @@ fn in_place_a_touched_file_alone_reruns_nothing() {
     assert_eq!(build.ran_build_scripts, 0, "{}", build.stderr);
     assert_eq!(stamp_line(&ci), STAMP);
 }
+
+/// A second seed over the first keeps its units, and still gives the run
+/// the string of the mtimes now: a file touched in between (same content)
+/// reruns nothing.
+#[test]
+fn a_kept_run_gets_the_mtimes_of_the_second_seed() {
+    let dir = world().clone_dev();
+    seeded(&dir);
+    let path = dir.join("stamp/data/sub/b.txt");
+    let text = fs::read(&path).unwrap();
+    fs::write(&path, text).unwrap();
+    let out = seed(&dir, &["--store", world().store_arg(), "--force", "-v"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let build = cargo_build(&dir);
+    assert!(build.compiled.is_empty(), "{}", build.stderr);
+    assert_eq!(build.ran_build_scripts, 0, "{}", build.stderr);
+    assert_eq!(stamp_line(&dir), STAMP);
+}
