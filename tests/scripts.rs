@@ -231,8 +231,8 @@ fn a_kept_run_gets_the_mtimes_of_the_second_seed() {
     let dir = world().clone_dev();
     seeded(&dir);
     let path = dir.join("stamp/data/sub/b.txt");
-    let text = fs::read(&path).unwrap();
-    fs::write(&path, text).unwrap();
+    let bytes = fs::read(&path).unwrap();
+    fs::write(&path, bytes).unwrap();
     let out = seed(&dir, &["--store", world().store_arg(), "--force", "-v"]);
     assert!(out.status.success(), "{}", text(&out.stderr));
     let build = cargo_build(&dir);
