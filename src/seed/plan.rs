@@ -121,7 +121,7 @@ pub(super) fn judge(
     // mtimes into its fingerprint, and its dependents its new hash.
     let packages = super::packages::judge(manifest, &mut digests);
     let plan = if needs_rewrite || !packages.matched.is_empty() {
-        relocate::plan_with_packages(manifest, &moves, &env, &packages.matched)
+        relocate::plan_with_packages(manifest, &moves, &env, &packages.matched, needs_rewrite)
     } else {
         relocate::Plan::default()
     };

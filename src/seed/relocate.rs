@@ -285,20 +285,22 @@ pub(crate) type Lookup<'a> = &'a dyn Fn(&str) -> Option<OsString>;
 /// values `env` gives the variables build scripts watch.
 #[cfg(test)]
 pub fn plan(manifest: &Manifest, moves: &Moves, env: Lookup) -> Plan {
-    plan_with_packages(manifest, moves, env, &BTreeMap::new())
+    plan_with_packages(manifest, moves, env, &BTreeMap::new(), true)
 }
 
 /// [`plan`], with the `Precalculated` string cargo will compute here for
 /// the build-script runs in `packages` (see [`crate::snapshot::package`]):
 /// each such unit's fingerprint is proven with CI's string, then given
-/// this one, and every unit depending on it gets its new hash. With no
-/// moved directory only those units and their dependents are rewritten
-/// (and only their failures count): the others' hashes stay cargo's.
+/// this one, and every unit depending on it gets its new hash. Without
+/// `everything` (no unit hashes an absolute path under a moved directory)
+/// only those units and their dependents are rewritten, and only their
+/// failures count: the others' hashes stay cargo's.
 pub(crate) fn plan_with_packages(
     manifest: &Manifest,
     moves: &Moves,
     env: Lookup,
     packages: &BTreeMap<UnitId, String>,
+    everything: bool,
 ) -> Plan {
     let mut plan = Plan::default();
     if moves.is_empty() && packages.is_empty() {
@@ -328,7 +330,7 @@ pub(crate) fn plan_with_packages(
         env,
         packages,
     };
-    let wanted: Vec<&str> = if moves.is_empty() {
+    let wanted: Vec<&str> = if moves.is_empty() || !everything {
         dependents_of(manifest, packages)
             .into_iter()
             .filter(|id| units.contains_key(id))
