@@ -258,11 +258,14 @@ pub(crate) fn unit_check(
 /// when it ran): records the digest of every file of that list, provided
 /// the files are still those the script saw.
 fn package_check(unit: &LiveUnit, roots: &Roots, recorded: &str) -> Check {
-    const PACKAGE_BASES: [Base; 3] = [Base::Workspace, Base::Repository, Base::CargoHome];
+    // Not CARGO_HOME: a seed runs git in the package's directory, which
+    // must be one of this checkout's.
+    const PACKAGE_BASES: [Base; 2] = [Base::Workspace, Base::Repository];
     let root = unit.package_root.as_path();
     let Some((base, package_root)) = roots.relativize(root, &PACKAGE_BASES) else {
         return unverifiable(
-            "its package lies outside the workspace, the repository and CARGO_HOME",
+            "its build script prints no rerun-if-changed, and its package lies outside \
+             the workspace and the repository",
         );
     };
     let files = match package::list(root) {

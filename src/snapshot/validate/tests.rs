@@ -320,6 +320,10 @@ fn a_package_file_list_is_relative_sorted_digested_and_bounded() {
             Box::new(|m| package_files(m).files[1].sha256 = "xyz".into()),
         ),
         (
+            "below CARGO_HOME",
+            Box::new(|m| package_files(m).base = Base::CargoHome),
+        ),
+        (
             "twice",
             Box::new(|m| {
                 let f = package_files(m);

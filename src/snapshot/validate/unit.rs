@@ -226,6 +226,13 @@ fn check(id: &str, kind: UnitKind, package_id: Option<&str>, check: &Check) -> R
             files,
         }) => {
             package_base(id, *base, package_root)?;
+            // The seed runs git in the package's directory: one of this
+            // checkout's, never one below CARGO_HOME.
+            if *base == Base::CargoHome {
+                return Err(invalid(format!(
+                    "the package file list of unit `{id}` is of a package below CARGO_HOME"
+                )));
+            }
             if kind != UnitKind::RunBuildScript || !package_id.is_some_and(is_path_package) {
                 return Err(invalid(format!(
                     "unit `{id}` carries a package file list, which only a path package's build-script run has"
