@@ -142,6 +142,28 @@ impl Fields {
         Some(())
     }
 
+    /// The string of a `Precalculated` entry, when it is the only entry of
+    /// `local` (a build script that prints no `rerun-if-*`).
+    #[cfg(test)]
+    pub(crate) fn precalculated(&self) -> Option<&str> {
+        match self.local.as_slice() {
+            [LocalFingerprint::Precalculated(s)] => Some(s),
+            _ => None,
+        }
+    }
+
+    /// Replaces the string of [`Fields::precalculated`]; `None` (nothing
+    /// changed) when there is none.
+    pub(crate) fn set_precalculated(&mut self, value: String) -> Option<()> {
+        match self.local.as_mut_slice() {
+            [LocalFingerprint::Precalculated(s)] => {
+                *s = value;
+                Some(())
+            }
+            _ => None,
+        }
+    }
+
     /// Replaces each dependency's fingerprint hash through `map`; `None`
     /// when a dependency has no new hash.
     pub(crate) fn map_deps(&mut self, map: impl Fn(u64) -> Option<u64>) -> Option<()> {
@@ -150,6 +172,15 @@ impl Fields {
         }
         Some(())
     }
+}
+
+/// The string cargo's `PathSource::fingerprint` records for a path package
+/// (`Precalculated`): its newest mtime as `filetime` prints it (seconds,
+/// then nanoseconds in nine digits, then `s`) and that file's path relative
+/// to the package root in parentheses; `0.000000000s ()` for a package
+/// without files.
+pub(crate) fn precalculated(seconds: i64, nanos: u32, file: &Path) -> String {
+    format!("{seconds}.{nanos:09}s ({})", file.display())
 }
 
 /// How cargo hashes a source path for `path` (`util::hash_u64(PathBuf)`).
@@ -328,6 +359,31 @@ mod tests {
         assert!(Fields::parse(&newer).is_none());
         let variant = PINNED[0].1.replace("CheckDepInfo", "CheckDepInfoV2");
         assert!(Fields::parse(&variant).is_none());
+    }
+
+    /// A build-script run of a path package whose script printed nothing,
+    /// as cargo 1.95.0 wrote it (nightly 1.97 wrote the same `local`).
+    const PRECALCULATED: (&str, &str) = (
+        "d3b649bef9af2cf3",
+        r#"{"rustc":7458672600737419911,"features":"","declared_features":"","target":0,"profile":0,"path":0,"deps":[[6805135422637226417,"build_script_build",false,2054567761704627523]],"local":[{"Precalculated":"1796494298.422520041s (src/lib.rs)"}],"rustflags":[],"config":0,"compile_kind":0}"#,
+    );
+
+    #[test]
+    fn precalculated_string_is_cargos() {
+        let (hash, json) = PRECALCULATED;
+        let mut fields = Fields::parse(json).unwrap();
+        assert_eq!(to_hash_file(fields.hash()), hash);
+        assert_eq!(
+            fields.precalculated(),
+            Some(precalculated(1796494298, 422520041, Path::new("src/lib.rs")).as_str())
+        );
+        assert_eq!(precalculated(5, 7, Path::new("")), "5.000000007s ()");
+        fields
+            .set_precalculated("1.000000000s (build.rs)".into())
+            .unwrap();
+        assert_ne!(to_hash_file(fields.hash()), hash);
+        let other = Fields::parse(PINNED[1].1).unwrap();
+        assert_eq!(other.precalculated(), None);
     }
 
     #[test]

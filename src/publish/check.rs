@@ -12,7 +12,10 @@ use super::observe::{io_err, LiveUnit, SnapshotError};
 use crate::cargo::depinfo::{self, PathBase};
 use crate::cargo::fingerprint::Fingerprint;
 use crate::snapshot::inputs::{self, digest_path, Roots};
-use crate::snapshot::manifest::{BakedPath, BakedRoot, Base, Check, Input, Inputs};
+use crate::snapshot::manifest::{
+    BakedPath, BakedRoot, Base, Check, Input, Inputs, PackageFile, PackageFiles,
+};
+use crate::snapshot::package;
 
 /// Every environment variable a unit's fingerprint records, with CI's value:
 /// those its build script watches (`rerun-if-env-changed`) and those rustc
@@ -160,10 +163,12 @@ pub(crate) fn unit_check(
             "RerunIfEnvChanged" => {}
             "Precalculated" if !is_path => {}
             "Precalculated" => {
-                return Ok(unverifiable(
-                    "cargo decides it by the newest mtime in the package \
-                     (a build script without rerun-if-changed)",
-                ))
+                let (Some(recorded), [_]) = (body.as_str(), fp.json.local.as_slice()) else {
+                    return Ok(unverifiable(
+                        "a package fingerprint in a form cargo-seed does not know",
+                    ));
+                };
+                return Ok(package_check(unit, roots, recorded));
             }
             other => {
                 return Ok(unverifiable(&format!(
@@ -246,6 +251,67 @@ pub(crate) fn unit_check(
         package_root,
         files: inputs,
     }))
+}
+
+/// A build script that prints no `rerun-if-changed` reruns when the newest
+/// mtime among its package's files changes (`recorded`: what cargo wrote
+/// when it ran): records the digest of every file of that list, provided
+/// the files are still those the script saw.
+fn package_check(unit: &LiveUnit, roots: &Roots, recorded: &str) -> Check {
+    // Not CARGO_HOME: a seed runs git in the package's directory, which
+    // must be one of this checkout's.
+    const PACKAGE_BASES: [Base; 2] = [Base::Workspace, Base::Repository];
+    let root = unit.package_root.as_path();
+    let Some((base, package_root)) = roots.relativize(root, &PACKAGE_BASES) else {
+        return unverifiable(
+            "its build script prints no rerun-if-changed, and its package lies outside \
+             the workspace and the repository",
+        );
+    };
+    let files = match package::list(root) {
+        Ok(files) => files,
+        Err(why) => {
+            return unverifiable(&format!(
+                "cargo reruns its build script when any file of the package is newer \
+                 (it prints no rerun-if-changed), and {why}"
+            ))
+        }
+    };
+    // Cargo's string again, from the files as they are now: another one
+    // means a file changed (or appeared) since the script ran, and what it
+    // produced may not be what these files give.
+    let changed = || {
+        unverifiable(
+            "a file of its package changed after its build script ran \
+             (it prints no rerun-if-changed)",
+        )
+    };
+    if package::precalculated(&files, &package::mtimes(root, &files)) != recorded {
+        return changed();
+    }
+    let mut recorded_files = Vec::with_capacity(files.len());
+    for path in &files {
+        match digest_path(&root.join(path), roots) {
+            Ok(Some(sha256)) => recorded_files.push(PackageFile {
+                path: path.clone(),
+                sha256,
+            }),
+            Ok(None) => return changed(),
+            Err(e) => {
+                return unverifiable(&format!("{} cannot be read ({e})", path.display()));
+            }
+        }
+    }
+    // Checked after reading: an edit during the read shows up here too.
+    if package::precalculated(&files, &package::mtimes(root, &files)) != recorded {
+        return changed();
+    }
+    recorded_files.sort_by(|a, b| a.path.cmp(&b.path));
+    Check::PackageFiles(PackageFiles {
+        base,
+        package_root,
+        files: recorded_files,
+    })
 }
 
 /// The mtime cargo compares: the file's own, or for a directory the newest

@@ -29,31 +29,44 @@ pub(super) fn relocate_unit(
     plan: &relocate::Plan,
     stamp: SystemTime,
 ) -> Result<Unpacked, Error> {
-    if text.moves().is_empty() {
-        return Ok(unpacked);
-    }
-    if let Some(record) = plan.rewrites.get(&unit.id) {
-        relocate::write_fingerprint(root, layout, &unit.id, record, stamp).map_err(Error::io(
-            "rewrite the fingerprint in",
-            &root.join(layout.fingerprint_dir(&unit.id)),
-        ))?;
-    }
-    for (rel, size) in &mut unpacked.files {
-        let is_text = rel.extension().is_some_and(|e| e == "d") || layout.is_script_output(rel);
-        if !is_text || layout.is_fingerprint_file(rel) {
-            continue;
-        }
-        let path = root.join(&*rel);
-        text.rewrite(&path, stamp)?;
-        *size = fs::metadata(&path).map_err(Error::io("read", &path))?.len();
-    }
-    if plan.rewrites.contains_key(&unit.id) {
+    if !text.moves().is_empty() {
         for (rel, size) in &mut unpacked.files {
-            if layout.is_fingerprint_file(rel) {
-                *size = fs::metadata(root.join(&*rel))
-                    .map_err(Error::io("read", rel))?
-                    .len();
+            let is_text = rel.extension().is_some_and(|e| e == "d") || layout.is_script_output(rel);
+            if !is_text || layout.is_fingerprint_file(rel) {
+                continue;
             }
+            let path = root.join(&*rel);
+            text.rewrite(&path, stamp)?;
+            *size = fs::metadata(&path).map_err(Error::io("read", &path))?.len();
+        }
+    }
+    refingerprint(root, layout, unit, unpacked, plan, stamp)
+}
+
+/// Writes the unit's fingerprint as the plan rewrote it, if it did. A
+/// fingerprint may change with nothing moved (a build-script run judged by
+/// its package's files takes this checkout's mtimes), and a unit kept from
+/// a previous seed may have had another one then.
+pub(super) fn refingerprint(
+    root: &Path,
+    layout: Layout,
+    unit: &Unit,
+    mut unpacked: Unpacked,
+    plan: &relocate::Plan,
+    stamp: SystemTime,
+) -> Result<Unpacked, Error> {
+    let Some(record) = plan.rewrites.get(&unit.id) else {
+        return Ok(unpacked);
+    };
+    relocate::write_fingerprint(root, layout, &unit.id, record, stamp).map_err(Error::io(
+        "rewrite the fingerprint in",
+        &root.join(layout.fingerprint_dir(&unit.id)),
+    ))?;
+    for (rel, size) in &mut unpacked.files {
+        if layout.is_fingerprint_file(rel) {
+            *size = fs::metadata(root.join(&*rel))
+                .map_err(Error::io("read", rel))?
+                .len();
         }
     }
     Ok(unpacked)

@@ -39,10 +39,15 @@ pub(crate) enum Verdict {
 ///
 /// Linear in the manifest: each unit is judged once, each input digested
 /// once per path ([`Digests`]), each dependency edge followed once.
+///
+/// `packages` are the build-script runs whose package files matched CI's
+/// (`seed/packages`); any other unit recording its package's files is
+/// rebuilt.
 pub(crate) fn evaluate(
     manifest: &Manifest,
     digests: &mut Digests,
     mut decided: BTreeMap<UnitId, Reason>,
+    packages: &BTreeMap<UnitId, String>,
 ) -> BTreeMap<UnitId, Verdict> {
     let units = &manifest.units;
     let mut verdicts: Vec<Verdict> = units
@@ -59,6 +64,10 @@ pub(crate) fn evaluate(
                 Check::Inputs(inputs) => {
                     compare(inputs, digests).map_or(Verdict::Reuse, Verdict::Rebuild)
                 }
+                Check::PackageFiles(_) if packages.contains_key(&unit.id) => Verdict::Reuse,
+                Check::PackageFiles(_) => Verdict::Rebuild(Reason::PackageUnlisted {
+                    why: "its files were not compared".to_owned(),
+                }),
             }
         })
         .collect();
@@ -195,7 +204,12 @@ mod tests {
         roots: &Roots,
         decided: BTreeMap<UnitId, Reason>,
     ) -> BTreeMap<UnitId, Verdict> {
-        super::evaluate(m, &mut Digests::new(roots, Budget::SEED), decided)
+        super::evaluate(
+            m,
+            &mut Digests::new(roots, Budget::SEED),
+            decided,
+            &BTreeMap::new(),
+        )
     }
 
     /// A verdict as the summary words it: reasons are compared as the user
@@ -441,7 +455,12 @@ mod tests {
             })
             .collect();
         let mut digests = Digests::new(&roots, Budget::SEED);
-        let v = super::evaluate(&manifest(units), &mut digests, BTreeMap::new());
+        let v = super::evaluate(
+            &manifest(units),
+            &mut digests,
+            BTreeMap::new(),
+            &BTreeMap::new(),
+        );
         assert!(v.values().all(|v| *v == Verdict::Reuse), "{v:?}");
         assert_eq!(
             digests.work(),
@@ -485,7 +504,12 @@ mod tests {
             ),
             (limits(100, 100, 73 << 10), &reused, &too_large("big")),
         ] {
-            let v = super::evaluate(&m, &mut Digests::new(&roots, budget), BTreeMap::new());
+            let v = super::evaluate(
+                &m,
+                &mut Digests::new(&roots, budget),
+                BTreeMap::new(),
+                &BTreeMap::new(),
+            );
             assert_eq!(v["dir"], *expect_dir, "{budget:?}");
             assert_eq!(v["big"], *expect_big, "{budget:?}");
             if *expect_dir != reused {
@@ -497,6 +521,7 @@ mod tests {
             &m,
             &mut Digests::new(&roots, limits(10, 10, (64 << 10) + 10 * 1024)),
             BTreeMap::new(),
+            &BTreeMap::new(),
         );
         assert!(v.values().all(|v| *v == Verdict::Reuse), "{v:?}");
     }

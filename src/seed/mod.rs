@@ -21,7 +21,7 @@ use crate::snapshot::tracked;
 use crate::store::{self, BlobCache, Store};
 use crate::{pool, Error};
 pub use cancel::CANCEL;
-use fetch::{fetch_one, keep_from, relocate_unit, Origin};
+use fetch::{fetch_one, keep_from, refingerprint, relocate_unit, Origin};
 pub use outcome::Outcome;
 pub use plan::{choose, rebuilt_list, want};
 use plan::{emit_verdicts, incremental_use, judge, selected, tally};
@@ -35,6 +35,7 @@ mod cancel;
 mod fetch;
 pub mod freshness;
 mod outcome;
+mod packages;
 mod plan;
 pub mod reason;
 pub mod relocate;
@@ -227,6 +228,7 @@ pub fn restore(
             // the same paths already.
             Some(unpacked) => {
                 kept.fetch_add(1, Ordering::Relaxed);
+                let unpacked = refingerprint(root, manifest.layout, unit, unpacked, &plan, stamp)?;
                 (unpacked, UnitAction::Kept, false)
             }
             None => {

@@ -115,8 +115,13 @@ pub(super) fn judge(
             && u.src_path.as_deref().and_then(|s| moves.map(s)).is_some()
     });
     let env = |var: &str| std::env::var_os(var);
-    let plan = if needs_rewrite {
-        relocate::plan(manifest, &moves, &env)
+    let roots = roots(ws);
+    let mut digests = Digests::new(&roots, Budget::SEED);
+    // Before the rewrite: a reused build-script run takes this checkout's
+    // mtimes into its fingerprint, and its dependents its new hash.
+    let packages = super::packages::judge(manifest, &mut digests);
+    let plan = if needs_rewrite || !packages.matched.is_empty() {
+        relocate::plan_with_packages(manifest, &moves, &env, &packages.matched, needs_rewrite)
     } else {
         relocate::Plan::default()
     };
@@ -177,9 +182,10 @@ pub(super) fn judge(
         };
         decided.insert(unit.id.clone(), reason);
     }
-    let roots = roots(ws);
-    let mut digests = Digests::new(&roots, Budget::SEED);
-    let verdicts = freshness::evaluate(manifest, &mut digests, decided);
+    for (id, reason) in packages.rebuilt {
+        decided.entry(id).or_insert(reason);
+    }
+    let verdicts = freshness::evaluate(manifest, &mut digests, decided, &packages.matched);
     (verdicts, moves, plan)
 }
 

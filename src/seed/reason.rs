@@ -33,6 +33,17 @@ pub enum Reason {
     /// The package's files are recorded relative to a directory this
     /// checkout does not have (a repository other than this one).
     PackageOutsideRepository,
+    /// A file of the package of a build script that prints no
+    /// `rerun-if-changed` (cargo reruns it when any file of its package
+    /// changes) differs from CI's.
+    PackageFile {
+        path: PathBuf,
+        #[serde(flatten)]
+        change: Change,
+    },
+    /// The file list of such a package cannot be made here as cargo makes
+    /// it.
+    PackageUnlisted { why: String },
     /// It depends on a unit that is rebuilt here.
     Dependency { name: String },
     /// It depends on a unit the snapshot does not hold.
@@ -69,6 +80,8 @@ pub enum Change {
     Unreadable {
         error: String,
     },
+    /// Its mtime moved while it was compared.
+    Changing,
 }
 
 impl fmt::Display for Reason {
@@ -84,8 +97,25 @@ impl fmt::Display for Reason {
                         write!(f, "{path} lies outside this workspace's repository")
                     }
                     Change::Unreadable { error } => write!(f, "{path} could not be read ({error})"),
+                    Change::Changing => write!(f, "{path} changed while it was compared"),
                 }
             }
+            Reason::PackageFile { path, change } => {
+                let input = Reason::Input {
+                    path: path.clone(),
+                    change: change.clone(),
+                };
+                write!(
+                    f,
+                    "{input}: cargo reruns the package's build script, which prints no \
+                     rerun-if-changed, when any file of the package changes"
+                )
+            }
+            Reason::PackageUnlisted { why } => write!(
+                f,
+                "cargo reruns its build script when any file of the package changes \
+                 (it prints no rerun-if-changed), and {why}"
+            ),
             Reason::InputsTooLarge { path } => {
                 let most = crate::snapshot::inputs::Budget::SEED;
                 write!(
@@ -199,5 +229,14 @@ mod tests {
         };
         assert_eq!(dep.to_string(), "depends on lib greet, which is rebuilt");
         assert_eq!(serde_json::to_value(&dep).unwrap()["name"], "lib greet");
+        let added = Reason::PackageFile {
+            path: "data/new.txt".into(),
+            change: Change::Added,
+        };
+        assert!(added.to_string().starts_with("data/new.txt was added: "));
+        let json = serde_json::to_value(&added).unwrap();
+        assert_eq!(json["kind"], "package_file");
+        assert_eq!(json["change"], "added");
+        assert_eq!(json["path"], "data/new.txt");
     }
 }

@@ -283,9 +283,27 @@ pub(crate) type Lookup<'a> = &'a dyn Fn(&str) -> Option<OsString>;
 
 /// Recomputes every unit's fingerprint for the local paths, with the
 /// values `env` gives the variables build scripts watch.
+#[cfg(test)]
 pub fn plan(manifest: &Manifest, moves: &Moves, env: Lookup) -> Plan {
+    plan_with_packages(manifest, moves, env, &BTreeMap::new(), true)
+}
+
+/// [`plan`], with the `Precalculated` string cargo will compute here for
+/// the build-script runs in `packages` (see [`crate::snapshot::package`]):
+/// each such unit's fingerprint is proven with CI's string, then given
+/// this one, and every unit depending on it gets its new hash. Without
+/// `everything` (no unit hashes an absolute path under a moved directory)
+/// only those units and their dependents are rewritten, and only their
+/// failures count: the others' hashes stay cargo's.
+pub(crate) fn plan_with_packages(
+    manifest: &Manifest,
+    moves: &Moves,
+    env: Lookup,
+    packages: &BTreeMap<UnitId, String>,
+    everything: bool,
+) -> Plan {
     let mut plan = Plan::default();
-    if moves.is_empty() {
+    if moves.is_empty() && packages.is_empty() {
         return plan;
     }
     let units: HashMap<&str, &crate::snapshot::manifest::Unit> = manifest
@@ -310,16 +328,57 @@ pub fn plan(manifest: &Manifest, moves: &Moves, env: Lookup) -> Plan {
         id_of_hash: &id_of_hash,
         moves,
         env,
+        packages,
     };
-    for id in units.keys() {
+    let wanted: Vec<&str> = if moves.is_empty() || !everything {
+        dependents_of(manifest, packages)
+            .into_iter()
+            .filter(|id| units.contains_key(id))
+            .collect()
+    } else {
+        units.keys().copied().collect()
+    };
+    for id in &wanted {
         relocate_from(id, &ctx, &mut memo, &mut plan);
     }
+    let wanted: std::collections::HashSet<&str> = wanted.into_iter().collect();
     for (id, result) in memo {
         if let Err(why) = result {
-            plan.failed.insert(id.into(), why);
+            if wanted.contains(id) {
+                plan.failed.insert(id.into(), why);
+            }
         }
     }
     plan
+}
+
+/// The units of `packages` and every unit that depends on one of them,
+/// directly or not.
+fn dependents_of<'m>(manifest: &'m Manifest, packages: &BTreeMap<UnitId, String>) -> Vec<&'m str> {
+    let mut dependents: HashMap<&str, Vec<&str>> = HashMap::new();
+    for unit in &manifest.units {
+        for dep in &unit.deps {
+            dependents
+                .entry(dep.as_str())
+                .or_default()
+                .push(unit.id.as_str());
+        }
+    }
+    let mut seen: std::collections::HashSet<&str> = std::collections::HashSet::new();
+    let mut work: Vec<&str> = manifest
+        .units
+        .iter()
+        .map(|u| u.id.as_str())
+        .filter(|id| packages.contains_key(*id))
+        .collect();
+    while let Some(id) = work.pop() {
+        if seen.insert(id) {
+            work.extend(dependents.get(id).into_iter().flatten().copied());
+        }
+    }
+    let mut out: Vec<&str> = seen.into_iter().collect();
+    out.sort_unstable();
+    out
 }
 
 /// What every unit's relocation reads.
@@ -329,6 +388,7 @@ struct Context<'a, 'e> {
     id_of_hash: &'a HashMap<u64, &'a str>,
     moves: &'a Moves,
     env: Lookup<'e>,
+    packages: &'a BTreeMap<UnitId, String>,
 }
 
 /// A unit proven and pointed at this machine's paths, waiting for its
@@ -402,6 +462,11 @@ fn prove<'a>(
     let old = parse_hash_file(&record.hash).ok_or(Unrelocatable::UnreadableHash)?;
     if !fields.reproduces(old) {
         return Err(Unrelocatable::HashNotReproduced);
+    }
+    if let Some(here) = ctx.packages.get(&unit.id) {
+        fields
+            .set_precalculated(here.clone())
+            .ok_or(Unrelocatable::UnknownFields)?;
     }
     if let (true, Some(src)) = (
         hashes_absolute_path(unit, ctx.workspace_root),

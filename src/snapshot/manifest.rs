@@ -13,15 +13,19 @@ use crate::rustc::toolchain::Toolchain;
 
 /// Bumped on any change a reader of the previous version would misread.
 ///
+/// 4: `check` may be `package-files`, which a reader of schema 3 cannot
+/// parse; such a reader skips the snapshot instead of failing on it.
+///
 /// 3: `layout`: a snapshot of cargo's per-unit build-dir layout, whose
 /// units a reader of schema 2 would look for in the wrong places.
 ///
 /// 2: inputs relative to mapped roots only; fingerprint records hold no values of watched environment variables
 /// (`val` is `null` in `fields`, the digest is in `env`), and units that read
 /// a secret are listed in `withheld` instead of `units`.
-pub(crate) const SCHEMA: u32 = 3;
+pub(crate) const SCHEMA: u32 = 4;
 
-/// The schemas this cargo-seed reads: 2 is 3 without `layout` (flat).
+/// The schemas this cargo-seed reads: 2 is 3 without `layout` (flat), 3
+/// is 4 without `package-files`.
 pub(crate) const READS: std::ops::RangeInclusive<u32> = 2..=SCHEMA;
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -287,9 +291,37 @@ pub(crate) enum Check {
     None,
     /// Cargo compares mtimes of these files; cargo-seed compares contents.
     Inputs(Inputs),
-    /// A path unit whose freshness cargo derives from mtimes alone (a build
-    /// script without `rerun-if-changed`): it can never be restored soundly.
+    /// The run of a path package's build script that prints no
+    /// `rerun-if-changed`: cargo reruns it when the newest mtime among the
+    /// package's files changes, cargo-seed when any of them differs by
+    /// content (see [`crate::snapshot::package`]).
+    PackageFiles(PackageFiles),
+    /// A path unit whose freshness cannot be decided by content here, and
+    /// why: it is never restored.
     Unverifiable { reason: String },
+}
+
+/// Every file of a package's list as cargo makes it, with its digest.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct PackageFiles {
+    /// What `package_root` is relative to, as in [`Inputs`].
+    #[serde(
+        default = "Base::workspace",
+        skip_serializing_if = "Base::is_workspace"
+    )]
+    pub base: Base,
+    /// The package root, relative to `base` (empty for `base` itself).
+    pub package_root: PathBuf,
+    /// Sorted by path, each once.
+    pub files: Vec<PackageFile>,
+}
+
+/// One file of a package, relative to its root, and the sha256 of its
+/// contents.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct PackageFile {
+    pub path: PathBuf,
+    pub sha256: String,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

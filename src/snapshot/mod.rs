@@ -5,6 +5,7 @@
 pub(crate) mod archive;
 pub(crate) mod inputs;
 pub(crate) mod manifest;
+pub(crate) mod package;
 pub mod secrets;
 pub mod signing;
 pub(crate) mod tracked;

@@ -196,3 +196,101 @@ fn build_dir_inputs_are_compared_unless_a_dependency_produced_them() {
         .collect();
     assert_eq!(files, vec![(Base::BuildDir, PathBuf::from("gen/data.txt"))]);
 }
+
+/// A package `ws/stamp` (outside git: cargo walks it) whose build script
+/// printed nothing, and cargo's fingerprint of its run, made now.
+fn stamp_package(dir: &Path) -> (LiveUnit, Fingerprint) {
+    let pkg = dir.join("ws/stamp");
+    fs::create_dir_all(pkg.join("data/sub")).unwrap();
+    fs::write(pkg.join("Cargo.toml"), "[package]\nname = \"stamp\"\n").unwrap();
+    fs::write(pkg.join("build.rs"), "fn main() {}").unwrap();
+    fs::write(pkg.join("data/sub/b.txt"), "beta").unwrap();
+    let files = package::list(&pkg).unwrap();
+    let now = package::precalculated(&files, &package::mtimes(&pkg, &files));
+    let unit = LiveUnit {
+        kind: UnitKind::RunBuildScript,
+        package_id: "path+file:///ws/stamp#0.1.0".into(),
+        name: "run-build-script stamp".into(),
+        crate_name: "build_script_build".into(),
+        package_root: pkg,
+        src_path: None,
+        host: false,
+    };
+    let fp = Fingerprint {
+        hash: 0,
+        record: FingerprintRecord::default(),
+        json: serde_json::from_value(serde_json::json!({
+            "deps": [], "local": [{"Precalculated": now}], "rustflags": [],
+        }))
+        .unwrap(),
+    };
+    (unit, fp)
+}
+
+#[test]
+fn a_script_without_rerun_if_changed_records_its_package_s_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let (unit, fp) = stamp_package(dir.path());
+    let roots = test_roots(dir.path(), &dir.path().join("ws/target"));
+    let check = unit_check(&unit, &fp, &roots, &[]).unwrap();
+    let Check::PackageFiles(files) = check else {
+        panic!("{check:?}")
+    };
+    assert_eq!(files.base, Base::Workspace);
+    assert_eq!(files.package_root, Path::new("stamp"));
+    let paths: Vec<&Path> = files.files.iter().map(|f| f.path.as_path()).collect();
+    assert_eq!(
+        paths,
+        [
+            Path::new("Cargo.toml"),
+            Path::new("build.rs"),
+            Path::new("data/sub/b.txt")
+        ]
+    );
+}
+
+#[test]
+fn a_package_changed_after_its_script_ran_is_unverifiable() {
+    let dir = tempfile::tempdir().unwrap();
+    fs::create_dir(dir.path().join("ws")).unwrap();
+    let roots = test_roots(dir.path(), &dir.path().join("ws/target"));
+    // A file changed, a file added, each after the run: what the script
+    // produced may not be what the files give now.
+    let changes: [&dyn Fn(&Path); 2] = [
+        &|pkg| {
+            fs::write(pkg.join("data/sub/b.txt"), "BETA").unwrap();
+            set_mtime(&pkg.join("data/sub/b.txt"), 4_000_000_000);
+        },
+        &|pkg| {
+            fs::write(pkg.join("data/c.txt"), "gamma").unwrap();
+            set_mtime(&pkg.join("data/c.txt"), 4_000_000_000);
+        },
+    ];
+    for change in changes {
+        let (unit, fp) = stamp_package(dir.path());
+        change(&unit.package_root);
+        let check = unit_check(&unit, &fp, &roots, &[]).unwrap();
+        assert!(
+            matches!(&check, Check::Unverifiable { reason } if reason.contains("changed after")),
+            "{check:?}"
+        );
+        fs::remove_dir_all(&unit.package_root).unwrap();
+    }
+}
+
+#[test]
+fn a_package_cargo_lists_by_its_include_is_unverifiable() {
+    let dir = tempfile::tempdir().unwrap();
+    let (unit, fp) = stamp_package(dir.path());
+    fs::write(
+        unit.package_root.join("Cargo.toml"),
+        "[package]\nname = \"stamp\"\ninclude = [\"src\"]\n",
+    )
+    .unwrap();
+    let roots = test_roots(dir.path(), &dir.path().join("ws/target"));
+    let check = unit_check(&unit, &fp, &roots, &[]).unwrap();
+    assert!(
+        matches!(&check, Check::Unverifiable { reason } if reason.contains("package.include")),
+        "{check:?}"
+    );
+}

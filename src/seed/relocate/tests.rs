@@ -246,3 +246,52 @@ fn a_long_chain_of_fingerprints_is_relocated_without_deep_recursion() {
         "every hash above the first changes"
     );
 }
+
+#[test]
+fn a_package_s_string_is_given_to_its_run_and_its_dependents_get_the_new_hash() {
+    // A build-script run judged by its package's newest mtime, a library
+    // over it, and a unit cargo-seed cannot read that depends on neither.
+    let run = r#"{"rustc":1,"features":"","declared_features":"","target":0,"profile":0,"path":0,"deps":[],"local":[{"Precalculated":"1796494298.422520041s (src/lib.rs)"}],"rustflags":[],"config":0,"compile_kind":0}"#;
+    let run_hash = Fields::parse(run).unwrap().hash();
+    let lib = format!(
+        r#"{{"rustc":1,"features":"[]","declared_features":"[]","target":2,"profile":3,"path":4,"deps":[[5,"stamp",false,{run_hash}]],"local":[{{"CheckDepInfo":{{"dep_info":"debug/.fingerprint/stamp-2/dep-lib-stamp","checksum":false}}}}],"rustflags":[],"config":6,"compile_kind":0}}"#
+    );
+    let mut m: Manifest = serde_json::from_value(serde_json::json!({
+        "schema": crate::snapshot::manifest::SCHEMA, "commit": "c", "created": 0,
+        "toolchain": {"verbose_version": "", "release": "", "host": ""},
+        "target": "", "profile": "dev", "profile_dir": "debug",
+        "workspace_root": "/ci/ws", "cargo_home": "/root/.cargo",
+        "build_dir": "/ci/ws/target", "dirty": false, "units": [],
+    }))
+    .unwrap();
+    m.units
+        .push(unit("stamp-1", "run-build-script stamp", run, None));
+    m.units.push(unit("stamp-2", "lib stamp", &lib, None));
+    m.units[1].deps = vec!["stamp-1".into()];
+    let mut odd = unit("odd-3", "lib odd", run, None);
+    let record = odd.fingerprint.as_mut().unwrap();
+    record.fields = "{}".into();
+    record.hash = fingerprint::to_hash_file(7);
+    m.units.push(odd);
+    // Nothing moved: this checkout is CI's.
+    let moves = Moves::new(
+        &m,
+        Path::new("/root/.cargo"),
+        Path::new("/ci/ws"),
+        Path::new("/ci/ws/target"),
+        None,
+    );
+    assert!(moves.is_empty());
+    let here = "1800000000.000000001s (build.rs)";
+    let packages = BTreeMap::from([(UnitId::from("stamp-1"), here.to_owned())]);
+    let planned = plan_with_packages(&m, &moves, &|_| None, &packages, false);
+    assert!(planned.failed.is_empty(), "{:?}", planned.failed);
+    let new_run = &planned.rewrites["stamp-1"];
+    assert!(new_run.fields.contains(here), "{}", new_run.fields);
+    let new_hash = parse_hash_file(&new_run.hash).unwrap();
+    assert_ne!(new_hash, run_hash);
+    let new_lib = Fields::parse(&planned.rewrites["stamp-2"].fields).unwrap();
+    assert_eq!(new_lib.dep_hashes().collect::<Vec<_>>(), [new_hash]);
+    // Nothing depends on it: it is neither rewritten nor failed.
+    assert!(!planned.rewrites.contains_key("odd-3"));
+}

@@ -5,7 +5,8 @@ use super::*;
 use crate::rustc::toolchain::Toolchain;
 use crate::rustc::wrapper::Invocation;
 use crate::snapshot::manifest::{
-    Base, Blob, Check, FingerprintRecord, Input, Inputs, Unit, UnitKind, SCHEMA,
+    Base, Blob, Check, FingerprintRecord, Input, Inputs, PackageFile, PackageFiles, Unit, UnitKind,
+    SCHEMA,
 };
 
 const COMMIT: &str = "0123456789abcdef0123456789abcdef01234567";
@@ -265,4 +266,100 @@ fn every_field_is_checked() {
 fn the_variant_is_the_one_the_key_names() {
     let m = good();
     assert!(manifest(&m, COMMIT, "release-x86_64-unknown-linux-gnu-1.95.0").is_err());
+}
+
+/// The first unit as a build-script run that records its package's files.
+fn package_files(m: &mut Manifest) -> &mut PackageFiles {
+    let unit = &mut m.units[0];
+    unit.kind = UnitKind::RunBuildScript;
+    unit.src_path = None;
+    unit.rustc = None;
+    if !matches!(unit.check, Check::PackageFiles(_)) {
+        unit.check = Check::PackageFiles(PackageFiles {
+            base: Base::Workspace,
+            package_root: "greet".into(),
+            files: ["Cargo.toml", "build.rs", "data/sub/a.txt"]
+                .iter()
+                .map(|p| PackageFile {
+                    path: p.into(),
+                    sha256: "cd".repeat(32),
+                })
+                .collect(),
+        });
+    }
+    match &mut unit.check {
+        Check::PackageFiles(p) => p,
+        _ => unreachable!(),
+    }
+}
+
+#[test]
+fn a_package_file_list_is_relative_sorted_digested_and_bounded() {
+    assert_eq!(
+        check(|m| {
+            package_files(m);
+        }),
+        Ok(())
+    );
+    type Edit = Box<dyn FnOnce(&mut Manifest)>;
+    let broken: Vec<(&str, Edit)> = vec![
+        (
+            "absolute",
+            Box::new(|m| package_files(m).files[0].path = "/etc/passwd".into()),
+        ),
+        (
+            "climbing",
+            Box::new(|m| package_files(m).files[2].path = "data/../../x".into()),
+        ),
+        (
+            "root climbing",
+            Box::new(|m| package_files(m).package_root = "../elsewhere".into()),
+        ),
+        (
+            "digest",
+            Box::new(|m| package_files(m).files[1].sha256 = "xyz".into()),
+        ),
+        (
+            "below CARGO_HOME",
+            Box::new(|m| package_files(m).base = Base::CargoHome),
+        ),
+        (
+            "twice",
+            Box::new(|m| {
+                let f = package_files(m);
+                f.files[1].path = f.files[0].path.clone();
+            }),
+        ),
+        ("unsorted", Box::new(|m| package_files(m).files.swap(0, 2))),
+        (
+            "too many",
+            Box::new(|m| {
+                let f = package_files(m);
+                f.files = (0..=crate::snapshot::package::MAX_FILES)
+                    .map(|i| PackageFile {
+                        path: format!("f{i:06}").into(),
+                        sha256: "cd".repeat(32),
+                    })
+                    .collect();
+            }),
+        ),
+        (
+            "a compile unit",
+            Box::new(|m| {
+                package_files(m);
+                m.units[0].kind = UnitKind::Compile;
+            }),
+        ),
+        (
+            "a registry package",
+            Box::new(|m| {
+                package_files(m);
+                m.units[0].package_id =
+                    Some("registry+https://github.com/rust-lang/crates.io-index#cc@1.0.0".into());
+            }),
+        ),
+    ];
+    for (what, edit) in broken {
+        assert!(check(edit).is_err(), "{what} was accepted");
+    }
 }

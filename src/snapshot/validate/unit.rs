@@ -11,11 +11,14 @@ use std::collections::{HashMap, HashSet};
 use super::field::{
     absolute, digest, invalid, is_env_name, plain_name, relative, shown, text, Invalid,
 };
+use crate::cargo::is_path_package;
 use crate::rustc::wrapper::Invocation;
 use crate::snapshot::manifest::{
-    BakedPath, Base, Blob, Check, EnvValue, FingerprintRecord, Manifest, Unit, UnitKind, Withheld,
-    WithheldWhy,
+    BakedPath, Base, Blob, Check, EnvValue, FingerprintRecord, Manifest, PackageFile, PackageFiles,
+    Unit, UnitKind, Withheld, WithheldWhy,
 };
+use crate::snapshot::package::MAX_FILES;
+use std::path::Path;
 
 /// Path query values per unit: one per crate the unit loads, and one.
 const MAX_PATH_VALUES: usize = 4096;
@@ -217,6 +220,44 @@ fn check(id: &str, kind: UnitKind, package_id: Option<&str>, check: &Check) -> R
         Check::Unverifiable { reason } => {
             text(&format!("the reason of unit `{id}`"), reason, false)?
         }
+        Check::PackageFiles(PackageFiles {
+            base,
+            package_root,
+            files,
+        }) => {
+            package_base(id, *base, package_root)?;
+            // The seed runs git in the package's directory: one of this
+            // checkout's, never one below CARGO_HOME.
+            if *base == Base::CargoHome {
+                return Err(invalid(format!(
+                    "the package file list of unit `{id}` is of a package below CARGO_HOME"
+                )));
+            }
+            if kind != UnitKind::RunBuildScript || !package_id.is_some_and(is_path_package) {
+                return Err(invalid(format!(
+                    "unit `{id}` carries a package file list, which only a path package's build-script run has"
+                )));
+            }
+            if files.len() > MAX_FILES {
+                return Err(invalid(format!(
+                    "unit `{id}` lists {} package files (at most {MAX_FILES})",
+                    files.len()
+                )));
+            }
+            for PackageFile { path, sha256 } in files {
+                relative(&format!("a package file of unit `{id}`"), path)?;
+                digest(
+                    &format!("the digest of package file `{}`", path.display()),
+                    sha256,
+                )?;
+            }
+            // Sorted and each once: the seed compares two sorted lists.
+            if files.windows(2).any(|w| w[0].path >= w[1].path) {
+                return Err(invalid(format!(
+                    "the package files of unit `{id}` are not sorted, each once"
+                )));
+            }
+        }
         Check::Inputs(inputs) => {
             if !matches!(
                 inputs.base,
@@ -242,6 +283,20 @@ fn check(id: &str, kind: UnitKind, package_id: Option<&str>, check: &Check) -> R
                 }
             }
         }
+    }
+    Ok(())
+}
+
+/// A package root: relative to the workspace, the repository or
+/// `CARGO_HOME`, and plain.
+fn package_base(id: &str, base: Base, package_root: &Path) -> Result<(), Invalid> {
+    if !matches!(base, Base::Workspace | Base::Repository | Base::CargoHome) {
+        return Err(invalid(format!(
+            "the package root of unit `{id}` is not under the workspace, the repository or CARGO_HOME"
+        )));
+    }
+    if !package_root.as_os_str().is_empty() {
+        relative(&format!("the package root of unit `{id}`"), package_root)?;
     }
     Ok(())
 }
