@@ -72,7 +72,7 @@ pub(crate) fn list(root: &Path) -> Result<Vec<PathBuf>, Unlisted> {
         Some(git) => listed_by_git(root, &git)?,
         None => {
             let mut out = Vec::new();
-            walk(root, Path::new(""), &mut out)?;
+            walk(root, Path::new(""), Walk::Package, &mut out)?;
             out
         }
     };
@@ -261,7 +261,14 @@ fn walk_listed(
             }
         } else if wanted.contains(child.as_path()) {
             if kind.is_symlink() && entry.path().is_dir() {
-                return Err(Unlisted::SymlinkedDirectory(child));
+                // git lists a link to a directory as a file; cargo walks the
+                // directory through it, disregarding git's ignore rules,
+                // hidden names included, unless it is a repository.
+                if entry.path().join(".git").exists() {
+                    return Err(Unlisted::NestedRepository(child));
+                }
+                walk(root, &child, Walk::Linked, out)?;
+                continue;
             }
             out.push(child);
         }
@@ -269,14 +276,25 @@ fn walk_listed(
     Ok(())
 }
 
-/// Cargo's walk outside git: hidden entries, the top-level `target` and
-/// directories holding a `Cargo.toml` are skipped; links are followed.
-fn walk(root: &Path, rel: &Path, out: &mut Vec<PathBuf>) -> Result<(), Unlisted> {
+/// Which of cargo's two directory walks.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Walk {
+    /// A package outside git: hidden entries are skipped too.
+    Package,
+    /// A link to a directory that git listed: everything below it.
+    Linked,
+}
+
+/// Cargo's directory walk: the top-level `target` and directories holding
+/// a `Cargo.toml` are skipped, and hidden entries outside git; links to
+/// files are followed. A link to a directory below a walked one is refused
+/// (cargo would follow it too, and guard against loops).
+fn walk(root: &Path, rel: &Path, how: Walk, out: &mut Vec<PathBuf>) -> Result<(), Unlisted> {
     let dir = root.join(rel);
     for entry in fs::read_dir(&dir).map_err(io_error(&dir))? {
         let entry = entry.map_err(io_error(&dir))?;
         let name = entry.file_name();
-        if name.as_encoded_bytes().starts_with(b".") {
+        if how == Walk::Package && name.as_encoded_bytes().starts_with(b".") {
             continue;
         }
         let child = rel.join(&name);
@@ -290,7 +308,7 @@ fn walk(root: &Path, rel: &Path, out: &mut Vec<PathBuf>) -> Result<(), Unlisted>
             if child == Path::new("target") || entry.path().join("Cargo.toml").exists() {
                 continue;
             }
-            walk(root, &child, out)?;
+            walk(root, &child, how, out)?;
         } else if followed.as_ref().is_none_or(fs::Metadata::is_file) {
             // A broken link is listed by cargo too (with no mtime).
             out.push(child);

@@ -85,12 +85,17 @@ fn outside_git_the_walk_skips_hidden_files_target_and_nested_packages() {
 fn what_cargo_lists_by_other_rules_is_refused() {
     let d = repository();
     let pkg = d.path().join("pkg");
-    std::os::unix::fs::symlink(pkg.join("data"), pkg.join("linked")).unwrap();
-    assert_eq!(
-        list(&pkg),
-        Err(Unlisted::SymlinkedDirectory("linked".into()))
+    // A link to a directory below a linked one (cargo would follow it,
+    // guarding against loops).
+    std::os::unix::fs::symlink("data", pkg.join("linked")).unwrap();
+    std::os::unix::fs::symlink("sub", pkg.join("data/again")).unwrap();
+    assert!(
+        matches!(list(&pkg), Err(Unlisted::SymlinkedDirectory(p)) if p.ends_with("again")),
+        "{:?}",
+        list(&pkg)
     );
     fs::remove_file(pkg.join("linked")).unwrap();
+    fs::remove_file(pkg.join("data/again")).unwrap();
     let nested = pkg.join("vendored");
     fs::create_dir(&nested).unwrap();
     write(&nested, "f", "");
@@ -106,6 +111,37 @@ fn what_cargo_lists_by_other_rules_is_refused() {
         matches!(list(&pkg), Err(Unlisted::NestedRepository(p)) if p.starts_with("vendored")),
         "a submodule"
     );
+}
+
+#[cfg(unix)]
+#[test]
+fn a_link_to_a_directory_is_walked_as_cargo_walks_it() {
+    let d = repository();
+    let pkg = d.path().join("pkg");
+    // What git ignores, a hidden file and a nested package below it.
+    write(&pkg, "data/sub/skipped.log", "ignored by git");
+    write(&pkg, "data/.hidden", "");
+    write(
+        &pkg,
+        "data/nested/Cargo.toml",
+        "[package]\nname = \"nested\"\n",
+    );
+    write(&pkg, "data/nested/src/lib.rs", "");
+    std::os::unix::fs::symlink("data", pkg.join("linked")).unwrap();
+    let files = sorted(list(&pkg).unwrap());
+    for f in [
+        "linked/.hidden",
+        "linked/new.txt",
+        "linked/sub/b.txt",
+        "linked/sub/skipped.log",
+        "data/sub/b.txt",
+    ] {
+        assert!(files.iter().any(|x| x == f), "{f} in {files:?}");
+    }
+    assert!(!files.iter().any(|x| x.contains("nested")), "{files:?}");
+    // Linked to a repository, it is cargo's git listing again: refused.
+    git(&pkg.join("data"), &["init", "-q"]);
+    assert!(matches!(list(&pkg), Err(Unlisted::NestedRepository(_))));
 }
 
 #[test]
