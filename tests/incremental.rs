@@ -47,12 +47,20 @@ fn generate(repo: &Path) {
     write(".gitignore", "target/\n");
     write(
         "ws/Cargo.toml",
-        "[workspace]\nresolver = \"2\"\nmembers = [\"big\", \"app\", \"tool\"]\n",
+        "[workspace]\nresolver = \"2\"\nmembers = [\"base\", \"big\", \"app\", \"tool\"]\n",
     );
+    // `app` links `base` only through `big`: rustc finds it in a
+    // `-L dependency=` directory, not through an `--extern`.
     write(
         "ws/big/Cargo.toml",
-        "[package]\nname = \"big\"\nversion = \"0.1.0\"\nedition = \"2021\"\n",
+        "[package]\nname = \"big\"\nversion = \"0.1.0\"\nedition = \"2021\"\n\n[dependencies]\n\
+         base = { path = \"../base\" }\n",
     );
+    write(
+        "ws/base/Cargo.toml",
+        "[package]\nname = \"base\"\nversion = \"0.1.0\"\nedition = \"2021\"\n",
+    );
+    write("ws/base/src/lib.rs", "pub fn one() -> u64 {\n    1\n}\n");
     write(
         "ext/Cargo.toml",
         "[package]\nname = \"ext\"\nversion = \"0.1.0\"\nedition = \"2021\"\n",
@@ -114,7 +122,7 @@ fn generate(repo: &Path) {
         let _ = writeln!(lib, "}}");
     }
     let sum: String = (0..MODULES).map(|m| format!(" + m{m}::f0({m})")).collect();
-    let _ = writeln!(lib, "pub fn total() -> u64 {{ 0{sum} }}");
+    let _ = writeln!(lib, "pub fn total() -> u64 {{ base::one(){sum} }}");
     write("ws/big/src/lib.rs", &lib);
 }
 
@@ -169,7 +177,7 @@ fn world() -> &'static Mono {
         let published =
             text(&ci_cargo(&["seed", "publish", "--store", store.to_str().unwrap()]).stderr);
         assert!(
-            published.contains("4 of 4 path units compiled through cargo-seed's rustc wrapper"),
+            published.contains("5 of 5 path units compiled through cargo-seed's rustc wrapper"),
             "{published}"
         );
         Mono {
@@ -309,7 +317,7 @@ fn with_the_setting_the_changed_members_compile_and_reuse_codegen_units() {
     let dev = Dev::new(w, &w.next, true);
     let said = dev.seed(w);
     assert!(
-        said.contains("incremental state relocated for 4 of 4 crates"),
+        said.contains("incremental state relocated for 5 of 5 crates"),
         "{said}"
     );
     let (big, app) = (objects(&dev.ws(), "big"), objects(&dev.ws(), "app"));
@@ -376,7 +384,7 @@ fn expected_sum() -> String {
         let v: Vec<u64> = (0..m % 17).map(|i| i * k + m).collect();
         v.iter().sum::<u64>() + format!("{v:?}").len() as u64
     };
-    let total: u64 = (0..MODULES as u64).map(f0).sum();
+    let total: u64 = 1 + (0..MODULES as u64).map(f0).sum::<u64>();
     format!("sum {total}")
 }
 
@@ -385,7 +393,7 @@ fn a_binary_change_reuses_the_binarys_codegen_units() {
     let w = world();
     let dev = Dev::new(w, &w.app_changed, true);
     let said = dev.seed(w);
-    assert!(said.contains("1 units reused, 3 to rebuild"), "{said}");
+    assert!(said.contains("2 units reused, 3 to rebuild"), "{said}");
     let app = objects(&dev.ws(), "app");
     let before = sessions(&dev.ws(), "app");
 
@@ -428,7 +436,7 @@ fn a_value_read_with_option_env_that_differs_here_is_recompiled() {
     let mut dev = Dev::new(w, &w.base, true);
     dev.env[1].1 = Some("from-dev".to_owned());
     let said = dev.seed(w);
-    assert!(said.contains("relocated for 4 of 4 crates"), "{said}");
+    assert!(said.contains("relocated for 5 of 5 crates"), "{said}");
 
     let build = dev.build();
     assert_compiled(&build, &["app", "ext", "tool"]);
@@ -450,14 +458,19 @@ fn a_path_dependency_outside_the_workspace_is_rebuilt_as_the_summary_says() {
     let w = world();
     let dev = Dev::new(w, &w.base, true);
     let said = dev.seed(w);
-    assert!(said.contains("2 units reused, 2 to rebuild"), "{said}");
+    assert!(said.contains("3 units reused, 2 to rebuild"), "{said}");
     assert!(
         said.contains("lib ext: it is a path package outside the workspace, and cargo hashes its absolute directory"),
         "{said}"
     );
     let build = dev.build();
     assert_compiled(&build, &["ext", "tool"]);
-    assert_eq!(build.fresh, sorted(&["app", "big"]), "{}", build.stderr);
+    assert_eq!(
+        build.fresh,
+        sorted(&["app", "base", "big"]),
+        "{}",
+        build.stderr
+    );
     let tool = ok(&mut command(dev.ws().join("target/debug/tool"), &dev.ws()));
     assert_eq!(text(&tool.stdout), "tool uses ext\n");
 }

@@ -62,8 +62,14 @@ impl Libraries {
     }
 
     /// The directory to give rustc as `-L dependency=` for `dir`: `dir`
-    /// itself, or its mirror (made once per seed); `None` if no mirror can
-    /// be made.
+    /// itself, or its mirror (made once per seed) when `dir` holds a
+    /// library rustc would load as code; `None` if no mirror can be made.
+    ///
+    /// rustc records a crate it finds in a search directory under the path
+    /// it found it at, so a mirror changes the `used_crate_source` of every
+    /// crate a binary links without naming it: those nodes keep values the
+    /// build will not compute, and the binary's codegen units are compiled
+    /// again. Hence the mirror only where it is needed.
     pub fn search_dir(&self, dir: &Path) -> Option<PathBuf> {
         let Some(mirror) = &self.mirror else {
             return Some(dir.to_owned());
@@ -72,11 +78,29 @@ impl Libraries {
         let n = dirs.len();
         dirs.entry(dir.to_owned())
             .or_insert_with(|| {
+                if !holds_code(dir).unwrap_or(true) {
+                    return Some(dir.to_owned());
+                }
                 let at = mirror.root.join(n.to_string());
                 mirror_metadata(dir, &at).ok().map(|()| at)
             })
             .clone()
     }
+}
+
+/// Whether rustc could load a library of `dir` as code: rustc tells a
+/// dynamic library (a proc-macro, a dylib) from crate metadata by its file
+/// name, so any name with a dynamic library's suffix counts, whatever the
+/// file is.
+fn holds_code(dir: &Path) -> io::Result<bool> {
+    for entry in fs::read_dir(dir)? {
+        let name = entry?.file_name();
+        let name = name.to_string_lossy().to_ascii_lowercase();
+        if [".so", ".dylib", ".dll"].iter().any(|s| name.ends_with(s)) {
+            return Ok(true);
+        }
+    }
+    Ok(false)
 }
 
 /// Links every file of `dir` that is crate metadata into the new directory
