@@ -10,7 +10,7 @@ use std::time::{Duration, SystemTime};
 use super::cancel::CANCEL;
 use super::relocate::{self, TextRewrite};
 use crate::cargo::layout::Layout;
-use crate::snapshot::archive::{self, ArchiveError, Room, Unpacked};
+use crate::snapshot::archive::{self, ArchiveError, Room, UnpackTimes, Unpacked};
 use crate::snapshot::manifest::Unit;
 use crate::store::{blob_key, BlobCache, ReadBound, Store};
 use crate::Error;
@@ -82,18 +82,22 @@ pub(super) fn is_damage(e: &ArchiveError) -> bool {
 /// else from the store (caching what verifies). A copy that fails the
 /// digest check is never used: a damaged cached copy is deleted and the blob
 /// fetched from the store; a blob that arrives damaged from the store is
-/// fetched once more, from nothing, before the seed fails.
+/// fetched once more, from nothing, before the seed fails. Adds where the
+/// time went to `times`, every attempt's.
 pub(super) fn fetch_one(
     store: &dyn Store,
     cache: Option<&BlobCache>,
     unit: &Unit,
     (root, layout): (&Path, Layout),
-    stamp: SystemTime,
-    room: &Room,
+    (stamp, room): (SystemTime, &Room),
+    times: &mut UnpackTimes,
 ) -> Result<(Unpacked, Origin), Error> {
     let owns = |path: &Path, is_dir: bool| layout.owns(&unit.id, path, is_dir);
     let sha256 = &unit.blob.sha256;
-    let unpack = |reader| archive::unpack(reader, &unit.blob, root, &owns, stamp, room, &CANCEL);
+    let mut unpack = |reader| {
+        let limits = (stamp, room, &CANCEL);
+        archive::unpack_timed(reader, &unit.blob, root, &owns, limits, times)
+    };
     if let Some(cache) = cache {
         if let Some(local) = cache.get(sha256) {
             match unpack(local) {
@@ -106,7 +110,7 @@ pub(super) fn fetch_one(
             }
         }
     }
-    let attempt = || -> Result<Unpacked, Error> {
+    let mut attempt = || -> Result<Unpacked, Error> {
         let bound = ReadBound {
             size: unit.blob.size,
             cancel: &CANCEL,
