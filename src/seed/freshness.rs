@@ -11,6 +11,38 @@
 //!
 //! This module must never report a unit fresh without having compared every
 //! recorded input.
+//!
+//! # Every reason a unit is not reused
+//!
+//! A unit's verdict is decided here, in two passes: [`judge`] settles what
+//! this machine's paths and environment rule out before any file is read,
+//! then [`evaluate`] compares the recorded inputs of the rest and spreads
+//! every rebuild to the units above it. Two reasons are about the snapshot
+//! rather than a unit's verdict and are told where the verdicts are told
+//! (`seed/plan`). Each [`Reason`] (`seed/reason`), where it is decided, and
+//! what publish recorded for it (`snapshot/manifest` field, filled in
+//! `publish/check` and `publish/plan`):
+//!
+//! | `Reason` | decided in | from what publish recorded |
+//! |---|---|---|
+//! | `OutsidePathPackageMoved` | [`judge`] | `Unit::package_id` (a path package) and `src_path` under a directory that moved here |
+//! | `UncheckedMember` | [`judge`] | `Check::None` on a unit whose package is named like a member of this workspace |
+//! | `Unrelocatable` | [`judge`], from `relocate::plan` | `Unit::fingerprint` (CI's fingerprint fields), which cannot be recomputed for this machine's paths |
+//! | `Env` | [`judge`], from `secrets::local_values` | `Unit::fingerprint`'s `env`: the watched variables, with CI's values (or their digests) |
+//! | `BakedPath` | [`judge`] | `Unit::baked`: an `env!` path under the workspace or `CARGO_HOME`, which moved here |
+//! | `Unverifiable` | [`evaluate`] | `Check::Unverifiable`: publish could not record every input, in its own words |
+//! | `Input` (changed, added, removed, outside the repository, unreadable) | [`evaluate`] (`compare`) | `Check::Inputs`: every file of the unit's dep-info (and `rerun-if-changed` path), with its sha256 or its absence |
+//! | `InputsTooLarge` | [`evaluate`] (`compare`), over the seed's [`Budget`] | `Check::Inputs` |
+//! | `PackageOutsideRepository` | [`evaluate`] (`compare`) | `Inputs::base`: a root this checkout does not have |
+//! | `MissingDependency` | [`evaluate`] | `Unit::deps`: an id the manifest does not hold |
+//! | `Dependency` | [`evaluate`] (`spread`) | `Unit::deps`, leading to a rebuilt unit |
+//! | `Withheld` | `seed/plan` (`tally`, `emit_verdicts`) | `Manifest::withheld`: left out of the snapshot, and why |
+//! | `Incremental` | `seed/plan` (`incremental_use`, `emit_verdicts`) | `Manifest::rustc_wrapper` and the CI paths (`workspace_root`, `build_dir`, `cargo_home`) |
+//!
+//! Whatever the table does not cover is cargo's own check, unchanged: a
+//! fingerprint field that differs (rustc, flags, features, profile) makes
+//! cargo rebuild the restored unit, and the snapshot is only chosen when
+//! those match (`snapshot/want`).
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fs;
