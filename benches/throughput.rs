@@ -18,8 +18,8 @@
 //! median of each stage time the `seeded` event reports. The page cache
 //! cannot be dropped here: every way runs once untimed first, so all of
 //! them read from a warm page cache. Needs `git`, `cp` and nginx (as the
-//! restore bench). Leaves nothing behind but an empty directory in
-//! `target/tmp`.
+//! restore bench). Leaves nothing behind in `target/tmp` unless `KEEP` is
+//! set.
 
 mod common;
 #[path = "../tests/common/http.rs"]
@@ -87,7 +87,8 @@ fn main() {{
                 write!(line, "chunk {{c}} line {{n}}: the quick brown fox\n").unwrap();
                 n += 1;
             }}
-            chunk.copy_from_slice(&line[..chunk.len()]);
+            let len = chunk.len();
+            chunk.copy_from_slice(&line[..len]);
         }}
         f.write_all(&chunk).unwrap();
     }}
@@ -379,5 +380,9 @@ fn main() {
         );
     }
     drop(nginx);
-    let _ = fs::remove_dir_all(&root);
+    // `KEEP=1` leaves the CI checkout and the store, to profile a seed by
+    // hand.
+    if std::env::var_os("KEEP").is_none() {
+        let _ = fs::remove_dir_all(&root);
+    }
 }

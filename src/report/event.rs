@@ -10,9 +10,9 @@ use serde::Serialize;
 
 use crate::cargo::unit_id::UnitId;
 use crate::git::CommitId;
+use crate::seed::outcome::StageTimes;
 use crate::seed::reason::Reason;
 use crate::seed::resolve::Unusable;
-use crate::seed::StageTimes;
 use crate::snapshot::manifest::UnitKind;
 
 /// One thing a command reports. Serialised internally tagged: the variant

@@ -348,7 +348,7 @@ impl Human {
 
 /// The stages' times, for `-v`: wall seconds, the staging work inside
 /// them in thread-seconds summed over the workers.
-fn stage_times(t: &crate::seed::StageTimes) -> String {
+fn stage_times(t: &crate::seed::outcome::StageTimes) -> String {
     format!(
         "stages: resolve {:.2}s, judge {:.2}s, stage {:.2}s (summed over the workers: \
          fetch {:.2}s, verify {:.2}s, decompress {:.2}s, write {:.2}s, relocate {:.2}s), \

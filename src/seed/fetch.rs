@@ -43,9 +43,7 @@ pub(super) fn relocate_unit(
         if !is_text || layout.is_fingerprint_file(rel) {
             continue;
         }
-        let path = root.join(&*rel);
-        text.rewrite(&path, stamp)?;
-        *size = fs::metadata(&path).map_err(Error::io("read", &path))?.len();
+        *size = text.rewrite(&root.join(&*rel), stamp)?;
     }
     if plan.rewrites.contains_key(&unit.id) {
         for (rel, size) in &mut unpacked.files {

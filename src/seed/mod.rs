@@ -38,7 +38,7 @@ use swap::{
 mod cancel;
 mod fetch;
 pub mod freshness;
-mod outcome;
+pub mod outcome;
 mod plan;
 pub mod reason;
 pub mod relocate;

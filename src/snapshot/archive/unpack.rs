@@ -198,9 +198,8 @@ fn unpack_stream(
             name,
             root,
             owns,
-            mtime,
+            (mtime, cancel),
             &bounds,
-            cancel,
             &mut spent.write,
         )?;
         let mut rest = archive.into_inner();
@@ -258,9 +257,8 @@ fn unpack_entries<R: Read>(
     name: &str,
     root: &Path,
     owns: Owns,
-    mtime: SystemTime,
+    (mtime, cancel): (SystemTime, &AtomicBool),
     bounds: &Bounds,
-    cancel: &AtomicBool,
     write: &mut Duration,
 ) -> Result<Unpacked, ArchiveError> {
     let corrupt = |e: io::Error| ArchiveError::Corrupt {
