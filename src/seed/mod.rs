@@ -376,7 +376,10 @@ fn stage(
     let old_state = read_state(&chosen.dest);
     let (staging, host_staging, stamp) = (&place.staging.0, &place.host_staging.0, place.stamp);
     let moves = &judged.moves;
-    let units: Vec<&Unit> = judged.units(manifest).collect();
+    let mut units: Vec<&Unit> = judged.units(manifest).collect();
+    // Largest first: the workers pull units in this order, and a large unit
+    // started last would leave the other workers idle while it finishes.
+    units.sort_by_key(|u| std::cmp::Reverse(u.blob.unpacked));
     let total: u64 = units.iter().map(|u| u.blob.size).sum();
     // What the blobs declare they unpack to: unpacking stops at that size.
     let declared = units
