@@ -141,6 +141,7 @@ fn seed_reports_each_unit_as_cargo_then_treats_it() {
         .map(|u| u["bytes"].as_u64().unwrap())
         .sum();
     assert_eq!(summary["fetched_bytes"], fetched);
+    stage_times_add_up(summary);
 
     let build = cargo_build(&dir);
     let fresh: BTreeSet<String> = build.fresh.iter().cloned().collect();
@@ -153,6 +154,43 @@ fn seed_reports_each_unit_as_cargo_then_treats_it() {
     );
     assert_eq!(packages(&units, &["rebuilt"]), compiled, "{}", build.stderr);
     assert_eq!(compiled, ["app", "greet"].map(String::from).into());
+}
+
+/// The `stages` of a `seeded` event: every stage present, in seconds; the
+/// wall-time stages, one after the other, within the whole seed; the
+/// staging work, summed over the workers, within the staging stage's wall
+/// time on as many workers as the seed runs. Units were unpacked, so that
+/// work took some time.
+fn stage_times_add_up(seeded: &Value) {
+    let stages = &seeded["stages"];
+    let secs = |name: &str| -> f64 {
+        let t = stages[name]
+            .as_f64()
+            .unwrap_or_else(|| panic!("stages.{name} in {seeded:#}"));
+        assert!(t.is_finite() && t >= 0.0, "stages.{name} = {t}");
+        t
+    };
+    let total = seeded["seconds"].as_f64().unwrap();
+    let wall: f64 = ["resolve", "judge", "stage", "swap", "replay"]
+        .map(secs)
+        .iter()
+        .sum();
+    assert!(
+        wall <= total,
+        "{wall} s of stages in a seed of {total} s: {stages:#}"
+    );
+    let workers = std::thread::available_parallelism().map_or(2, |n| n.get().max(2));
+    let work: f64 = ["fetch", "verify", "decompress", "write", "relocate"]
+        .map(secs)
+        .iter()
+        .sum();
+    assert!(work > 0.0, "{stages:#}");
+    assert!(
+        work <= secs("stage") * workers as f64,
+        "{work} thread-seconds on {workers} workers in {} s: {stages:#}",
+        secs("stage")
+    );
+    assert_eq!(stages.as_object().unwrap().len(), 10, "{stages:#}");
 }
 
 /// A dry run says, per unit, whether it would be reused and why not, and

@@ -10,11 +10,12 @@ use super::context::{Context, Published};
 use super::observe;
 use super::pack::{pack_and_store, repair, write};
 use super::plan::UnitDirs;
-use super::plan::{plan, record_path_values, Planned};
+use super::plan::{plan, record_path_values, Job, Planned};
 use crate::cargo::flags::{self, BuildFlags};
 use crate::cargo::workspace::{self, Workspace};
 use crate::report::{Event, Reporter};
 use crate::snapshot::manifest::{self, Manifest, UnitKind, Withheld, WithheldWhy};
+use crate::snapshot::signing::KeyId;
 use crate::store::{manifest_key, signature_key, Store};
 use crate::Error;
 
@@ -37,7 +38,8 @@ pub(super) struct Group {
 }
 
 /// Publishes the units the covered commands built for one profile (and,
-/// for a cross build, one target) as one snapshot.
+/// for a cross build, one target) as one snapshot, as its stages: plan the
+/// units, pack and store their blobs, write the manifest (last), report.
 pub(super) fn publish_variant(
     ws: &Workspace,
     store: &dyn Store,
@@ -48,62 +50,31 @@ pub(super) fn publish_variant(
     reporter: &Reporter,
 ) -> Result<Published, Error> {
     let started = Instant::now();
-    let opts = cx.opts;
-    let commit = cx.commit.clone();
-    let host_dir = ws.profile_build_dir(profile);
-    let dirs = UnitDirs {
-        main: match cross {
-            Some(target) => ws
-                .build_dir
-                .join(target)
-                .join(workspace::profile_dir_name(profile)),
-            None => host_dir.clone(),
-        },
-        host: host_dir,
-        layout: cx.layout,
-    };
+    let dirs = unit_dirs(ws, cx, profile, cross);
     let Group {
         live,
         covers,
         published_with,
     } = group;
-    let Planned {
-        mut jobs,
+    let planned = plan_units(ws, cx, &dirs, &live, cross, reporter)?;
+    let Packed {
+        units,
+        new_blobs,
+        new_bytes,
+        scratch,
+    } = pack(ws, store, cx, profile, &dirs, &planned.jobs, reporter)?;
+    let PlannedUnits {
+        jobs,
         withheld,
         native_cpu,
-        rustflags,
+        build_flags,
+        rustc_wrapper,
         reproduced,
         recorded,
-    } = plan(ws, &cx.roots, &dirs, &live, opts.secrets)?;
-    report_withheld(&withheld, reporter);
-    let build_flags = build_flags(
-        ws,
-        cross.unwrap_or(&cx.toolchain.host),
-        &rustflags,
-        reporter,
-    );
-    let rustc_wrapper = record_path_values(ws, &mut jobs, reporter);
-    reporter.emit(Event::Packing {
-        commit: commit.clone(),
-        profile: profile.to_owned(),
-        units: jobs.len(),
-    });
-    let scratch = ws
-        .build_dir
-        .join(format!(".cargo-seed-tmp-{}", std::process::id()));
-    std::fs::create_dir_all(&scratch).map_err(Error::io("create", &scratch))?;
-    let result = pack_and_store(store, &dirs, &scratch, &jobs, reporter);
-    let (units, new_blobs, new_bytes) = match result {
-        Ok(r) => r,
-        Err(e) => {
-            let _ = std::fs::remove_dir_all(&scratch);
-            return Err(e);
-        }
-    };
-
+    } = planned;
     let manifest = Manifest {
         schema: manifest::SCHEMA,
-        commit: commit.to_string(),
+        commit: cx.commit.to_string(),
         created: SystemTime::now()
             .duration_since(SystemTime::UNIX_EPOCH)
             .map(|d| d.as_secs())
@@ -136,47 +107,18 @@ pub(super) fn publish_variant(
             ),
         });
     }
-    let variant = manifest.variant();
-    let key = manifest_key(commit.as_str(), &variant);
-    let text = serde_json::to_vec_pretty(&manifest).expect("manifest serialises");
-    let tmp = ws
-        .build_dir
-        .join(format!(".cargo-seed-manifest-{}.json", std::process::id()));
-    let sig_tmp = tmp.with_extension("json.sig");
-    // The signature covers exactly the bytes uploaded as the manifest.
-    let signature = opts
-        .signing_key
-        .map(|k| (k.public().id(), k.sign(commit.as_str(), &variant, &text)));
-    let put = (|| -> Result<(), Error> {
-        write(&tmp, &text)?;
-        let sig_key = signature_key(&key);
-        match &signature {
-            Some((_, sig)) => {
-                write(&sig_tmp, sig.as_bytes())?;
-                store.put_file(&sig_key, &sig_tmp)?;
-            }
-            // A signature left by an earlier publish of this snapshot would
-            // not match the new manifest.
-            None if store.exists(&sig_key)? => store.delete(&sig_key)?,
-            None => {}
-        }
-        store.put_file(&key, &tmp)?;
-        repair(store, &dirs, &scratch, &jobs, &manifest.units)
-    })();
-    let _ = std::fs::remove_file(&tmp);
-    let _ = std::fs::remove_file(&sig_tmp);
-    let _ = std::fs::remove_dir_all(&scratch);
-    put?;
-
+    let written = write_manifest(ws, store, cx, (&dirs, &jobs, &scratch), &manifest);
+    drop(scratch);
+    let written = written?;
     let published = Published {
-        commit,
-        key,
+        commit: cx.commit.clone(),
+        key: written.key,
         units: manifest.units.len(),
         new_blobs,
         new_bytes,
         total_bytes: manifest.total_size(),
         withheld: manifest.withheld.len(),
-        signed_by: signature.map(|(id, _)| id),
+        signed_by: written.signed_by,
     };
     reporter.emit(Event::Published {
         commit: published.commit.clone(),
@@ -193,6 +135,174 @@ pub(super) fn publish_variant(
         seconds: started.elapsed().as_secs_f64(),
     });
     Ok(published)
+}
+
+/// Where one snapshot's units are: the profile dir (a cross build's target
+/// one), and the host's for its build scripts and proc-macros.
+fn unit_dirs(ws: &Workspace, cx: &Context, profile: &str, cross: Option<&str>) -> UnitDirs {
+    let host_dir = ws.profile_build_dir(profile);
+    UnitDirs {
+        main: match cross {
+            Some(target) => ws
+                .build_dir
+                .join(target)
+                .join(workspace::profile_dir_name(profile)),
+            None => host_dir.clone(),
+        },
+        host: host_dir,
+        layout: cx.layout,
+    }
+}
+
+/// The units planned, with what the manifest records beside them.
+struct PlannedUnits {
+    jobs: Vec<Job>,
+    withheld: Vec<Withheld>,
+    native_cpu: bool,
+    build_flags: Option<BuildFlags>,
+    rustc_wrapper: Option<u32>,
+    reproduced: usize,
+    recorded: usize,
+}
+
+/// Stage "plan": the live units turned into pack jobs (what was withheld
+/// told), the rustflags and linker to record, and the path values of units
+/// compiled through the wrapper.
+fn plan_units(
+    ws: &Workspace,
+    cx: &Context,
+    dirs: &UnitDirs,
+    live: &observe::LiveBuild,
+    cross: Option<&str>,
+    reporter: &Reporter,
+) -> Result<PlannedUnits, Error> {
+    let Planned {
+        mut jobs,
+        withheld,
+        native_cpu,
+        rustflags,
+        reproduced,
+        recorded,
+    } = plan(ws, &cx.roots, dirs, live, cx.opts.secrets)?;
+    report_withheld(&withheld, reporter);
+    let build_flags = build_flags(
+        ws,
+        cross.unwrap_or(&cx.toolchain.host),
+        &rustflags,
+        reporter,
+    );
+    let rustc_wrapper = record_path_values(ws, &mut jobs, reporter);
+    Ok(PlannedUnits {
+        jobs,
+        withheld,
+        native_cpu,
+        build_flags,
+        rustc_wrapper,
+        reproduced,
+        recorded,
+    })
+}
+
+/// The blobs packed and stored, and the scratch dir they were packed in
+/// (removed on drop).
+struct Packed {
+    units: Vec<manifest::Unit>,
+    new_blobs: usize,
+    new_bytes: u64,
+    scratch: Scratch,
+}
+
+/// A directory of this process's own, removed with everything in it on
+/// drop.
+struct Scratch(PathBuf);
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// Stage "pack": every job packed into a blob and stored unless the store
+/// has it.
+fn pack(
+    ws: &Workspace,
+    store: &dyn Store,
+    cx: &Context,
+    profile: &str,
+    dirs: &UnitDirs,
+    jobs: &[Job],
+    reporter: &Reporter,
+) -> Result<Packed, Error> {
+    reporter.emit(Event::Packing {
+        commit: cx.commit.clone(),
+        profile: profile.to_owned(),
+        units: jobs.len(),
+    });
+    let scratch = Scratch(
+        ws.build_dir
+            .join(format!(".cargo-seed-tmp-{}", std::process::id())),
+    );
+    std::fs::create_dir_all(&scratch.0).map_err(Error::io("create", &scratch.0))?;
+    let (units, new_blobs, new_bytes) = pack_and_store(store, dirs, &scratch.0, jobs, reporter)?;
+    Ok(Packed {
+        units,
+        new_blobs,
+        new_bytes,
+        scratch,
+    })
+}
+
+/// Where the manifest was written, and who signed it.
+struct Written {
+    key: String,
+    signed_by: Option<KeyId>,
+}
+
+/// Stage "write": the manifest signed and put (its signature first), then
+/// any blob a concurrent `gc` removed meanwhile put back.
+fn write_manifest(
+    ws: &Workspace,
+    store: &dyn Store,
+    cx: &Context,
+    (dirs, jobs, scratch): (&UnitDirs, &[Job], &Scratch),
+    manifest: &Manifest,
+) -> Result<Written, Error> {
+    let commit = &cx.commit;
+    let variant = manifest.variant();
+    let key = manifest_key(commit.as_str(), &variant);
+    let text = serde_json::to_vec_pretty(manifest).expect("manifest serialises");
+    let tmp = ws
+        .build_dir
+        .join(format!(".cargo-seed-manifest-{}.json", std::process::id()));
+    let sig_tmp = tmp.with_extension("json.sig");
+    // The signature covers exactly the bytes uploaded as the manifest.
+    let signature = cx
+        .opts
+        .signing_key
+        .map(|k| (k.public().id(), k.sign(commit.as_str(), &variant, &text)));
+    let put = (|| -> Result<(), Error> {
+        write(&tmp, &text)?;
+        let sig_key = signature_key(&key);
+        match &signature {
+            Some((_, sig)) => {
+                write(&sig_tmp, sig.as_bytes())?;
+                store.put_file(&sig_key, &sig_tmp)?;
+            }
+            // A signature left by an earlier publish of this snapshot would
+            // not match the new manifest.
+            None if store.exists(&sig_key)? => store.delete(&sig_key)?,
+            None => {}
+        }
+        store.put_file(&key, &tmp)?;
+        repair(store, dirs, &scratch.0, jobs, &manifest.units)
+    })();
+    let _ = std::fs::remove_file(&tmp);
+    let _ = std::fs::remove_file(&sig_tmp);
+    put?;
+    Ok(Written {
+        key,
+        signed_by: signature.map(|(id, _)| id),
+    })
 }
 
 /// The rustflags and linker to record: read as cargo reads them, and only

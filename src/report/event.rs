@@ -10,6 +10,7 @@ use serde::Serialize;
 
 use crate::cargo::unit_id::UnitId;
 use crate::git::CommitId;
+use crate::seed::outcome::StageTimes;
 use crate::seed::reason::Reason;
 use crate::seed::resolve::Unusable;
 use crate::snapshot::manifest::UnitKind;
@@ -70,6 +71,9 @@ pub enum Event {
         cached_bytes: u64,
         kept: usize,
         seconds: f64,
+        /// Where the time went: see [`StageTimes`] for which are wall
+        /// seconds and which thread-seconds summed over the workers.
+        stages: StageTimes,
     },
     /// `--dry-run`: one unit's verdict, decided before anything is fetched.
     Verdict {

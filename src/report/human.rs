@@ -128,6 +128,7 @@ impl Human {
                 cached_bytes,
                 kept,
                 seconds,
+                stages,
             } => {
                 let reasons: Vec<String> = rebuilt
                     .iter()
@@ -151,6 +152,7 @@ impl Human {
                         if *kept > 0 { format!(", {kept} units kept from the build dir") } else { String::new() },
                     ),
                 );
+                self.detail(stage_times(stages));
             }
             Event::Plan { .. } => {
                 let verdicts = std::mem::take(&mut *self.verdicts.lock().unwrap());
@@ -342,4 +344,24 @@ impl Human {
         bar.enable_steady_tick(Duration::from_millis(120));
         bar
     }
+}
+
+/// The stages' times, for `-v`: wall seconds, the staging work inside
+/// them in thread-seconds summed over the workers.
+fn stage_times(t: &crate::seed::outcome::StageTimes) -> String {
+    format!(
+        "stages: resolve {:.2}s, judge {:.2}s, stage {:.2}s (summed over the workers: \
+         fetch {:.2}s, verify {:.2}s, decompress {:.2}s, write {:.2}s, relocate {:.2}s), \
+         swap {:.2}s, replay {:.2}s",
+        t.resolve,
+        t.judge,
+        t.stage,
+        t.fetch,
+        t.verify,
+        t.decompress,
+        t.write,
+        t.relocate,
+        t.swap,
+        t.replay
+    )
 }

@@ -10,7 +10,7 @@ use std::time::{Duration, SystemTime};
 use super::cancel::CANCEL;
 use super::relocate::{self, TextRewrite};
 use crate::cargo::layout::Layout;
-use crate::snapshot::archive::{self, ArchiveError, Room, Unpacked};
+use crate::snapshot::archive::{self, ArchiveError, Room, UnpackTimes, Unpacked};
 use crate::snapshot::manifest::Unit;
 use crate::store::{blob_key, BlobCache, ReadBound, Store};
 use crate::Error;
@@ -35,9 +35,7 @@ pub(super) fn relocate_unit(
             if !is_text || layout.is_fingerprint_file(rel) {
                 continue;
             }
-            let path = root.join(&*rel);
-            text.rewrite(&path, stamp)?;
-            *size = fs::metadata(&path).map_err(Error::io("read", &path))?.len();
+            *size = text.rewrite(&root.join(&*rel), stamp)?;
         }
     }
     refingerprint(root, layout, unit, unpacked, plan, stamp)
@@ -95,18 +93,22 @@ pub(super) fn is_damage(e: &ArchiveError) -> bool {
 /// else from the store (caching what verifies). A copy that fails the
 /// digest check is never used: a damaged cached copy is deleted and the blob
 /// fetched from the store; a blob that arrives damaged from the store is
-/// fetched once more, from nothing, before the seed fails.
+/// fetched once more, from nothing, before the seed fails. Adds where the
+/// time went to `times`, every attempt's.
 pub(super) fn fetch_one(
     store: &dyn Store,
     cache: Option<&BlobCache>,
     unit: &Unit,
     (root, layout): (&Path, Layout),
-    stamp: SystemTime,
-    room: &Room,
+    (stamp, room): (SystemTime, &Room),
+    times: &mut UnpackTimes,
 ) -> Result<(Unpacked, Origin), Error> {
     let owns = |path: &Path, is_dir: bool| layout.owns(&unit.id, path, is_dir);
     let sha256 = &unit.blob.sha256;
-    let unpack = |reader| archive::unpack(reader, &unit.blob, root, &owns, stamp, room, &CANCEL);
+    let mut unpack = |reader| {
+        let limits = (stamp, room, &CANCEL);
+        archive::unpack_timed(reader, &unit.blob, root, &owns, limits, times)
+    };
     if let Some(cache) = cache {
         if let Some(local) = cache.get(sha256) {
             match unpack(local) {
@@ -119,7 +121,7 @@ pub(super) fn fetch_one(
             }
         }
     }
-    let attempt = || -> Result<Unpacked, Error> {
+    let mut attempt = || -> Result<Unpacked, Error> {
         let bound = ReadBound {
             size: unit.blob.size,
             cancel: &CANCEL,

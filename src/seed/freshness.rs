@@ -11,24 +11,172 @@
 //!
 //! This module must never report a unit fresh without having compared every
 //! recorded input.
+//!
+//! # Every reason a unit is not reused
+//!
+//! A unit's verdict is decided here, in two passes: [`judge`] settles what
+//! this machine's paths and environment rule out before any file is read,
+//! then [`evaluate`] compares the recorded inputs of the rest and spreads
+//! every rebuild to the units above it. Two reasons are about the snapshot
+//! rather than a unit's verdict and are told where the verdicts are told
+//! (`seed/plan`). Each [`Reason`] (`seed/reason`), where it is decided, and
+//! what publish recorded for it (`snapshot/manifest` field, filled in
+//! `publish/check` and `publish/plan`):
+//!
+//! | `Reason` | decided in | from what publish recorded |
+//! |---|---|---|
+//! | `OutsidePathPackageMoved` | [`judge`] | `Unit::package_id` (a path package) and `src_path` under a directory that moved here |
+//! | `UncheckedMember` | [`judge`] | `Check::None` on a unit whose package is named like a member of this workspace |
+//! | `Unrelocatable` | [`judge`], from `relocate::plan` | `Unit::fingerprint` (CI's fingerprint fields), which cannot be recomputed for this machine's paths |
+//! | `Env` | [`judge`], from `secrets::local_values` | `Unit::fingerprint`'s `env`: the watched variables, with CI's values (or their digests) |
+//! | `BakedPath` | [`judge`] | `Unit::baked`: an `env!` path under the workspace or `CARGO_HOME`, which moved here |
+//! | `Unverifiable` | [`evaluate`] | `Check::Unverifiable`: publish could not record every input, in its own words |
+//! | `Input` (changed, added, removed, outside the repository, unreadable) | [`evaluate`] (`compare`) | `Check::Inputs`: every file of the unit's dep-info (and `rerun-if-changed` path), with its sha256 or its absence |
+//! | `InputsTooLarge` | [`evaluate`] (`compare`), over the seed's [`Budget`] | `Check::Inputs` |
+//! | `PackageOutsideRepository` | [`evaluate`] (`compare`) | `Inputs::base`: a root this checkout does not have |
+//! | `PackageFile` (added, removed, changed, unreadable, changing while read) | [`judge`], from `seed/packages` | `Check::PackageFiles`: a path package's file list as cargo lists it for a build script without `rerun-if-changed`, each with its sha256 |
+//! | `PackageUnlisted` | [`judge`], from `seed/packages` | `Check::PackageFiles`, where this checkout's list cannot be made by cargo's rules (`include`, a submodule…) |
+//! | `MissingDependency` | [`evaluate`] | `Unit::deps`: an id the manifest does not hold |
+//! | `Dependency` | [`evaluate`] (`spread`) | `Unit::deps`, leading to a rebuilt unit |
+//! | `Withheld` | `seed/plan` (`tally`, `emit_verdicts`) | `Manifest::withheld`: left out of the snapshot, and why |
+//! | `Incremental` | `seed/plan` (`incremental_use`, `emit_verdicts`) | `Manifest::rustc_wrapper` and the CI paths (`workspace_root`, `build_dir`, `cargo_home`) |
+//!
+//! Whatever the table does not cover is cargo's own check, unchanged: a
+//! fingerprint field that differs (rustc, flags, features, profile) makes
+//! cargo rebuild the restored unit, and the snapshot is only chosen when
+//! those match (`snapshot/want`).
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fs;
 use std::io::{self};
 use std::path::Path;
 use std::time::{Duration, SystemTime};
 
 use crate::cargo::unit_id::UnitId;
-use crate::snapshot::manifest::{Base, Check, Manifest, UnitKind};
-
-use super::reason::{Change, Reason};
-use crate::snapshot::inputs::{Digests, Unchecked};
+use crate::cargo::workspace::Workspace;
+use crate::git;
+use crate::seed::reason::{Change, Reason};
+use crate::seed::relocate::{self, Moves};
+use crate::snapshot::inputs::{Budget, Digests, Unchecked};
+use crate::snapshot::manifest::{BakedRoot, Base, Check, Manifest, UnitKind};
+use crate::snapshot::secrets;
 
 /// Whether a unit may be restored.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum Verdict {
     Reuse,
     Rebuild(Reason),
+}
+
+/// The directories recorded inputs are relative to, here.
+fn roots(ws: &Workspace) -> crate::snapshot::inputs::Roots {
+    let repository = git::toplevel(&ws.root).ok();
+    crate::snapshot::inputs::Roots::new(
+        &ws.root,
+        repository.as_deref(),
+        &ws.cargo_home,
+        &ws.build_dir,
+    )
+}
+
+/// Verdicts for every unit (what differs by content, what cargo reruns for
+/// a watched variable whose value here is not CI's, what cannot be reused
+/// at this checkout's paths), and how fingerprints are rewritten for them.
+pub(crate) fn judge(
+    ws: &Workspace,
+    manifest: &Manifest,
+    notes: &mut Vec<String>,
+) -> (BTreeMap<UnitId, Verdict>, Moves, relocate::Plan) {
+    let home_moved = manifest.cargo_home != ws.cargo_home;
+    let root_moved = manifest.workspace_root != ws.root;
+    let repository = git::toplevel(&ws.root).ok();
+    let moves = Moves::new(
+        manifest,
+        &ws.cargo_home,
+        &ws.root,
+        &ws.build_dir,
+        repository.as_deref(),
+    );
+    // Fingerprints only change for units whose absolute source path lies
+    // under a moved directory (registry and git crates under CARGO_HOME,
+    // path packages outside the workspace), and for what depends on them.
+    let needs_rewrite = manifest.units.iter().any(|u| {
+        relocate::hashes_absolute_path(u, &manifest.workspace_root)
+            && u.src_path.as_deref().and_then(|s| moves.map(s)).is_some()
+    });
+    let env = |var: &str| std::env::var_os(var);
+    let roots = roots(ws);
+    let mut digests = Digests::new(&roots, Budget::SEED);
+    // Before the rewrite: a reused build-script run takes this checkout's
+    // mtimes into its fingerprint, and its dependents its new hash.
+    let packages = super::packages::judge(manifest, &mut digests);
+    let plan = if needs_rewrite || !packages.matched.is_empty() {
+        relocate::plan_with_packages(manifest, &moves, &env, &packages.matched, needs_rewrite)
+    } else {
+        relocate::Plan::default()
+    };
+    if home_moved {
+        notes.push(format!(
+            "CARGO_HOME differs from the snapshot's ({}): {} fingerprints rewritten for it, {} units cannot be",
+            manifest.cargo_home.display(),
+            plan.rewrites.len(),
+            plan.failed.len()
+        ));
+    }
+    let members: HashSet<&str> = ws.members.iter().map(String::as_str).collect();
+    let mut decided = BTreeMap::new();
+    for unit in &manifest.units {
+        let baked = unit.baked.iter().find(|b| match b.under {
+            BakedRoot::Workspace => root_moved,
+            BakedRoot::CargoHome => home_moved,
+        });
+        // Whatever the manifest says a unit is, one named like a package of
+        // this workspace is only restored after its sources are compared.
+        let unchecked_member = matches!(unit.check, Check::None)
+            && unit.kind != UnitKind::Incremental
+            && unit
+                .id
+                .package()
+                .is_some_and(|package| members.contains(package));
+        // Cargo compares the watched values itself, but a unit it would rerun
+        // is not worth fetching, and the summary should say why.
+        let env_differs = unit
+            .fingerprint
+            .as_ref()
+            .and_then(|f| secrets::local_values(&f.env, &env).err());
+        // Cargo hashes the absolute directory of a path package outside the
+        // workspace into its unit hash (and so into its file names and
+        // `-C metadata`, and its dependents'): elsewhere it is another unit.
+        let outside_moved = unit
+            .package_id
+            .as_deref()
+            .is_some_and(crate::cargo::is_path_package)
+            && relocate::hashes_absolute_path(unit, &manifest.workspace_root)
+            && unit
+                .src_path
+                .as_deref()
+                .and_then(|s| moves.map(s))
+                .is_some_and(|here| Some(here.as_path()) != unit.src_path.as_deref());
+        let reason = if outside_moved {
+            Reason::OutsidePathPackageMoved
+        } else if unchecked_member {
+            Reason::UncheckedMember
+        } else if let Some(why) = plan.failed.get(&unit.id) {
+            Reason::Unrelocatable { why: why.clone() }
+        } else if let Some(why) = env_differs {
+            Reason::Env { why }
+        } else if let Some(b) = baked {
+            Reason::BakedPath { var: b.var.clone() }
+        } else {
+            continue;
+        };
+        decided.insert(unit.id.clone(), reason);
+    }
+    for (id, reason) in packages.rebuilt {
+        decided.entry(id).or_insert(reason);
+    }
+    let verdicts = evaluate(manifest, &mut digests, decided, &packages.matched);
+    (verdicts, moves, plan)
 }
 
 /// Compares every unit's recorded inputs with the files here, then spreads

@@ -6,35 +6,39 @@
 //! directory and leaves the build dir exactly as it was.
 
 use std::collections::BTreeMap;
-use std::fs::{self};
-use std::path::Path;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::Mutex;
-use std::time::{Instant, SystemTime};
+use std::fs::{self, File};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant, SystemTime};
 
+use crate::cargo::unit_id::UnitId;
 use crate::cargo::workspace::{self, Workspace};
 use crate::report::{Event, Reporter, UnitAction};
-use crate::snapshot::archive::Room;
-use crate::snapshot::manifest::Unit;
+use crate::snapshot::archive::{Room, UnpackTimes, Unpacked};
+use crate::snapshot::manifest::{Manifest, Unit};
 use crate::snapshot::signing::TrustedKeys;
 use crate::snapshot::tracked;
 use crate::store::{self, BlobCache, Store};
 use crate::{pool, Error};
 pub use cancel::CANCEL;
 use fetch::{fetch_one, keep_from, refingerprint, relocate_unit, Origin};
-pub use outcome::Outcome;
+use freshness::Verdict;
+pub use outcome::{Outcome, StageTimes};
 pub use plan::{choose, rebuilt_list, want};
-use plan::{emit_verdicts, incremental_use, judge, selected, tally};
+use plan::{emit_verdicts, incremental_use, selected, tally};
+use reason::NoIncremental;
+use relocate::Moves;
 use replay::relocate_incremental;
+use resolve::Found;
 use swap::{
     cargo_used, holds_build_state, lock_cargo, lock_file, merge_host_units, read_state,
-    recover_or_remove_leftovers, Staging, State, UnitState, STATE_FILE,
+    recover_or_remove_leftovers, CargoLock, Staging, State, UnitState, STATE_FILE,
 };
 
 mod cancel;
 mod fetch;
 pub mod freshness;
-mod outcome;
+pub mod outcome;
 mod packages;
 mod plan;
 pub mod reason;
@@ -64,6 +68,9 @@ pub(crate) struct RestoreOptions<'a> {
     pub cache: Option<&'a BlobCache>,
 }
 
+/// `cargo seed`, as its stages: choose the snapshot, prepare the place it
+/// goes, judge every unit, stage the reused ones, swap them in (and replay
+/// the incremental sessions under the same lock), report.
 pub fn restore(
     ws: &Workspace,
     store: &dyn Store,
@@ -71,6 +78,87 @@ pub fn restore(
     reporter: &Reporter,
 ) -> Result<Outcome, Error> {
     let started = Instant::now();
+    let mut times = StageTimes::default();
+    let clock = Instant::now();
+    let chosen = choose_snapshot(ws, store, opts, reporter)?;
+    times.resolve = clock.elapsed().as_secs_f64();
+    let manifest = &chosen.found.manifest;
+    let mut outcome = Outcome::of(&chosen.found);
+    if opts.dry_run {
+        let judged = judge(ws, manifest, &chosen, false, &mut outcome, reporter);
+        outcome.fetched_bytes = judged.units(manifest).map(|u| u.blob.size).sum();
+        return Ok(outcome);
+    }
+    let mut place = prepare(ws, opts, &chosen, reporter)?;
+    let clock = Instant::now();
+    let judged = judge(ws, manifest, &chosen, true, &mut outcome, reporter);
+    times.judge = clock.elapsed().as_secs_f64();
+    let clock = Instant::now();
+    let staged = stage(ws, store, opts, &chosen, &mut place, &judged, reporter)?;
+    times.stage = clock.elapsed().as_secs_f64();
+    staged.times.add_to(&mut times);
+    outcome.fetched_bytes = staged.fetched;
+    outcome.cached_bytes = staged.cached;
+    outcome.kept = staged.kept;
+    outcome.notes.extend(staged.notes);
+    let clock = Instant::now();
+    let swapped = swap(
+        ws,
+        &chosen,
+        place,
+        &judged,
+        staged.host_units,
+        &outcome,
+        reporter,
+    )?;
+    times.swap = clock.elapsed().as_secs_f64() - swapped.replay;
+    times.replay = swapped.replay;
+    outcome.notes.extend(swapped.notes);
+    outcome.stages = times;
+
+    for note in &outcome.notes {
+        reporter.emit(Event::Note {
+            message: note.clone(),
+        });
+    }
+    reporter.emit(Event::Seeded {
+        commit: outcome.commit.clone(),
+        distance: outcome.distance,
+        dir: swapped.dir.display().to_string(),
+        reused: outcome.reused,
+        rebuilt: rebuilt_list(&outcome),
+        incremental: outcome.incremental,
+        fetched_bytes: outcome.fetched_bytes,
+        cached_bytes: outcome.cached_bytes,
+        kept: outcome.kept,
+        seconds: started.elapsed().as_secs_f64(),
+        stages: times,
+    });
+    Ok(outcome)
+}
+
+/// The snapshot chosen, and where its units go here.
+struct Chosen {
+    found: Found,
+    /// The profile dir the snapshot's units go to.
+    dest: PathBuf,
+    /// A cross build's host units (build scripts, proc-macros) go to the
+    /// host's profile dir.
+    host_dest: PathBuf,
+    profile_name: String,
+    /// Whether rustc would reuse the snapshot's incremental state here
+    /// (`Ok(relocate)`), or why not; told before anything is downloaded.
+    incremental: Result<bool, NoIncremental>,
+}
+
+/// Stage "choose": what this machine wants, the nearest snapshot that
+/// fits, and whether its incremental state is worth fetching.
+fn choose_snapshot(
+    ws: &Workspace,
+    store: &dyn Store,
+    opts: &RestoreOptions,
+    reporter: &Reporter,
+) -> Result<Chosen, Error> {
     let want = want(ws, opts.profile, opts.target)?;
     let found = choose(
         ws,
@@ -92,192 +180,285 @@ pub fn restore(
         signed_by: found.signer.as_ref().map(|key| key.to_string()),
     });
     let profile_name = workspace::profile_dir_name(opts.profile);
-    // A cross build's units live under the target's directory, its host
-    // units (build scripts, proc-macros) in the host's profile directory.
     let host_dest = ws.profile_build_dir(opts.profile);
     let dest = match opts.target {
         Some(target) => ws.build_dir.join(target).join(profile_name),
         None => host_dest.clone(),
     };
-    let area = dest.parent().unwrap_or(&ws.build_dir).to_owned();
-    let has_state = holds_build_state(&dest);
-    if has_state && !opts.force && !opts.dry_run {
+    if holds_build_state(&dest) && !opts.force && !opts.dry_run {
         return Err(Error::BuildStatePresent { dir: dest });
     }
-
-    let mut outcome = Outcome {
-        commit: found.commit.clone(),
-        distance: found.distance,
-        reused: 0,
-        rebuilt: Vec::new(),
-        incremental: 0,
-        fetched_bytes: 0,
-        cached_bytes: 0,
-        kept: 0,
-        notes: Vec::new(),
-        published_with: manifest.published_with.clone(),
-    };
-
-    // Told before anything is downloaded: incremental state that rustc
-    // would not reuse here is not fetched at all.
     let incremental = incremental_use(ws, manifest);
     if let Err(why) = &incremental {
         reporter.emit(Event::Note {
             message: why.to_string(),
         });
     }
-    let with_incremental = incremental.is_ok();
     if let Some(note) = sources::unpack_missing(ws, manifest) {
         reporter.emit(Event::Note { message: note });
     }
+    Ok(Chosen {
+        found,
+        dest,
+        host_dest,
+        profile_name: profile_name.to_owned(),
+        incremental,
+    })
+}
 
-    if opts.dry_run {
-        let (verdicts, ..) = judge(ws, manifest, &mut outcome.notes);
-        tally(manifest, &verdicts, with_incremental, &mut outcome);
-        emit_verdicts(manifest, &verdicts, &incremental, true, reporter);
-        outcome.fetched_bytes = selected(manifest, &verdicts, with_incremental)
-            .map(|u| u.blob.size)
-            .sum();
-        return Ok(outcome);
-    }
+/// The place a seed writes, held until the swap.
+struct Place {
+    _seed_lock: File,
+    staging: Staging,
+    /// Where a cross build's host units wait until they join the host's
+    /// profile directory.
+    host_staging: Staging,
+    /// Every restored file's mtime, taken before any input is compared
+    /// (see [`freshness::file_system_now`]).
+    stamp: SystemTime,
+    /// Cargo's lock on the existing profile dir, taken when staging starts.
+    dest_lock: Option<CargoLock>,
+}
 
+/// Stage "prepare": our lock on the build dir, what a killed seed left
+/// undone, the staging dirs, the stamp, cargo's lock on the profile dir.
+fn prepare(
+    ws: &Workspace,
+    opts: &RestoreOptions,
+    chosen: &Chosen,
+    reporter: &Reporter,
+) -> Result<Place, Error> {
+    let (dest, profile_name) = (&chosen.dest, chosen.profile_name.as_str());
+    let area = dest.parent().unwrap_or(&ws.build_dir).to_owned();
     fs::create_dir_all(&ws.build_dir).map_err(Error::io("create", &ws.build_dir))?;
     let lock_path = ws.build_dir.join(".cargo-seed.lock");
     // One seed at a time per build dir; opened without truncation so a
     // failed seed leaves even this file's mtime as it was.
-    let _seed_lock = lock_file(&lock_path)?;
+    let seed_lock = lock_file(&lock_path)?;
     fs::create_dir_all(&area).map_err(Error::io("create", &area))?;
-    if manifest.cross {
-        recover_or_remove_leftovers(&ws.build_dir, &host_dest, profile_name)?;
+    if chosen.found.manifest.cross {
+        recover_or_remove_leftovers(&ws.build_dir, &chosen.host_dest, profile_name)?;
     }
-    if let Some(note) = recover_or_remove_leftovers(&area, &dest, profile_name)? {
+    if let Some(note) = recover_or_remove_leftovers(&area, dest, profile_name)? {
         reporter.emit(Event::Recovered { message: note });
-        if holds_build_state(&dest) && !opts.force {
-            return Err(Error::BuildStatePresent { dir: dest });
+        if holds_build_state(dest) && !opts.force {
+            return Err(Error::BuildStatePresent { dir: dest.clone() });
         }
     }
-
     let staging = Staging::new(area.join(format!(
         ".cargo-seed-staging.{profile_name}.{}",
         std::process::id()
     )))?;
-    // Where a cross build's host units wait until they join the host's
-    // profile directory.
     let host_staging = Staging::new(ws.build_dir.join(format!(
         ".cargo-seed-staging.{profile_name}.host-{}",
         std::process::id()
     )))?;
-    // The stamp is taken before any input is compared: see file_system_now.
     let stamp = freshness::file_system_now(&[&staging.0, &ws.root])
         .map_err(Error::io("read the clock of", &staging.0))?;
-    let (verdicts, moves, plan) = judge(ws, manifest, &mut outcome.notes);
-    tally(manifest, &verdicts, with_incremental, &mut outcome);
-    emit_verdicts(manifest, &verdicts, &incremental, false, reporter);
+    Ok(Place {
+        _seed_lock: seed_lock,
+        staging,
+        host_staging,
+        stamp,
+        dest_lock: None,
+    })
+}
 
+/// Every unit's verdict, and how this machine's paths differ from CI's.
+struct Judged {
+    verdicts: BTreeMap<UnitId, Verdict>,
+    moves: Moves,
+    plan: relocate::Plan,
+    with_incremental: bool,
+}
+
+impl Judged {
+    /// The units to put in place: those reused, and the incremental state
+    /// worth fetching.
+    fn units<'a>(&'a self, manifest: &'a Manifest) -> impl Iterator<Item = &'a Unit> + 'a {
+        selected(manifest, &self.verdicts, self.with_incremental)
+    }
+}
+
+/// Stage "judge": every unit's verdict ([`freshness::judge`]), counted into
+/// `outcome` and told (every unit's under `--dry-run`, else the units not
+/// restored).
+fn judge(
+    ws: &Workspace,
+    manifest: &Manifest,
+    chosen: &Chosen,
+    restoring: bool,
+    outcome: &mut Outcome,
+    reporter: &Reporter,
+) -> Judged {
+    let (verdicts, moves, plan) = freshness::judge(ws, manifest, &mut outcome.notes);
+    let with_incremental = chosen.incremental.is_ok();
+    tally(manifest, &verdicts, with_incremental, outcome);
+    emit_verdicts(
+        manifest,
+        &verdicts,
+        &chosen.incremental,
+        !restoring,
+        reporter,
+    );
+    Judged {
+        verdicts,
+        moves,
+        plan,
+        with_incremental,
+    }
+}
+
+/// What the staging dirs hold once every unit is in.
+struct Staged {
+    /// A cross build's host units, unpacked in the host staging dir.
+    host_units: BTreeMap<UnitId, Unpacked>,
+    fetched: u64,
+    cached: u64,
+    kept: usize,
+    times: WorkerTimes,
+    notes: Vec<String>,
+}
+
+/// The time spent in each part of staging, summed over the units.
+#[derive(Default)]
+struct WorkerTimes {
+    unpack: UnpackTimes,
+    relocate: Duration,
+    /// Checking unpacked dep-info against the recorded inputs.
+    check: Duration,
+    /// Copying units kept from the build dir.
+    keep: Duration,
+}
+
+impl WorkerTimes {
+    fn add(&mut self, other: &WorkerTimes) {
+        let UnpackTimes {
+            fetch,
+            verify,
+            decompress,
+            write,
+        } = other.unpack;
+        self.unpack.fetch += fetch;
+        self.unpack.verify += verify;
+        self.unpack.decompress += decompress;
+        self.unpack.write += write;
+        self.relocate += other.relocate;
+        self.check += other.check;
+        self.keep += other.keep;
+    }
+
+    fn add_to(&self, times: &mut StageTimes) {
+        times.fetch = self.unpack.fetch.as_secs_f64();
+        times.verify = (self.unpack.verify + self.check).as_secs_f64();
+        times.decompress = self.unpack.decompress.as_secs_f64();
+        times.write = (self.unpack.write + self.keep).as_secs_f64();
+        times.relocate = self.relocate.as_secs_f64();
+    }
+}
+
+/// Stage "stage": every selected unit kept from the previous seed or
+/// fetched, verified, unpacked and relocated into the staging dirs on all
+/// cores, its dep-info checked; then the debugger maps and the state file a
+/// later seed reads.
+fn stage(
+    ws: &Workspace,
+    store: &dyn Store,
+    opts: &RestoreOptions,
+    chosen: &Chosen,
+    place: &mut Place,
+    judged: &Judged,
+    reporter: &Reporter,
+) -> Result<Staged, Error> {
+    let found = &chosen.found;
+    let manifest = &found.manifest;
     // Cargo's lock on the existing profile dir, held from before units are
     // kept from it until it has been swapped out, so a concurrent cargo
     // (rust-analyzer's `cargo check`, say) cannot change a file in between.
-    let dest_lock = if cargo_used(&dest) {
-        Some(lock_cargo(&dest, reporter)?)
-    } else {
-        None
-    };
-    let old_state = read_state(&dest);
-    let units: Vec<&Unit> = selected(manifest, &verdicts, with_incremental).collect();
+    if cargo_used(&chosen.dest) {
+        place.dest_lock = Some(lock_cargo(&chosen.dest, reporter)?);
+    }
+    let old_state = read_state(&chosen.dest);
+    let (staging, host_staging, stamp) = (&place.staging.0, &place.host_staging.0, place.stamp);
+    let moves = &judged.moves;
+    let mut units: Vec<&Unit> = judged.units(manifest).collect();
+    // Largest first: the workers pull units in this order, and a large unit
+    // started last would leave the other workers idle while it finishes.
+    units.sort_by_key(|u| std::cmp::Reverse(u.blob.unpacked));
     let total: u64 = units.iter().map(|u| u.blob.size).sum();
     // What the blobs declare they unpack to: unpacking stops at that size.
     let declared = units
         .iter()
         .map(|u| u.blob.unpacked)
         .fold(0u64, u64::saturating_add);
-    let room = free_room(declared, units.len(), &ws.build_dir, &staging.0)?;
-    let text = relocate::TextRewrite::new(&moves, declared);
+    let room = free_room(declared, units.len(), &ws.build_dir, staging)?;
+    let text = relocate::TextRewrite::new(moves, declared);
     reporter.emit(Event::FetchStarted {
         units: units.len(),
         bytes: total,
     });
-    let state = Mutex::new(State {
-        commit: found.commit.to_string(),
-        stamp_nanos: stamp
-            .duration_since(SystemTime::UNIX_EPOCH)
-            .unwrap_or_default()
-            .as_nanos(),
-        moves: moves.pairs().to_vec(),
-        layout: manifest.layout,
-        units: BTreeMap::new(),
-    });
-    let fetched = AtomicU64::new(0);
-    let cached = AtomicU64::new(0);
-    let kept = AtomicUsize::new(0);
-    let old_state =
-        old_state.filter(|old| old.moves == moves.pairs() && old.layout == manifest.layout);
-    let host_units = Mutex::new(BTreeMap::new());
+    let old_state = old_state
+        .as_ref()
+        .filter(|old| old.moves == moves.pairs() && old.layout == manifest.layout);
     let scripts = tracked::script_runs(manifest);
+    let invalid = |e: tracked::Untracked| Error::InvalidManifest {
+        store: store.location(),
+        key: store::manifest_key(&found.commit.to_string(), &manifest.variant()),
+        detail: e.to_string(),
+    };
     let result = pool::map(&units, pool::threads().max(2), |unit| {
-        let root = if unit.host {
-            &host_staging.0
-        } else {
-            &staging.0
-        };
+        let root: &Path = if unit.host { host_staging } else { staging };
+        let mut times = WorkerTimes::default();
+        let clock = Instant::now();
         let kept_unit = old_state
-            .as_ref()
             .filter(|_| !unit.host)
-            .and_then(|old| keep_from(old, unit, &dest, &staging.0, stamp));
-        let (unpacked, action, from_cache) = match kept_unit {
+            .and_then(|old| keep_from(old, unit, &chosen.dest, staging, stamp));
+        let (unpacked, origin) = match kept_unit {
             // Kept files are as the previous seed left them: relocated for
             // the same paths already.
             Some(unpacked) => {
-                kept.fetch_add(1, Ordering::Relaxed);
-                let unpacked = refingerprint(root, manifest.layout, unit, unpacked, &plan, stamp)?;
-                (unpacked, UnitAction::Kept, false)
+                // A kept build-script run may take this checkout's mtimes.
+                let unpacked =
+                    refingerprint(root, manifest.layout, unit, unpacked, &judged.plan, stamp)?;
+                times.keep = clock.elapsed();
+                (unpacked, None)
             }
             None => {
-                let (unpacked, from) = fetch_one(
-                    store,
-                    opts.cache,
+                let place = (root, manifest.layout);
+                let limits = (stamp, &room);
+                let (unpacked, from) =
+                    fetch_one(store, opts.cache, unit, place, limits, &mut times.unpack)?;
+                let clock = Instant::now();
+                let unpacked = relocate_unit(
+                    root,
+                    manifest.layout,
                     unit,
-                    (root, manifest.layout),
+                    unpacked,
+                    &text,
+                    &judged.plan,
                     stamp,
-                    &room,
                 )?;
-                fetched.fetch_add(unit.blob.size, Ordering::Relaxed);
-                if from == Origin::Cache {
-                    cached.fetch_add(unit.blob.size, Ordering::Relaxed);
-                }
-                let unpacked =
-                    relocate_unit(root, manifest.layout, unit, unpacked, &text, &plan, stamp)?;
-                (unpacked, UnitAction::Fetched, from == Origin::Cache)
+                times.relocate = clock.elapsed();
+                (unpacked, Some(from))
             }
         };
         // Kept units too: the same blob may come with another manifest.
-        tracked::dep_info(manifest, &scripts, unit, root, manifest.layout).map_err(|e| {
-            Error::InvalidManifest {
-                store: store.location(),
-                key: store::manifest_key(&found.commit.to_string(), &manifest.variant()),
-                detail: e.to_string(),
-            }
-        })?;
+        let clock = Instant::now();
+        tracked::dep_info(manifest, &scripts, unit, root, manifest.layout).map_err(invalid)?;
+        times.check = clock.elapsed();
         reporter.emit(Event::Unit {
             id: unit.id.clone(),
             name: unit.name.clone(),
             kind: unit.kind,
-            action,
+            action: match origin {
+                None => UnitAction::Kept,
+                Some(_) => UnitAction::Fetched,
+            },
             reason: None,
             bytes: unit.blob.size,
-            from_cache,
+            from_cache: origin == Some(Origin::Cache),
         });
-        if unit.host {
-            host_units.lock().unwrap().insert(unit.id.clone(), unpacked);
-            return Ok(());
-        }
-        state.lock().unwrap().units.insert(
-            unit.id.clone(),
-            UnitState {
-                blob: unit.blob.sha256.clone(),
-                unpacked,
-            },
-        );
-        Ok::<_, Error>(())
+        Ok::<_, Error>((unpacked, origin, times))
     });
     reporter.emit(Event::FetchFinished);
     if let Some(trouble) = opts.cache.and_then(BlobCache::take_trouble) {
@@ -290,93 +471,172 @@ pub fn restore(
     if CANCEL.load(Ordering::Relaxed) {
         return Err(Error::Interrupted);
     }
-    result?;
-    outcome.fetched_bytes = fetched.into_inner();
-    outcome.cached_bytes = cached.into_inner();
-    outcome.kept = kept.into_inner();
+    let mut staged = Staged {
+        host_units: BTreeMap::new(),
+        fetched: 0,
+        cached: 0,
+        kept: 0,
+        times: WorkerTimes::default(),
+        notes: Vec::new(),
+    };
+    let mut state = State {
+        commit: found.commit.to_string(),
+        stamp_nanos: stamp
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .unwrap_or_default()
+            .as_nanos(),
+        moves: moves.pairs().to_vec(),
+        layout: manifest.layout,
+        units: BTreeMap::new(),
+    };
+    for (unit, (unpacked, origin, times)) in units.iter().zip(result?) {
+        staged.times.add(&times);
+        match origin {
+            None => staged.kept += 1,
+            Some(from) => {
+                staged.fetched += unit.blob.size;
+                if from == Origin::Cache {
+                    staged.cached += unit.blob.size;
+                }
+            }
+        }
+        if unit.host {
+            staged.host_units.insert(unit.id.clone(), unpacked);
+        } else {
+            let blob = unit.blob.sha256.clone();
+            state
+                .units
+                .insert(unit.id.clone(), UnitState { blob, unpacked });
+        }
+    }
+    staged.notes = debugger_maps(ws, manifest, moves, staging, &chosen.dest)?;
+    let state_path = staging.join(STATE_FILE);
+    let text = serde_json::to_vec(&state).expect("state serialises");
+    fs::write(&state_path, text).map_err(Error::io("write", &state_path))?;
+    Ok(staged)
+}
 
+/// Writes the debugger scripts that map the build machine's source paths
+/// to this one's into `staging`, when paths differ; returns the notes that
+/// say so.
+fn debugger_maps(
+    ws: &Workspace,
+    manifest: &Manifest,
+    moves: &Moves,
+    staging: &Path,
+    dest: &Path,
+) -> Result<Vec<String>, Error> {
+    let mut notes = Vec::new();
     let mut maps = moves.pairs().to_vec();
     if manifest.rustc_wrapper.is_some() {
         // The wrapper names the repository `.` in path crates' debug info.
         let repository = crate::rustc::wrapper::repository_root(&ws.root);
         maps.push((crate::rustc::wrapper::VIRTUAL_ROOT.into(), repository));
     }
-    if !maps.is_empty() {
-        let (gdb, lldb, left_out) = relocate::debugger_scripts(&maps);
-        for (name, text) in [(GDB_SCRIPT, gdb), (LLDB_SCRIPT, lldb)] {
-            let path = staging.0.join(name);
-            fs::write(&path, text).map_err(Error::io("write", &path))?;
-        }
-        for from in left_out {
-            outcome.notes.push(format!(
-                "{} is left out of the debugger maps: its characters would be read as commands",
-                from.display()
-            ));
-        }
-        outcome.notes.push(format!(
-            "reused code carries the build machine's paths in its debug info: \
-             `gdb -x {0}` or `lldb -s {1}` maps them (in {2})",
-            GDB_SCRIPT,
-            LLDB_SCRIPT,
-            dest.display()
+    if maps.is_empty() {
+        return Ok(notes);
+    }
+    let (gdb, lldb, left_out) = relocate::debugger_scripts(&maps);
+    for (name, text) in [(GDB_SCRIPT, gdb), (LLDB_SCRIPT, lldb)] {
+        let path = staging.join(name);
+        fs::write(&path, text).map_err(Error::io("write", &path))?;
+    }
+    for from in left_out {
+        notes.push(format!(
+            "{} is left out of the debugger maps: its characters would be read as commands",
+            from.display()
         ));
     }
-    let state_path = staging.0.join(STATE_FILE);
-    let text = serde_json::to_vec(&state.into_inner().unwrap()).expect("state serialises");
-    fs::write(&state_path, text).map_err(Error::io("write", &state_path))?;
-    let mut relocated = None;
+    notes.push(format!(
+        "reused code carries the build machine's paths in its debug info: \
+         `gdb -x {0}` or `lldb -s {1}` maps them (in {2})",
+        GDB_SCRIPT,
+        LLDB_SCRIPT,
+        dest.display()
+    ));
+    Ok(notes)
+}
+
+/// What the swap did.
+struct Swapped {
+    /// The profile dir now in place.
+    dir: PathBuf,
+    notes: Vec<String>,
+    /// Seconds spent replaying incremental sessions, inside the swap.
+    replay: f64,
+}
+
+/// Stage "swap": a cross build's host units joined to the host's profile
+/// dir, then the staged profile dir renamed into place under cargo's
+/// lock, and the incremental sessions replayed before that lock is let go.
+fn swap(
+    ws: &Workspace,
+    chosen: &Chosen,
+    place: Place,
+    judged: &Judged,
+    host_units: BTreeMap<UnitId, Unpacked>,
+    outcome: &Outcome,
+    reporter: &Reporter,
+) -> Result<Swapped, Error> {
+    let manifest = &chosen.found.manifest;
+    let mut notes = Vec::new();
     // Before the swap: the incremental replays after it load proc-macros
     // from there. Units added for nothing, should the swap fail, are
     // harmless: cargo judges each by its own fingerprint.
-    let host_units = host_units.into_inner().unwrap();
     if !host_units.is_empty() {
         let added = merge_host_units(
-            host_staging,
+            place.host_staging,
             manifest.layout,
-            &host_dest,
+            &chosen.host_dest,
             &host_units,
             reporter,
         )?;
-        outcome.notes.push(format!(
+        notes.push(format!(
             "{added} of the cross build's {} host units added to {} (the others were there)",
             host_units.len(),
-            host_dest.display()
+            chosen.host_dest.display()
         ));
     }
-    staging.swap_into(&dest, dest_lock, reporter, |dest| {
-        // After the swap, under cargo's lock: the replays must find the
-        // dependencies at the paths the build will load them from.
-        if incremental == Ok(true) && outcome.incremental > 0 {
-            relocated = Some(relocate_incremental(
-                ws,
-                manifest,
-                dest,
-                &moves,
-                stamp,
-                found.signer.is_some(),
-            ));
-        }
-    })?;
-    outcome.notes.extend(relocated);
+    let mut replay_seconds = 0.0;
+    let mut relocated = None;
+    let stamp = place.stamp;
+    place
+        .staging
+        .swap_into(&chosen.dest, place.dest_lock, reporter, |dest| {
+            // After the swap, under cargo's lock: the replays must find the
+            // dependencies at the paths the build will load them from.
+            if chosen.incremental == Ok(true) && outcome.incremental > 0 {
+                let clock = Instant::now();
+                relocated = Some(replay(ws, chosen, dest, &judged.moves, stamp));
+                replay_seconds = clock.elapsed().as_secs_f64();
+            }
+        })?;
+    notes.extend(relocated);
+    Ok(Swapped {
+        dir: chosen.dest.clone(),
+        notes,
+        replay: replay_seconds,
+    })
+}
 
-    for note in &outcome.notes {
-        reporter.emit(Event::Note {
-            message: note.clone(),
-        });
-    }
-    reporter.emit(Event::Seeded {
-        commit: outcome.commit.clone(),
-        distance: outcome.distance,
-        dir: dest.display().to_string(),
-        reused: outcome.reused,
-        rebuilt: rebuilt_list(&outcome),
-        incremental: outcome.incremental,
-        fetched_bytes: outcome.fetched_bytes,
-        cached_bytes: outcome.cached_bytes,
-        kept: outcome.kept,
-        seconds: started.elapsed().as_secs_f64(),
-    });
-    Ok(outcome)
+/// Stage "replay": the restored incremental sessions pointed at this
+/// checkout, on the profile dir in place; says how it went.
+fn replay(
+    ws: &Workspace,
+    chosen: &Chosen,
+    dest: &Path,
+    moves: &Moves,
+    stamp: SystemTime,
+) -> String {
+    let found = &chosen.found;
+    relocate_incremental(
+        ws,
+        &found.manifest,
+        dest,
+        moves,
+        stamp,
+        found.signer.is_some(),
+    )
 }
 
 /// What a seed decides before anything is downloaded, for a manifest
@@ -395,7 +655,7 @@ pub fn verdicts_of(ws: &Workspace, json: &[u8]) -> Result<(usize, usize), Error>
         serde_json::from_slice(json).map_err(|e| invalid(e.to_string()))?;
     crate::snapshot::validate::manifest(&manifest, &manifest.commit, &manifest.variant())
         .map_err(|e| invalid(e.to_string()))?;
-    let (verdicts, ..) = judge(ws, &manifest, &mut Vec::new());
+    let (verdicts, ..) = freshness::judge(ws, &manifest, &mut Vec::new());
     let reused = verdicts
         .values()
         .filter(|v| **v == freshness::Verdict::Reuse)

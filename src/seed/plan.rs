@@ -1,21 +1,18 @@
 //! Which snapshot, and which of its units: resolving the commit, what this
-//! machine wants of a snapshot, and the verdict on every unit (reused, or
-//! left for cargo to rebuild and why), decided before anything is fetched.
+//! machine wants of a snapshot, and telling and counting the verdicts
+//! (decided in [`super::freshness`]) before anything is fetched.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::BTreeMap;
 
-use super::freshness::{self, Verdict};
+use super::freshness::Verdict;
 use super::reason::{NoIncremental, Reason};
-use super::relocate::{self, Moves};
 use super::resolve::{self, Found};
 use crate::cargo::unit_id::UnitId;
 use crate::cargo::workspace::Workspace;
 use crate::report::{Event, Rebuilt, Reporter, UnitAction, Why};
 use crate::rustc::incremental;
 use crate::rustc::toolchain::Toolchain;
-use crate::snapshot::inputs::{Budget, Digests};
-use crate::snapshot::manifest::{BakedRoot, Check, Manifest, Unit, UnitKind};
-use crate::snapshot::secrets;
+use crate::snapshot::manifest::{Manifest, Unit, UnitKind};
 use crate::snapshot::signing::TrustedKeys;
 use crate::snapshot::want::Want;
 use crate::store::Store;
@@ -76,117 +73,6 @@ pub fn want(ws: &Workspace, profile: &str, target: Option<&str>) -> Result<Want,
             &ws.root,
         )?,
     })
-}
-
-/// The directories recorded inputs are relative to, here.
-pub(super) fn roots(ws: &Workspace) -> crate::snapshot::inputs::Roots {
-    let repository = git::toplevel(&ws.root).ok();
-    crate::snapshot::inputs::Roots::new(
-        &ws.root,
-        repository.as_deref(),
-        &ws.cargo_home,
-        &ws.build_dir,
-    )
-}
-
-/// Verdicts for every unit (what differs by content, what cargo reruns for
-/// a watched variable whose value here is not CI's, what cannot be reused
-/// at this checkout's paths), and how fingerprints are rewritten for them.
-pub(super) fn judge(
-    ws: &Workspace,
-    manifest: &Manifest,
-    notes: &mut Vec<String>,
-) -> (BTreeMap<UnitId, Verdict>, Moves, relocate::Plan) {
-    let home_moved = manifest.cargo_home != ws.cargo_home;
-    let root_moved = manifest.workspace_root != ws.root;
-    let repository = git::toplevel(&ws.root).ok();
-    let moves = Moves::new(
-        manifest,
-        &ws.cargo_home,
-        &ws.root,
-        &ws.build_dir,
-        repository.as_deref(),
-    );
-    // Fingerprints only change for units whose absolute source path lies
-    // under a moved directory (registry and git crates under CARGO_HOME,
-    // path packages outside the workspace), and for what depends on them.
-    let needs_rewrite = manifest.units.iter().any(|u| {
-        relocate::hashes_absolute_path(u, &manifest.workspace_root)
-            && u.src_path.as_deref().and_then(|s| moves.map(s)).is_some()
-    });
-    let env = |var: &str| std::env::var_os(var);
-    let roots = roots(ws);
-    let mut digests = Digests::new(&roots, Budget::SEED);
-    // Before the rewrite: a reused build-script run takes this checkout's
-    // mtimes into its fingerprint, and its dependents its new hash.
-    let packages = super::packages::judge(manifest, &mut digests);
-    let plan = if needs_rewrite || !packages.matched.is_empty() {
-        relocate::plan_with_packages(manifest, &moves, &env, &packages.matched, needs_rewrite)
-    } else {
-        relocate::Plan::default()
-    };
-    if home_moved {
-        notes.push(format!(
-            "CARGO_HOME differs from the snapshot's ({}): {} fingerprints rewritten for it, {} units cannot be",
-            manifest.cargo_home.display(),
-            plan.rewrites.len(),
-            plan.failed.len()
-        ));
-    }
-    let members: HashSet<&str> = ws.members.iter().map(String::as_str).collect();
-    let mut decided = BTreeMap::new();
-    for unit in &manifest.units {
-        let baked = unit.baked.iter().find(|b| match b.under {
-            BakedRoot::Workspace => root_moved,
-            BakedRoot::CargoHome => home_moved,
-        });
-        // Whatever the manifest says a unit is, one named like a package of
-        // this workspace is only restored after its sources are compared.
-        let unchecked_member = matches!(unit.check, Check::None)
-            && unit.kind != UnitKind::Incremental
-            && unit
-                .id
-                .package()
-                .is_some_and(|package| members.contains(package));
-        // Cargo compares the watched values itself, but a unit it would rerun
-        // is not worth fetching, and the summary should say why.
-        let env_differs = unit
-            .fingerprint
-            .as_ref()
-            .and_then(|f| secrets::local_values(&f.env, &env).err());
-        // Cargo hashes the absolute directory of a path package outside the
-        // workspace into its unit hash (and so into its file names and
-        // `-C metadata`, and its dependents'): elsewhere it is another unit.
-        let outside_moved = unit
-            .package_id
-            .as_deref()
-            .is_some_and(crate::cargo::is_path_package)
-            && relocate::hashes_absolute_path(unit, &manifest.workspace_root)
-            && unit
-                .src_path
-                .as_deref()
-                .and_then(|s| moves.map(s))
-                .is_some_and(|here| Some(here.as_path()) != unit.src_path.as_deref());
-        let reason = if outside_moved {
-            Reason::OutsidePathPackageMoved
-        } else if unchecked_member {
-            Reason::UncheckedMember
-        } else if let Some(why) = plan.failed.get(&unit.id) {
-            Reason::Unrelocatable { why: why.clone() }
-        } else if let Some(why) = env_differs {
-            Reason::Env { why }
-        } else if let Some(b) = baked {
-            Reason::BakedPath { var: b.var.clone() }
-        } else {
-            continue;
-        };
-        decided.insert(unit.id.clone(), reason);
-    }
-    for (id, reason) in packages.rebuilt {
-        decided.entry(id).or_insert(reason);
-    }
-    let verdicts = freshness::evaluate(manifest, &mut digests, decided, &packages.matched);
-    (verdicts, moves, plan)
 }
 
 /// The units to put in place: those reused, and all incremental state.

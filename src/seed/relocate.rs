@@ -613,9 +613,11 @@ impl<'a> TextRewrite<'a> {
     }
 
     /// Rewrites `path` in place (keeping its inode, so hard links to it
-    /// see the change) and stamps it, if it names a moved directory.
-    /// Streams through a file beside it, never holding it whole.
-    pub(crate) fn rewrite(&self, path: &Path, stamp: SystemTime) -> Result<(), RewriteError> {
+    /// see the change) and stamps it, if it names a moved directory;
+    /// returns its size after. A file of at most [`IN_MEMORY`] bytes is
+    /// read once and written only if it changes; a larger one is streamed
+    /// through a file beside it, never held whole.
+    pub(crate) fn rewrite(&self, path: &Path, stamp: SystemTime) -> Result<u64, RewriteError> {
         let io = |source| RewriteError::Io {
             path: path.to_owned(),
             source,
@@ -624,6 +626,42 @@ impl<'a> TextRewrite<'a> {
         let budget = self.growth_left.load(Ordering::Relaxed);
         let per_file = size.saturating_mul(self.moves.growth_factor());
         let limit = per_file.min(size.saturating_add(budget));
+        let refused = |e: io::Error| match e.get_ref().is_some_and(|e| e.is::<Overflow>()) {
+            true if limit == per_file => RewriteError::File {
+                path: path.to_owned(),
+                limit,
+            },
+            true => RewriteError::Seed {
+                path: path.to_owned(),
+                budget,
+            },
+            false => io(e),
+        };
+        let charge = |written: u64| {
+            self.growth_left
+                .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |left| {
+                    left.checked_sub(written.saturating_sub(size))
+                })
+                .map(drop)
+                .map_err(|_| RewriteError::Seed {
+                    path: path.to_owned(),
+                    budget,
+                })
+        };
+        if size <= IN_MEMORY {
+            let text = fs::read(path).map_err(io)?;
+            let mut mapped = Vec::new();
+            let (written, replaced) = self
+                .moves
+                .map_stream(&text[..], &mut mapped, limit)
+                .map_err(refused)?;
+            if !replaced {
+                return Ok(text.len() as u64);
+            }
+            charge(written)?;
+            write_stamped(path, &mapped, stamp).map_err(io)?;
+            return Ok(written);
+        }
         let mut temp_name = path.as_os_str().to_owned();
         temp_name.push(".cargo-seed-rewrite");
         let temp = PathBuf::from(temp_name);
@@ -636,37 +674,25 @@ impl<'a> TextRewrite<'a> {
             Ok(done) => done,
             Err(e) => {
                 let _ = fs::remove_file(&temp);
-                return Err(match e.get_ref().is_some_and(|e| e.is::<Overflow>()) {
-                    true if limit == per_file => RewriteError::File {
-                        path: path.to_owned(),
-                        limit,
-                    },
-                    true => RewriteError::Seed {
-                        path: path.to_owned(),
-                        budget,
-                    },
-                    false => io(e),
-                });
+                return Err(refused(e));
             }
         };
-        let grown = written.saturating_sub(size);
-        let charged = self
-            .growth_left
-            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |left| {
-                left.checked_sub(grown)
-            });
-        let result = match charged {
-            Err(_) => Err(RewriteError::Seed {
-                path: path.to_owned(),
-                budget,
-            }),
-            Ok(_) if replaced => copy_stamped(&temp, path, stamp).map_err(io),
-            Ok(_) => Ok(()),
+        let result = match charge(written) {
+            Err(e) => Err(e),
+            Ok(()) if replaced => copy_stamped(&temp, path, stamp)
+                .map(|()| written)
+                .map_err(io),
+            Ok(()) => Ok(size),
         };
         let _ = fs::remove_file(&temp);
         result
     }
 }
+
+/// The largest text file [`TextRewrite::rewrite`] maps in memory. CI's
+/// dep-info and build-script output are far smaller, bar the largest
+/// crates' dep-info.
+const IN_MEMORY: u64 = 4 << 20;
 
 /// Replaces `to`'s contents with `from`'s in place, and stamps it.
 fn copy_stamped(from: &Path, to: &Path, stamp: SystemTime) -> io::Result<()> {
@@ -678,11 +704,13 @@ fn copy_stamped(from: &Path, to: &Path, stamp: SystemTime) -> io::Result<()> {
 /// Replaces a file's contents in place (keeping its inode, so hard links to
 /// it see the change) and stamps it.
 fn write_stamped(path: &Path, bytes: &[u8], stamp: SystemTime) -> io::Result<()> {
-    fs::write(path, bytes)?;
-    File::options()
+    let mut file = File::options()
         .write(true)
-        .open(path)?
-        .set_times(FileTimes::new().set_modified(stamp).set_accessed(stamp))
+        .create(true)
+        .truncate(true)
+        .open(path)?;
+    file.write_all(bytes)?;
+    file.set_times(FileTimes::new().set_modified(stamp).set_accessed(stamp))
 }
 
 /// Commands for gdb and lldb that map the build machine's source paths, which

@@ -19,4 +19,6 @@ mod unpack;
 
 pub use error::ArchiveError;
 pub use pack::pack;
-pub use unpack::{unpack, Room, Unpacked};
+#[cfg(test)]
+pub use unpack::unpack;
+pub use unpack::{unpack_timed, Room, UnpackTimes, Unpacked};

@@ -22,7 +22,7 @@ use std::fs::{self, File, FileTimes};
 use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::time::SystemTime;
+use std::time::{Duration, Instant, SystemTime};
 
 use sha2::{Digest, Sha256};
 
@@ -104,13 +104,21 @@ impl Room {
     }
 }
 
-/// Unpacks `blob` read from `reader` below `root`, stamping every file with
-/// `mtime`. Every entry must be a path `owns` accepts, so a blob cannot plant
-/// files of another unit. What it writes is taken from `room`. The digest is
-/// checked over the whole stream, which is read to its end but never past
-/// `blob.size + 1` bytes; once `cancel` is set the next read fails and the
-/// result is [`ArchiveError::Cancelled`]. The caller must discard `root` on
-/// any error.
+/// Where one unpack spent its time, on the thread that ran it: reading the
+/// blob's bytes from their source (`fetch`), hashing them (`verify`),
+/// creating and writing files, directories and links (`write`), and the
+/// rest, zstd and tar parsing (`decompress`). The four add up to the
+/// unpack's wall time.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct UnpackTimes {
+    pub fetch: Duration,
+    pub verify: Duration,
+    pub decompress: Duration,
+    pub write: Duration,
+}
+
+/// [`unpack_timed`], without the times.
+#[cfg(test)]
 pub fn unpack(
     reader: impl Read,
     blob: &Blob,
@@ -119,6 +127,44 @@ pub fn unpack(
     mtime: SystemTime,
     room: &Room,
     cancel: &AtomicBool,
+) -> Result<Unpacked, ArchiveError> {
+    let mut times = UnpackTimes::default();
+    unpack_timed(reader, blob, root, owns, (mtime, room, cancel), &mut times)
+}
+
+/// Unpacks `blob` read from `reader` below `root`, stamping every file with
+/// `mtime`. Every entry must be a path `owns` accepts, so a blob cannot plant
+/// files of another unit. What it writes is taken from `room`. The digest is
+/// checked over the whole stream, which is read to its end but never past
+/// `blob.size + 1` bytes; once `cancel` is set the next read fails and the
+/// result is [`ArchiveError::Cancelled`]. The caller must discard `root` on
+/// any error. Adds where the time went to `times`, whatever the result.
+pub fn unpack_timed(
+    reader: impl Read,
+    blob: &Blob,
+    root: &Path,
+    owns: Owns,
+    (mtime, room, cancel): (SystemTime, &Room, &AtomicBool),
+    times: &mut UnpackTimes,
+) -> Result<Unpacked, ArchiveError> {
+    let started = Instant::now();
+    let mut spent = UnpackTimes::default();
+    let result = unpack_stream(reader, blob, root, owns, (mtime, room, cancel), &mut spent);
+    let accounted = spent.fetch + spent.verify + spent.write;
+    times.fetch += spent.fetch;
+    times.verify += spent.verify;
+    times.write += spent.write;
+    times.decompress += started.elapsed().saturating_sub(accounted);
+    result
+}
+
+fn unpack_stream(
+    reader: impl Read,
+    blob: &Blob,
+    root: &Path,
+    owns: Owns,
+    (mtime, room, cancel): (SystemTime, &Room, &AtomicBool),
+    spent: &mut UnpackTimes,
 ) -> Result<Unpacked, ArchiveError> {
     let name = &blob.sha256;
     let corrupt = |detail: String| ArchiveError::Corrupt {
@@ -132,6 +178,8 @@ pub fn unpack(
         n: 0,
         failed: None,
         cancel,
+        fetch: Duration::ZERO,
+        verify: Duration::ZERO,
     };
     let result = (|| {
         let decoder = zstd::Decoder::new(&mut hashed).map_err(|e| corrupt(e.to_string()))?;
@@ -145,7 +193,15 @@ pub fn unpack(
             entries: max_entries(blob),
             room,
         };
-        let written = unpack_entries(&mut archive, name, root, owns, mtime, &bounds, cancel)?;
+        let written = unpack_entries(
+            &mut archive,
+            name,
+            root,
+            owns,
+            (mtime, cancel),
+            &bounds,
+            &mut spent.write,
+        )?;
         let mut rest = archive.into_inner();
         io::copy(&mut rest, &mut io::sink()).map_err(|e| corrupt(e.to_string()))?;
         Ok(written)
@@ -153,6 +209,8 @@ pub fn unpack(
     // Read to the end so the digest covers every byte, then judge the digest
     // first: a damaged blob is reported as such, not as the symptom it caused.
     let drained = io::copy(&mut hashed, &mut io::sink());
+    spent.fetch = hashed.fetch;
+    spent.verify = hashed.verify;
     if cancel.load(Ordering::Relaxed) {
         return Err(ArchiveError::Cancelled);
     }
@@ -199,9 +257,9 @@ fn unpack_entries<R: Read>(
     name: &str,
     root: &Path,
     owns: Owns,
-    mtime: SystemTime,
+    (mtime, cancel): (SystemTime, &AtomicBool),
     bounds: &Bounds,
-    cancel: &AtomicBool,
+    write: &mut Duration,
 ) -> Result<Unpacked, ArchiveError> {
     let corrupt = |e: io::Error| ArchiveError::Corrupt {
         blob: name.to_owned(),
@@ -282,18 +340,22 @@ fn unpack_entries<R: Read>(
             charge(dir, FS_BLOCK, 1)?;
             dirs.insert(dir.to_owned());
         }
+        let writing = Instant::now();
         if kind.is_dir() {
             fs::create_dir_all(&dest).map_err(io_err("create", &dest))?;
+            *write += writing.elapsed();
             continue;
         }
         if let Some(parent) = dest.parent() {
             fs::create_dir_all(parent).map_err(io_err("create", parent))?;
         }
+        *write += writing.elapsed();
         if kind.is_file() {
             let size = entry.header().size().map_err(corrupt)?;
             let size = size.min(bounds.declared);
             charge(&rel, size.div_ceil(FS_BLOCK) * FS_BLOCK, 1)?;
             let mode = entry.header().mode().map_err(corrupt)? & 0o777;
+            let writing = Instant::now();
             let mut file = create_new(&dest, mode).map_err(|e| {
                 if e.kind() == io::ErrorKind::AlreadyExists {
                     hostile(&rel, "a second entry for the same path")
@@ -301,12 +363,16 @@ fn unpack_entries<R: Read>(
                     io_err("create", &dest)(e)
                 }
             })?;
-            let n = copy(&mut entry, &mut file).map_err(|e| match e {
+            *write += writing.elapsed();
+            let n = copy(&mut entry, &mut file, write).map_err(|e| match e {
                 CopyError::Read(e) => corrupt(e),
                 CopyError::Write(e) => io_err("write", &dest)(e),
             })?;
+            let writing = Instant::now();
             file.set_times(times)
                 .map_err(io_err("set the times of", &dest))?;
+            drop(file);
+            *write += writing.elapsed();
             ours.insert(rel.clone(), n);
             done.files.push((rel, n));
         } else if kind.is_hard_link() {
@@ -319,7 +385,9 @@ fn unpack_entries<R: Read>(
                 return Err(hostile(&rel, "a hard link to a file outside this blob"));
             };
             charge(&rel, 0, 0)?;
+            let writing = Instant::now();
             fs::hard_link(root.join(&target), &dest).map_err(io_err("link", &dest))?;
+            *write += writing.elapsed();
             ours.insert(rel.clone(), n);
             done.files.push((rel, n));
         } else if kind.is_symlink() {
@@ -354,8 +422,9 @@ enum CopyError {
 }
 
 /// `io::copy`, but telling a damaged source from a failing destination (a
-/// full disk must not be reported as a damaged blob).
-fn copy(from: &mut impl Read, to: &mut File) -> Result<u64, CopyError> {
+/// full disk must not be reported as a damaged blob). Adds the time spent
+/// writing to `write`.
+fn copy(from: &mut impl Read, to: &mut File, write: &mut Duration) -> Result<u64, CopyError> {
     let mut buf = vec![0u8; 256 << 10];
     let mut n = 0u64;
     loop {
@@ -365,7 +434,9 @@ fn copy(from: &mut impl Read, to: &mut File) -> Result<u64, CopyError> {
             Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
             Err(e) => return Err(CopyError::Read(e)),
         };
+        let writing = Instant::now();
         to.write_all(&buf[..len]).map_err(CopyError::Write)?;
+        *write += writing.elapsed();
         n += len as u64;
     }
 }
@@ -400,6 +471,9 @@ struct HashingReader<'a, R> {
     /// Once set, every read fails (with a kind that `io::copy` does not
     /// retry, unlike `Interrupted`).
     cancel: &'a AtomicBool,
+    /// Time spent reading from `inner`, and hashing.
+    fetch: Duration,
+    verify: Duration,
 }
 
 impl<R: Read> Read for HashingReader<'_, R> {
@@ -407,7 +481,11 @@ impl<R: Read> Read for HashingReader<'_, R> {
         if self.cancel.load(Ordering::Relaxed) {
             return Err(io::Error::other("interrupted"));
         }
-        let len = match self.inner.read(buf) {
+        let reading = Instant::now();
+        let read = self.inner.read(buf);
+        let hashing = Instant::now();
+        self.fetch += hashing - reading;
+        let len = match read {
             Ok(len) => len,
             Err(e) if e.kind() == io::ErrorKind::Interrupted => return Err(e),
             Err(e) => {
@@ -416,6 +494,7 @@ impl<R: Read> Read for HashingReader<'_, R> {
             }
         };
         self.hasher.update(&buf[..len]);
+        self.verify += hashing.elapsed();
         self.n += len as u64;
         Ok(len)
     }
