@@ -21,34 +21,13 @@ mod common;
 
 use std::fmt::Write as _;
 use std::fs;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
-use std::time::Instant;
 
-use common::{runs, spread};
+use common::{run, runs, show, spread, Repo, BIN};
 
-const BIN: &str = env!("CARGO_BIN_EXE_cargo-seed");
 const MODULES: usize = 300;
 const BIN_FNS: usize = 300;
-
-fn run(dir: &Path, cmd: &str, env: &[(&str, &Path)]) -> f64 {
-    let start = Instant::now();
-    let mut c = Command::new("bash");
-    c.args(["-ec", cmd])
-        .current_dir(dir)
-        .env_remove("CARGO_TARGET_DIR")
-        .env_remove("RUSTC_WRAPPER")
-        .env_remove("CARGO_BUILD_RUSTC_WRAPPER");
-    let bin_dir = Path::new(BIN).parent().unwrap();
-    let path = format!("{}:{}", bin_dir.display(), std::env::var("PATH").unwrap());
-    c.env("PATH", path);
-    for (k, v) in env {
-        c.env(k, v);
-    }
-    let st = c.status().unwrap();
-    assert!(st.success(), "failed: {cmd}");
-    start.elapsed().as_secs_f64()
-}
 
 fn generate(root: &Path) {
     let write = |rel: &str, text: &str| {
@@ -110,39 +89,15 @@ const LIB_EDIT: &str = "sed -i 's/(0..x % 17).map(|i| i \\* 0 + 7)/(0..x % 19).m
 const BIN_EDIT: &str =
     "sed -i 's/map(|i| i \\* 5 + 3)/map(|i| i * 5 + 4)/' app/src/main.rs && grep -q '5 + 4' app/src/main.rs";
 
-fn show(name: &str, times: Vec<f64>, base: Option<f64>) -> f64 {
-    let (m, lo, hi) = spread(times);
-    let ratio = base.map_or(String::new(), |b| format!(" ({:.2}x in place)", m / b));
-    println!("  {name}: median {m:.2}s (range {lo:.2}-{hi:.2}s){ratio}");
-    m
-}
-
 fn main() {
     if std::env::args().any(|a| a == "--list") {
         return;
     }
     let runs = runs(5);
-    let root = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("bench-relocate");
-    let _ = fs::remove_dir_all(&root);
-    let origin = root.join("origin");
-    generate(&origin);
-    run(
-        &origin,
-        "git init -q && git add -A && git -c user.name=b -c user.email=b@b commit -qm gen",
-        &[],
-    );
-    let clone = |to: &Path| {
-        run(
-            &root,
-            &format!("git clone -q {} {}", origin.display(), to.display()),
-            &[],
-        )
-    };
-    let home = |name: &str| {
-        let h = root.join(name);
-        fs::create_dir_all(&h).unwrap();
-        h
-    };
+    let repo = Repo::generate("bench-relocate", generate);
+    let root = &repo.root;
+    let clone = |to: &Path| repo.clone_to(to);
+    let home = |name: &str| repo.home(name);
 
     // CI: its own CARGO_HOME, set up once, a full build, a publish.
     let ci_home = home("ci-home");
@@ -209,7 +164,7 @@ fn main() {
     let calls = 100;
     let time = |cmd: &str| {
         run(
-            &root,
+            root,
             &format!("for i in $(seq {calls}); do {cmd} -vV >/dev/null; done"),
             &[],
         ) / calls as f64
@@ -242,6 +197,6 @@ fn main() {
         (w - d) * 1e3
     );
     if std::env::var_os("BENCH_KEEP").is_none() {
-        let _ = fs::remove_dir_all(&root);
+        let _ = fs::remove_dir_all(root);
     }
 }

@@ -25,34 +25,12 @@ mod common;
 
 use std::fmt::Write as _;
 use std::fs;
-use std::path::{Path, PathBuf};
-use std::process::Command;
-use std::time::Instant;
+use std::path::Path;
 
-use common::{runs, spread};
+use common::{run, runs, show, Repo};
 
-const BIN: &str = env!("CARGO_BIN_EXE_cargo-seed");
 const DEPENDENTS: usize = 4;
 const MODULES: usize = 80;
-
-fn run(dir: &Path, cmd: &str, env: &[(&str, &Path)]) -> f64 {
-    let start = Instant::now();
-    let mut c = Command::new("bash");
-    c.args(["-ec", cmd])
-        .current_dir(dir)
-        .env_remove("CARGO_TARGET_DIR")
-        .env_remove("RUSTC_WRAPPER")
-        .env_remove("CARGO_BUILD_RUSTC_WRAPPER");
-    let bin_dir = Path::new(BIN).parent().unwrap();
-    let path = format!("{}:{}", bin_dir.display(), std::env::var("PATH").unwrap());
-    c.env("PATH", path);
-    for (k, v) in env {
-        c.env(k, v);
-    }
-    let st = c.status().unwrap();
-    assert!(st.success(), "failed: {cmd}");
-    start.elapsed().as_secs_f64()
-}
 
 /// Times `cargo build -v` in `dir`, and returns which packages cargo
 /// compiled (a build script's run shows as its package's `Compiling`).
@@ -164,39 +142,15 @@ fn generate(root: &Path) {
 const EDIT: &str =
     "sed -i 's/i \\* 3 + 1/i * 3 + 2/' app/src/main.rs && grep -q '3 + 2' app/src/main.rs";
 
-fn show(name: &str, times: Vec<f64>, base: Option<f64>) -> f64 {
-    let (m, lo, hi) = spread(times);
-    let ratio = base.map_or(String::new(), |b| format!(" ({:.2}x in place)", m / b));
-    println!("  {name}: median {m:.2}s (range {lo:.2}-{hi:.2}s){ratio}");
-    m
-}
-
 fn main() {
     if std::env::args().any(|a| a == "--list") {
         return;
     }
     let runs = runs(5);
-    let root = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("bench-scripts");
-    let _ = fs::remove_dir_all(&root);
-    let origin = root.join("origin");
-    generate(&origin);
-    run(
-        &origin,
-        "git init -q && git add -A && git -c user.name=b -c user.email=b@b commit -qm gen",
-        &[],
-    );
-    let clone = |to: &Path| {
-        run(
-            &root,
-            &format!("git clone -q {} {}", origin.display(), to.display()),
-            &[],
-        )
-    };
-    let home = |name: &str| {
-        let h = root.join(name);
-        fs::create_dir_all(&h).unwrap();
-        h
-    };
+    let repo = Repo::generate("bench-scripts", generate);
+    let root = &repo.root;
+    let clone = |to: &Path| repo.clone_to(to);
+    let home = |name: &str| repo.home(name);
 
     // CI: its own CARGO_HOME, set up once, a full build, a publish.
     let ci_home = home("ci-home");
@@ -272,6 +226,6 @@ fn main() {
     compiled.dedup();
     println!("    compiled: {compiled:?}");
     if std::env::var_os("BENCH_KEEP").is_none() {
-        let _ = fs::remove_dir_all(&root);
+        let _ = fs::remove_dir_all(root);
     }
 }
