@@ -506,3 +506,18 @@ fn a_registry_packages_tracked_files_are_unpacked_before_they_are_compared() {
     assert_compiled(&cargo_report(&dev, &["build", "-v"], &env), &[]);
     assert!(said.contains("`cargo fetch` unpacked them"), "{said}");
 }
+
+#[test]
+fn the_first_build_after_a_seed_finds_what_cargo_asked_rustc() {
+    let (root, origin, store, commit) = ci_with("rustc-info", &|_| vec![]);
+    let dev = clone_into(&root, &origin, 0, &commit);
+    let env = [WRAPPED[0]];
+    let out = seed_env(&dev, &["--store", store.to_str().unwrap()], &env);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let cache = dev.join("target/.rustc_info.json");
+    let given = std::fs::read(&cache).expect("the seed gives cargo's rustc cache");
+    assert_compiled(&cargo_report(&dev, &["build", "-v"], &env), &[]);
+    // Cargo found its key in it and asked rustc nothing more: it would
+    // have rewritten the file.
+    assert_eq!(std::fs::read(&cache).unwrap(), given);
+}

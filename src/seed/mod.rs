@@ -149,6 +149,8 @@ struct Chosen {
     /// Whether rustc would reuse the snapshot's incremental state here
     /// (`Ok(relocate)`), or why not; told before anything is downloaded.
     incremental: Result<bool, NoIncremental>,
+    /// Cargo's cache of what it asked rustc here, from the layout probe.
+    rustc_info: Option<Vec<u8>>,
 }
 
 /// Stage "choose": what this machine wants, the nearest snapshot that
@@ -203,6 +205,7 @@ fn choose_snapshot(
         host_dest,
         profile_name: profile_name.to_owned(),
         incremental,
+        rustc_info: want.rustc_info,
     })
 }
 
@@ -612,11 +615,33 @@ fn swap(
             }
         })?;
     notes.extend(relocated);
+    if let Some(info) = &chosen.rustc_info {
+        give_rustc_info(&ws.build_dir, info);
+    }
     Ok(Swapped {
         dir: chosen.dest.clone(),
         notes,
         replay: replay_seconds,
     })
+}
+
+/// Gives the build dir the cache of what cargo asked rustc, as the layout
+/// probe's cargo wrote it with this machine's rustc and configuration, when
+/// it has none: cargo then does not run rustc twice more before the first
+/// build. Cargo keys the cache on the rustc, its wrapper and the flags, and
+/// checks the key before it uses any of it, so a cache that does not fit is
+/// only replaced. Written beside, then linked into place: never over a file
+/// that is there, never half written where cargo reads it.
+fn give_rustc_info(build_dir: &Path, info: &[u8]) {
+    let dest = build_dir.join(crate::cargo::layout::probe::RUSTC_INFO);
+    if dest.exists() {
+        return;
+    }
+    let part = build_dir.join(format!(".cargo-seed-rustc-info.{}", std::process::id()));
+    if fs::write(&part, info).is_ok() {
+        let _ = fs::hard_link(&part, &dest);
+    }
+    let _ = fs::remove_file(&part);
 }
 
 /// Stage "replay": the restored incremental sessions pointed at this

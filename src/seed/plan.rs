@@ -61,6 +61,10 @@ pub fn want(ws: &Workspace, profile: &str, target: Option<&str>) -> Result<Want,
     let rustc = incremental::rustc();
     let cfg = || crate::cargo::flags::rustc_cfg(&rustc, &triple);
     let flags = crate::cargo::flags::resolve(&ws.root, &ws.cargo_home, &triple, &env, &cfg);
+    let (layout, rustc_info) = crate::cargo::layout::probe::probe_with_rustc_info(
+        &crate::cargo::workspace::cargo_exe(),
+        &ws.root,
+    )?;
     Ok(Want {
         flags,
         cross: target.is_some(),
@@ -68,10 +72,8 @@ pub fn want(ws: &Workspace, profile: &str, target: Option<&str>) -> Result<Want,
         toolchain,
         profile: profile.to_owned(),
         libc: crate::snapshot::want::detect_libc(),
-        layout: crate::cargo::layout::probe::probe(
-            &crate::cargo::workspace::cargo_exe(),
-            &ws.root,
-        )?,
+        layout,
+        rustc_info,
     })
 }
 

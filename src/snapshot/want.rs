@@ -24,6 +24,9 @@ pub(crate) struct Want {
     pub flags: Option<crate::cargo::flags::Resolved>,
     /// The build-dir layout cargo writes here.
     pub layout: Layout,
+    /// What cargo asked rustc here, as the layout probe's cargo cached it
+    /// (`cargo::layout::probe::RUSTC_INFO`): not compared with anything.
+    pub rustc_info: Option<Vec<u8>>,
 }
 
 /// The C library this machine runs, as `getconf GNU_LIBC_VERSION` says

@@ -26,6 +26,22 @@ pub enum ProbeError {
 /// The layout `cargo` writes when run in `workspace_root` with this
 /// process's environment.
 pub(crate) fn probe(cargo: &Path, workspace_root: &Path) -> Result<Layout, ProbeError> {
+    probe_with_rustc_info(cargo, workspace_root).map(|(layout, _)| layout)
+}
+
+/// The file where cargo keeps what it asked rustc (`rustc -vV`, the target's
+/// file names and cfg), in the build dir, keyed by the rustc, its wrapper and
+/// the flags it was asked with: cargo checks the key before it uses any of it.
+pub(crate) const RUSTC_INFO: &str = ".rustc_info.json";
+
+/// [`probe`], and the contents of the [`RUSTC_INFO`] cache the probe's cargo
+/// wrote with this machine's configuration, when it wrote one of at most
+/// 1 MiB: a build dir that has none would make the first build ask rustc
+/// again (about 50 ms).
+pub(crate) fn probe_with_rustc_info(
+    cargo: &Path,
+    workspace_root: &Path,
+) -> Result<(Layout, Option<Vec<u8>>), ProbeError> {
     let scratch = tempfile::Builder::new()
         .prefix("cargo-seed-layout-")
         .tempdir()?;
@@ -70,7 +86,16 @@ pub(crate) fn probe(cargo: &Path, workspace_root: &Path) -> Result<Layout, Probe
         })
         .map(|f| f.into_std_path_buf())
         .unwrap_or_else(|| build.clone());
-    classify(&reported).ok_or(ProbeError::Unrecognised(reported))
+    let layout = classify(&reported).ok_or(ProbeError::Unrecognised(reported))?;
+    let rustc_info = [build.join(RUSTC_INFO), root.join("target").join(RUSTC_INFO)]
+        .iter()
+        .find_map(|p| {
+            let meta = std::fs::symlink_metadata(p).ok()?;
+            (meta.is_file() && meta.len() <= 1 << 20)
+                .then(|| std::fs::read(p).ok())
+                .flatten()
+        });
+    Ok((layout, rustc_info))
 }
 
 /// `…/deps/lib<name>-<hash>.rmeta` is the flat layout,

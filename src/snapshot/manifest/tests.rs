@@ -47,6 +47,7 @@ fn compatibility_names_the_difference() {
         libc: Some("glibc 2.36".into()),
         flags: None,
         layout: crate::cargo::layout::Layout::Flat,
+        rustc_info: None,
     };
     assert_eq!(m.incompatibility(&want), None);
     want.layout = crate::cargo::layout::Layout::PerUnit;
