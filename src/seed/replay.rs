@@ -78,7 +78,7 @@ pub(super) fn relocate_incremental(
             .and_then(|replayed| relocate_sessions(profile_dir, unit, &replayed, stamp));
         Ok::<_, std::convert::Infallible>((unit.name.clone(), result))
     });
-    let stood_in = stand_ins.placed.len() / 2;
+    let stood_in = stand_ins.libraries;
     drop(stand_ins);
     let _ = fs::remove_dir_all(&scratch);
     let results = match results {
@@ -156,6 +156,8 @@ pub(super) fn relocate_incremental(
 /// killed in between) is harmless: its unit has no fingerprint, so cargo
 /// compiles the library over it.
 struct StandIns {
+    /// How many libraries have a stand-in.
+    libraries: usize,
     /// The files put in the build dir.
     placed: Vec<PathBuf>,
     /// The directories made for them, outermost first.
@@ -173,6 +175,7 @@ impl StandIns {
         signed: bool,
     ) -> StandIns {
         let mut made = StandIns {
+            libraries: 0,
             placed: Vec::new(),
             made: Vec::new(),
         };
@@ -219,19 +222,24 @@ impl StandIns {
             .take_while(|d| d.starts_with(build_dir) && *d != build_dir && !d.exists())
             .map(Path::to_owned)
             .collect();
-        if fs::create_dir_all(out_dir).is_err() {
+        // Below the build dir by what the file system says, links
+        // included: the part that is there before anything is made, and
+        // all of it after.
+        let inside = |dir: &Path| {
+            fs::canonicalize(dir)
+                .ok()
+                .zip(fs::canonicalize(build_dir).ok())
+                .is_some_and(|(d, b)| d.starts_with(b))
+        };
+        let there = out_dir.ancestors().find(|d| d.exists());
+        if !there.is_some_and(inside) || fs::create_dir_all(out_dir).is_err() {
             return;
         }
         self.made.extend(new_dirs.into_iter().rev());
-        // Below the build dir by what the file system says, links
-        // included.
-        let inside = fs::canonicalize(out_dir)
-            .ok()
-            .zip(fs::canonicalize(build_dir).ok())
-            .is_some_and(|(o, b)| o.starts_with(b));
-        if !inside {
+        if !inside(out_dir) {
             return;
         }
+        let placed = self.placed.len();
         for file in written {
             let Some(name) = file.file_name() else {
                 continue;
@@ -244,6 +252,7 @@ impl StandIns {
                 self.placed.push(dest);
             }
         }
+        self.libraries += usize::from(self.placed.len() > placed);
     }
 }
 
