@@ -170,7 +170,7 @@ impl StandIns {
         ws: &Workspace,
         manifest: &Manifest,
         candidates: &[&Unit],
-        map: &dyn Fn(&Path) -> Option<PathBuf>,
+        map: &(dyn Fn(&Path) -> Option<PathBuf> + Sync),
         scratch: &Path,
         signed: bool,
     ) -> StandIns {
@@ -179,30 +179,59 @@ impl StandIns {
             placed: Vec::new(),
             made: Vec::new(),
         };
-        for (i, (unit, lib, out_dir)) in missing_libraries(ws, manifest, candidates, map)
-            .into_iter()
+        let missing = missing_libraries(ws, manifest, candidates, map);
+        // Dependencies come first; a library's level is one more than its
+        // highest missing dependency's, and each level is compiled on all
+        // cores once the one below is in place.
+        let index: HashMap<&UnitId, usize> = missing
+            .iter()
             .enumerate()
-        {
-            let (Some(inv), Some(src)) = (&unit.rustc, &unit.src_path) else {
-                continue;
+            .map(|(i, (u, ..))| (&u.id, i))
+            .collect();
+        let mut level = vec![0usize; missing.len()];
+        for (i, (unit, ..)) in missing.iter().enumerate() {
+            level[i] = unit
+                .deps
+                .iter()
+                .filter_map(|d| index.get(d).filter(|&&j| j < i))
+                .map(|&j| level[j] + 1)
+                .max()
+                .unwrap_or(0);
+        }
+        let top = level.iter().copied().max().unwrap_or(0);
+        for at in 0..=top {
+            let now: Vec<usize> = (0..missing.len()).filter(|&i| level[i] == at).collect();
+            let compiled = pool::map(&now, pool::threads(), |&i| {
+                let (unit, ..) = &missing[i];
+                let (Some(inv), Some(src)) = (&unit.rustc, &unit.src_path) else {
+                    return Ok::<_, std::convert::Infallible>(None);
+                };
+                let dir = scratch.join(i.to_string());
+                // A mirror made now holds the stand-ins placed before.
+                let libraries = match signed {
+                    true => incremental::Libraries::all(),
+                    false => incremental::Libraries::metadata_only(dir.join("libs")),
+                };
+                let cwd = map(&inv.cwd).unwrap_or_else(|| inv.cwd.clone());
+                let place = incremental::Place {
+                    cwd: &cwd,
+                    build_dir: &ws.build_dir,
+                    map,
+                    libraries: &libraries,
+                };
+                // A library whose stand-in fails keeps its dependents' nodes
+                // as CI's: rustc recompiles what reads them.
+                Ok(incremental::stand_in(rustc, inv, src, &place, &dir).ok())
+            });
+            let compiled = match compiled {
+                Ok(c) => c,
+                Err(never) => match never {},
             };
-            let dir = scratch.join(i.to_string());
-            // A mirror made now holds the stand-ins placed before this one.
-            let libraries = match signed {
-                true => incremental::Libraries::all(),
-                false => incremental::Libraries::metadata_only(dir.join("libs")),
-            };
-            let cwd = map(&inv.cwd).unwrap_or_else(|| inv.cwd.clone());
-            let place = incremental::Place {
-                cwd: &cwd,
-                build_dir: &ws.build_dir,
-                map,
-                libraries: &libraries,
-            };
-            // A library whose stand-in fails keeps its dependents' nodes as
-            // CI's: rustc recompiles what reads them.
-            if let Ok(written) = incremental::stand_in(rustc, inv, src, &place, &dir) {
-                made.place(&written, &lib, &out_dir, &ws.build_dir);
+            for (&i, written) in now.iter().zip(compiled) {
+                let (_, lib, out_dir) = &missing[i];
+                if let Some(written) = written {
+                    made.place(&written, lib, out_dir, &ws.build_dir);
+                }
             }
         }
         made
