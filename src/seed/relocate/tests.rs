@@ -8,6 +8,18 @@ const ITOA: &str = r#"{"rustc":7458672600737419911,"features":"[]","declared_fea
 const ITOA_SRC: &str =
     "/root/.cargo/registry/src/index.crates.io-1949cf8c6b5b557f/itoa-1.0.18/src/lib.rs";
 
+/// A manifest of CI at `/ci/ws` with `CARGO_HOME` `/root/.cargo`, without units.
+fn empty_manifest() -> Manifest {
+    serde_json::from_value(serde_json::json!({
+        "schema": crate::snapshot::manifest::SCHEMA, "commit": "c", "created": 0,
+        "toolchain": {"verbose_version": "", "release": "", "host": ""},
+        "target": "", "profile": "dev", "profile_dir": "debug",
+        "workspace_root": "/ci/ws", "cargo_home": "/root/.cargo",
+        "build_dir": "/ci/ws/target", "dirty": false, "units": [],
+    }))
+    .unwrap()
+}
+
 fn unit(id: &str, name: &str, fields: &str, src: Option<&str>) -> Unit {
     let hash = Fields::parse(fields).unwrap().hash();
     let record = FingerprintRecord {
@@ -51,14 +63,7 @@ fn a_watched_variable_with_ci_s_value_is_proven_and_rewritten_and_one_without_is
     let run = format!(
         r#"{{"rustc":7458672600737419911,"features":"","declared_features":"","target":0,"profile":0,"path":0,"deps":[[1,"build_script_build",false,{itoa_hash}]],"local":[{{"RerunIfEnvChanged":{{"var":"CC","val":"gcc-13"}}}}],"rustflags":[],"config":0,"compile_kind":0}}"#
     );
-    let mut m: Manifest = serde_json::from_value(serde_json::json!({
-        "schema": crate::snapshot::manifest::SCHEMA, "commit": "c", "created": 0,
-        "toolchain": {"verbose_version": "", "release": "", "host": ""},
-        "target": "", "profile": "dev", "profile_dir": "debug",
-        "workspace_root": "/ci/ws", "cargo_home": "/root/.cargo",
-        "build_dir": "/ci/ws/target", "dirty": false, "units": [],
-    }))
-    .unwrap();
+    let mut m = empty_manifest();
     m.units
         .push(unit("itoa-1", "lib itoa", ITOA, Some(ITOA_SRC)));
     m.units
@@ -195,14 +200,7 @@ fn a_long_chain_of_fingerprints_is_relocated_without_deep_recursion() {
     // Each unit's fingerprint depends on the one before: a manifest can
     // make the chain as long as its size allows.
     let n = 20_000;
-    let mut m: Manifest = serde_json::from_value(serde_json::json!({
-        "schema": crate::snapshot::manifest::SCHEMA, "commit": "c", "created": 0,
-        "toolchain": {"verbose_version": "", "release": "", "host": ""},
-        "target": "", "profile": "dev", "profile_dir": "debug",
-        "workspace_root": "/ci/ws", "cargo_home": "/root/.cargo",
-        "build_dir": "/ci/ws/target", "dirty": false, "units": [],
-    }))
-    .unwrap();
+    let mut m = empty_manifest();
     // The first is a registry crate, whose source path moves with
     // CARGO_HOME: every hash above it changes.
     let src = "/root/.cargo/registry/src/index/c-1.0.0/src/lib.rs";
@@ -256,14 +254,7 @@ fn a_package_s_string_is_given_to_its_run_and_its_dependents_get_the_new_hash() 
     let lib = format!(
         r#"{{"rustc":1,"features":"[]","declared_features":"[]","target":2,"profile":3,"path":4,"deps":[[5,"stamp",false,{run_hash}]],"local":[{{"CheckDepInfo":{{"dep_info":"debug/.fingerprint/stamp-2/dep-lib-stamp","checksum":false}}}}],"rustflags":[],"config":6,"compile_kind":0}}"#
     );
-    let mut m: Manifest = serde_json::from_value(serde_json::json!({
-        "schema": crate::snapshot::manifest::SCHEMA, "commit": "c", "created": 0,
-        "toolchain": {"verbose_version": "", "release": "", "host": ""},
-        "target": "", "profile": "dev", "profile_dir": "debug",
-        "workspace_root": "/ci/ws", "cargo_home": "/root/.cargo",
-        "build_dir": "/ci/ws/target", "dirty": false, "units": [],
-    }))
-    .unwrap();
+    let mut m = empty_manifest();
     m.units
         .push(unit("stamp-1", "run-build-script stamp", run, None));
     m.units.push(unit("stamp-2", "lib stamp", &lib, None));
