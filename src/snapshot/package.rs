@@ -398,14 +398,29 @@ pub(crate) enum Differs {
     Moving(PathBuf),
 }
 
+/// A package's file list here, as recorded, with each file's mtime read
+/// before any of its digests is taken.
+pub(crate) struct Listed {
+    files: Vec<PathBuf>,
+    before: Vec<(i64, u32)>,
+}
+
 /// Compares the files of the package at `root` with `recorded`; on a match,
 /// the string cargo will compute here (from the mtimes read before and
 /// after the digests, which must agree).
+#[cfg(test)]
 pub(crate) fn compare(
     root: &Path,
     recorded: &PackageFiles,
     digests: &mut Digests,
 ) -> Result<String, Differs> {
+    let listed = list_here(root, recorded)?;
+    compare_listed(root, recorded, listed, digests)
+}
+
+/// The first half of a comparison: the list here, which must be the
+/// recorded one, and its mtimes.
+pub(crate) fn list_here(root: &Path, recorded: &PackageFiles) -> Result<Listed, Differs> {
     let files = list(root).map_err(Differs::Unlisted)?;
     let before = mtimes(root, &files);
     // Sorted copies, to name the first file that differs.
@@ -416,6 +431,20 @@ pub(crate) fn compare(
     if let Some(diff) = first_difference(&here, &there) {
         return Err(diff);
     }
+    Ok(Listed { files, before })
+}
+
+/// The second half: every digest, then the mtimes again. `digests`
+/// remembers what it read, so each file's digest must have been taken
+/// after `listed` read its mtime: a digest from before could be of
+/// contents the mtimes no longer describe.
+pub(crate) fn compare_listed(
+    root: &Path,
+    recorded: &PackageFiles,
+    listed: Listed,
+    digests: &mut Digests,
+) -> Result<String, Differs> {
+    let Listed { files, before } = listed;
     for PackageFile { path, sha256 } in &recorded.files {
         match digests.digest(&root.join(path)) {
             Ok(Some(d)) if d == *sha256 => {}
