@@ -96,6 +96,8 @@ pub enum Error {
         searched: String,
         skipped: Vec<String>,
     },
+    #[error("cannot seed from {}: {why}", .path.display())]
+    Donor { path: PathBuf, why: String },
     #[error("{dir} already holds build state; cargo seed leaves it alone")]
     BuildStatePresent { dir: PathBuf },
     #[error("`{rev}` does not name a commit")]
@@ -139,7 +141,7 @@ impl Error {
 
     pub fn exit_code(&self) -> ExitCode {
         match self {
-            Error::NoSnapshot { .. } => ExitCode::NoSnapshot,
+            Error::NoSnapshot { .. } | Error::Donor { .. } => ExitCode::NoSnapshot,
             Error::BuildStatePresent { .. } => ExitCode::BuildStatePresent,
             Error::Interrupted
             | Error::Archive(ArchiveError::Cancelled)

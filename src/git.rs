@@ -96,6 +96,26 @@ pub(crate) fn toplevel(dir: &Path) -> Result<PathBuf, GitError> {
     ))
 }
 
+/// How many commits lie between `a` and `b` on either side (the length of
+/// `git rev-list a...b`); `None` when this repository lacks one of them.
+pub(crate) fn distance(dir: &Path, a: &str, b: &str) -> Option<usize> {
+    let range = format!("{a}...{b}");
+    git(dir, &["rev-list", "--count", &range])
+        .ok()?
+        .trim()
+        .parse()
+        .ok()
+}
+
+/// The commits of `HEAD`'s history that have no parent: two checkouts of
+/// one repository share them.
+pub(crate) fn root_commits(dir: &Path) -> Result<Vec<CommitId>, GitError> {
+    Ok(git(dir, &["rev-list", "--max-parents=0", "HEAD"])?
+        .lines()
+        .filter_map(|l| CommitId::parse(l.trim()))
+        .collect())
+}
+
 /// Whether the working tree differs from `HEAD` (tracked or untracked files).
 pub(crate) fn is_dirty(dir: &Path) -> Result<bool, GitError> {
     Ok(!git(dir, &["status", "--porcelain"])?.trim().is_empty())

@@ -92,6 +92,12 @@ pub struct RestoreArgs {
     /// run that lists each unit, before anything is downloaded
     #[arg(long)]
     pub explain: bool,
+    /// Seed from another checkout of this repository on this machine (a git
+    /// worktree or a clone): its build dir's fresh units are copied, with
+    /// no store. `auto` picks the checkout whose units this one would
+    /// reuse most
+    #[arg(long, value_name = "PATH|auto", conflicts_with_all = ["commit", "target", "all"])]
+    pub from: Option<PathBuf>,
     /// Also seed the other snapshots published with the chosen one (other
     /// profiles; cross targets whose standard library is installed here)
     #[arg(long)]

@@ -144,6 +144,10 @@ pub fn run(cli: Cli, reporter: &Reporter) -> Result<(), Error> {
             });
             let a = &cli.restore;
             let cache = blob_cache(&ws, a.cache_size, store.as_ref());
+            let covers = match &a.from {
+                Some(_) => seed::donor::covers(&ws, profile)?,
+                None => Vec::new(),
+            };
             let opts = RestoreOptions {
                 profile,
                 target: a.target.as_deref(),
@@ -153,6 +157,7 @@ pub fn run(cli: Cli, reporter: &Reporter) -> Result<(), Error> {
                 dry_run: a.dry_run || a.explain,
                 trusted: trusted.as_ref(),
                 cache: cache.as_ref(),
+                from: a.from.as_deref().map(|p| (p, covers.as_slice())),
             };
             let outcome = seed::restore(&ws, store.as_ref(), &opts, reporter)?;
             if opts.dry_run {
@@ -161,7 +166,7 @@ pub fn run(cli: Cli, reporter: &Reporter) -> Result<(), Error> {
             if a.all {
                 seed_siblings(&ws, store.as_ref(), &opts, &outcome, reporter)?;
             }
-            if !opts.dry_run && trusted.is_none() && store.is_remote() {
+            if !opts.dry_run && a.from.is_none() && trusted.is_none() && store.is_remote() {
                 reporter.emit(Event::Unauthenticated {
                     store: store.location(),
                 });

@@ -15,6 +15,7 @@ use std::path::PathBuf;
 mod check;
 mod context;
 pub mod cover;
+pub(crate) mod donor;
 pub(crate) mod observe;
 mod pack;
 mod plan;

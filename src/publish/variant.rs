@@ -56,49 +56,25 @@ pub(super) fn publish_variant(
         covers,
         published_with,
     } = group;
-    let planned = plan_units(ws, cx, &dirs, &live, cross, reporter)?;
+    let mut planned = plan_units(ws, cx, &dirs, &live, cross, reporter)?;
     let Packed {
         units,
         new_blobs,
         new_bytes,
         scratch,
     } = pack(ws, store, cx, profile, &dirs, &planned.jobs, reporter)?;
-    let PlannedUnits {
-        jobs,
-        withheld,
-        native_cpu,
-        build_flags,
-        rustc_wrapper,
-        reproduced,
-        recorded,
-    } = planned;
-    let manifest = Manifest {
-        schema: manifest::SCHEMA,
-        commit: cx.commit.to_string(),
-        created: SystemTime::now()
-            .duration_since(SystemTime::UNIX_EPOCH)
-            .map(|d| d.as_secs())
-            .unwrap_or(0),
-        target: cross.unwrap_or(&cx.toolchain.host).to_owned(),
-        cross: cross.is_some(),
-        toolchain: cx.toolchain.clone(),
-        profile: profile.to_owned(),
-        profile_dir: workspace::profile_dir_name(profile).to_owned(),
-        layout: cx.layout,
+    let reproduced = (planned.reproduced, planned.recorded);
+    let jobs = std::mem::take(&mut planned.jobs);
+    let manifest = manifest_of(
+        ws,
+        cx,
+        (profile, cross),
         covers,
         published_with,
-        workspace_root: ws.root.clone(),
-        cargo_home: ws.cargo_home.clone(),
-        build_dir: ws.build_dir.clone(),
-        repository_root: (cx.repository != ws.root).then(|| cx.repository.clone()),
-        dirty: cx.dirty,
-        libc: crate::snapshot::want::detect_libc(),
-        native_cpu,
-        rustc_wrapper,
-        build_flags,
         units,
-        withheld,
-    };
+        planned,
+    );
+    let (reproduced, recorded) = reproduced;
     if reproduced < recorded {
         reporter.emit(Event::Warning {
             message: format!(
@@ -137,6 +113,53 @@ pub(super) fn publish_variant(
     Ok(published)
 }
 
+/// The manifest of one snapshot: what the plan recorded beside its
+/// `units`, which are packed (or, for a donor checkout, listed).
+pub(super) fn manifest_of(
+    ws: &Workspace,
+    cx: &Context,
+    (profile, cross): (&str, Option<&str>),
+    covers: Vec<String>,
+    published_with: Vec<manifest::Sibling>,
+    units: Vec<manifest::Unit>,
+    planned: PlannedUnits,
+) -> Manifest {
+    let PlannedUnits {
+        withheld,
+        native_cpu,
+        build_flags,
+        rustc_wrapper,
+        ..
+    } = planned;
+    Manifest {
+        schema: manifest::SCHEMA,
+        commit: cx.commit.to_string(),
+        created: SystemTime::now()
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or(0),
+        target: cross.unwrap_or(&cx.toolchain.host).to_owned(),
+        cross: cross.is_some(),
+        toolchain: cx.toolchain.clone(),
+        profile: profile.to_owned(),
+        profile_dir: workspace::profile_dir_name(profile).to_owned(),
+        layout: cx.layout,
+        covers,
+        published_with,
+        workspace_root: ws.root.clone(),
+        cargo_home: ws.cargo_home.clone(),
+        build_dir: ws.build_dir.clone(),
+        repository_root: (cx.repository != ws.root).then(|| cx.repository.clone()),
+        dirty: cx.dirty,
+        libc: crate::snapshot::want::detect_libc(),
+        native_cpu,
+        rustc_wrapper,
+        build_flags,
+        units,
+        withheld,
+    }
+}
+
 /// Where one snapshot's units are: the profile dir (a cross build's target
 /// one), and the host's for its build scripts and proc-macros.
 fn unit_dirs(ws: &Workspace, cx: &Context, profile: &str, cross: Option<&str>) -> UnitDirs {
@@ -155,20 +178,20 @@ fn unit_dirs(ws: &Workspace, cx: &Context, profile: &str, cross: Option<&str>) -
 }
 
 /// The units planned, with what the manifest records beside them.
-struct PlannedUnits {
-    jobs: Vec<Job>,
-    withheld: Vec<Withheld>,
-    native_cpu: bool,
-    build_flags: Option<BuildFlags>,
-    rustc_wrapper: Option<u32>,
-    reproduced: usize,
-    recorded: usize,
+pub(super) struct PlannedUnits {
+    pub(super) jobs: Vec<Job>,
+    pub(super) withheld: Vec<Withheld>,
+    pub(super) native_cpu: bool,
+    pub(super) build_flags: Option<BuildFlags>,
+    pub(super) rustc_wrapper: Option<u32>,
+    pub(super) reproduced: usize,
+    pub(super) recorded: usize,
 }
 
 /// Stage "plan": the live units turned into pack jobs (what was withheld
 /// told), the rustflags and linker to record, and the path values of units
 /// compiled through the wrapper.
-fn plan_units(
+pub(super) fn plan_units(
     ws: &Workspace,
     cx: &Context,
     dirs: &UnitDirs,

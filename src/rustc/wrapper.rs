@@ -51,6 +51,12 @@ pub(crate) const CHAIN_VAR: &str = "CARGO_SEED_RUSTC_WRAPPER";
 /// panic messages and debuggers name files relative to the repository root.
 pub(crate) const VIRTUAL_ROOT: &str = ".";
 
+/// Set by `cargo seed --from` for the cargo it runs over a sibling
+/// checkout: the wrapper then compiles nothing. It answers cargo's own
+/// questions to rustc (`-vV`, `--print`) and fails every compilation, so
+/// that cargo says which units are fresh without rebuilding a stale one.
+pub(crate) const LOOK_ONLY_VAR: &str = "CARGO_SEED_LOOK_ONLY";
+
 /// One rustc invocation, as cargo made it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Invocation {
@@ -74,6 +80,10 @@ pub(crate) fn is_wrapper_call(first: &OsString) -> bool {
 }
 
 pub fn run(rustc: OsString, args: Vec<OsString>) -> ExitCode {
+    if std::env::var_os(LOOK_ONLY_VAR).is_some() && !is_question(&args) {
+        eprintln!("cargo-seed: not compiling: this cargo only looks at which units are fresh");
+        return ExitCode::FAILURE;
+    }
     let cwd = std::env::current_dir().ok();
     let utf8: Option<Vec<String>> = args.iter().map(|a| a.to_str().map(str::to_owned)).collect();
     // Only rustc itself is rewritten: behind clippy-driver (cargo passes
@@ -101,6 +111,15 @@ pub fn run(rustc: OsString, args: Vec<OsString>) -> ExitCode {
         None => cmd.args(&args),
     };
     exec(cmd, &rustc)
+}
+
+/// Whether rustc is asked about itself (`-vV`, `--print …`: cargo's
+/// questions before a build) rather than to compile.
+fn is_question(args: &[OsString]) -> bool {
+    args.iter().any(|a| {
+        let a = a.to_string_lossy();
+        a == "-vV" || a == "-V" || a == "--version" || a.starts_with("--print")
+    })
 }
 
 /// The wrapper named in [`CHAIN_VAR`], unless it is empty or cargo-seed.

@@ -75,6 +75,8 @@ pub(super) fn refingerprint(
 pub(super) enum Origin {
     Cache,
     Store,
+    /// Copied from a donor checkout (`--from`).
+    Checkout,
 }
 
 /// Whether unpacking failed because of the bytes read (or their reading),

@@ -36,6 +36,7 @@ use swap::{
 };
 
 mod cancel;
+pub(crate) mod donor;
 mod fetch;
 pub mod freshness;
 pub mod outcome;
@@ -66,6 +67,9 @@ pub(crate) struct RestoreOptions<'a> {
     /// Where blobs from a remote store are kept locally; `None`: fetch
     /// every blob from the store.
     pub cache: Option<&'a BlobCache>,
+    /// `--from`: seed from this checkout's build dir instead of the store,
+    /// its fresh units as these commands build them.
+    pub from: Option<(&'a Path, &'a [crate::publish::cover::Cover])>,
 }
 
 /// `cargo seed`, as its stages: choose the snapshot, prepare the place it
@@ -151,6 +155,11 @@ struct Chosen {
     incremental: Result<bool, NoIncremental>,
     /// Cargo's cache of what it asked rustc here, from the layout probe.
     rustc_info: Option<Vec<u8>>,
+    /// `--from`: the checkout the units are copied from, locked.
+    donor: Option<donor::Donor>,
+    /// Whether the snapshot's code may run in the incremental replay
+    /// (proc-macros): a trusted key signed it, or it is this user's build.
+    runs_code: bool,
 }
 
 /// Stage "choose": what this machine wants, the nearest snapshot that
@@ -162,19 +171,28 @@ fn choose_snapshot(
     reporter: &Reporter,
 ) -> Result<Chosen, Error> {
     let want = want(ws, opts.profile, opts.target)?;
-    let found = choose(
-        ws,
-        store,
-        &want,
-        opts.trusted,
-        opts.commit,
-        opts.max_distance,
-    )?;
+    let (found, donor) = match opts.from {
+        Some((path, covers)) => {
+            let (found, donor) = donor::open(ws, path, opts.profile, covers, &want, reporter)?;
+            (found, Some(donor))
+        }
+        None => {
+            let found = choose(
+                ws,
+                store,
+                &want,
+                opts.trusted,
+                opts.commit,
+                opts.max_distance,
+            )?;
+            (found, None)
+        }
+    };
     let manifest = &found.manifest;
     reporter.emit(Event::Resolved {
         commit: found.commit.clone(),
         distance: found.distance,
-        store: store.location(),
+        store: source_name(store, donor.as_ref()),
         variant: manifest.variant(),
         profile: manifest.profile.clone(),
         target: manifest.target.clone(),
@@ -199,6 +217,7 @@ fn choose_snapshot(
     if let Some(note) = sources::unpack_missing(ws, manifest) {
         reporter.emit(Event::Note { message: note });
     }
+    let runs_code = found.signer.is_some() || donor.as_ref().is_some_and(|d| d.own);
     Ok(Chosen {
         found,
         dest,
@@ -206,7 +225,17 @@ fn choose_snapshot(
         profile_name: profile_name.to_owned(),
         incremental,
         rustc_info: want.rustc_info,
+        donor,
+        runs_code,
     })
+}
+
+/// Where the units come from, as the user would name it.
+fn source_name(store: &dyn Store, donor: Option<&donor::Donor>) -> String {
+    match donor {
+        Some(d) => format!("checkout {}", d.root.display()),
+        None => store.location(),
+    }
 }
 
 /// The place a seed writes, held until the swap.
@@ -400,12 +429,13 @@ fn stage(
         units: units.len(),
         bytes: total,
     });
-    let old_state = old_state
-        .as_ref()
-        .filter(|old| old.moves == moves.pairs() && old.layout == manifest.layout);
+    // A donor's units have no blob digest to tell a kept unit by.
+    let old_state = old_state.as_ref().filter(|old| {
+        chosen.donor.is_none() && old.moves == moves.pairs() && old.layout == manifest.layout
+    });
     let scripts = tracked::script_runs(manifest);
     let invalid = |e: tracked::Untracked| Error::InvalidManifest {
-        store: store.location(),
+        store: source_name(store, chosen.donor.as_ref()),
         key: store::manifest_key(&found.commit.to_string(), &manifest.variant()),
         detail: e.to_string(),
     };
@@ -429,8 +459,15 @@ fn stage(
             None => {
                 let place = (root, manifest.layout);
                 let limits = (stamp, &room);
-                let (unpacked, from) =
-                    fetch_one(store, opts.cache, unit, place, limits, &mut times.unpack)?;
+                let (unpacked, from) = match &chosen.donor {
+                    Some(donor) => {
+                        let clock = Instant::now();
+                        let copied = donor.copy_unit(unit, root, manifest.layout, stamp)?;
+                        times.unpack.write += clock.elapsed();
+                        (copied, Origin::Checkout)
+                    }
+                    None => fetch_one(store, opts.cache, unit, place, limits, &mut times.unpack)?,
+                };
                 let clock = Instant::now();
                 let unpacked = relocate_unit(
                     root,
@@ -654,14 +691,7 @@ fn replay(
     stamp: SystemTime,
 ) -> String {
     let found = &chosen.found;
-    relocate_incremental(
-        ws,
-        &found.manifest,
-        dest,
-        moves,
-        stamp,
-        found.signer.is_some(),
-    )
+    relocate_incremental(ws, &found.manifest, dest, moves, stamp, chosen.runs_code)
 }
 
 /// What a seed decides before anything is downloaded, for a manifest

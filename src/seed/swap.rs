@@ -228,6 +228,35 @@ pub(super) fn lock_cargo(profile_dir: &Path, reporter: &Reporter) -> Result<Carg
     Ok(CargoLock { _files: files })
 }
 
+/// Takes cargo's locks on a profile dir shared, as a reader: no build runs
+/// there while they are held, and other readers (another seed from the
+/// same donor) go on. Says so if a build holds one.
+pub(super) fn lock_cargo_shared(
+    profile_dir: &Path,
+    reporter: &Reporter,
+) -> Result<CargoLock, Error> {
+    let mut files = Vec::new();
+    let mut told = false;
+    for name in layout::LOCKS {
+        let path = profile_dir.join(name);
+        // Never created: a lock file cargo has not made is not there to wait on.
+        let Ok(file) = File::open(&path) else {
+            continue;
+        };
+        if file.try_lock_shared().is_err() {
+            if !told {
+                reporter.emit(Event::Blocking {
+                    dir: profile_dir.display().to_string(),
+                });
+                told = true;
+            }
+            file.lock_shared().map_err(Error::io("lock", &path))?;
+        }
+        files.push(file);
+    }
+    Ok(CargoLock { _files: files })
+}
+
 /// Whether cargo has ever locked this profile dir (it creates its locks
 /// on first use).
 pub(super) fn cargo_used(profile_dir: &Path) -> bool {

@@ -1,0 +1,258 @@
+//! `cargo seed --from <path>`: the units come from another checkout's build
+//! dir on this machine instead of a store. The donor's fresh units are
+//! found by cargo itself ([`crate::publish::donor`]), under cargo's lock on
+//! the donor's profile dir, held until every file is copied, so that no
+//! build there changes a file in between. Nothing is written to the donor.
+//!
+//! Files are copied, not linked: cargo truncates a fingerprint in place
+//! before it rebuilds a unit, which through a hard link would make the
+//! donor rebuild too. `std::fs::copy` lets the kernel share extents where
+//! the file system can (`copy_file_range`: a reflink on btrfs and XFS).
+
+use std::collections::HashMap;
+use std::fs::{self, File, FileTimes};
+use std::io;
+use std::path::{Path, PathBuf};
+use std::time::SystemTime;
+
+use super::resolve::Found;
+use super::swap::{lock_cargo_shared, CargoLock};
+use crate::cargo::layout::Layout;
+use crate::cargo::unit_id::UnitId;
+use crate::cargo::workspace::Workspace;
+use crate::git;
+use crate::publish::cover::Cover;
+use crate::publish::donor::{observe_donor, DonorBuild};
+use crate::report::Reporter;
+use crate::snapshot::archive::Unpacked;
+use crate::snapshot::manifest::Unit;
+use crate::snapshot::want::Want;
+use crate::Error;
+
+/// A donor checkout, locked, with its fresh units planned.
+pub(crate) struct Donor {
+    /// The donor's workspace root.
+    pub root: PathBuf,
+    /// Whether its code may run here as a signed snapshot's does (the
+    /// incremental replay loads proc-macros): only a build dir of this user's.
+    pub own: bool,
+    members: HashMap<UnitId, Vec<PathBuf>>,
+    dir: PathBuf,
+    _lock: CargoLock,
+    _scratch: tempfile::TempDir,
+}
+
+/// Finds the donor at `path` (a checkout of the same repository, its root
+/// or its workspace root), locks its profile dir and plans its fresh units
+/// as a snapshot of its `HEAD`.
+pub(crate) fn open(
+    ws: &Workspace,
+    path: &Path,
+    profile: &str,
+    covers: &[Cover],
+    want: &Want,
+    reporter: &Reporter,
+) -> Result<(Found, Donor), Error> {
+    let refused = |why: String| Error::Donor {
+        path: path.to_owned(),
+        why,
+    };
+    let donor = load(ws, path).map_err(|e| refused(e.to_string()))?;
+    if same_dir(&donor.build_dir, &ws.build_dir) {
+        return Err(refused("it is this checkout's own build dir".into()));
+    }
+    if !same_repository(&ws.root, &donor.root) {
+        return Err(refused(
+            "it is not a checkout of this repository (no root commit in common)".into(),
+        ));
+    }
+    let dir = donor.profile_build_dir(profile);
+    if !dir.is_dir() {
+        return Err(refused(format!(
+            "it has no {} build ({} is missing)",
+            profile,
+            dir.display()
+        )));
+    }
+    let lock = lock_cargo_shared(&dir, reporter)?;
+    fs::create_dir_all(&ws.build_dir).map_err(Error::io("create", &ws.build_dir))?;
+    let scratch = tempfile::Builder::new()
+        .prefix(".cargo-seed-donor-")
+        .tempdir_in(&ws.build_dir)
+        .map_err(Error::io("create a directory in", &ws.build_dir))?;
+    let DonorBuild {
+        manifest,
+        members,
+        dir,
+        cargo_said,
+    } = observe_donor(
+        &donor,
+        profile,
+        covers,
+        want.layout,
+        scratch.path(),
+        reporter,
+    )?;
+    if manifest.units.is_empty() {
+        let said = cargo_said
+            .map(|s| format!(" (cargo: {s})"))
+            .unwrap_or_default();
+        return Err(refused(format!("cargo finds no unit of it fresh{said}")));
+    }
+    if let Some(why) = manifest.incompatibility(want) {
+        return Err(refused(why.to_string()));
+    }
+    let commit = git::resolve_commit(&donor.root, "HEAD")?;
+    let distance = git::distance(&ws.root, "HEAD", commit.as_str()).unwrap_or(0);
+    let found = Found {
+        commit,
+        distance,
+        manifest,
+        signer: None,
+    };
+    let own = same_owner(&dir, scratch.path());
+    Ok((
+        found,
+        Donor {
+            root: donor.root,
+            own,
+            members,
+            dir,
+            _lock: lock,
+            _scratch: scratch,
+        },
+    ))
+}
+
+impl Donor {
+    /// Copies unit `unit`'s files from the donor into `root` (a staging
+    /// dir), each with the mtime `stamp`, as an unpack would leave them.
+    pub(super) fn copy_unit(
+        &self,
+        unit: &Unit,
+        root: &Path,
+        layout: Layout,
+        stamp: SystemTime,
+    ) -> Result<Unpacked, Error> {
+        let mut unpacked = Unpacked {
+            files: Vec::new(),
+            symlinks: false,
+        };
+        let members = self.members.get(&unit.id).map(Vec::as_slice).unwrap_or(&[]);
+        for member in members {
+            copy_tree(&self.dir, root, member, stamp, &mut unpacked.files)
+                .map_err(Error::io("copy from the donor", &self.dir.join(member)))?;
+        }
+        // What the unit owns and nothing else, as an archive entry would be
+        // checked.
+        for (rel, _) in &unpacked.files {
+            if !layout.owns(&unit.id, rel, false) {
+                return Err(Error::Donor {
+                    path: self.root.clone(),
+                    why: format!("{} is not a file of {}", rel.display(), unit.name),
+                });
+            }
+        }
+        Ok(unpacked)
+    }
+}
+
+/// Copies `rel` (a file or a directory, relative to `from`) to the same
+/// place below `to`, every file stamped `stamp`; adds each file with its
+/// size to `files`. A link is refused: a unit's files are cargo's and
+/// rustc's, which write none, and one would point back into the donor.
+fn copy_tree(
+    from: &Path,
+    to: &Path,
+    rel: &Path,
+    stamp: SystemTime,
+    files: &mut Vec<(PathBuf, u64)>,
+) -> io::Result<()> {
+    let meta = fs::symlink_metadata(from.join(rel))?;
+    if meta.is_dir() {
+        fs::create_dir_all(to.join(rel))?;
+        for entry in fs::read_dir(from.join(rel))? {
+            copy_tree(from, to, &rel.join(entry?.file_name()), stamp, files)?;
+        }
+        return Ok(());
+    }
+    if !meta.is_file() {
+        return Err(io::Error::other("not a regular file or directory"));
+    }
+    let dest = to.join(rel);
+    if let Some(parent) = dest.parent() {
+        fs::create_dir_all(parent)?;
+    }
+    let size = fs::copy(from.join(rel), &dest)?;
+    let times = FileTimes::new().set_modified(stamp).set_accessed(stamp);
+    File::options().write(true).open(&dest)?.set_times(times)?;
+    files.push((rel.to_owned(), size));
+    Ok(())
+}
+
+/// The donor's workspace: `path` is its workspace root, or the root of a
+/// checkout whose workspace sits where this one's does below its own.
+fn load(ws: &Workspace, path: &Path) -> Result<Workspace, Error> {
+    let below = git::toplevel(&ws.root)
+        .ok()
+        .and_then(|top| ws.root.strip_prefix(top).ok().map(Path::to_owned))
+        .unwrap_or_default();
+    let manifest = [path.join(&below), path.to_owned()]
+        .into_iter()
+        .map(|dir| dir.join("Cargo.toml"))
+        .find(|m| m.is_file())
+        .ok_or_else(|| Error::Donor {
+            path: path.to_owned(),
+            why: "no Cargo.toml there".into(),
+        })?;
+    Ok(Workspace::load(Some(&manifest))?)
+}
+
+fn same_dir(a: &Path, b: &Path) -> bool {
+    match (fs::canonicalize(a), fs::canonicalize(b)) {
+        (Ok(a), Ok(b)) => a == b,
+        _ => a == b,
+    }
+}
+
+/// Whether two checkouts share a root commit.
+fn same_repository(a: &Path, b: &Path) -> bool {
+    let roots = |dir: &Path| git::root_commits(dir).unwrap_or_default();
+    let theirs = roots(b);
+    roots(a).iter().any(|c| theirs.contains(c))
+}
+
+/// Whether `dir` has the owner of `mine`, a directory this process made.
+fn same_owner(dir: &Path, mine: &Path) -> bool {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt;
+        match (fs::metadata(dir), fs::metadata(mine)) {
+            (Ok(a), Ok(b)) => a.uid() == b.uid(),
+            _ => false,
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = (dir, mine);
+        false
+    }
+}
+
+/// The covered commands a donor is looked at with: the workspace's
+/// `cover` list, else `build` in the profile, and for `dev` also the test
+/// harnesses `cargo test` builds.
+pub(crate) fn covers(ws: &Workspace, profile: &str) -> Result<Vec<Cover>, Error> {
+    if !ws.configured_covers.is_empty() {
+        return ws
+            .configured_covers
+            .iter()
+            .map(|c| Ok(Cover::parse(c)?))
+            .collect();
+    }
+    let mut covers = vec![Cover::build(profile, &[])?];
+    if profile == "dev" {
+        covers.push(Cover::parse("test --no-run")?);
+    }
+    Ok(covers)
+}

@@ -1,0 +1,236 @@
+//! `cargo seed --from`: a git worktree seeded from a sibling checkout's build
+//! dir, with no store. Every checkout compiles through cargo-seed's rustc
+//! wrapper (as `cargo seed setup` makes it), so incremental state moves
+//! between paths. The suite runs on both build-dir layouts (CI runs it
+//! again on the nightly with the per-unit layout).
+//!
+//! The fixture's `greet` gets a module of many functions, so that rustc
+//! splits it into many codegen units: a codegen unit counts as reused when
+//! its object file in rustc's new session is a hard link of one the seed
+//! copied in (rustc links what it reuses).
+
+mod common;
+
+use std::collections::BTreeSet;
+use std::fmt::Write as _;
+use std::fs;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::OnceLock;
+
+use common::*;
+
+const MODULES: usize = 48;
+
+struct Repo {
+    root: PathBuf,
+    /// The main worktree, built at `base`: the donor.
+    main: PathBuf,
+    base: String,
+    /// `greet` says "hi there" and one function of its module changed.
+    next: String,
+    counter: AtomicUsize,
+}
+
+/// `greet/src/many.rs`: `MODULES` modules of small functions, summed by
+/// `total`, which `greeting` prints.
+fn many(factor: u64) -> String {
+    let mut s = String::new();
+    for m in 0..MODULES {
+        let _ = writeln!(
+            s,
+            "pub mod m{m} {{ pub fn f(x: u64) -> u64 {{ let v: Vec<u64> = (0..x % 13).map(|i| i * {} + {m}).collect(); v.iter().sum::<u64>() + x }} }}",
+            if m == 0 { factor } else { m as u64 }
+        );
+    }
+    s.push_str("pub fn total() -> u64 {\n    0");
+    for m in 0..MODULES {
+        let _ = write!(s, " + m{m}::f({})", m + 20);
+    }
+    s.push_str("\n}\n");
+    s
+}
+
+fn repo() -> &'static Repo {
+    static REPO: OnceLock<Repo> = OnceLock::new();
+    REPO.get_or_init(|| {
+        let root = scratch("worktrees");
+        let base = fixture_origin(&root, |ws| {
+            fs::write(ws.join("greet/src/many.rs"), many(1)).unwrap();
+            edit(
+                &ws.join("greet/src/lib.rs"),
+                "mod suffix;",
+                "mod many;\nmod suffix;",
+            );
+            edit(
+                &ws.join("greet/src/lib.rs"),
+                "format!(\"hello, {name} (v{}){}\", buf.format(1), suffix::suffix())",
+                "format!(\"hello, {name} (v{}){} {}\", buf.format(1), suffix::suffix(), many::total())",
+            );
+        });
+        let origin = root.join("origin");
+        edit(&origin.join("greet/src/lib.rs"), "hello, ", "hi there, ");
+        fs::write(origin.join("greet/src/many.rs"), many(3)).unwrap();
+        git(&origin, &["commit", "-qam", "greet says hi"]);
+        let next = git(&origin, &["rev-parse", "HEAD"]);
+        let main = root.join("checkouts/main");
+        fs::create_dir_all(main.parent().unwrap()).unwrap();
+        clone(&root, &origin, &main);
+        git(&main, &["checkout", "-q", "--detach", &base]);
+        let r = Repo {
+            root,
+            main,
+            base,
+            next,
+            counter: AtomicUsize::new(0),
+        };
+        cargo(&r.main, &["build", "--locked"]);
+        r
+    })
+}
+
+/// Every command of these tests compiles through cargo-seed's wrapper.
+const WRAPPED: [(&str, Option<&str>); 1] = [("RUSTC_WRAPPER", Some(BIN))];
+
+fn cargo(dir: &Path, args: &[&str]) -> String {
+    let mut cmd = command("cargo", dir);
+    text(&ok(with_env(cmd.args(args), &WRAPPED)).stderr)
+}
+
+fn build(dir: &Path) -> BuildReport {
+    cargo_build_env(dir, &WRAPPED)
+}
+
+impl Repo {
+    /// A new worktree of the main checkout, at another path, at `commit`.
+    fn worktree(&self, commit: &str) -> PathBuf {
+        let n = self.counter.fetch_add(1, Ordering::Relaxed);
+        let dir = self.root.join(format!("checkouts/wt-{n}/deeper"));
+        fs::create_dir_all(dir.parent().unwrap()).unwrap();
+        git(
+            &self.main,
+            &[
+                "worktree",
+                "add",
+                "-q",
+                "--detach",
+                dir.to_str().unwrap(),
+                commit,
+            ],
+        );
+        dir
+    }
+
+    /// The expected first line of the app at `commit`'s greeting.
+    fn greeting(&self, hi: bool, factor: u64) -> String {
+        let total: u64 = (0..MODULES as u64)
+            .map(|m| {
+                let k = if m == 0 { factor } else { m };
+                let x = m + 20;
+                (0..x % 13).map(|i| i * k + m).sum::<u64>() + x
+            })
+            .sum();
+        let word = if hi { "hi there" } else { "hello" };
+        format!("{word}, seed (v1) {total}")
+    }
+}
+
+fn seed_from(dir: &Path, donor: &Path) -> String {
+    cargo(dir, &["seed", "--from", donor.to_str().unwrap(), "-v"])
+}
+
+/// The inodes of the object files in `krate`'s incremental sessions.
+fn objects(ws: &Path, krate: &str) -> BTreeSet<u64> {
+    sessions(ws, krate)
+        .iter()
+        .flat_map(|s| object_files(s))
+        .map(|o| fs::metadata(o).unwrap().ino())
+        .collect()
+}
+
+fn sessions(ws: &Path, krate: &str) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    for dir in fs::read_dir(ws.join("target/debug/incremental"))
+        .into_iter()
+        .flatten()
+        .flatten()
+    {
+        if !dir
+            .file_name()
+            .to_string_lossy()
+            .starts_with(&format!("{krate}-"))
+        {
+            continue;
+        }
+        for s in fs::read_dir(dir.path()).unwrap().flatten() {
+            if s.path().is_dir() {
+                out.push(s.path());
+            }
+        }
+    }
+    out
+}
+
+fn object_files(session: &Path) -> Vec<PathBuf> {
+    fs::read_dir(session)
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|e| e == "o"))
+        .collect()
+}
+
+/// Of the object files in the session of `krate` the build just wrote (the
+/// one not among `before`), how many are copied ones, and how many there are.
+fn reused(ws: &Path, krate: &str, before: &[PathBuf], copied: &BTreeSet<u64>) -> (usize, usize) {
+    let new: Vec<PathBuf> = sessions(ws, krate)
+        .into_iter()
+        .filter(|s| !before.contains(s))
+        .collect();
+    assert_eq!(new.len(), 1, "one new session of {krate}: {new:?}");
+    let objects = object_files(&new[0]);
+    let linked = objects
+        .iter()
+        .filter(|o| copied.contains(&fs::metadata(o).unwrap().ino()))
+        .count();
+    (linked, objects.len())
+}
+
+#[test]
+fn at_the_same_commit_nothing_compiles_and_the_donor_is_untouched() {
+    let r = repo();
+    let before = tree_listing(&r.main.join("target"));
+    let wt = r.worktree(&r.base);
+    let said = seed_from(&wt, &r.main);
+    assert!(said.contains("0 to rebuild"), "{said}");
+    let b = build(&wt);
+    assert!(b.compiled.is_empty(), "{}\n{said}", b.stderr);
+    assert!(b.fresh.contains(&"greet".to_owned()), "{}", b.stderr);
+    assert_eq!(run_app(&wt).lines().next().unwrap(), r.greeting(false, 1));
+    assert_same_tree(&before, &tree_listing(&r.main.join("target")));
+}
+
+#[test]
+fn one_commit_apart_the_changed_crate_and_its_dependents_compile_reusing_codegen_units() {
+    let r = repo();
+    let wt = r.worktree(&r.next);
+    let said = seed_from(&wt, &r.main);
+    assert!(said.contains("incremental state relocated"), "{said}");
+    let (greet, app) = (objects(&wt, "greet"), objects(&wt, "app"));
+    assert!(!greet.is_empty() && !app.is_empty(), "{said}");
+    let before = [sessions(&wt, "greet"), sessions(&wt, "app")].concat();
+    let b = build(&wt);
+    assert_compiled(&b, &["greet", "app"]);
+    let (linked, all) = reused(&wt, "greet", &before, &greet);
+    assert!(
+        linked * 2 > all,
+        "greet reused {linked} of {all} codegen units\n{said}"
+    );
+    let (linked, all) = reused(&wt, "app", &before, &app);
+    assert!(
+        linked * 2 > all,
+        "app reused {linked} of {all} codegen units\n{said}"
+    );
+    assert_eq!(run_app(&wt).lines().next().unwrap(), r.greeting(true, 3));
+}
