@@ -234,3 +234,49 @@ fn one_commit_apart_the_changed_crate_and_its_dependents_compile_reusing_codegen
     );
     assert_eq!(run_app(&wt).lines().next().unwrap(), r.greeting(true, 3));
 }
+
+/// A donor seeded from the main checkout and built: a build of `base` at
+/// yet another path.
+fn built_donor(r: &Repo) -> PathBuf {
+    let donor = r.worktree(&r.base);
+    seed_from(&donor, &r.main);
+    assert_compiled(&build(&donor), &[]);
+    donor
+}
+
+/// A checkout at `next` takes `greet` from a donor only if the donor's
+/// `greet` was compiled from `next`'s sources: its files are `next`'s.
+fn next_compiles(r: &Repo, donor: &Path, expected: &[&str]) {
+    let wt = r.worktree(&r.next);
+    let said = seed_from(&wt, donor);
+    let b = build(&wt);
+    assert_eq!(b.compiled, sorted(expected), "{}\n{said}", b.stderr);
+    assert_eq!(run_app(&wt).lines().next().unwrap(), r.greeting(true, 3));
+}
+
+#[test]
+fn a_donor_whose_build_is_stale_never_hands_over_the_stale_unit() {
+    let r = repo();
+    let donor = built_donor(r);
+    // Checked out at `next`, not built: its `greet` is `base`'s, its
+    // sources are `next`'s, equal by content to the checkout's.
+    git(&donor, &["checkout", "-q", "--detach", &r.next]);
+    next_compiles(r, &donor, &["greet", "app"]);
+}
+
+#[test]
+fn a_donor_mid_edit_never_hands_over_the_edited_unit_and_hands_it_over_once_built() {
+    let r = repo();
+    let donor = built_donor(r);
+    // An uncommitted edit, after the donor's last build: `next`'s files.
+    for file in ["greet/src/lib.rs", "greet/src/many.rs"] {
+        let text = git(&r.main, &["show", &format!("{}:{file}", r.next)]);
+        fs::write(donor.join(file), text + "\n").unwrap();
+    }
+    let source = fs::read_to_string(donor.join("greet/src/lib.rs")).unwrap();
+    assert!(source.contains("hi there"), "{source}");
+    next_compiles(r, &donor, &["greet", "app"]);
+    // Built there, the edit is what the units were compiled from.
+    assert_compiled(&build(&donor), &["greet", "app"]);
+    next_compiles(r, &donor, &[]);
+}
