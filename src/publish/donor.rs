@@ -23,6 +23,7 @@ use std::fs::{self, File, FileTimes};
 use std::io;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
+use std::time::SystemTime;
 
 use cargo_metadata::Message;
 
@@ -40,7 +41,7 @@ use crate::rustc::toolchain::Toolchain;
 use crate::snapshot::inputs::Roots;
 use crate::snapshot::manifest::{Blob, Manifest};
 use crate::snapshot::secrets::SecretNames;
-use crate::Error;
+use crate::{pool, Error};
 
 /// A donor's build as a manifest, with where each unit's files are.
 pub(crate) struct DonorBuild {
@@ -63,7 +64,6 @@ pub(crate) fn observe_donor(
     covers: &[Cover],
     layout: Layout,
     scratch: &Path,
-    reporter: &Reporter,
 ) -> Result<DonorBuild, Error> {
     let dir = donor.profile_build_dir(profile);
     let dir_name = workspace::profile_dir_name(profile);
@@ -79,7 +79,7 @@ pub(crate) fn observe_donor(
     }
     let live = observe::live_units(&shadow_dir, layout, &messages)?;
     let repository = git::toplevel(&donor.root)?;
-    let secrets = SecretNames::new(Vec::new());
+    let secrets = SecretNames::none();
     let opts = PublishOptions {
         manifest_path: None,
         covers,
@@ -106,7 +106,8 @@ pub(crate) fn observe_donor(
         host: dir.clone(),
         layout,
     };
-    let planned = plan_units(donor, &cx, &dirs, &live, None, reporter)?;
+    // Publish's notes speak of CI; the seed says what matters here.
+    let planned = plan_units(donor, &cx, &dirs, &live, None, &Reporter::silent())?;
     let mut members = HashMap::new();
     let mut units = Vec::with_capacity(planned.jobs.len());
     for job in &planned.jobs {
@@ -174,22 +175,24 @@ fn read_by_cargo(layout: Layout, rel: &Path) -> bool {
 /// Mirrors the unit directories of the profile dir `from` into `to`: the
 /// files cargo reads by content copied, every other regular file an empty,
 /// non-executable file with the same mtime. Incremental sessions and links
-/// are left out (cargo's freshness never reads them).
+/// are left out (cargo's freshness never reads them). The directories are
+/// made first, then the files on all cores.
 fn make_shadow(from: &Path, to: &Path, layout: Layout) -> io::Result<()> {
-    fs::create_dir_all(to)?;
+    let mut files: Vec<(PathBuf, SystemTime)> = Vec::new();
     let mut stack: Vec<PathBuf> = layout
         .unit_dirs()
         .iter()
         .filter(|d| **d != crate::cargo::layout::INCREMENTAL)
         .map(PathBuf::from)
         .collect();
+    fs::create_dir_all(to)?;
     while let Some(rel) = stack.pop() {
         let entries = match fs::read_dir(from.join(&rel)) {
             Ok(entries) => entries,
             Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
             Err(e) => return Err(e),
         };
-        fs::create_dir_all(to.join(&rel))?;
+        fs::create_dir(to.join(&rel))?;
         for entry in entries {
             let entry = entry?;
             let kind = entry.file_type()?;
@@ -197,24 +200,22 @@ fn make_shadow(from: &Path, to: &Path, layout: Layout) -> io::Result<()> {
             if kind.is_dir() {
                 stack.push(child);
             } else if kind.is_file() {
-                let meta = entry.metadata()?;
-                let dest = to.join(&child);
-                if read_by_cargo(layout, &child) {
-                    fs::copy(entry.path(), &dest)?;
-                } else {
-                    File::create(&dest)?;
-                }
-                let times = FileTimes::new().set_modified(meta.modified()?);
-                File::options().write(true).open(&dest)?.set_times(times)?;
-                #[cfg(unix)]
-                {
-                    use std::os::unix::fs::PermissionsExt;
-                    fs::set_permissions(&dest, fs::Permissions::from_mode(0o644))?;
-                }
+                files.push((child, entry.metadata()?.modified()?));
             }
         }
     }
-    Ok(())
+    let made = pool::map(&files, pool::threads(), |(rel, mtime)| {
+        let mut options = File::options();
+        options.write(true).create_new(true);
+        #[cfg(unix)]
+        std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o644);
+        let mut dest = options.open(to.join(rel))?;
+        if read_by_cargo(layout, rel) {
+            io::copy(&mut File::open(from.join(rel))?, &mut dest)?;
+        }
+        dest.set_times(FileTimes::new().set_modified(*mtime))
+    });
+    made.map(drop)
 }
 
 /// Runs one covered command over the donor's sources against the shadow

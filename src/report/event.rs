@@ -69,6 +69,8 @@ pub enum Event {
         incremental: usize,
         fetched_bytes: u64,
         cached_bytes: u64,
+        /// Copied from a donor checkout (`--from`), not fetched.
+        copied_bytes: u64,
         kept: usize,
         seconds: f64,
         /// Where the time went: see [`StageTimes`] for which are wall
@@ -170,6 +172,25 @@ pub enum Event {
         unusable: Option<Explained<Unusable>>,
         signed_by: Option<String>,
     },
+    /// `cargo seed list --local`: another checkout of this repository
+    /// with a build of the profile, and what `--from` it would give.
+    Checkout {
+        root: String,
+        commit: Option<CommitId>,
+        /// Commits between it and this checkout's `HEAD`, either side;
+        /// `None` when this repository lacks its commit.
+        distance: Option<usize>,
+        /// A `git worktree` of this repository, rather than a clone.
+        worktree: bool,
+        /// Units a seed from it would reuse and rebuild, and the bytes it
+        /// would copy; `None` when it offers nothing (`unusable` says why).
+        reused: Option<usize>,
+        rebuilt: Option<usize>,
+        bytes: Option<u64>,
+        unusable: Option<String>,
+    },
+    /// The summary of `cargo seed list --local`.
+    ListedLocal { profile: String, checkouts: usize },
     /// The summary of `cargo seed list`.
     Listed {
         store: String,

@@ -126,6 +126,7 @@ impl Human {
                 incremental,
                 fetched_bytes,
                 cached_bytes,
+                copied_bytes,
                 kept,
                 seconds,
                 stages,
@@ -143,11 +144,11 @@ impl Human {
                 self.status(
                     "Seeded",
                     format!(
-                        "{} (distance {distance}) into {dir}: {reused} units reused, {} to rebuild{}, {incremental} incremental dirs, {} fetched{}{} in {seconds:.2}s",
+                        "{} (distance {distance}) into {dir}: {reused} units reused, {} to rebuild{}, {incremental} incremental dirs, {}{}{} in {seconds:.2}s",
                         commit.short(),
                         rebuilt.len(),
                         if rebuilt.is_empty() { String::new() } else { format!(" ({}{more})", reasons.join("; ")) },
-                        bytes(*fetched_bytes),
+                        if *copied_bytes > 0 { format!("{} copied", bytes(*copied_bytes)) } else { format!("{} fetched", bytes(*fetched_bytes)) },
                         if *cached_bytes > 0 { format!(", {} of it from the local cache", bytes(*cached_bytes)) } else { String::new() },
                         if *kept > 0 { format!(", {kept} units kept from the build dir") } else { String::new() },
                     ),
@@ -247,6 +248,7 @@ impl Human {
                 );
             }
             Event::Snapshot { .. } => listing::list_row(event, &self.list_header),
+            Event::Checkout { .. } => listing::checkout_row(event, &self.list_header),
             Event::Listed {
                 store,
                 commits_searched,
@@ -254,6 +256,11 @@ impl Human {
             } => {
                 if *snapshots == 0 {
                     listing::nothing_listed(store, *commits_searched);
+                }
+            }
+            Event::ListedLocal { profile, checkouts } => {
+                if *checkouts == 0 {
+                    listing::no_checkouts(profile);
                 }
             }
             Event::SnapshotRemoved { key, created, .. } => {

@@ -76,6 +76,53 @@ pub fn list_row(event: &Event, header_printed: &AtomicBool) {
     }
 }
 
+/// A row of `cargo seed list --local` on stdout, after the header the
+/// first time.
+pub fn checkout_row(event: &Event, header_printed: &AtomicBool) {
+    let Event::Checkout {
+        root,
+        commit,
+        distance,
+        worktree,
+        reused,
+        rebuilt,
+        bytes: size,
+        unusable,
+    } = event
+    else {
+        return;
+    };
+    if !header_printed.swap(true, Ordering::Relaxed) {
+        out!(
+            "{:<12} {:>8}  {:<8} {:>6} {:>7} {:>10}  checkout",
+            "commit",
+            "distance",
+            "kind",
+            "reuse",
+            "rebuild",
+            "copies"
+        );
+    }
+    let shown = |n: &Option<usize>| n.map(|n| n.to_string()).unwrap_or_else(|| "-".into());
+    out!(
+        "{:<12} {:>8}  {:<8} {:>6} {:>7} {:>10}  {root}",
+        commit.as_ref().map(|c| c.short()).unwrap_or("?"),
+        shown(distance),
+        if *worktree { "worktree" } else { "clone" },
+        shown(reused),
+        shown(rebuilt),
+        size.map(bytes).unwrap_or_else(|| "-".into()),
+    );
+    if let Some(why) = unusable {
+        out!("{:<12} offers nothing: {why}", "");
+    }
+}
+
+/// `list --local` when no other checkout has a build.
+pub(crate) fn no_checkouts(profile: &str) {
+    out!("no other checkout of this repository on this machine has a {profile} build");
+}
+
 /// `list` when no snapshot is reachable.
 pub(crate) fn nothing_listed(store: &str, commits_searched: usize) {
     out!("no snapshots in {store} among {commits_searched} commits from HEAD");

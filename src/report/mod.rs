@@ -30,6 +30,7 @@ pub enum MessageFormat {
 #[derive(Debug)]
 pub struct Reporter {
     human: Option<human::Human>,
+    silent: bool,
 }
 
 impl Reporter {
@@ -41,6 +42,16 @@ impl Reporter {
                 MessageFormat::Human => Some(human::Human::new(quiet, verbose, false)),
                 MessageFormat::Json => None,
             },
+            silent: false,
+        }
+    }
+
+    /// A reporter that says nothing: for a step whose events would speak
+    /// of another command (a donor checkout planned as a publish plans).
+    pub(crate) fn silent() -> Reporter {
+        Reporter {
+            human: None,
+            silent: true,
         }
     }
 
@@ -58,6 +69,9 @@ impl Reporter {
     }
 
     pub fn emit(&self, event: Event) {
+        if self.silent {
+            return;
+        }
         match &self.human {
             Some(human) => human.render(&event),
             None => json::render(&event),

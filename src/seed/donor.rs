@@ -48,6 +48,7 @@ pub(crate) struct Donor {
 pub(crate) fn open(
     ws: &Workspace,
     path: &Path,
+    donor: Workspace,
     profile: &str,
     covers: &[Cover],
     want: &Want,
@@ -57,7 +58,6 @@ pub(crate) fn open(
         path: path.to_owned(),
         why,
     };
-    let donor = load(ws, path).map_err(|e| refused(e.to_string()))?;
     if same_dir(&donor.build_dir, &ws.build_dir) {
         return Err(refused("it is this checkout's own build dir".into()));
     }
@@ -76,23 +76,23 @@ pub(crate) fn open(
     }
     let lock = lock_cargo_shared(&dir, reporter)?;
     fs::create_dir_all(&ws.build_dir).map_err(Error::io("create", &ws.build_dir))?;
+    // The shadow goes to the system's temporary dir (often in memory): it
+    // is a file for every file of the donor's units, made and removed.
     let scratch = tempfile::Builder::new()
-        .prefix(".cargo-seed-donor-")
-        .tempdir_in(&ws.build_dir)
+        .prefix("cargo-seed-shadow-")
+        .tempdir()
+        .or_else(|_| {
+            tempfile::Builder::new()
+                .prefix(".cargo-seed-shadow-")
+                .tempdir_in(&ws.build_dir)
+        })
         .map_err(Error::io("create a directory in", &ws.build_dir))?;
     let DonorBuild {
         manifest,
         members,
         dir,
         cargo_said,
-    } = observe_donor(
-        &donor,
-        profile,
-        covers,
-        want.layout,
-        scratch.path(),
-        reporter,
-    )?;
+    } = observe_donor(&donor, profile, covers, want.layout, scratch.path())?;
     if manifest.units.is_empty() {
         let said = cargo_said
             .map(|s| format!(" (cargo: {s})"))
@@ -190,9 +190,28 @@ fn copy_tree(
     Ok(())
 }
 
+/// The layout of the donor's build of `profile`, and cargo's cache of what
+/// it asked rustc there (at most 1 MiB): this cargo's, for the seed need
+/// not ask cargo (a build of the other layout has no unit cargo finds
+/// fresh). `None` when the build dir says neither.
+pub(crate) fn layout_of(
+    donor: &Workspace,
+    profile: &str,
+) -> Option<(crate::cargo::layout::Layout, Option<Vec<u8>>)> {
+    let layout = Layout::detect(&donor.profile_build_dir(profile))?;
+    let info = donor
+        .build_dir
+        .join(crate::cargo::layout::probe::RUSTC_INFO);
+    let info = fs::metadata(&info)
+        .ok()
+        .filter(|m| m.is_file() && m.len() <= 1 << 20)
+        .and_then(|_| fs::read(&info).ok());
+    Some((layout, info))
+}
+
 /// The donor's workspace: `path` is its workspace root, or the root of a
 /// checkout whose workspace sits where this one's does below its own.
-fn load(ws: &Workspace, path: &Path) -> Result<Workspace, Error> {
+pub(crate) fn locate(ws: &Workspace, path: &Path) -> Result<Workspace, Error> {
     let below = git::toplevel(&ws.root)
         .ok()
         .and_then(|top| ws.root.strip_prefix(top).ok().map(Path::to_owned))
@@ -205,7 +224,10 @@ fn load(ws: &Workspace, path: &Path) -> Result<Workspace, Error> {
             path: path.to_owned(),
             why: "no Cargo.toml there".into(),
         })?;
-    Ok(Workspace::load(Some(&manifest))?)
+    Workspace::load(Some(&manifest)).map_err(|e| Error::Donor {
+        path: path.to_owned(),
+        why: e.to_string(),
+    })
 }
 
 fn same_dir(a: &Path, b: &Path) -> bool {
@@ -255,4 +277,36 @@ pub(crate) fn covers(ws: &Workspace, profile: &str) -> Result<Vec<Cover>, Error>
         covers.push(Cover::parse("test --no-run")?);
     }
     Ok(covers)
+}
+
+/// What one donor would give this checkout: units reused and rebuilt, and
+/// the bytes copied, as the seed would judge them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Gives {
+    pub reused: usize,
+    pub rebuilt: usize,
+    pub bytes: u64,
+}
+
+/// Judges a donor's units for this checkout, as a seed from it would.
+pub(crate) fn gives(ws: &Workspace, found: &Found) -> Gives {
+    let (verdicts, ..) = super::freshness::judge(ws, &found.manifest, &mut Vec::new());
+    let mut g = Gives {
+        reused: 0,
+        rebuilt: 0,
+        bytes: 0,
+    };
+    for unit in &found.manifest.units {
+        if unit.kind == crate::snapshot::manifest::UnitKind::Incremental {
+            continue;
+        }
+        match verdicts.get(&unit.id) {
+            Some(super::freshness::Verdict::Reuse) => {
+                g.reused += 1;
+                g.bytes += unit.blob.size;
+            }
+            _ => g.rebuilt += 1,
+        }
+    }
+    g
 }

@@ -103,6 +103,7 @@ pub fn restore(
     staged.times.add_to(&mut times);
     outcome.fetched_bytes = staged.fetched;
     outcome.cached_bytes = staged.cached;
+    outcome.copied_bytes = staged.copied;
     outcome.kept = staged.kept;
     outcome.notes.extend(staged.notes);
     let clock = Instant::now();
@@ -134,6 +135,7 @@ pub fn restore(
         incremental: outcome.incremental,
         fetched_bytes: outcome.fetched_bytes,
         cached_bytes: outcome.cached_bytes,
+        copied_bytes: outcome.copied_bytes,
         kept: outcome.kept,
         seconds: started.elapsed().as_secs_f64(),
         stages: times,
@@ -170,13 +172,17 @@ fn choose_snapshot(
     opts: &RestoreOptions,
     reporter: &Reporter,
 ) -> Result<Chosen, Error> {
-    let want = want(ws, opts.profile, opts.target)?;
-    let (found, donor) = match opts.from {
+    let (want, found, donor) = match opts.from {
         Some((path, covers)) => {
-            let (found, donor) = donor::open(ws, path, opts.profile, covers, &want, reporter)?;
-            (found, Some(donor))
+            let donor_ws = donor::locate(ws, path)?;
+            let known = donor::layout_of(&donor_ws, opts.profile);
+            let want = plan::want_with(ws, opts.profile, opts.target, known)?;
+            let (found, donor) =
+                donor::open(ws, path, donor_ws, opts.profile, covers, &want, reporter)?;
+            (want, found, Some(donor))
         }
         None => {
+            let want = want(ws, opts.profile, opts.target)?;
             let found = choose(
                 ws,
                 store,
@@ -185,7 +191,7 @@ fn choose_snapshot(
                 opts.commit,
                 opts.max_distance,
             )?;
-            (found, None)
+            (want, found, None)
         }
     };
     let manifest = &found.manifest;
@@ -347,6 +353,7 @@ struct Staged {
     host_units: BTreeMap<UnitId, Unpacked>,
     fetched: u64,
     cached: u64,
+    copied: u64,
     kept: usize,
     times: WorkerTimes,
     notes: Vec<String>,
@@ -515,6 +522,7 @@ fn stage(
         host_units: BTreeMap::new(),
         fetched: 0,
         cached: 0,
+        copied: 0,
         kept: 0,
         times: WorkerTimes::default(),
         notes: Vec::new(),
@@ -533,6 +541,7 @@ fn stage(
         staged.times.add(&times);
         match origin {
             None => staged.kept += 1,
+            Some(Origin::Checkout) => staged.copied += unit.blob.size,
             Some(from) => {
                 staged.fetched += unit.blob.size;
                 if from == Origin::Cache {

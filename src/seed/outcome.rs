@@ -15,6 +15,8 @@ pub struct Outcome {
     pub fetched_bytes: u64,
     /// The part of `fetched_bytes` read from the local blob cache.
     pub cached_bytes: u64,
+    /// Bytes copied from a donor checkout (`--from`) instead of fetched.
+    pub copied_bytes: u64,
     /// Units kept from the existing build dir instead of fetched.
     pub kept: usize,
     pub notes: Vec<String>,
@@ -35,6 +37,7 @@ impl Outcome {
             incremental: 0,
             fetched_bytes: 0,
             cached_bytes: 0,
+            copied_bytes: 0,
             kept: 0,
             notes: Vec::new(),
             published_with: found.manifest.published_with.clone(),

@@ -55,16 +55,30 @@ pub fn choose(
 }
 
 pub fn want(ws: &Workspace, profile: &str, target: Option<&str>) -> Result<Want, Error> {
+    want_with(ws, profile, target, None)
+}
+
+/// [`want`], with the layout (and cargo's rustc cache) already known, as
+/// a donor checkout's build dir tells them: no probe is run.
+pub(crate) fn want_with(
+    ws: &Workspace,
+    profile: &str,
+    target: Option<&str>,
+    known: Option<(crate::cargo::layout::Layout, Option<Vec<u8>>)>,
+) -> Result<Want, Error> {
     let toolchain = Toolchain::detect(&ws.root)?;
     let triple = target.unwrap_or(&toolchain.host).to_owned();
     let env = |var: &str| std::env::var(var).ok();
     let rustc = incremental::rustc();
     let cfg = || crate::cargo::flags::rustc_cfg(&rustc, &triple);
     let flags = crate::cargo::flags::resolve(&ws.root, &ws.cargo_home, &triple, &env, &cfg);
-    let (layout, rustc_info) = crate::cargo::layout::probe::probe_with_rustc_info(
-        &crate::cargo::workspace::cargo_exe(),
-        &ws.root,
-    )?;
+    let (layout, rustc_info) = match known {
+        Some(known) => known,
+        None => crate::cargo::layout::probe::probe_with_rustc_info(
+            &crate::cargo::workspace::cargo_exe(),
+            &ws.root,
+        )?,
+    };
     Ok(Want {
         flags,
         cross: target.is_some(),

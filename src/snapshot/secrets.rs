@@ -61,12 +61,24 @@ const SET_BY_CARGO: [&str; 10] = [
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct SecretNames {
     listed: Vec<String>,
+    /// No name is a secret: for units that stay on this machine.
+    none: bool,
 }
 
 impl SecretNames {
     pub fn new(listed: impl IntoIterator<Item = String>) -> SecretNames {
         SecretNames {
             listed: listed.into_iter().collect(),
+            none: false,
+        }
+    }
+
+    /// No variable is a secret: a sibling checkout's units are copied on
+    /// this machine, for the same user, and never leave it.
+    pub(crate) fn none() -> SecretNames {
+        SecretNames {
+            listed: Vec::new(),
+            none: true,
         }
     }
 
@@ -79,6 +91,9 @@ impl SecretNames {
     }
 
     pub(crate) fn is_secret(&self, var: &str) -> bool {
+        if self.none {
+            return false;
+        }
         if self.listed.iter().any(|l| l.eq_ignore_ascii_case(var)) {
             return true;
         }
