@@ -81,6 +81,8 @@ pub enum Error {
     Random(#[source] getrandom::Error),
     #[error(transparent)]
     Setup(#[from] crate::setup::SetupError),
+    #[error(transparent)]
+    Local(#[from] crate::local::checkouts::LocalError),
     #[error("this machine is not set up for relocatable incremental state: {why} (run `cargo seed setup`)")]
     NotSetUp { why: String },
     #[error("failed to {op} {path}")]

@@ -120,6 +120,7 @@ pub fn run(cli: Cli, reporter: &Reporter) -> Result<(), Error> {
                 trusted: trusted.as_ref(),
             };
             publish::publish(&ws, store.as_ref(), &opts, reporter)?;
+            remember(&ws);
         }
         Some(Command::List {
             max_distance,
@@ -157,6 +158,8 @@ pub fn run(cli: Cli, reporter: &Reporter) -> Result<(), Error> {
             let outcome = seed::restore(&ws, store.as_ref(), &opts, reporter)?;
             if opts.dry_run {
                 print_plan(&outcome, reporter);
+            } else {
+                remember(&ws);
             }
             if a.all {
                 seed_siblings(&ws, store.as_ref(), &opts, &outcome, reporter)?;
@@ -268,6 +271,13 @@ fn setup(ws: &Workspace, check: bool, undo: bool, reporter: &Reporter) -> Result
         Done::NothingToUndo => said(SetupStatus::Unchanged, None, None),
     }
     Ok(())
+}
+
+/// Records this checkout for its repository's others to find
+/// ([`crate::local::checkouts`]). A hint for later commands: its failure
+/// is not this one's.
+fn remember(ws: &Workspace) {
+    let _ = crate::local::checkouts::remember(&ws.root, &ws.build_dir);
 }
 
 /// Reports a new key pair, which both renderers print on stdout only.
