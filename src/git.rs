@@ -107,6 +107,14 @@ pub(crate) fn root_commits(dir: &Path) -> Result<Vec<CommitId>, GitError> {
     Ok(out.lines().filter_map(CommitId::parse).collect())
 }
 
+/// `git rev-parse --git-path <path>` run in `dir`, made absolute: where git
+/// keeps `path` (`hooks` honours `core.hooksPath`, and a linked worktree's
+/// resolves in the repository's common dir).
+pub(crate) fn git_path(dir: &Path, path: &str) -> Result<PathBuf, GitError> {
+    let out = git(dir, &["rev-parse", "--git-path", path])?;
+    Ok(dir.join(out.trim_end_matches(['\n', '\r'])))
+}
+
 /// One entry of `git worktree list --porcelain`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Worktree {

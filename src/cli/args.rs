@@ -150,11 +150,18 @@ pub enum Command {
     /// sets `build.rustc-wrapper` in $CARGO_HOME/config.toml
     Setup {
         /// Only say whether this machine is set up (exit 1 if not)
-        #[arg(long, conflicts_with = "undo")]
+        #[arg(long, conflicts_with_all = ["undo", "worktrees"])]
         check: bool,
-        /// Remove the setting (a wrapper it chained is put back)
+        /// Remove the setting (a wrapper it chained is put back); with
+        /// --worktrees, the hook (a hook it chained is put back)
         #[arg(long)]
         undo: bool,
+        /// Instead, install a git post-checkout hook in this repository
+        /// that seeds each new worktree as `git worktree add` makes it, from
+        /// the best local checkout or else the store (an existing hook is
+        /// kept and run first; CARGO_SEED_HOOK=0 skips it)
+        #[arg(long)]
+        worktrees: bool,
     },
     /// List the snapshots reachable from HEAD and whether each is usable here
     List {

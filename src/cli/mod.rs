@@ -1,5 +1,5 @@
 //! The command line: `cargo seed`, `cargo seed publish`, `cargo seed list`,
-//! `cargo seed gc`, `cargo seed keygen`.
+//! `cargo seed gc`, `cargo seed keygen`, `cargo seed setup`.
 //!
 //! Settings resolve as flag > `CARGO_SEED_*` environment >
 //! `[workspace.metadata.seed]` > default. The signing key is read from the
@@ -87,8 +87,14 @@ pub fn run(cli: Cli, reporter: &Reporter) -> Result<(), Error> {
         }
     }
     let ws = Workspace::load(cli.global.manifest_path.as_deref())?;
-    if let Some(Command::Setup { check, undo }) = cli.command {
-        return setup(&ws, check, undo, reporter);
+    match cli.command {
+        Some(Command::Setup {
+            worktrees: true,
+            undo,
+            ..
+        }) => return setup_hook(&ws, undo, reporter),
+        Some(Command::Setup { check, undo, .. }) => return setup(&ws, check, undo, reporter),
+        _ => {}
     }
     let store = open_store(&ws, flag)?;
     let profile = cli.global.profile.as_str();
@@ -278,6 +284,31 @@ fn setup(ws: &Workspace, check: bool, undo: bool, reporter: &Reporter) -> Result
 /// is not this one's.
 fn remember(ws: &Workspace) {
     let _ = crate::local::checkouts::remember(&ws.root, &ws.build_dir);
+}
+
+/// `setup --worktrees [--undo]`: the post-checkout hook.
+fn setup_hook(ws: &Workspace, undo: bool, reporter: &Reporter) -> Result<(), Error> {
+    use crate::local::hook::{self, Done};
+    use crate::report::HookStatus;
+    let done = if undo {
+        hook::uninstall(&ws.root)?
+    } else {
+        hook::install(&ws.root)?
+    };
+    let shown = |p: &std::path::Path| p.display().to_string();
+    let (status, hook, chained) = match done {
+        Done::Installed { hook, chained } => (HookStatus::Installed, hook, chained),
+        Done::Updated { hook } => (HookStatus::Updated, hook, None),
+        Done::Already { hook } => (HookStatus::Already, hook, None),
+        Done::Removed { hook, restored } => (HookStatus::Removed, hook, restored),
+        Done::NothingToUndo { hook } => (HookStatus::Unchanged, hook, None),
+    };
+    reporter.emit(Event::Hook {
+        status,
+        hook: shown(&hook),
+        chained: chained.as_deref().map(shown),
+    });
+    Ok(())
 }
 
 /// Reports a new key pair, which both renderers print on stdout only.

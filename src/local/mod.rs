@@ -9,4 +9,5 @@
 //! cargo's lock on each profile dir it removes from.
 
 pub(crate) mod checkouts;
+pub(crate) mod hook;
 mod registry;

@@ -201,6 +201,15 @@ pub enum Event {
         /// The other wrapper chained behind cargo-seed, or put back.
         other_wrapper: Option<String>,
     },
+    /// `cargo seed setup --worktrees`: the post-checkout hook.
+    Hook {
+        status: HookStatus,
+        /// The hook's path.
+        hook: String,
+        /// The hook that was there before, kept and run first (or put
+        /// back, with `--undo`).
+        chained: Option<String>,
+    },
     /// `cargo seed keygen`: a new key pair.
     Keygen {
         secret_key: String,
@@ -259,6 +268,22 @@ impl<T: std::fmt::Display> From<T> for Explained<T> {
 
 /// Why a unit is not reused.
 pub type Why = Explained<Reason>;
+
+/// `cargo seed setup --worktrees`'s outcome.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum HookStatus {
+    /// Written where there was none, or beside the hook it chains.
+    Installed,
+    /// Ours was there, and now seeds this workspace too.
+    Updated,
+    /// Ours was there, as it would be written.
+    Already,
+    /// `--undo` removed it.
+    Removed,
+    /// `--undo` found no hook of ours.
+    Unchanged,
+}
 
 /// `cargo seed setup`'s outcome.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]

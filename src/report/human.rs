@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use indicatif::{ProgressBar, ProgressStyle};
 
-use super::event::{Event, SetupStatus, UnitAction};
+use super::event::{Event, HookStatus, SetupStatus, UnitAction};
 use super::format::{age, bytes};
 use super::listing;
 use super::terminal;
@@ -284,6 +284,59 @@ impl Human {
                 public_key,
                 ..
             } => listing::keygen(secret_key, public_key),
+            Event::Hook {
+                status,
+                hook,
+                chained,
+            } => self.hook(*status, hook, chained.as_deref()),
+        }
+    }
+
+    fn hook(&self, status: HookStatus, hook: &str, chained: Option<&str>) {
+        let clones = || {
+            self.status(
+                "Note",
+                format!(
+                    "a clone gets no hooks: to seed one as git makes it, copy {hook} into \
+                     <dir>/hooks/ and clone with `git clone --template <dir> <url>`"
+                ),
+            )
+        };
+        match status {
+            HookStatus::Installed => {
+                self.status(
+                    "Installed",
+                    format!(
+                        "{hook}: `git worktree add` seeds the new worktree (from the best local \
+                         checkout, else from the store){}; CARGO_SEED_HOOK=0 skips it, \
+                         `cargo seed setup --worktrees --undo` removes it",
+                        match chained {
+                            Some(c) =>
+                                format!(", after running the hook that was there, kept as {c}"),
+                            None => String::new(),
+                        }
+                    ),
+                );
+                clones();
+            }
+            HookStatus::Updated => {
+                self.status("Updated", format!("{hook}: it seeds this workspace too"));
+                clones();
+            }
+            HookStatus::Already => self.status("Ready", format!("{hook} seeds new worktrees")),
+            HookStatus::Removed => self.status(
+                "Removed",
+                format!(
+                    "{hook}{}",
+                    match chained {
+                        Some(_) => "; the hook it chained is back in its place",
+                        None => "",
+                    }
+                ),
+            ),
+            HookStatus::Unchanged => {
+                self.status("Unchanged", format!("{hook} is not cargo-seed's hook"))
+            }
         }
     }
 
