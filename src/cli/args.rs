@@ -163,6 +163,15 @@ pub enum Command {
         #[arg(long)]
         worktrees: bool,
     },
+    /// List the build dirs of this repository's checkouts on this machine
+    /// with their size and last use, and what removing the build dirs of
+    /// checkouts that are gone, and incremental sessions rustc will not
+    /// load again, would free
+    CleanLocal {
+        /// Remove them (nothing a build holds is touched)
+        #[arg(long)]
+        apply: bool,
+    },
     /// List the snapshots reachable from HEAD and whether each is usable here
     List {
         /// Judge the snapshots of a `--target TRIPLE` build

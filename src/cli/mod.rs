@@ -1,5 +1,6 @@
 //! The command line: `cargo seed`, `cargo seed publish`, `cargo seed list`,
-//! `cargo seed gc`, `cargo seed keygen`, `cargo seed setup`.
+//! `cargo seed gc`, `cargo seed keygen`, `cargo seed setup`, `cargo seed
+//! clean-local`.
 //!
 //! Settings resolve as flag > `CARGO_SEED_*` environment >
 //! `[workspace.metadata.seed]` > default. The signing key is read from the
@@ -94,6 +95,10 @@ pub fn run(cli: Cli, reporter: &Reporter) -> Result<(), Error> {
             ..
         }) => return setup_hook(&ws, undo, reporter),
         Some(Command::Setup { check, undo, .. }) => return setup(&ws, check, undo, reporter),
+        Some(Command::CleanLocal { apply }) => {
+            crate::local::clean::clean_local(&ws, apply, reporter)?;
+            return Ok(());
+        }
         _ => {}
     }
     let store = open_store(&ws, flag)?;
@@ -142,7 +147,9 @@ pub fn run(cli: Cli, reporter: &Reporter) -> Result<(), Error> {
         )?,
         Some(Command::Gc { .. }) => run_gc(&cli.command, store.as_ref(), reporter)?,
         Some(Command::Keygen) => unreachable!("handled before the workspace is loaded"),
-        Some(Command::Setup { .. }) => unreachable!("handled before the store is opened"),
+        Some(Command::Setup { .. } | Command::CleanLocal { .. }) => {
+            unreachable!("handled before the store is opened")
+        }
         None => {
             // Restoring stops cleanly at the next archive entry and removes
             // its staging directory; elsewhere Ctrl-C keeps its default.

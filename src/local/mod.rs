@@ -9,5 +9,6 @@
 //! cargo's lock on each profile dir it removes from.
 
 pub(crate) mod checkouts;
+pub(crate) mod clean;
 pub(crate) mod hook;
 mod registry;
