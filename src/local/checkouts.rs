@@ -120,10 +120,15 @@ pub(crate) fn checkouts(ws_root: &Path) -> Result<Vec<Checkout>, LocalError> {
             exists,
         });
     }
-    let ours: HashSet<String> = git::root_commits(ws_root)?
-        .into_iter()
-        .map(|c| c.to_string())
-        .collect();
+    // Asked only when there is a clone to compare: on a long history
+    // without a commit-graph, git walks all of it.
+    let ours: HashSet<String> = match seen.is_empty() {
+        true => HashSet::new(),
+        false => git::root_commits(ws_root)?
+            .into_iter()
+            .map(|c| c.to_string())
+            .collect(),
+    };
     for e in &seen {
         // The same workspace of a checkout of the same repository.
         let same_workspace = e.root.strip_prefix(&e.toplevel).ok() == Some(&here.below_top);
