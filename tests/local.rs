@@ -405,8 +405,8 @@ fn clean_local_lists_build_dirs_and_removes_only_what_no_build_uses() {
     fs::remove_dir_all(&reused).unwrap();
     fs::create_dir_all(&reused).unwrap();
     fs::write(reused.join("precious.txt"), "keep me").unwrap();
-    // One that built into the live worktree's build dir.
-    gone_clone("gone-shared", &wt.join("target"));
+    // One that built into this checkout's build dir.
+    gone_clone("gone-shared", &top.join("target"));
 
     // Sessions rustc will not load again beside the one it will, and two
     // it may: one a rustc holds, one it is writing now.
@@ -414,14 +414,20 @@ fn clean_local_lists_build_dirs_and_removes_only_what_no_build_uses() {
     let sessions = crate_sessions(&profile);
     assert_eq!(sessions.len(), 1, "{sessions:?}");
     let (crate_dir, newest) = sessions[0].clone();
+    // The clone's build (another path, the same crate) left the session of
+    // this checkout's own build behind: rustc will not load it again.
+    let rustc_left: Vec<String> = names(&crate_dir)
+        .into_iter()
+        .filter(|n| !n.ends_with(".lock") && *n != newest)
+        .collect();
     let (superseded, _) = add_session(&crate_dir, &newest, LONG_AGO, "0000000", svh(&newest));
     let (abandoned, _) = add_session(&crate_dir, &newest, "h000000001", "0000001", "working");
     let (in_use, in_use_lock) =
         add_session(&crate_dir, &newest, "h000000002", "0000002", svh(&newest));
     let (writing, _) = add_session(&crate_dir, &newest, "zzzzzzzzzz", "0000003", "working");
     let rustc = hold(&in_use_lock);
-    // In the worktree's build dir (which the gone clone built in too), old
-    // sessions in a profile dir a build holds.
+    // In the worktree's build dir, old sessions in a profile dir a build
+    // holds.
     let wt_profile = wt.join("target/debug");
     let wt_old: Vec<PathBuf> = crate_sessions(&wt_profile)
         .iter()
@@ -469,6 +475,7 @@ fn clean_local_lists_build_dirs_and_removes_only_what_no_build_uses() {
         (superseded.clone(), "session".to_owned()),
         (abandoned.clone(), "session".to_owned()),
     ];
+    expected.extend(rustc_left.iter().map(|n| (n.clone(), "session".to_owned())));
     let mut got = removals.clone();
     expected.sort();
     got.sort();
@@ -499,7 +506,8 @@ fn clean_local_lists_build_dirs_and_removes_only_what_no_build_uses() {
     let summary = of_kind(&listed, "cleaned_local")[0];
     assert_eq!(summary["dry_run"], true);
     assert_eq!(summary["build_dirs_removed"], 1);
-    assert_eq!(summary["sessions_removed"], 2);
+    assert_eq!(summary["sessions_removed"], 2 + rustc_left.len());
+    assert_eq!(summary["sessions_held"], 1, "the one a rustc holds");
 
     let out = seed_env(&top, &["clean-local", "--apply"], &record_env);
     assert!(out.status.success(), "{}", text(&out.stderr));

@@ -37,12 +37,14 @@ use crate::report::{Event, Garbage, Reporter};
 use crate::rustc::incremental::{obsolete_sessions, Obsolete};
 use crate::Error;
 
-/// What `clean-local` found and did.
+/// What `clean-local` removed (or would).
 #[derive(Debug, Default, PartialEq, Eq)]
 pub(crate) struct Cleaned {
     pub build_dirs: usize,
     pub sessions: usize,
-    /// What the removals free (or would), in bytes.
+    /// Sessions that would be removed but that a rustc holds.
+    pub sessions_held: usize,
+    /// What the removals free, in bytes.
     pub freed: u64,
 }
 
@@ -50,6 +52,23 @@ pub(crate) struct Cleaned {
 struct Row {
     checkout: Checkout,
     current: bool,
+}
+
+/// What to remove, found with every lock its removal needs held.
+#[derive(Default)]
+struct Plan {
+    garbage: Vec<Item>,
+    /// Gone checkouts whose record has served once the plan is carried out.
+    forget: Vec<PathBuf>,
+    sessions_held: usize,
+    /// Cargo's locks on every profile dir removed from, held until the
+    /// plan is dropped.
+    _locks: Vec<Vec<File>>,
+}
+
+enum Item {
+    BuildDir { dir: PathBuf, checkout: String },
+    Session(Obsolete),
 }
 
 /// Lists the build dirs of the checkouts of `ws`'s repository and what
@@ -60,35 +79,16 @@ pub(crate) fn clean_local(
     reporter: &Reporter,
 ) -> Result<Cleaned, Error> {
     let rows = survey(ws)?;
-    let total = list(&rows, reporter);
-    let live = live_paths(ws, &rows);
-    let mut freed = Files::default();
-    let mut cleaned = Cleaned::default();
-    for row in rows.iter().filter(|r| !r.checkout.exists) {
-        let dealt_with = gone_build_dir(row, &live, apply, &mut freed, &mut cleaned, reporter)?;
-        if apply && dealt_with {
-            // Its record has served: nothing of it is left to find.
-            let _ = forget(&row.checkout.root);
-        }
-    }
-    let mut build_dirs = HashSet::new();
-    for row in rows.iter().filter(|r| r.checkout.exists) {
-        let Some(dir) = &row.checkout.build_dir else {
-            continue;
-        };
-        if build_dirs.insert(dir.clone()) {
-            for profile_dir in profile_dirs(dir) {
-                sessions(&profile_dir, apply, &mut freed, &mut cleaned, reporter)?;
-            }
-        }
-    }
-    cleaned.freed = freed.freed();
+    let total_bytes = list(&rows, reporter);
+    let plan = plan(ws, &rows, apply, reporter)?;
+    let cleaned = carry_out(plan, apply, reporter)?;
     reporter.emit(Event::CleanedLocal {
         dry_run: !apply,
         checkouts: rows.len(),
-        total_bytes: total,
+        total_bytes,
         build_dirs_removed: cleaned.build_dirs,
         sessions_removed: cleaned.sessions,
+        sessions_held: cleaned.sessions_held,
         bytes_freed: cleaned.freed,
     });
     Ok(cleaned)
@@ -144,6 +144,84 @@ fn list(rows: &[Row], reporter: &Reporter) -> u64 {
     all.bytes()
 }
 
+/// What to remove: the build dirs of gone checkouts, then the obsolete
+/// sessions in the build dirs of those that exist.
+fn plan(ws: &Workspace, rows: &[Row], apply: bool, reporter: &Reporter) -> Result<Plan, Error> {
+    let live = live_paths(ws, rows);
+    let mut plan = Plan::default();
+    for row in rows.iter().filter(|r| !r.checkout.exists) {
+        match gone_build_dir(row, &live, apply, reporter)? {
+            Gone::Remove(item, locks) => {
+                plan.garbage.push(item);
+                plan._locks.push(locks);
+            }
+            Gone::Keep => {}
+            // Asked again next time.
+            Gone::Busy => continue,
+        }
+        plan.forget.push(row.checkout.root.clone());
+    }
+    let mut build_dirs = HashSet::new();
+    for row in rows.iter().filter(|r| r.checkout.exists) {
+        let Some(dir) = &row.checkout.build_dir else {
+            continue;
+        };
+        if build_dirs.insert(dir.clone()) {
+            for profile_dir in profile_dirs(dir) {
+                obsolete_in(&profile_dir, apply, &mut plan, reporter)?;
+            }
+        }
+    }
+    Ok(plan)
+}
+
+/// Says what each item frees, and with `apply` removes it; then forgets
+/// the gone checkouts dealt with.
+fn carry_out(plan: Plan, apply: bool, reporter: &Reporter) -> Result<Cleaned, Error> {
+    let mut cleaned = Cleaned {
+        sessions_held: plan.sessions_held,
+        ..Cleaned::default()
+    };
+    let mut all = Files::default();
+    for item in plan.garbage {
+        let (dir, garbage) = match &item {
+            Item::BuildDir { dir, checkout } => {
+                cleaned.build_dirs += 1;
+                let checkout = checkout.clone();
+                (dir.clone(), Garbage::BuildDir { checkout })
+            }
+            Item::Session(session) => {
+                cleaned.sessions += 1;
+                (session.dir.clone(), Garbage::Session { why: session.why })
+            }
+        };
+        let mut files = Files::default();
+        files.add(&dir);
+        all.merge(&files);
+        reporter.emit(Event::LocalRemoval {
+            path: dir.display().to_string(),
+            garbage,
+            bytes: files.freed(),
+            dry_run: !apply,
+        });
+        if apply {
+            match item {
+                Item::BuildDir { .. } => fs::remove_dir_all(&dir),
+                Item::Session(session) => session.remove(),
+            }
+            .map_err(Error::io("remove", &dir))?;
+        }
+    }
+    if apply {
+        for root in &plan.forget {
+            // Its record has served: nothing of it is left to find.
+            let _ = forget(root);
+        }
+    }
+    cleaned.freed = all.freed();
+    Ok(cleaned)
+}
+
 /// The roots and build dirs of every checkout that exists (this one's
 /// target dir too): no removal may touch them, inside or around.
 fn live_paths(ws: &Workspace, rows: &[Row]) -> Vec<PathBuf> {
@@ -155,20 +233,26 @@ fn live_paths(ws: &Workspace, rows: &[Row]) -> Vec<PathBuf> {
     live.iter().map(|p| canonical(p)).collect()
 }
 
-/// A gone checkout's build dir: removed (with `apply`) when it is safe to.
-/// Returns whether the checkout is dealt with (its build dir is gone, or
-/// will never be removed); `false` when a build holds it.
+/// What becomes of a gone checkout's build dir.
+enum Gone {
+    /// Removed, under cargo's locks on its profile dirs.
+    Remove(Item, Vec<File>),
+    /// Not there, or never to be removed (said why).
+    Keep,
+    /// A build holds it (said).
+    Busy,
+}
+
+/// A gone checkout's build dir: to remove when it is safe to.
 fn gone_build_dir(
     row: &Row,
     live: &[PathBuf],
     apply: bool,
-    freed: &mut Files,
-    cleaned: &mut Cleaned,
     reporter: &Reporter,
-) -> Result<bool, Error> {
+) -> Result<Gone, Error> {
     let checkout = row.checkout.root.display().to_string();
     let Some(dir) = row.checkout.build_dir.as_deref().filter(|d| is_real_dir(d)) else {
-        return Ok(true);
+        return Ok(Gone::Keep);
     };
     let skip = |reason: String| {
         reporter.emit(Event::Skipped {
@@ -185,56 +269,41 @@ fn gone_build_dir(
         .find(|p| p.starts_with(&dir) || dir.starts_with(p))
     {
         skip(format!("{} exists and is in it or around it", p.display()));
-        return Ok(true);
+        return Ok(Gone::Keep);
     }
     if !looks_like_build_dir(&dir) {
         skip("it does not look like a cargo build dir (no CACHEDIR.TAG from cargo, no .rustc_info.json, no profile dir with cargo's lock)".into());
-        return Ok(true);
+        return Ok(Gone::Keep);
     }
     let mut locks = Vec::new();
     for profile_dir in profile_dirs(&dir) {
         match try_lock_cargo(&profile_dir, apply).map_err(Error::io("lock", &profile_dir))? {
-            Some(held) => locks.push(held),
+            Some(held) => locks.extend(held),
             None => {
                 skip(format!(
                     "a build holds cargo's lock on {}",
                     profile_dir.display()
                 ));
-                return Ok(false);
+                return Ok(Gone::Busy);
             }
         }
     }
-    let mut files = Files::default();
-    files.add(&dir);
-    freed.merge(&files);
-    reporter.emit(Event::LocalRemoval {
-        path: dir.display().to_string(),
-        garbage: Garbage::BuildDir { checkout },
-        bytes: files.freed(),
-        dry_run: !apply,
-    });
-    if apply {
-        fs::remove_dir_all(&dir).map_err(Error::io("remove", &dir))?;
-    }
-    drop(locks);
-    cleaned.build_dirs += 1;
-    Ok(true)
+    Ok(Gone::Remove(Item::BuildDir { dir, checkout }, locks))
 }
 
-/// The obsolete incremental sessions of one profile dir, under cargo's
-/// lock on it, taken without waiting.
-fn sessions(
+/// Adds the obsolete incremental sessions of one profile dir to the plan,
+/// with cargo's lock on it, taken without waiting.
+fn obsolete_in(
     profile_dir: &Path,
     apply: bool,
-    freed: &mut Files,
-    cleaned: &mut Cleaned,
+    plan: &mut Plan,
     reporter: &Reporter,
 ) -> Result<(), Error> {
     let incremental = profile_dir.join(INCREMENTAL);
     let Ok(crates) = fs::read_dir(&incremental) else {
         return Ok(());
     };
-    let Some(_lock) = try_lock_cargo(profile_dir, apply).map_err(Error::io("lock", profile_dir))?
+    let Some(lock) = try_lock_cargo(profile_dir, apply).map_err(Error::io("lock", profile_dir))?
     else {
         reporter.emit(Event::Skipped {
             what: format!("the incremental sessions in {}", profile_dir.display()),
@@ -242,6 +311,7 @@ fn sessions(
         });
         return Ok(());
     };
+    plan._locks.push(lock);
     let now = SystemTime::now();
     for entry in crates.flatten() {
         let crate_dir = entry.path();
@@ -249,32 +319,15 @@ fn sessions(
             continue;
         }
         let found = obsolete_sessions(&crate_dir, now).map_err(Error::io("read", &crate_dir))?;
-        for session in found.obsolete {
-            remove_session(session, apply, freed, reporter)?;
-            cleaned.sessions += 1;
+        if found.unrecognised {
+            reporter.emit(Event::Skipped {
+                what: format!("the incremental sessions in {}", crate_dir.display()),
+                reason: "it holds names rustc does not write".into(),
+            });
         }
-    }
-    Ok(())
-}
-
-fn remove_session(
-    session: Obsolete,
-    apply: bool,
-    freed: &mut Files,
-    reporter: &Reporter,
-) -> Result<(), Error> {
-    let mut files = Files::default();
-    files.add(&session.dir);
-    freed.merge(&files);
-    reporter.emit(Event::LocalRemoval {
-        path: session.dir.display().to_string(),
-        garbage: Garbage::Session { why: session.why },
-        bytes: files.freed(),
-        dry_run: !apply,
-    });
-    if apply {
-        let dir = session.dir.clone();
-        session.remove().map_err(Error::io("remove", &dir))?;
+        plan.sessions_held += found.held;
+        plan.garbage
+            .extend(found.obsolete.into_iter().map(Item::Session));
     }
     Ok(())
 }

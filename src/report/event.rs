@@ -247,6 +247,8 @@ pub enum Event {
         total_bytes: u64,
         build_dirs_removed: usize,
         sessions_removed: usize,
+        /// Sessions rustc will not load again but that a rustc holds now.
+        sessions_held: usize,
         bytes_freed: u64,
     },
     /// `cargo seed keygen`: a new key pair.

@@ -316,16 +316,21 @@ impl Human {
                 total_bytes,
                 build_dirs_removed,
                 sessions_removed,
+                sessions_held,
                 bytes_freed,
             } => self.status(
                 if *dry_run { "Would free" } else { "Freed" },
                 format!(
-                    "{}: {} of gone checkouts, {} rustc will not load again{}; the build dirs \
-                     of {} hold {}{}",
+                    "{}: {} of gone checkouts, {} rustc will not load again{}{}; the build \
+                     dirs of {} hold {}{}",
                     bytes(*bytes_freed),
                     count(*build_dirs_removed, "build dir"),
                     count(*sessions_removed, "incremental session"),
                     if self.verbose || *sessions_removed == 0 { "" } else { " (-v lists them)" },
+                    match sessions_held {
+                        0 => String::new(),
+                        n => format!(" ({n} more in use by a rustc)"),
+                    },
                     count(*checkouts, "checkout"),
                     bytes(*total_bytes),
                     if *dry_run && *bytes_freed > 0 { "; --apply removes them" } else { "" },
