@@ -81,6 +81,10 @@ pub enum Error {
     Random(#[source] getrandom::Error),
     #[error(transparent)]
     Setup(#[from] crate::setup::SetupError),
+    #[error(transparent)]
+    Local(#[from] crate::local::checkouts::LocalError),
+    #[error(transparent)]
+    Hook(#[from] crate::local::hook::HookError),
     #[error("this machine is not set up for relocatable incremental state: {why} (run `cargo seed setup`)")]
     NotSetUp { why: String },
     #[error("failed to {op} {path}")]
@@ -221,6 +225,10 @@ impl Error {
             Error::TrustedKey(_) => Some(
                 "a trusted key is a public key as `cargo seed keygen` prints it (`cargo-seed-ed25519:` and 64 hex digits); fix or remove this one".into(),
             ),
+            Error::Hook(crate::local::hook::HookError::Occupied { chained, .. }) => Some(format!(
+                "merge the two hooks into one, or move {} away, then run setup again",
+                chained.display()
+            )),
             Error::Store(StoreError::Unsupported { .. }) => Some(
                 "use a directory path, a file:// URL, an http(s):// URL or s3://bucket/prefix".into(),
             ),

@@ -1,5 +1,6 @@
 //! The commit graph, asked of `git`: which commit is checked out and how far
-//! each ancestor is from it.
+//! each ancestor is from it; and the repository around it: its root
+//! commits, its worktrees, where it keeps its hooks.
 
 use std::collections::{HashMap, VecDeque};
 use std::fmt;
@@ -107,13 +108,80 @@ pub(crate) fn distance(dir: &Path, a: &str, b: &str) -> Option<usize> {
         .ok()
 }
 
-/// The commits of `HEAD`'s history that have no parent: two checkouts of
-/// one repository share them.
+/// The root commits of `HEAD`'s history: what every clone and worktree of
+/// one repository shares. Empty on an unborn branch.
 pub(crate) fn root_commits(dir: &Path) -> Result<Vec<CommitId>, GitError> {
-    Ok(git(dir, &["rev-list", "--max-parents=0", "HEAD"])?
-        .lines()
-        .filter_map(|l| CommitId::parse(l.trim()))
-        .collect())
+    if resolve_commit(dir, "HEAD").is_err() {
+        return Ok(Vec::new());
+    }
+    let out = git(dir, &["rev-list", "--max-parents=0", "HEAD"])?;
+    Ok(out.lines().filter_map(CommitId::parse).collect())
+}
+
+/// `git rev-parse --git-path <path>` run in `dir`, made absolute: where git
+/// keeps `path` (`hooks` honours `core.hooksPath`, and a linked worktree's
+/// resolves in the repository's common dir).
+pub(crate) fn git_path(dir: &Path, path: &str) -> Result<PathBuf, GitError> {
+    let out = git(dir, &["rev-parse", "--git-path", path])?;
+    Ok(dir.join(out.trim_end_matches(['\n', '\r'])))
+}
+
+/// One entry of `git worktree list --porcelain`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Worktree {
+    /// The top of its work tree (for a bare repository, the repository).
+    pub path: PathBuf,
+    /// `None` on an unborn branch or for a bare repository.
+    pub head: Option<CommitId>,
+    pub bare: bool,
+    /// Git can prune it: its directory is gone.
+    pub prunable: bool,
+}
+
+/// The worktrees of the repository `dir` belongs to, the main one first.
+pub(crate) fn worktrees(dir: &Path) -> Result<Vec<Worktree>, GitError> {
+    // NUL-separated (git 2.36+) so that a path may hold a line break; an
+    // older git is asked for lines.
+    match git(dir, &["worktree", "list", "--porcelain", "-z"]) {
+        Ok(out) => Ok(parse_worktrees(&out, '\0')),
+        Err(GitError::Failed { .. }) => Ok(parse_worktrees(
+            &git(dir, &["worktree", "list", "--porcelain"])?,
+            '\n',
+        )),
+        Err(e) => Err(e),
+    }
+}
+
+/// Reads `git worktree list --porcelain` output: records of `sep`-ended
+/// fields (`worktree <path>`, `HEAD <id>`, `bare`, `prunable <why>`, …),
+/// each record ended by an empty field. Fields it does not know are skipped.
+fn parse_worktrees(out: &str, sep: char) -> Vec<Worktree> {
+    let mut list = Vec::new();
+    let mut current: Option<Worktree> = None;
+    for field in out.split(sep) {
+        let (key, value) = field.split_once(' ').unwrap_or((field, ""));
+        match (key, current.as_mut()) {
+            ("worktree", _) => {
+                list.extend(current.take());
+                current = Some(Worktree {
+                    path: PathBuf::from(value),
+                    head: None,
+                    bare: false,
+                    prunable: false,
+                });
+            }
+            // An unborn branch's HEAD is printed as the null id.
+            ("HEAD", Some(w)) => {
+                w.head = CommitId::parse(value).filter(|id| id.0.bytes().any(|b| b != b'0'))
+            }
+            ("bare", Some(w)) => w.bare = true,
+            ("prunable", Some(w)) => w.prunable = true,
+            ("", _) => list.extend(current.take()),
+            _ => {}
+        }
+    }
+    list.extend(current);
+    list
 }
 
 /// Whether the working tree differs from `HEAD` (tracked or untracked files).
@@ -178,7 +246,42 @@ pub(crate) fn ancestors(
 
 #[cfg(test)]
 mod tests {
-    use super::CommitId;
+    use super::{parse_worktrees, CommitId, Worktree};
+    use std::path::PathBuf;
+
+    #[test]
+    fn worktree_lists_as_git_prints_them() {
+        let a = "a".repeat(40);
+        let b = "b".repeat(40);
+        let listing = format!(
+            "worktree /src/repo.git\0bare\0\0\
+             worktree /src/main\0HEAD {a}\0branch refs/heads/main\0\0\
+             worktree /src/fix\nline\0HEAD {b}\0detached\0locked\0\
+             prunable gitdir file points to non-existent location\0\0\
+             worktree /src/new\0HEAD {}\0branch refs/heads/new\0\0",
+            "0".repeat(40)
+        );
+        let wt = |path: &str, head: Option<&str>, bare, prunable| Worktree {
+            path: PathBuf::from(path),
+            head: head.and_then(CommitId::parse),
+            bare,
+            prunable,
+        };
+        assert_eq!(
+            parse_worktrees(&listing, '\0'),
+            [
+                wt("/src/repo.git", None, true, false),
+                wt("/src/main", Some(&a), false, false),
+                wt("/src/fix\nline", Some(&b), false, true),
+                wt("/src/new", None, false, false),
+            ]
+        );
+        let lines = format!("worktree /src/main\nHEAD {a}\nbranch refs/heads/main\n\n");
+        assert_eq!(
+            parse_worktrees(&lines, '\n'),
+            [wt("/src/main", Some(&a), false, false)]
+        );
+    }
 
     #[test]
     fn commit_ids_are_full_lowercase_hex() {

@@ -21,6 +21,7 @@ pub mod digest;
 mod error;
 pub(crate) mod gc;
 pub(crate) mod git;
+pub(crate) mod local;
 pub(crate) mod pool;
 pub mod publish;
 pub mod report;

@@ -156,14 +156,36 @@ pub enum Command {
     /// sets `build.rustc-wrapper` in $CARGO_HOME/config.toml
     Setup {
         /// Only say whether this machine is set up (exit 1 if not)
-        #[arg(long, conflicts_with = "undo")]
+        #[arg(long, conflicts_with_all = ["undo", "worktrees"])]
         check: bool,
-        /// Remove the setting (a wrapper it chained is put back)
+        /// Remove the setting (a wrapper it chained is put back); with
+        /// --worktrees, the hook (a hook it chained is put back)
         #[arg(long)]
         undo: bool,
+        /// Instead, install a git post-checkout hook in this repository
+        /// that seeds each new worktree as `git worktree add` makes it, from
+        /// the best local checkout or else the store (an existing hook is
+        /// kept and run first; CARGO_SEED_HOOK=0 skips it)
+        #[arg(long)]
+        worktrees: bool,
+    },
+    /// List the build dirs of this repository's checkouts on this machine
+    /// with their size and last use, and what removing the build dirs of
+    /// checkouts that are gone, and incremental sessions rustc will not
+    /// load again, would free
+    CleanLocal {
+        /// Remove them (nothing a build holds is touched)
+        #[arg(long)]
+        apply: bool,
     },
     /// List the snapshots reachable from HEAD and whether each is usable here
+    /// (with --local: this repository's other checkouts on this machine,
+    /// and what `cargo seed --from` each would give)
     List {
+        /// List the other checkouts of this repository on this machine
+        /// with a build of the profile, instead of the store's snapshots
+        #[arg(long, conflicts_with = "target")]
+        local: bool,
         /// Judge the snapshots of a `--target TRIPLE` build
         #[arg(long, value_name = "TRIPLE")]
         target: Option<String>,

@@ -1,5 +1,6 @@
 //! The command line: `cargo seed`, `cargo seed publish`, `cargo seed list`,
-//! `cargo seed gc`, `cargo seed keygen`.
+//! `cargo seed gc`, `cargo seed keygen`, `cargo seed setup`, `cargo seed
+//! clean-local`.
 //!
 //! Settings resolve as flag > `CARGO_SEED_*` environment >
 //! `[workspace.metadata.seed]` > default. The signing key is read from the
@@ -87,8 +88,18 @@ pub fn run(cli: Cli, reporter: &Reporter) -> Result<(), Error> {
         }
     }
     let ws = Workspace::load(cli.global.manifest_path.as_deref())?;
-    if let Some(Command::Setup { check, undo }) = cli.command {
-        return setup(&ws, check, undo, reporter);
+    match cli.command {
+        Some(Command::Setup {
+            worktrees: true,
+            undo,
+            ..
+        }) => return setup_hook(&ws, undo, reporter),
+        Some(Command::Setup { check, undo, .. }) => return setup(&ws, check, undo, reporter),
+        Some(Command::CleanLocal { apply }) => {
+            crate::local::clean::clean_local(&ws, apply, reporter)?;
+            return Ok(());
+        }
+        _ => {}
     }
     let store = open_store(&ws, flag)?;
     let profile = cli.global.profile.as_str();
@@ -120,10 +131,13 @@ pub fn run(cli: Cli, reporter: &Reporter) -> Result<(), Error> {
                 trusted: trusted.as_ref(),
             };
             publish::publish(&ws, store.as_ref(), &opts, reporter)?;
+            remember(&ws);
         }
+        Some(Command::List { local: true, .. }) => list_local(&ws, profile, reporter)?,
         Some(Command::List {
             max_distance,
             target,
+            ..
         }) => list(
             &ws,
             store.as_ref(),
@@ -135,7 +149,9 @@ pub fn run(cli: Cli, reporter: &Reporter) -> Result<(), Error> {
         )?,
         Some(Command::Gc { .. }) => run_gc(&cli.command, store.as_ref(), reporter)?,
         Some(Command::Keygen) => unreachable!("handled before the workspace is loaded"),
-        Some(Command::Setup { .. }) => unreachable!("handled before the store is opened"),
+        Some(Command::Setup { .. } | Command::CleanLocal { .. }) => {
+            unreachable!("handled before the store is opened")
+        }
         None => {
             // Restoring stops cleanly at the next archive entry and removes
             // its staging directory; elsewhere Ctrl-C keeps its default.
@@ -162,6 +178,8 @@ pub fn run(cli: Cli, reporter: &Reporter) -> Result<(), Error> {
             let outcome = seed::restore(&ws, store.as_ref(), &opts, reporter)?;
             if opts.dry_run {
                 print_plan(&outcome, reporter);
+            } else {
+                remember(&ws);
             }
             if a.all {
                 seed_siblings(&ws, store.as_ref(), &opts, &outcome, reporter)?;
@@ -275,6 +293,38 @@ fn setup(ws: &Workspace, check: bool, undo: bool, reporter: &Reporter) -> Result
     Ok(())
 }
 
+/// Records this checkout for its repository's others to find
+/// ([`crate::local::checkouts`]). A hint for later commands: its failure
+/// is not this one's.
+fn remember(ws: &Workspace) {
+    let _ = crate::local::checkouts::remember(&ws.root, &ws.build_dir);
+}
+
+/// `setup --worktrees [--undo]`: the post-checkout hook.
+fn setup_hook(ws: &Workspace, undo: bool, reporter: &Reporter) -> Result<(), Error> {
+    use crate::local::hook::{self, Done};
+    use crate::report::HookStatus;
+    let done = if undo {
+        hook::uninstall(&ws.root)?
+    } else {
+        hook::install(&ws.root)?
+    };
+    let shown = |p: &std::path::Path| p.display().to_string();
+    let (status, hook, chained) = match done {
+        Done::Installed { hook, chained } => (HookStatus::Installed, hook, chained),
+        Done::Updated { hook } => (HookStatus::Updated, hook, None),
+        Done::Already { hook } => (HookStatus::Already, hook, None),
+        Done::Removed { hook, restored } => (HookStatus::Removed, hook, restored),
+        Done::NothingToUndo { hook } => (HookStatus::Unchanged, hook, None),
+    };
+    reporter.emit(Event::Hook {
+        status,
+        hook: shown(&hook),
+        chained: chained.as_deref().map(shown),
+    });
+    Ok(())
+}
+
 /// Reports a new key pair, which both renderers print on stdout only.
 fn keygen(reporter: &Reporter) -> Result<(), Error> {
     let key = SecretKey::generate().map_err(Error::Random)?;
@@ -316,6 +366,34 @@ fn print_plan(o: &seed::Outcome, reporter: &Reporter) {
         fetch_bytes: o.fetched_bytes,
         notes: o.notes.clone(),
     });
+}
+
+/// `cargo seed list --local`: every other checkout of this repository
+/// with a build of `profile`, nearest commit first, and what a seed from
+/// it would give here.
+fn list_local(ws: &Workspace, profile: &str, reporter: &Reporter) -> Result<(), Error> {
+    let covers = seed::donor::covers(ws, profile)?;
+    let want = seed::want(ws, profile, None)?;
+    let (offers, _) = seed::donor::survey(ws, profile, &covers, &want, usize::MAX)?;
+    let checkouts = offers.len();
+    for o in offers {
+        let gives = o.gives.as_ref().ok();
+        reporter.emit(Event::Checkout {
+            root: o.root.display().to_string(),
+            commit: o.commit,
+            distance: o.distance,
+            worktree: o.worktree,
+            reused: gives.map(|g| g.reused),
+            rebuilt: gives.map(|g| g.rebuilt),
+            bytes: gives.map(|g| g.bytes),
+            unusable: o.gives.err(),
+        });
+    }
+    reporter.emit(Event::ListedLocal {
+        profile: profile.to_owned(),
+        checkouts,
+    });
+    Ok(())
 }
 
 fn list(

@@ -10,6 +10,7 @@ use serde::Serialize;
 
 use crate::cargo::unit_id::UnitId;
 use crate::git::CommitId;
+use crate::rustc::incremental::Stale;
 use crate::seed::outcome::StageTimes;
 use crate::seed::reason::Reason;
 use crate::seed::resolve::Unusable;
@@ -222,6 +223,55 @@ pub enum Event {
         /// The other wrapper chained behind cargo-seed, or put back.
         other_wrapper: Option<String>,
     },
+    /// `cargo seed setup --worktrees`: the post-checkout hook.
+    Hook {
+        status: HookStatus,
+        /// The hook's path.
+        hook: String,
+        /// The hook that was there before, kept and run first (or put
+        /// back, with `--undo`).
+        chained: Option<String>,
+    },
+    /// `cargo seed clean-local`: one checkout of this repository and its
+    /// build dir.
+    LocalCheckout {
+        /// The workspace root in that checkout.
+        root: String,
+        head: Option<CommitId>,
+        /// A worktree git lists (else a clone cargo-seed has seen).
+        worktree: bool,
+        exists: bool,
+        /// The checkout the command runs in.
+        current: bool,
+        build_dir: Option<String>,
+        /// What its files take on disk, each counted once; `None` when
+        /// the build dir is not there.
+        bytes: Option<u64>,
+        /// Unix time a build last wrote in it.
+        last_used: Option<u64>,
+    },
+    /// `cargo seed clean-local`: something removed (or, without
+    /// `--apply`, that would be).
+    LocalRemoval {
+        path: String,
+        #[serde(flatten)]
+        garbage: Garbage,
+        /// What removing it frees: its files no other link keeps.
+        bytes: u64,
+        dry_run: bool,
+    },
+    /// The summary of `cargo seed clean-local`.
+    CleanedLocal {
+        dry_run: bool,
+        checkouts: usize,
+        /// What every build dir listed takes, each file counted once.
+        total_bytes: u64,
+        build_dirs_removed: usize,
+        sessions_removed: usize,
+        /// Sessions rustc will not load again but that a rustc holds now.
+        sessions_held: usize,
+        bytes_freed: u64,
+    },
     /// `cargo seed keygen`: a new key pair.
     Keygen {
         secret_key: String,
@@ -280,6 +330,32 @@ impl<T: std::fmt::Display> From<T> for Explained<T> {
 
 /// Why a unit is not reused.
 pub type Why = Explained<Reason>;
+
+/// What `cargo seed clean-local` removes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Garbage {
+    /// The build dir of a checkout that is gone.
+    BuildDir { checkout: String },
+    /// An incremental session rustc will not load again.
+    Session { why: Stale },
+}
+
+/// `cargo seed setup --worktrees`'s outcome.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum HookStatus {
+    /// Written where there was none, or beside the hook it chains.
+    Installed,
+    /// Ours was there, and now seeds this workspace too.
+    Updated,
+    /// Ours was there, as it would be written.
+    Already,
+    /// `--undo` removed it.
+    Removed,
+    /// `--undo` found no hook of ours.
+    Unchanged,
+}
 
 /// `cargo seed setup`'s outcome.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]

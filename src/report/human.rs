@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use indicatif::{ProgressBar, ProgressStyle};
 
-use super::event::{Event, SetupStatus, UnitAction};
+use super::event::{Event, Garbage, HookStatus, SetupStatus, UnitAction};
 use super::format::{age, bytes};
 use super::listing;
 use super::terminal;
@@ -30,6 +30,7 @@ pub(crate) struct Human {
     pub explain: bool,
     bar: Mutex<Option<ProgressBar>>,
     list_header: AtomicBool,
+    local_header: AtomicBool,
     verdicts: Mutex<Vec<Event>>,
 }
 
@@ -291,6 +292,105 @@ impl Human {
                 public_key,
                 ..
             } => listing::keygen(secret_key, public_key),
+            Event::Hook {
+                status,
+                hook,
+                chained,
+            } => self.hook(*status, hook, chained.as_deref()),
+            Event::LocalCheckout { .. } => listing::local_row(event, &self.local_header),
+            Event::LocalRemoval {
+                path,
+                garbage,
+                bytes: size,
+                dry_run,
+            } => match garbage {
+                Garbage::BuildDir { checkout } => self.status(
+                    if *dry_run { "Would remove" } else { "Removed" },
+                    format!(
+                        "{path} ({}), the build dir of {checkout}, which is gone",
+                        bytes(*size)
+                    ),
+                ),
+                Garbage::Session { why } => self.detail(format!(
+                    "{} {path} ({}): {why}",
+                    if *dry_run { "would remove" } else { "removed" },
+                    bytes(*size)
+                )),
+            },
+            Event::CleanedLocal {
+                dry_run,
+                checkouts,
+                total_bytes,
+                build_dirs_removed,
+                sessions_removed,
+                sessions_held,
+                bytes_freed,
+            } => self.status(
+                if *dry_run { "Would free" } else { "Freed" },
+                format!(
+                    "{}: {} of gone checkouts, {} rustc will not load again{}{}; the build \
+                     dirs of {} hold {}{}",
+                    bytes(*bytes_freed),
+                    count(*build_dirs_removed, "build dir"),
+                    count(*sessions_removed, "incremental session"),
+                    if self.verbose || *sessions_removed == 0 { "" } else { " (-v lists them)" },
+                    match sessions_held {
+                        0 => String::new(),
+                        n => format!(" ({n} more in use by a rustc)"),
+                    },
+                    count(*checkouts, "checkout"),
+                    bytes(*total_bytes),
+                    if *dry_run && *bytes_freed > 0 { "; --apply removes them" } else { "" },
+                ),
+            ),
+        }
+    }
+
+    fn hook(&self, status: HookStatus, hook: &str, chained: Option<&str>) {
+        let clones = || {
+            self.status(
+                "Note",
+                format!(
+                    "a clone gets no hooks: to seed one as git makes it, copy {hook} into \
+                     <dir>/hooks/ and clone with `git clone --template <dir> <url>`"
+                ),
+            )
+        };
+        match status {
+            HookStatus::Installed => {
+                self.status(
+                    "Installed",
+                    format!(
+                        "{hook}: `git worktree add` seeds the new worktree (from the best local \
+                         checkout, else from the store){}; CARGO_SEED_HOOK=0 skips it, \
+                         `cargo seed setup --worktrees --undo` removes it",
+                        match chained {
+                            Some(c) =>
+                                format!(", after running the hook that was there, kept as {c}"),
+                            None => String::new(),
+                        }
+                    ),
+                );
+                clones();
+            }
+            HookStatus::Updated => {
+                self.status("Updated", format!("{hook}: it seeds this workspace too"));
+                clones();
+            }
+            HookStatus::Already => self.status("Ready", format!("{hook} seeds new worktrees")),
+            HookStatus::Removed => self.status(
+                "Removed",
+                format!(
+                    "{hook}{}",
+                    match chained {
+                        Some(_) => "; the hook it chained is back in its place",
+                        None => "",
+                    }
+                ),
+            ),
+            HookStatus::Unchanged => {
+                self.status("Unchanged", format!("{hook} is not cargo-seed's hook"))
+            }
         }
     }
 
@@ -351,6 +451,11 @@ impl Human {
         bar.enable_steady_tick(Duration::from_millis(120));
         bar
     }
+}
+
+/// `1 checkout`, `2 checkouts`.
+fn count(n: usize, what: &str) -> String {
+    format!("{n} {what}{}", if n == 1 { "" } else { "s" })
 }
 
 /// The stages' times, for `-v`: wall seconds, the staging work inside

@@ -123,6 +123,45 @@ pub(crate) fn no_checkouts(profile: &str) {
     out!("no other checkout of this repository on this machine has a {profile} build");
 }
 
+/// A row of `cargo seed clean-local`'s table on stdout, after the header
+/// the first time: a checkout and what its build dir holds; the build dir
+/// on a line of its own when it is not the checkout's `target`.
+pub fn local_row(event: &Event, header_printed: &AtomicBool) {
+    let Event::LocalCheckout {
+        root,
+        head,
+        worktree,
+        exists,
+        current,
+        build_dir,
+        bytes: size,
+        last_used,
+    } = event
+    else {
+        return;
+    };
+    if !header_printed.swap(true, Ordering::Relaxed) {
+        out!("{:<12} {:>10} {:>5}  checkout", "commit", "size", "used");
+    }
+    let what = match (current, exists, worktree) {
+        (true, _, _) => "this one",
+        (_, false, _) => "gone",
+        (_, _, true) => "worktree",
+        (_, _, false) => "clone",
+    };
+    out!(
+        "{:<12} {:>10} {:>5}  {root} ({what})",
+        head.as_ref().map_or("-", |c| c.short()),
+        size.map_or_else(|| "-".to_owned(), bytes),
+        last_used.map_or_else(|| "-".to_owned(), age),
+    );
+    if let Some(dir) = build_dir {
+        if std::path::Path::new(dir) != std::path::Path::new(root).join("target") {
+            out!("{:<30}build dir {dir}", "");
+        }
+    }
+}
+
 /// `list` when no snapshot is reachable.
 pub(crate) fn nothing_listed(store: &str, commits_searched: usize) {
     out!("no snapshots in {store} among {commits_searched} commits from HEAD");

@@ -14,7 +14,7 @@ pub(crate) mod json;
 mod listing;
 pub(crate) mod terminal;
 
-pub use event::{Event, Explained, Rebuilt, SetupStatus, UnitAction, Why};
+pub use event::{Event, Explained, Garbage, HookStatus, Rebuilt, SetupStatus, UnitAction, Why};
 
 /// `--message-format`.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum)]

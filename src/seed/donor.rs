@@ -20,7 +20,7 @@ use super::swap::{lock_cargo_shared, CargoLock};
 use crate::cargo::layout::Layout;
 use crate::cargo::unit_id::UnitId;
 use crate::cargo::workspace::Workspace;
-use crate::git;
+use crate::git::{self, CommitId};
 use crate::publish::cover::Cover;
 use crate::publish::donor::{observe_donor, DonorBuild};
 use crate::report::Reporter;
@@ -309,4 +309,111 @@ pub(crate) fn gives(ws: &Workspace, found: &Found) -> Gives {
         }
     }
     g
+}
+
+/// How many of the nearest checkouts `--from auto` looks at: each is a
+/// cargo run over its sources and a digest of what it would give.
+const AUTO_TRIES: usize = 3;
+
+/// A candidate donor: another checkout of this repository with a build of
+/// the profile, and what it would give, or why it cannot.
+pub(crate) struct Offer {
+    pub root: PathBuf,
+    pub commit: Option<CommitId>,
+    /// Commits between it and this checkout's `HEAD`, either side.
+    pub distance: Option<usize>,
+    pub worktree: bool,
+    pub gives: Result<Gives, String>,
+}
+
+/// The other checkouts of this repository that hold a build of `profile`,
+/// the nearest commit first (unknown distances last).
+fn candidates(ws: &Workspace, profile: &str) -> Result<Vec<Offer>, Error> {
+    let dir_name = crate::cargo::workspace::profile_dir_name(profile);
+    let mut out: Vec<Offer> = crate::local::checkouts::checkouts(&ws.root)
+        .map_err(|e| Error::Donor {
+            path: PathBuf::from("auto"),
+            why: e.to_string(),
+        })?
+        .into_iter()
+        .filter(|c| c.exists)
+        .filter(|c| {
+            c.build_dir
+                .as_ref()
+                .is_some_and(|b| b.join(dir_name).is_dir())
+        })
+        .map(|c| Offer {
+            distance: c
+                .head
+                .as_ref()
+                .and_then(|h| git::distance(&ws.root, "HEAD", h.as_str())),
+            root: c.root,
+            commit: c.head,
+            worktree: c.worktree,
+            gives: Err(String::new()),
+        })
+        .collect();
+    out.sort_by_key(|o| o.distance.unwrap_or(usize::MAX));
+    Ok(out)
+}
+
+/// Looks at every candidate (`limit`: only that many, the nearest first),
+/// judging what each would give; returns them, and the one that gives the
+/// most units (the nearer on a tie), opened.
+pub(crate) fn survey(
+    ws: &Workspace,
+    profile: &str,
+    covers: &[Cover],
+    want: &Want,
+    limit: usize,
+) -> Result<(Vec<Offer>, Option<(Found, Donor)>), Error> {
+    let mut offers = candidates(ws, profile)?;
+    let mut best: Option<(Found, Donor, usize)> = None;
+    let quiet = Reporter::silent();
+    for offer in offers.iter_mut().take(limit) {
+        let opened = locate(ws, &offer.root)
+            .and_then(|donor| open(ws, &offer.root, donor, profile, covers, want, &quiet));
+        match opened {
+            Ok((found, donor)) => {
+                let g = gives(ws, &found);
+                offer.gives = Ok(g);
+                if best.as_ref().is_none_or(|(.., most)| g.reused > *most) {
+                    best = Some((found, donor, g.reused));
+                }
+            }
+            Err(Error::Donor { why, .. }) => offer.gives = Err(why),
+            Err(e) => offer.gives = Err(e.to_string()),
+        }
+    }
+    offers.truncate(limit);
+    Ok((offers, best.map(|(f, d, _)| (f, d))))
+}
+
+/// `--from auto`: the candidate that gives the most units, among the
+/// [`AUTO_TRIES`] nearest.
+pub(crate) fn open_best(
+    ws: &Workspace,
+    profile: &str,
+    covers: &[Cover],
+    want: &Want,
+) -> Result<(Found, Donor), Error> {
+    let (offers, best) = survey(ws, profile, covers, want, AUTO_TRIES)?;
+    best.ok_or_else(|| Error::Donor {
+        path: PathBuf::from("auto"),
+        why: match offers.len() {
+            0 => format!("no other checkout of this repository has a {profile} build"),
+            n => format!(
+                "none of the {n} nearest checkouts with a {profile} build offers a unit: {}",
+                offers
+                    .iter()
+                    .map(|o| format!(
+                        "{} ({})",
+                        o.root.display(),
+                        o.gives.as_ref().err().map(String::as_str).unwrap_or("")
+                    ))
+                    .collect::<Vec<_>>()
+                    .join("; ")
+            ),
+        },
+    })
 }

@@ -173,6 +173,11 @@ fn choose_snapshot(
     reporter: &Reporter,
 ) -> Result<Chosen, Error> {
     let (want, found, donor) = match opts.from {
+        Some((path, covers)) if path == Path::new("auto") => {
+            let want = want(ws, opts.profile, opts.target)?;
+            let (found, donor) = donor::open_best(ws, opts.profile, covers, &want)?;
+            (want, found, Some(donor))
+        }
         Some((path, covers)) => {
             let donor_ws = donor::locate(ws, path)?;
             let known = donor::layout_of(&donor_ws, opts.profile);

@@ -60,6 +60,13 @@ pub fn command(program: impl AsRef<std::ffi::OsStr>, dir: &Path) -> Command {
         cmd.env_remove(var);
     }
     cmd.env("CARGO_SEED_CACHE_DIR", fresh_cache_dir());
+    // Seeds and publishes remember their checkout: in the test binary's own
+    // record, never the user's (a test that reads it sets its own).
+    cmd.env(
+        "CARGO_SEED_CHECKOUTS",
+        PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
+            .join(format!("checkouts-{}.json", std::process::id())),
+    );
     let bin_dir = Path::new(BIN).parent().unwrap();
     let path = std::env::var_os("PATH").unwrap_or_default();
     let mut paths = vec![bin_dir.to_owned()];

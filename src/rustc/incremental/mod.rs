@@ -14,8 +14,9 @@
 //! damaged file must never reach it.
 //!
 //! The parts: `session` (the sessions and their header), `args` (the
-//! replay's command line, read as hostile) and `records` (path values as a
-//! manifest holds them); this module runs the replay.
+//! replay's command line, read as hostile), `records` (path values as a
+//! manifest holds them) and `obsolete` (the sessions rustc will not load
+//! again, for `cargo seed clean-local`); this module runs the replay.
 
 use std::fs;
 use std::io;
@@ -27,6 +28,7 @@ use crate::rustc::wrapper::{self, Invocation};
 
 mod args;
 mod libs;
+mod obsolete;
 mod records;
 mod session;
 #[cfg(test)]
@@ -34,6 +36,7 @@ mod tests;
 
 pub use args::{Place, Unreplayable};
 pub use libs::Libraries;
+pub use obsolete::{obsolete_sessions, Obsolete, Sessions, Stale};
 pub use records::{from_records, to_records};
 pub use session::{patch, read_header, sessions, Header};
 
