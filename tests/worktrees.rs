@@ -280,3 +280,96 @@ fn a_donor_mid_edit_never_hands_over_the_edited_unit_and_hands_it_over_once_buil
     assert_compiled(&build(&donor), &["greet", "app"]);
     next_compiles(r, &donor, &[]);
 }
+
+/// `--from auto` and `list --local` in a clone of their own, with a record
+/// of checkouts of their own: the other tests' worktrees are not theirs.
+#[test]
+fn auto_takes_the_checkout_that_gives_most_not_the_nearest_commit() {
+    let r = repo();
+    let record = r.root.join("auto-checkouts.json");
+    let env = [
+        ("RUSTC_WRAPPER", Some(BIN)),
+        ("CARGO_SEED_CHECKOUTS", Some(record.to_str().unwrap())),
+    ];
+    let run = |dir: &Path, args: &[&str]| {
+        let mut cmd = command("cargo", dir);
+        ok(with_env(cmd.args(args), &env))
+    };
+    let worktree = |home: &Path, name: &str, commit: &str| {
+        let dir = r.root.join("auto").join(name);
+        git(
+            home,
+            &[
+                "worktree",
+                "add",
+                "-q",
+                "--detach",
+                dir.to_str().unwrap(),
+                commit,
+            ],
+        );
+        dir
+    };
+    // A clone at `base`, fully built (seeded from the main checkout).
+    let home = r.root.join("auto/home");
+    clone(&r.root, &r.root.join("origin"), &home);
+    git(&home, &["checkout", "-q", "--detach", &r.base]);
+    run(&home, &["seed", "--from", r.main.to_str().unwrap()]);
+    assert_compiled(&cargo_build_env(&home, &env), &[]);
+    // The nearest commit: a worktree at `next` whose build is stale, built
+    // at `base`, then checked out at `next` with the build script's input
+    // edited on top.
+    let near = worktree(&home, "near", &r.base);
+    run(&near, &["seed", "--from", home.to_str().unwrap()]);
+    assert_compiled(&cargo_build_env(&near, &env), &[]);
+    git(&near, &["checkout", "-q", "--detach", &r.next]);
+    fs::write(near.join("gen/data/greeting.txt"), "edited\n").unwrap();
+
+    let wt = worktree(&home, "wt", &r.next);
+    let listed = text(
+        &run(
+            &wt,
+            &["seed", "list", "--local", "--message-format", "json"],
+        )
+        .stdout,
+    );
+    let rows: Vec<serde_json::Value> = listed
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .filter(|e: &serde_json::Value| e["event"] == "checkout")
+        .collect();
+    let row = |dir: &Path| {
+        rows.iter()
+            .find(|e| Path::new(e["root"].as_str().unwrap()) == fs::canonicalize(dir).unwrap())
+            .unwrap_or_else(|| panic!("{} not listed: {listed}", dir.display()))
+    };
+    let (near_row, home_row) = (row(&near), row(&home));
+    assert_eq!(near_row["distance"], 0, "{listed}");
+    assert_eq!(home_row["distance"], 1, "{listed}");
+    let reused = |e: &serde_json::Value| e["reused"].as_u64().unwrap();
+    assert!(reused(home_row) > reused(near_row), "{listed}");
+
+    let said = text(&run(&wt, &["seed", "--from", "auto", "--message-format", "json"]).stdout);
+    let resolved: serde_json::Value = said
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .find(|e| e["event"] == "resolved")
+        .unwrap_or_else(|| panic!("{said}"));
+    let home_shown = fs::canonicalize(&home).unwrap().display().to_string();
+    assert_eq!(
+        resolved["store"],
+        format!("checkout {home_shown}"),
+        "{said}"
+    );
+    // `home` was itself seeded: it hands on the incremental state too, as
+    // the seed gave it the wrapper's records of the units it restored.
+    let seeded = said
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .find(|e| e["event"] == "seeded")
+        .unwrap_or_else(|| panic!("{said}"));
+    assert!(seeded["incremental"].as_u64().unwrap() > 0, "{said}");
+    let b = cargo_build_env(&wt, &env);
+    assert_compiled(&b, &["greet", "app"]);
+    assert_eq!(run_app(&wt).lines().next().unwrap(), r.greeting(true, 3));
+}

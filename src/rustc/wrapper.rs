@@ -329,6 +329,22 @@ fn unit_hash(args: &[String], cwd: &Path, profile_dir: &Path) -> Option<String> 
     Layout::PerUnit.hash_of_file(rel.strip_prefix(profile_dir).ok()?)
 }
 
+/// Records `inv` as the invocation of the unit `<package>-<hash>` in
+/// `profile_dir`, as the wrapper records what it runs: a seed gives the units
+/// it restores the records of the build they come from, with this
+/// checkout's paths, so that this build dir can be published or be a
+/// donor in its turn.
+pub(crate) fn write_record(
+    profile_dir: &Path,
+    hash: &str,
+    inv: &Invocation,
+) -> std::io::Result<()> {
+    let dir = profile_dir.join(RECORDS);
+    fs::create_dir_all(&dir)?;
+    let text = serde_json::to_vec(inv).expect("serialises");
+    fs::write(dir.join(format!("{hash}.json")), text)
+}
+
 /// The recorded invocation of the unit `<package>-<hash>`.
 pub fn recorded(profile_dir: &Path, hash: &str) -> Option<Invocation> {
     let text = fs::read(profile_dir.join(RECORDS).join(format!("{hash}.json"))).ok()?;

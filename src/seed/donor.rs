@@ -315,6 +315,9 @@ pub(crate) fn gives(ws: &Workspace, found: &Found) -> Gives {
 /// cargo run over its sources and a digest of what it would give.
 const AUTO_TRIES: usize = 3;
 
+/// A donor chosen and opened: the snapshot it is, and the checkout, locked.
+pub(crate) type Opened = (Found, Donor);
+
 /// A candidate donor: another checkout of this repository with a build of
 /// the profile, and what it would give, or why it cannot.
 pub(crate) struct Offer {
@@ -366,7 +369,7 @@ pub(crate) fn survey(
     covers: &[Cover],
     want: &Want,
     limit: usize,
-) -> Result<(Vec<Offer>, Option<(Found, Donor)>), Error> {
+) -> Result<(Vec<Offer>, Option<Opened>), Error> {
     let mut offers = candidates(ws, profile)?;
     let mut best: Option<(Found, Donor, usize)> = None;
     let quiet = Reporter::silent();

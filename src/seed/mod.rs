@@ -564,10 +564,33 @@ fn stage(
         }
     }
     staged.notes = debugger_maps(ws, manifest, moves, staging, &chosen.dest)?;
+    write_records(staging, &units, moves)?;
     let state_path = staging.join(STATE_FILE);
     let text = serde_json::to_vec(&state).expect("state serialises");
     fs::write(&state_path, text).map_err(Error::io("write", &state_path))?;
     Ok(staged)
+}
+
+/// Gives the restored units the rustc wrapper's records of the build they
+/// come from, their paths this checkout's: what cargo runs here for the
+/// same unit (its hash and fingerprint are the same). Without them, this
+/// build dir would look as if it were not compiled through the wrapper to a
+/// publish or a seed `--from` it.
+fn write_records(staging: &Path, units: &[&Unit], moves: &Moves) -> Result<(), Error> {
+    for unit in units.iter().filter(|u| !u.host) {
+        let (Some(inv), Some((_, hash))) = (&unit.rustc, crate::cargo::unit_id::split(&unit.id))
+        else {
+            continue;
+        };
+        let here = crate::rustc::wrapper::Invocation {
+            cwd: moves.map(&inv.cwd).unwrap_or_else(|| inv.cwd.clone()),
+            args: inv.args.iter().map(|a| moves.map_text(a)).collect(),
+            scheme: inv.scheme,
+        };
+        crate::rustc::wrapper::write_record(staging, hash, &here)
+            .map_err(Error::io("write a rustc record in", staging))?;
+    }
+    Ok(())
 }
 
 /// Writes the debugger scripts that map the build machine's source paths

@@ -81,12 +81,14 @@ impl Moves {
     }
 
     /// Replaces every moved directory in `text`.
-    #[cfg(test)]
     pub(crate) fn map_text(&self, text: &str) -> String {
         let mut out = Vec::new();
         self.map_stream(text.as_bytes(), &mut out, u64::MAX)
             .expect("a Vec takes any size");
-        String::from_utf8(out).expect("paths in UTF-8 map to UTF-8")
+        match String::from_utf8(out) {
+            Ok(s) => s,
+            Err(e) => String::from_utf8_lossy(e.as_bytes()).into_owned(),
+        }
     }
 
     /// How many times larger than its input a mapped text can be: the
