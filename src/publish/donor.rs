@@ -58,22 +58,56 @@ pub(crate) struct DonorBuild {
 /// sources, as `covers` build them. `scratch` is a directory of the
 /// caller's where the shadow is made (and left for the caller to remove).
 /// The caller holds cargo's lock on the donor's profile dir throughout.
+/// `on_fresh` is told the files of each unit (relative to the profile dir)
+/// as soon as cargo reports it fresh, so that copying can start while cargo
+/// and the planning go on.
 pub(crate) fn observe_donor(
     donor: &Workspace,
     profile: &str,
     covers: &[Cover],
     layout: Layout,
     scratch: &Path,
+    on_fresh: &mut dyn FnMut(&[PathBuf]),
 ) -> Result<DonorBuild, Error> {
     let dir = donor.profile_build_dir(profile);
     let dir_name = workspace::profile_dir_name(profile);
     let shadow = scratch.join("shadow");
     let shadow_dir = shadow.join(dir_name);
-    make_shadow(&dir, &shadow_dir, layout).map_err(Error::io("make a shadow of", &dir))?;
+    let by_inode =
+        make_shadow(&dir, &shadow_dir, layout).map_err(Error::io("make a shadow of", &dir))?;
+    let outputs = layout.outputs(&dir)?;
+    let ids: HashMap<String, String> = layout
+        .unit_ids(&dir)?
+        .into_iter()
+        .filter_map(|id| Some((crate::cargo::unit_id::split(&id)?.1.to_owned(), id.clone())))
+        .collect();
+    // The files of the unit a message names: its first file is the unit's
+    // own, or a link to one (a member's library or binary at the top).
+    let mut tell = |message: &Message| {
+        let file = match message {
+            Message::CompilerArtifact(a) => a.filenames.first().map(|f| f.as_std_path()),
+            Message::BuildScriptExecuted(b) => Some(b.out_dir.as_std_path()),
+            _ => None,
+        };
+        let own = |f: &Path| -> Option<PathBuf> {
+            let rel = f.strip_prefix(&shadow_dir).ok()?;
+            if layout.hash_of_file(rel).is_some() {
+                return Some(rel.to_owned());
+            }
+            by_inode.get(&inode(&fs::metadata(f).ok()?)?).cloned()
+        };
+        let id = file
+            .and_then(own)
+            .and_then(|rel| layout.hash_of_file(&rel))
+            .and_then(|hash| ids.get(&hash));
+        if let Some(id) = id {
+            on_fresh(&layout.unit_members(&dir, id, &outputs));
+        }
+    };
     let mut messages = Vec::new();
     let mut cargo_said = None;
     for cover in covers {
-        let (found, said) = fresh_units(donor, cover, &shadow)?;
+        let (found, said) = fresh_units(donor, cover, &shadow, &mut tell)?;
         messages.extend(found);
         cargo_said = cargo_said.or(said);
     }
@@ -178,8 +212,10 @@ fn read_by_cargo(layout: Layout, rel: &Path) -> bool {
 /// files cargo reads by content copied, every other regular file an empty,
 /// non-executable file with the same mtime. Incremental sessions and links
 /// are left out (cargo's freshness never reads them). The directories are
-/// made first, then the files on all cores.
-fn make_shadow(from: &Path, to: &Path, layout: Layout) -> io::Result<()> {
+/// made first, then the files on all cores. Returns the files by inode:
+/// cargo names a workspace member's library or binary by the copy it links
+/// at the top of the profile dir.
+fn make_shadow(from: &Path, to: &Path, layout: Layout) -> io::Result<HashMap<(u64, u64), PathBuf>> {
     let mut files: Vec<(PathBuf, SystemTime)> = Vec::new();
     let mut stack: Vec<PathBuf> = layout
         .unit_dirs()
@@ -215,9 +251,20 @@ fn make_shadow(from: &Path, to: &Path, layout: Layout) -> io::Result<()> {
         if read_by_cargo(layout, rel) {
             io::copy(&mut File::open(from.join(rel))?, &mut dest)?;
         }
-        dest.set_times(FileTimes::new().set_modified(*mtime))
+        dest.set_times(FileTimes::new().set_modified(*mtime))?;
+        Ok::<_, io::Error>(inode(&dest.metadata()?).map(|key| (key, rel.clone())))
     });
-    made.map(drop)
+    Ok(made?.into_iter().flatten().collect())
+}
+
+#[cfg(unix)]
+fn inode(meta: &fs::Metadata) -> Option<(u64, u64)> {
+    use std::os::unix::fs::MetadataExt;
+    Some((meta.dev(), meta.ino()))
+}
+#[cfg(not(unix))]
+fn inode(_: &fs::Metadata) -> Option<(u64, u64)> {
+    None
 }
 
 /// Runs one covered command over the donor's sources against the shadow
@@ -227,12 +274,16 @@ fn fresh_units(
     donor: &Workspace,
     cover: &Cover,
     shadow: &Path,
+    tell: &mut dyn FnMut(&Message),
 ) -> Result<(Vec<Message>, Option<String>), Error> {
     let mut args = cover.cargo_args(None);
     args.insert(1, "--keep-going".to_owned());
     let exe = std::env::current_exe().map_err(Error::io("find", Path::new("cargo-seed")))?;
     let cargo = workspace::cargo_exe();
-    let out = Command::new(&cargo)
+    // cargo's errors (the units it was refused) go to a file, so that
+    // neither pipe can fill while the other is read.
+    let errors = shadow.join("cargo-stderr");
+    let mut child = Command::new(&cargo)
         .current_dir(&donor.root)
         .args(&args)
         .env("CARGO_TARGET_DIR", shadow)
@@ -242,21 +293,30 @@ fn fresh_units(
         .env_remove("CARGO_BUILD_RUSTC_WRAPPER")
         .env_remove("RUSTC_WORKSPACE_WRAPPER")
         .stdin(Stdio::null())
-        .output()
+        .stdout(Stdio::piped())
+        .stderr(File::create(&errors).map_err(Error::io("create", &errors))?)
+        .spawn()
         .map_err(Error::io("run", &cargo))?;
-    let messages: Vec<Message> = Message::parse_stream(out.stdout.as_slice())
-        .filter_map(Result::ok)
-        .filter(|m| match m {
+    let stdout = child.stdout.take().expect("piped");
+    let mut messages = Vec::new();
+    for message in Message::parse_stream(io::BufReader::new(stdout)).flatten() {
+        let fresh = match &message {
             Message::CompilerArtifact(a) => a.fresh,
             // Only a run cargo found fresh: a stale one would have to start
             // an empty file, and fails.
             Message::BuildScriptExecuted(_) => true,
             _ => false,
-        })
-        .collect();
-    let said = (!out.status.success())
+        };
+        if fresh {
+            tell(&message);
+            messages.push(message);
+        }
+    }
+    let status = child.wait().map_err(Error::io("run", &cargo))?;
+    let said = (!status.success())
         .then(|| {
-            String::from_utf8_lossy(&out.stderr)
+            fs::read_to_string(&errors)
+                .unwrap_or_default()
                 .lines()
                 .rfind(|l| l.starts_with("error"))
                 .map(str::to_owned)

@@ -10,9 +10,9 @@
 //! the file system can (`copy_file_range`: a reflink on btrfs and XFS).
 
 use std::collections::HashMap;
-use std::fs::{self, File, FileTimes};
-use std::io;
+use std::fs;
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::SystemTime;
 
 use super::resolve::Found;
@@ -29,6 +29,14 @@ use crate::snapshot::manifest::Unit;
 use crate::snapshot::want::Want;
 use crate::Error;
 
+mod copy;
+mod prefetch;
+
+use copy::{copy_tree, mapping, Mapping};
+
+pub(super) use prefetch::remove_leftovers;
+use prefetch::{Prefetch, Prefetched};
+
 /// A donor checkout, locked, with its fresh units planned.
 pub(crate) struct Donor {
     /// The donor's workspace root.
@@ -38,6 +46,10 @@ pub(crate) struct Donor {
     pub own: bool,
     members: HashMap<UnitId, Vec<PathBuf>>,
     dir: PathBuf,
+    mapping: Arc<Mapping>,
+    /// Copies started while cargo looked, until staging first asks.
+    prefetch: Mutex<Option<Prefetch>>,
+    prefetched: OnceLock<Option<Prefetched>>,
     _lock: CargoLock,
     _scratch: tempfile::TempDir,
 }
@@ -47,11 +59,11 @@ pub(crate) struct Donor {
 /// as a snapshot of its `HEAD`.
 pub(crate) fn open(
     ws: &Workspace,
-    path: &Path,
-    donor: Workspace,
+    (path, donor): (&Path, Workspace),
     profile: &str,
     covers: &[Cover],
     want: &Want,
+    prefetch: bool,
     reporter: &Reporter,
 ) -> Result<(Found, Donor), Error> {
     let refused = |why: String| Error::Donor {
@@ -76,23 +88,56 @@ pub(crate) fn open(
     }
     let lock = lock_cargo_shared(&dir, reporter)?;
     fs::create_dir_all(&ws.build_dir).map_err(Error::io("create", &ws.build_dir))?;
-    // The shadow goes to the system's temporary dir (often in memory): it
-    // is a file for every file of the donor's units, made and removed.
+    // The shadow is a file for every file of the donor's units, made and
+    // removed: in memory where there is a place for that (`/dev/shm`),
+    // else in the system's temporary dir. On a disk, ext4 makes files
+    // slowly where many were just removed (it reads the inode table to
+    // avoid reusing a recently deleted inode).
+    let in_memory = Path::new("/dev/shm");
     let scratch = tempfile::Builder::new()
         .prefix("cargo-seed-shadow-")
-        .tempdir()
+        .tempdir_in(in_memory)
+        .or_else(|_| {
+            tempfile::Builder::new()
+                .prefix("cargo-seed-shadow-")
+                .tempdir()
+        })
         .or_else(|_| {
             tempfile::Builder::new()
                 .prefix(".cargo-seed-shadow-")
                 .tempdir_in(&ws.build_dir)
         })
         .map_err(Error::io("create a directory in", &ws.build_dir))?;
+    // Copying starts as cargo reports each unit fresh, within the room the
+    // build dir's file system has (less what is kept for cargo's own work).
+    let room = super::free_space(&ws.build_dir).map_or(u64::MAX, |(bytes, _)| {
+        bytes.saturating_sub(2 * super::FREE_SPACE_MARGIN)
+    });
+    let mapping = Arc::new(mapping(ws, &donor, want.layout));
+    let mut copying = prefetch
+        .then(|| {
+            let threads = crate::pool::threads().max(2);
+            Prefetch::start(&dir, &ws.build_dir, threads, room, mapping.clone()).ok()
+        })
+        .flatten();
+    let mut on_fresh = |members: &[PathBuf]| {
+        if let Some(p) = copying.as_mut() {
+            p.queue(members);
+        }
+    };
     let DonorBuild {
         manifest,
         members,
         dir,
         cargo_said,
-    } = observe_donor(&donor, profile, covers, want.layout, scratch.path())?;
+    } = observe_donor(
+        &donor,
+        profile,
+        covers,
+        want.layout,
+        scratch.path(),
+        &mut on_fresh,
+    )?;
     if manifest.units.is_empty() {
         let said = cargo_said
             .map(|s| format!(" (cargo: {s})"))
@@ -118,6 +163,9 @@ pub(crate) fn open(
             own,
             members,
             dir,
+            mapping,
+            prefetch: Mutex::new(copying),
+            prefetched: OnceLock::new(),
             _lock: lock,
             _scratch: scratch,
         },
@@ -125,6 +173,16 @@ pub(crate) fn open(
 }
 
 impl Donor {
+    /// The copies made while cargo looked, once they are all made.
+    fn prefetched(&self) -> Option<&Prefetched> {
+        self.prefetched
+            .get_or_init(|| {
+                let running = self.prefetch.lock().ok()?.take()?;
+                Some(running.finish())
+            })
+            .as_ref()
+    }
+
     /// Copies unit `unit`'s files from the donor into `root` (a staging
     /// dir), each with the mtime `stamp`, as an unpack would leave them.
     pub(super) fn copy_unit(
@@ -139,9 +197,20 @@ impl Donor {
             symlinks: false,
         };
         let members = self.members.get(&unit.id).map(Vec::as_slice).unwrap_or(&[]);
+        let prefetched = self.prefetched();
         for member in members {
-            copy_tree(&self.dir, root, member, stamp, &mut unpacked.files)
-                .map_err(Error::io("copy from the donor", &self.dir.join(member)))?;
+            if let Some(files) = prefetched.and_then(|p| p.take(member, root, stamp)) {
+                unpacked.files.extend(files);
+                continue;
+            }
+            copy_tree(
+                &self.dir,
+                root,
+                member,
+                (stamp, &self.mapping),
+                &mut unpacked.files,
+            )
+            .map_err(Error::io("copy from the donor", &self.dir.join(member)))?;
         }
         // What the unit owns and nothing else, as an archive entry would be
         // checked.
@@ -155,39 +224,6 @@ impl Donor {
         }
         Ok(unpacked)
     }
-}
-
-/// Copies `rel` (a file or a directory, relative to `from`) to the same
-/// place below `to`, every file stamped `stamp`; adds each file with its
-/// size to `files`. A link is refused: a unit's files are cargo's and
-/// rustc's, which write none, and one would point back into the donor.
-fn copy_tree(
-    from: &Path,
-    to: &Path,
-    rel: &Path,
-    stamp: SystemTime,
-    files: &mut Vec<(PathBuf, u64)>,
-) -> io::Result<()> {
-    let meta = fs::symlink_metadata(from.join(rel))?;
-    if meta.is_dir() {
-        fs::create_dir_all(to.join(rel))?;
-        for entry in fs::read_dir(from.join(rel))? {
-            copy_tree(from, to, &rel.join(entry?.file_name()), stamp, files)?;
-        }
-        return Ok(());
-    }
-    if !meta.is_file() {
-        return Err(io::Error::other("not a regular file or directory"));
-    }
-    let dest = to.join(rel);
-    if let Some(parent) = dest.parent() {
-        fs::create_dir_all(parent)?;
-    }
-    let size = fs::copy(from.join(rel), &dest)?;
-    let times = FileTimes::new().set_modified(stamp).set_accessed(stamp);
-    File::options().write(true).open(&dest)?.set_times(times)?;
-    files.push((rel.to_owned(), size));
-    Ok(())
 }
 
 /// The layout of the donor's build of `profile`, and cargo's cache of what
@@ -374,8 +410,17 @@ pub(crate) fn survey(
     let mut best: Option<(Found, Donor, usize)> = None;
     let quiet = Reporter::silent();
     for offer in offers.iter_mut().take(limit) {
-        let opened = locate(ws, &offer.root)
-            .and_then(|donor| open(ws, &offer.root, donor, profile, covers, want, &quiet));
+        let opened = locate(ws, &offer.root).and_then(|donor| {
+            open(
+                ws,
+                (&offer.root, donor),
+                profile,
+                covers,
+                want,
+                false,
+                &quiet,
+            )
+        });
         match opened {
             Ok((found, donor)) => {
                 let g = gives(ws, &found);

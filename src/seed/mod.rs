@@ -182,8 +182,15 @@ fn choose_snapshot(
             let donor_ws = donor::locate(ws, path)?;
             let known = donor::layout_of(&donor_ws, opts.profile);
             let want = plan::want_with(ws, opts.profile, opts.target, known)?;
-            let (found, donor) =
-                donor::open(ws, path, donor_ws, opts.profile, covers, &want, reporter)?;
+            let (found, donor) = donor::open(
+                ws,
+                (path, donor_ws),
+                opts.profile,
+                covers,
+                &want,
+                !opts.dry_run,
+                reporter,
+            )?;
             (want, found, Some(donor))
         }
         None => {
@@ -278,6 +285,7 @@ fn prepare(
     // One seed at a time per build dir; opened without truncation so a
     // failed seed leaves even this file's mtime as it was.
     let seed_lock = lock_file(&lock_path)?;
+    donor::remove_leftovers(&ws.build_dir);
     fs::create_dir_all(&area).map_err(Error::io("create", &area))?;
     if chosen.found.manifest.cross {
         recover_or_remove_leftovers(&ws.build_dir, &chosen.host_dest, profile_name)?;

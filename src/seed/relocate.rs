@@ -50,17 +50,31 @@ impl Moves {
         build_dir: &Path,
         repository: Option<&Path>,
     ) -> Moves {
-        let repository = manifest.repository_root.as_ref().zip(repository);
-        let mut pairs: Vec<(PathBuf, PathBuf)> = [
-            (&manifest.build_dir, build_dir),
-            (&manifest.workspace_root, root),
-            (&manifest.cargo_home, cargo_home),
-        ]
-        .into_iter()
-        .chain(repository)
-        .filter(|(from, to)| from.as_path() != *to && !from.as_os_str().is_empty())
-        .map(|(from, to)| (from.clone(), to.to_owned()))
-        .collect();
+        let from = [
+            &manifest.build_dir,
+            &manifest.workspace_root,
+            &manifest.cargo_home,
+        ];
+        let here = [build_dir, root, cargo_home];
+        let repository = manifest.repository_root.as_deref().zip(repository);
+        Moves::between(from.map(PathBuf::as_path), here, repository)
+    }
+
+    /// The moves from another machine's (or checkout's) build dir,
+    /// workspace root and `CARGO_HOME` to these, and its repository's top to
+    /// this one's, when both are given.
+    pub(crate) fn between(
+        from: [&Path; 3],
+        here: [&Path; 3],
+        repository: Option<(&Path, &Path)>,
+    ) -> Moves {
+        let mut pairs: Vec<(PathBuf, PathBuf)> = from
+            .into_iter()
+            .zip(here)
+            .chain(repository)
+            .filter(|(from, to)| from != to && !from.as_os_str().is_empty())
+            .map(|(from, to)| (from.to_owned(), to.to_owned()))
+            .collect();
         pairs.sort_by_key(|(from, _)| std::cmp::Reverse(from.as_os_str().len()));
         Moves { pairs }
     }
@@ -661,7 +675,7 @@ impl<'a> TextRewrite<'a> {
                 return Ok(text.len() as u64);
             }
             charge(written)?;
-            write_stamped(path, &mapped, stamp).map_err(io)?;
+            replace_stamped(path, &mapped, stamp).map_err(io)?;
             return Ok(written);
         }
         let mut temp_name = path.as_os_str().to_owned();
@@ -701,6 +715,26 @@ fn copy_stamped(from: &Path, to: &Path, stamp: SystemTime) -> io::Result<()> {
     let mut out = File::options().write(true).truncate(true).open(to)?;
     io::copy(&mut File::open(from)?, &mut out)?;
     out.set_times(FileTimes::new().set_modified(stamp).set_accessed(stamp))
+}
+
+/// Replaces a file in the staging dir with one of `bytes`, stamped: the old
+/// one removed, a new one made. Truncating a file just written, or renaming
+/// a new one over it, makes ext4 write back its data first (its
+/// `auto_da_alloc`), which while gigabytes are being copied waits up to half
+/// a second for each of hundreds of dep-info files. A file with other links
+/// is rewritten in place, so that they see the change.
+fn replace_stamped(path: &Path, bytes: &[u8], stamp: SystemTime) -> io::Result<()> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt;
+        if fs::symlink_metadata(path)?.nlink() > 1 {
+            return write_stamped(path, bytes, stamp);
+        }
+    }
+    fs::remove_file(path)?;
+    let mut file = File::options().write(true).create_new(true).open(path)?;
+    file.write_all(bytes)?;
+    file.set_times(FileTimes::new().set_modified(stamp).set_accessed(stamp))
 }
 
 /// Replaces a file's contents in place (keeping its inode, so hard links to
