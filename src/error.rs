@@ -100,6 +100,8 @@ pub enum Error {
         searched: String,
         skipped: Vec<String>,
     },
+    #[error("{} is in use by a build or another seed, which a seed --from does not wait for", .dir.display())]
+    Busy { dir: PathBuf },
     #[error("cannot seed from {}: {why}", .path.display())]
     Donor { path: PathBuf, why: String },
     #[error("{dir} already holds build state; cargo seed leaves it alone")]
@@ -161,6 +163,9 @@ impl Error {
                 "build normally (`cargo build`); publish snapshots from CI with `cargo seed publish`"
                     .into(),
             ),
+            Error::Busy { .. } => {
+                Some("run it again once that is done (nothing was changed)".into())
+            }
             Error::BuildStatePresent { .. } => Some(
                 "pass --force to replace it (units already there are reused), or run `cargo clean` first".into(),
             ),

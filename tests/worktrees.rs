@@ -103,10 +103,12 @@ fn build(dir: &Path) -> BuildReport {
 }
 
 impl Repo {
-    /// A new worktree of the main checkout, at another path, at `commit`.
+    /// A new worktree of the main checkout, at another path, at `commit`:
+    /// `checkouts/main-<n>`, as `git worktree add ../main-fix` names them,
+    /// so that the donor's path is a prefix of its own.
     fn worktree(&self, commit: &str) -> PathBuf {
         let n = self.counter.fetch_add(1, Ordering::Relaxed);
-        let dir = self.root.join(format!("checkouts/wt-{n}/deeper"));
+        let dir = self.root.join(format!("checkouts/main-{n}"));
         fs::create_dir_all(dir.parent().unwrap()).unwrap();
         git(
             &self.main,
@@ -137,7 +139,40 @@ impl Repo {
 }
 
 fn seed_from(dir: &Path, donor: &Path) -> String {
-    cargo(dir, &["seed", "--from", donor.to_str().unwrap(), "-v"])
+    let said = cargo(dir, &["seed", "--from", donor.to_str().unwrap(), "-v"]);
+    mapped_once(dir, donor);
+    said
+}
+
+/// The donor's paths in the text files the seed relocates (rustc's
+/// dep-info, build scripts' output) became this checkout's once: where the
+/// donor's path is a prefix of this one's, mapping twice would give
+/// `main-1-1`.
+fn mapped_once(dir: &Path, donor: &Path) {
+    let (here, there) = (dir.to_str().unwrap(), donor.to_str().unwrap());
+    let Some(tail) = here.strip_prefix(there) else {
+        return;
+    };
+    let twice = format!("{here}{tail}");
+    let mut stack = vec![dir.join("target")];
+    while let Some(d) = stack.pop() {
+        for e in fs::read_dir(&d).into_iter().flatten().flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                stack.push(p);
+            } else if p.extension().is_some_and(|x| x == "d")
+                || p.file_name()
+                    .is_some_and(|n| n == "output" || n == "stdout")
+            {
+                let text = String::from_utf8_lossy(&fs::read(&p).unwrap()).into_owned();
+                assert!(
+                    !text.contains(&twice),
+                    "{} names {twice}:\n{text}",
+                    p.display()
+                );
+            }
+        }
+    }
 }
 
 /// The inodes of the object files in `krate`'s incremental sessions.

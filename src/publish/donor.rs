@@ -65,7 +65,7 @@ pub(crate) fn observe_donor(
     donor: &Workspace,
     profile: &str,
     covers: &[Cover],
-    layout: Layout,
+    (layout, toolchain, rustc): (Layout, &Toolchain, Option<&Path>),
     scratch: &Path,
     on_fresh: &mut dyn FnMut(&[PathBuf]),
 ) -> Result<DonorBuild, Error> {
@@ -107,7 +107,7 @@ pub(crate) fn observe_donor(
     let mut messages = Vec::new();
     let mut cargo_said = None;
     for cover in covers {
-        let (found, said) = fresh_units(donor, cover, &shadow, &mut tell)?;
+        let (found, said) = fresh_units(donor, cover, (&shadow, rustc), &mut tell)?;
         messages.extend(found);
         cargo_said = cargo_said.or(said);
     }
@@ -128,7 +128,9 @@ pub(crate) fn observe_donor(
             &donor.cargo_home,
             &donor.build_dir,
         ),
-        toolchain: Toolchain::detect(&donor.root)?,
+        // This checkout's: cargo ran with its rustc, so a unit another
+        // compiled is not fresh.
+        toolchain: toolchain.clone(),
         commit: git::resolve_commit(&donor.root, "HEAD")?,
         // Not asked (a `git status` of the donor costs more than the rest
         // of this look): every unit is judged by content anyway.
@@ -273,17 +275,34 @@ fn inode(_: &fs::Metadata) -> Option<(u64, u64)> {
 fn fresh_units(
     donor: &Workspace,
     cover: &Cover,
-    shadow: &Path,
+    (shadow, rustc): (&Path, Option<&Path>),
     tell: &mut dyn FnMut(&Message),
 ) -> Result<(Vec<Message>, Option<String>), Error> {
     let mut args = cover.cargo_args(None);
-    args.insert(1, "--keep-going".to_owned());
+    // Never the network, never the donor's `Cargo.lock`: a donor whose
+    // lockfile would change has nothing fresh to give.
+    args.splice(1..1, ["--keep-going".to_owned(), "--frozen".to_owned()]);
     let exe = std::env::current_exe().map_err(Error::io("find", Path::new("cargo-seed")))?;
     let cargo = workspace::cargo_exe();
     // cargo's errors (the units it was refused) go to a file, so that
     // neither pipe can fill while the other is read.
     let errors = shadow.join("cargo-stderr");
-    let mut child = Command::new(&cargo)
+    let mut cmd = Command::new(&cargo);
+    // This checkout's rustc (and, under rustup, toolchain), not the one the
+    // donor's `rust-toolchain.toml` names, which rustup would install.
+    if let Some(rustc) = rustc {
+        if std::env::var_os("RUSTC").is_none() {
+            cmd.env("RUSTC", rustc);
+        }
+        let sysroot = rustc.parent().and_then(Path::parent);
+        let rustup = sysroot
+            .and_then(Path::parent)
+            .is_some_and(|d| d.file_name().is_some_and(|n| n == "toolchains"));
+        if let (true, Some(name)) = (rustup, sysroot.and_then(Path::file_name)) {
+            cmd.env("RUSTUP_TOOLCHAIN", name);
+        }
+    }
+    let mut child = cmd
         .current_dir(&donor.root)
         .args(&args)
         .env("CARGO_TARGET_DIR", shadow)
@@ -292,6 +311,7 @@ fn fresh_units(
         .env(crate::rustc::wrapper::LOOK_ONLY_VAR, "1")
         .env_remove("CARGO_BUILD_RUSTC_WRAPPER")
         .env_remove("RUSTC_WORKSPACE_WRAPPER")
+        .env("RUSTUP_AUTO_INSTALL", "0")
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(File::create(&errors).map_err(Error::io("create", &errors))?)

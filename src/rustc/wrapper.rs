@@ -113,13 +113,19 @@ pub fn run(rustc: OsString, args: Vec<OsString>) -> ExitCode {
     exec(cmd, &rustc)
 }
 
-/// Whether rustc is asked about itself (`-vV`, `--print …`: cargo's
-/// questions before a build) rather than to compile.
+/// Whether rustc is asked about itself rather than to compile: cargo's
+/// questions before a build, `rustc -vV` and the target's file names and
+/// cfg (`rustc - --crate-name ___ --print=…`, reading an empty crate from
+/// stdin). A `--print` alone is not enough: `RUSTFLAGS` may add one to
+/// every compilation.
 fn is_question(args: &[OsString]) -> bool {
-    args.iter().any(|a| {
-        let a = a.to_string_lossy();
-        a == "-vV" || a == "-V" || a == "--version" || a.starts_with("--print")
-    })
+    let has = |s: &str| args.iter().any(|a| a == s);
+    let version = has("-vV") || has("-V") || has("--version");
+    let target_info = has("-")
+        && args
+            .windows(2)
+            .any(|w| w[0] == "--crate-name" && w[1] == "___");
+    version || target_info
 }
 
 /// The wrapper named in [`CHAIN_VAR`], unless it is empty or cargo-seed.

@@ -34,7 +34,6 @@ mod prefetch;
 
 use copy::{copy_tree, mapping, Mapping};
 
-pub(super) use prefetch::remove_leftovers;
 use prefetch::{Prefetch, Prefetched};
 
 /// A donor checkout, locked, with its fresh units planned.
@@ -51,7 +50,7 @@ pub(crate) struct Donor {
     prefetch: Mutex<Option<Prefetch>>,
     prefetched: OnceLock<Option<Prefetched>>,
     _lock: CargoLock,
-    _scratch: tempfile::TempDir,
+    _scratch: prefetch::Held,
 }
 
 /// Finds the donor at `path` (a checkout of the same repository, its root
@@ -63,7 +62,7 @@ pub(crate) fn open(
     profile: &str,
     covers: &[Cover],
     want: &Want,
-    prefetch: bool,
+    (prefetch, wait): (bool, bool),
     reporter: &Reporter,
 ) -> Result<(Found, Donor), Error> {
     let refused = |why: String| Error::Donor {
@@ -86,32 +85,18 @@ pub(crate) fn open(
             dir.display()
         )));
     }
-    let lock = lock_cargo_shared(&dir, reporter)?;
-    fs::create_dir_all(&ws.build_dir).map_err(Error::io("create", &ws.build_dir))?;
-    // The shadow is a file for every file of the donor's units, made and
-    // removed: in memory where there is a place for that (`/dev/shm`),
-    // else in the system's temporary dir. On a disk, ext4 makes files
-    // slowly where many were just removed (it reads the inode table to
-    // avoid reusing a recently deleted inode).
-    let in_memory = Path::new("/dev/shm");
-    let scratch = tempfile::Builder::new()
-        .prefix("cargo-seed-shadow-")
-        .tempdir_in(in_memory)
-        .or_else(|_| {
-            tempfile::Builder::new()
-                .prefix("cargo-seed-shadow-")
-                .tempdir()
-        })
-        .or_else(|_| {
-            tempfile::Builder::new()
-                .prefix(".cargo-seed-shadow-")
-                .tempdir_in(&ws.build_dir)
-        })
-        .map_err(Error::io("create a directory in", &ws.build_dir))?;
-    // Copying starts as cargo reports each unit fresh, within the room the
-    // build dir's file system has (less what is kept for cargo's own work).
+    // `--from auto` does not wait on a checkout a build holds: it looks at
+    // another (the hook runs it, and must not hang a `git worktree add`).
+    let Some(lock) = lock_cargo_shared(&dir, wait, reporter)? else {
+        return Err(refused("a build there holds its build dir".into()));
+    };
+    let scratch = shadow_place(ws)?;
+    let rustc = crate::rustc::toolchain::sysroot_rustc(&ws.root).ok();
+    // Copying starts as cargo reports each unit fresh, within half the room
+    // the build dir's file system has: the rest is for staging what was not
+    // copied ahead, and for cargo's own work.
     let room = super::free_space(&ws.build_dir).map_or(u64::MAX, |(bytes, _)| {
-        bytes.saturating_sub(2 * super::FREE_SPACE_MARGIN)
+        bytes.saturating_sub(2 * super::FREE_SPACE_MARGIN) / 2
     });
     let mapping = Arc::new(mapping(ws, &donor, want.layout));
     let mut copying = prefetch
@@ -134,7 +119,7 @@ pub(crate) fn open(
         &donor,
         profile,
         covers,
-        want.layout,
+        (want.layout, &want.toolchain, rustc.as_deref()),
         scratch.path(),
         &mut on_fresh,
     )?;
@@ -173,6 +158,19 @@ pub(crate) fn open(
 }
 
 impl Donor {
+    /// Bytes of `units` already copied ahead into this checkout's build
+    /// dir (waiting for the copies to be made): room they need no more.
+    pub(super) fn copied_ahead(&self, units: &[&Unit]) -> u64 {
+        let Some(prefetched) = self.prefetched() else {
+            return 0;
+        };
+        let members = units
+            .iter()
+            .filter_map(|u| self.members.get(&u.id))
+            .flatten();
+        prefetched.bytes_of(members)
+    }
+
     /// The copies made while cargo looked, once they are all made.
     fn prefetched(&self) -> Option<&Prefetched> {
         self.prefetched
@@ -243,6 +241,48 @@ pub(crate) fn layout_of(
         .filter(|m| m.is_file() && m.len() <= 1 << 20)
         .and_then(|_| fs::read(&info).ok());
     Some((layout, info))
+}
+
+/// Where the shadow goes, a file for every file of the donor's units made
+/// and removed: in memory where there is room for that (`/dev/shm`, 256
+/// MiB free), else in the system's temporary dir, else in the build dir.
+/// On a disk, ext4 makes files slowly where many were just removed (it
+/// reads the inode table not to reuse a recently deleted inode). Each is
+/// held locked while in use, so that a later seed removes only those a
+/// killed one left ([`remove_leftovers`]).
+fn shadow_place(ws: &Workspace) -> Result<prefetch::Held, Error> {
+    let in_memory = Path::new(SHM);
+    let roomy = super::free_space(in_memory).is_some_and(|(bytes, _)| bytes >= 256 << 20);
+    let mut places = vec![std::env::temp_dir(), ws.build_dir.clone()];
+    if roomy {
+        places.insert(0, in_memory.to_owned());
+    }
+    let mut last = None;
+    for place in places {
+        let _ = fs::create_dir_all(&place);
+        match prefetch::Held::new(&place, SHADOW) {
+            Ok(held) => return Ok(held),
+            Err(e) => last = Some(Error::io("create a directory in", &place)(e)),
+        }
+    }
+    Err(last.expect("places to try"))
+}
+
+/// Where a shadow may be: see [`shadow_place`].
+const SHM: &str = "/dev/shm";
+const SHADOW: &str = ".cargo-seed-shadow-";
+
+/// Removes what a killed seed left in `build_dir` (copies made ahead) and
+/// in the places a shadow goes: those no seed holds locked.
+pub(super) fn remove_leftovers(build_dir: &Path) {
+    prefetch::remove_unheld(build_dir, prefetch::PREFIX);
+    for place in [
+        Path::new(SHM).to_owned(),
+        std::env::temp_dir(),
+        build_dir.to_owned(),
+    ] {
+        prefetch::remove_unheld(&place, SHADOW);
+    }
 }
 
 /// The donor's workspace: `path` is its workspace root, or the root of a
@@ -417,7 +457,7 @@ pub(crate) fn survey(
                 profile,
                 covers,
                 want,
-                false,
+                (false, false),
                 &quiet,
             )
         });
@@ -425,7 +465,7 @@ pub(crate) fn survey(
             Ok((found, donor)) => {
                 let g = gives(ws, &found);
                 offer.gives = Ok(g);
-                if best.as_ref().is_none_or(|(.., most)| g.reused > *most) {
+                if g.reused > best.as_ref().map_or(0, |(.., most)| *most) {
                     best = Some((found, donor, g.reused));
                 }
             }

@@ -188,7 +188,7 @@ fn choose_snapshot(
                 opts.profile,
                 covers,
                 &want,
-                !opts.dry_run,
+                (!opts.dry_run, true),
                 reporter,
             )?;
             (want, found, Some(donor))
@@ -427,8 +427,11 @@ fn stage(
     // Cargo's lock on the existing profile dir, held from before units are
     // kept from it until it has been swapped out, so a concurrent cargo
     // (rust-analyzer's `cargo check`, say) cannot change a file in between.
+    // With a donor's lock held, not waiting: a seed from here into the
+    // donor, waiting the other way, would wait for ever.
     if cargo_used(&chosen.dest) {
-        place.dest_lock = Some(lock_cargo(&chosen.dest, reporter)?);
+        let wait = chosen.donor.is_none();
+        place.dest_lock = Some(lock_cargo(&chosen.dest, wait, reporter)?);
     }
     let old_state = read_state(&chosen.dest);
     let (staging, host_staging, stamp) = (&place.staging.0, &place.host_staging.0, place.stamp);
@@ -443,8 +446,17 @@ fn stage(
         .iter()
         .map(|u| u.blob.unpacked)
         .fold(0u64, u64::saturating_add);
-    let room = free_room(declared, units.len(), &ws.build_dir, staging)?;
+    // A donor's units copied ahead already took their room.
+    let ahead = chosen.donor.as_ref().map_or(0, |d| d.copied_ahead(&units));
+    let room = free_room(
+        declared.saturating_sub(ahead),
+        units.len(),
+        &ws.build_dir,
+        staging,
+    )?;
     let text = relocate::TextRewrite::new(moves, declared);
+    let unmoved = Moves::default();
+    let no_text = relocate::TextRewrite::new(&unmoved, 0);
     reporter.emit(Event::FetchStarted {
         units: units.len(),
         bytes: total,
@@ -489,12 +501,19 @@ fn stage(
                     None => fetch_one(store, opts.cache, unit, place, limits, &mut times.unpack)?,
                 };
                 let clock = Instant::now();
+                // A donor's text files got this checkout's paths as they
+                // were copied; mapping them again would map a path that
+                // holds the donor's (`../app` in `../app-fix`) twice.
+                let text = match from {
+                    Origin::Checkout => &no_text,
+                    _ => &text,
+                };
                 let unpacked = relocate_unit(
                     root,
                     manifest.layout,
                     unit,
                     unpacked,
-                    &text,
+                    text,
                     &judged.plan,
                     stamp,
                 )?;

@@ -34,7 +34,7 @@ use crate::snapshot::manifest::{FingerprintRecord, Manifest, UnitKind};
 use crate::snapshot::secrets::{self, EnvMismatch};
 
 /// The build machine's directories and this one's.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub(crate) struct Moves {
     /// `(from, to)`, longest `from` first so that nested roots map right.
     pairs: Vec<(PathBuf, PathBuf)>,

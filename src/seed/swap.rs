@@ -102,7 +102,7 @@ pub(super) fn merge_host_units(
     reporter: &Reporter,
 ) -> Result<usize, Error> {
     fs::create_dir_all(dest).map_err(Error::io("create", dest))?;
-    let _lock = lock_cargo(dest, reporter)?;
+    let _lock = lock_cargo(dest, true, reporter)?;
     let mut added: Vec<PathBuf> = Vec::new();
     let mut count = 0;
     let result = (|| -> Result<(), Error> {
@@ -163,7 +163,7 @@ impl Staging {
         reporter: &Reporter,
         after: impl FnOnce(&Path),
     ) -> Result<(), Error> {
-        let new_lock = lock_cargo(&self.0, reporter)?;
+        let new_lock = lock_cargo(&self.0, true, reporter)?;
         let aside = dest.with_file_name(format!(
             ".cargo-seed-old.{}.{}",
             dest.file_name().unwrap_or_default().to_string_lossy(),
@@ -207,54 +207,65 @@ pub(super) struct CargoLock {
 
 /// Takes every lock any cargo takes on a profile dir, exclusively and in
 /// cargo's order ([`layout::LOCKS`]), so that an old cargo and a new one
-/// both wait; says so if another process holds one, as cargo does.
-pub(super) fn lock_cargo(profile_dir: &Path, reporter: &Reporter) -> Result<CargoLock, Error> {
+/// both wait; says so if another process holds one, as cargo does. With
+/// `wait` false, a lock another process holds is [`Error::Busy`].
+pub(super) fn lock_cargo(
+    profile_dir: &Path,
+    wait: bool,
+    reporter: &Reporter,
+) -> Result<CargoLock, Error> {
+    take_locks(profile_dir, false, wait, reporter)?.ok_or_else(|| Error::Busy {
+        dir: profile_dir.to_owned(),
+    })
+}
+
+/// Takes cargo's locks on a profile dir shared, as a reader: no build runs
+/// there while they are held, and other readers (another seed from the
+/// same donor) go on. A lock file cargo has not made yet is made, as cargo
+/// would, so that a build started meanwhile waits too. Says so if a build
+/// holds one; `None` if one does and `wait` is false.
+pub(super) fn lock_cargo_shared(
+    profile_dir: &Path,
+    wait: bool,
+    reporter: &Reporter,
+) -> Result<Option<CargoLock>, Error> {
+    take_locks(profile_dir, true, wait, reporter)
+}
+
+fn take_locks(
+    profile_dir: &Path,
+    shared: bool,
+    wait: bool,
+    reporter: &Reporter,
+) -> Result<Option<CargoLock>, Error> {
     let mut files = Vec::new();
     let mut told = false;
     for name in layout::LOCKS {
         let path = profile_dir.join(name);
         let file = open_lock(&path)?;
-        if file.try_lock().is_err() {
-            if !told {
-                reporter.emit(Event::Blocking {
-                    dir: profile_dir.display().to_string(),
-                });
-                told = true;
-            }
-            file.lock().map_err(Error::io("lock", &path))?;
-        }
-        files.push(file);
-    }
-    Ok(CargoLock { _files: files })
-}
-
-/// Takes cargo's locks on a profile dir shared, as a reader: no build runs
-/// there while they are held, and other readers (another seed from the
-/// same donor) go on. Says so if a build holds one.
-pub(super) fn lock_cargo_shared(
-    profile_dir: &Path,
-    reporter: &Reporter,
-) -> Result<CargoLock, Error> {
-    let mut files = Vec::new();
-    let mut told = false;
-    for name in layout::LOCKS {
-        let path = profile_dir.join(name);
-        // Never created: a lock file cargo has not made is not there to wait on.
-        let Ok(file) = File::open(&path) else {
-            continue;
+        let free = match shared {
+            true => file.try_lock_shared().is_ok(),
+            false => file.try_lock().is_ok(),
         };
-        if file.try_lock_shared().is_err() {
+        if !free {
+            if !wait {
+                return Ok(None);
+            }
             if !told {
                 reporter.emit(Event::Blocking {
                     dir: profile_dir.display().to_string(),
                 });
                 told = true;
             }
-            file.lock_shared().map_err(Error::io("lock", &path))?;
+            match shared {
+                true => file.lock_shared(),
+                false => file.lock(),
+            }
+            .map_err(Error::io("lock", &path))?;
         }
         files.push(file);
     }
-    Ok(CargoLock { _files: files })
+    Ok(Some(CargoLock { _files: files }))
 }
 
 /// Whether cargo has ever locked this profile dir (it creates its locks

@@ -12,43 +12,67 @@ use crate::git;
 use crate::seed::relocate::Moves;
 
 /// Copies `rel` (a file or a directory, relative to `from`) to the same
-/// place below `to`, every file stamped `stamp`; adds each file with its
-/// size to `files`. A link is refused: a unit's files are cargo's and
-/// rustc's, which write none, and one would point back into the donor.
+/// place below `to`, every file stamped `stamp` and every text file the
+/// seed relocates mapped to this checkout's paths; adds each file with its
+/// size to `files`, and says whether it made a link. A link is copied when
+/// it points down into the unit's own directory, relative and without
+/// `..` (as an unpacked snapshot's may); any other is refused, as it would
+/// point back into the donor or out of the build dir.
 pub(super) fn copy_tree(
     from: &Path,
     to: &Path,
     rel: &Path,
     (stamp, mapping): (SystemTime, &Mapping),
     files: &mut Vec<(PathBuf, u64)>,
-) -> io::Result<()> {
+) -> io::Result<bool> {
     let meta = fs::symlink_metadata(from.join(rel))?;
     if meta.is_dir() {
         fs::create_dir_all(to.join(rel))?;
+        let mut links = false;
         for entry in fs::read_dir(from.join(rel))? {
             let child = rel.join(entry?.file_name());
-            copy_tree(from, to, &child, (stamp, mapping), files)?;
+            links |= copy_tree(from, to, &child, (stamp, mapping), files)?;
         }
-        return Ok(());
-    }
-    if !meta.is_file() {
-        return Err(io::Error::other("not a regular file or directory"));
+        return Ok(links);
     }
     let dest = to.join(rel);
     if let Some(parent) = dest.parent() {
         fs::create_dir_all(parent)?;
     }
-    let size = if mapping.maps(rel, meta.len()) {
-        let text = fs::read(from.join(rel))?;
+    if meta.is_symlink() {
+        let target = fs::read_link(from.join(rel))?;
+        let downward = target
+            .components()
+            .all(|c| matches!(c, std::path::Component::Normal(_)));
+        if !downward {
+            return Err(io::Error::other(format!(
+                "a link to {}, out of its directory",
+                target.display()
+            )));
+        }
+        #[cfg(unix)]
+        std::os::unix::fs::symlink(&target, &dest)?;
+        #[cfg(not(unix))]
+        return Err(io::Error::other("a link"));
+        #[allow(unreachable_code)]
+        return Ok(true);
+    }
+    if !meta.is_file() {
+        return Err(io::Error::other("not a regular file, directory or link"));
+    }
+    let size = if mapping.maps(rel) {
+        let input = io::BufReader::new(File::open(from.join(rel))?);
         let out = File::options().write(true).create_new(true).open(&dest)?;
-        mapping.moves.map_stream(&text[..], out, u64::MAX)?.0
+        mapping.moves.map_stream(input, out, u64::MAX)?.0
     } else {
         fs::copy(from.join(rel), &dest)?
     };
+    // Opened to read: a read-only file (a header a build script copied
+    // from a read-only place) takes its owner's times all the same.
     let times = FileTimes::new().set_modified(stamp).set_accessed(stamp);
-    File::options().write(true).open(&dest)?.set_times(times)?;
+    File::open(&dest)?.set_times(times)?;
     files.push((rel.to_owned(), size));
-    Ok(())
+    Ok(false)
 }
 
 /// The donor's paths as its text files name them, and this checkout's:
@@ -63,10 +87,9 @@ pub(super) struct Mapping {
 
 impl Mapping {
     /// What relocation would rewrite: rustc's `.d` files and build-script
-    /// output, up to the size it rewrites in memory.
-    fn maps(&self, rel: &Path, size: u64) -> bool {
+    /// output.
+    fn maps(&self, rel: &Path) -> bool {
         !self.moves.is_empty()
-            && size <= 4 << 20
             && !self.layout.is_fingerprint_file(rel)
             && (rel.extension().is_some_and(|e| e == "d") || self.layout.is_script_output(rel))
     }

@@ -22,15 +22,36 @@ use crate::seed::cancel::CANCEL;
 type Files = Vec<(PathBuf, u64)>;
 
 /// The prefix of a prefetch directory's name in the build dir.
-const PREFIX: &str = ".cargo-seed-prefetch-";
-/// Held locked by the seed that copies into the directory it is in.
+pub(super) const PREFIX: &str = ".cargo-seed-prefetch-";
+/// Held locked by the seed that uses the directory it is in.
 const LOCK: &str = ".lock";
 
-/// Removes what a seed that was killed left of its prefetch directories
-/// in `build_dir`: those whose lock no seed holds.
-pub(crate) fn remove_leftovers(build_dir: &Path) {
-    for entry in fs::read_dir(build_dir).into_iter().flatten().flatten() {
-        if !entry.file_name().to_string_lossy().starts_with(PREFIX) {
+/// A directory of this seed's own, held locked while it exists, removed on
+/// drop.
+pub(super) struct Held {
+    dir: tempfile::TempDir,
+    _lock: fs::File,
+}
+
+impl Held {
+    /// A new directory in `place`, named `prefix` and a random suffix.
+    pub(super) fn new(place: &Path, prefix: &str) -> std::io::Result<Held> {
+        let dir = tempfile::Builder::new().prefix(prefix).tempdir_in(place)?;
+        let lock = fs::File::create(dir.path().join(LOCK))?;
+        lock.lock()?;
+        Ok(Held { dir, _lock: lock })
+    }
+
+    pub(super) fn path(&self) -> &Path {
+        self.dir.path()
+    }
+}
+
+/// Removes the directories named `prefix…` in `place` that a killed seed
+/// left: those whose lock no seed holds (or that have none).
+pub(super) fn remove_unheld(place: &Path, prefix: &str) {
+    for entry in fs::read_dir(place).into_iter().flatten().flatten() {
+        if !entry.file_name().to_string_lossy().starts_with(prefix) {
             continue;
         }
         let free = fs::File::open(entry.path().join(LOCK)).map_or(true, |f| f.try_lock().is_ok());
@@ -42,8 +63,8 @@ pub(crate) fn remove_leftovers(build_dir: &Path) {
 
 /// Copying in the background; [`Prefetch::finish`] waits for it.
 pub(super) struct Prefetch {
-    /// The directory, and its lock; taken by [`Prefetch::finish`].
-    place: Option<(tempfile::TempDir, fs::File)>,
+    /// The directory; taken by [`Prefetch::finish`].
+    place: Option<Held>,
     queue: Option<mpsc::Sender<PathBuf>>,
     queued: HashSet<PathBuf>,
     workers: Vec<JoinHandle<Vec<(PathBuf, Files)>>>,
@@ -54,8 +75,7 @@ pub(super) struct Prefetch {
 
 /// What the prefetch copied, by member.
 pub(super) struct Prefetched {
-    dir: tempfile::TempDir,
-    _lock: fs::File,
+    dir: Held,
     members: Mutex<HashMap<PathBuf, Files>>,
 }
 
@@ -70,11 +90,7 @@ impl Prefetch {
         budget: u64,
         mapping: Arc<Mapping>,
     ) -> std::io::Result<Prefetch> {
-        let dir = tempfile::Builder::new()
-            .prefix(PREFIX)
-            .tempdir_in(build_dir)?;
-        let lock = fs::File::create(dir.path().join(LOCK))?;
-        lock.lock()?;
+        let dir = Held::new(build_dir, PREFIX)?;
         let (queue, rx) = mpsc::channel::<PathBuf>();
         let rx = Arc::new(Mutex::new(rx));
         let copied = Arc::new(AtomicU64::new(0));
@@ -96,16 +112,16 @@ impl Prefetch {
                         // Stamped again when staging takes it.
                         let now = SystemTime::now();
                         match copy_tree(&from, &to, &member, (now, &mapping), &mut files) {
-                            Ok(()) => {
+                            Ok(false) => {
                                 let bytes: u64 = files.iter().map(|(_, n)| n).sum();
                                 if copied.fetch_add(bytes, Ordering::Relaxed) + bytes > budget {
                                     enough.store(true, Ordering::Relaxed);
                                 }
                                 done.push((member, files));
                             }
-                            // Left to staging, which copies it again and
-                            // reports what fails.
-                            Err(_) => {
+                            // Left to staging, which copies it again (a
+                            // link too) and reports what fails.
+                            Ok(true) | Err(_) => {
                                 let _ = fs::remove_dir_all(to.join(&member))
                                     .or_else(|_| fs::remove_file(to.join(&member)));
                             }
@@ -116,7 +132,7 @@ impl Prefetch {
             })
             .collect();
         Ok(Prefetch {
-            place: Some((dir, lock)),
+            place: Some(dir),
             queue: Some(queue),
             queued: HashSet::new(),
             workers,
@@ -138,10 +154,9 @@ impl Prefetch {
     /// Waits for the copies queued so far.
     pub(super) fn finish(mut self) -> Prefetched {
         let members = self.stop().into_iter().collect();
-        let (dir, lock) = self.place.take().expect("taken once");
+        let dir = self.place.take().expect("taken once");
         Prefetched {
             dir,
-            _lock: lock,
             members: Mutex::new(members),
         }
     }
@@ -167,6 +182,18 @@ impl Drop for Prefetch {
 }
 
 impl Prefetched {
+    /// Bytes already copied of `members`.
+    pub(super) fn bytes_of<'a>(&self, members: impl Iterator<Item = &'a PathBuf>) -> u64 {
+        let Ok(done) = self.members.lock() else {
+            return 0;
+        };
+        members
+            .filter_map(|m| done.get(m))
+            .flatten()
+            .map(|(_, n)| n)
+            .sum()
+    }
+
     /// Moves the copy of `member` to the same place below `root`, every
     /// file stamped `stamp`; returns its files, or `None` if there is no
     /// copy of it.
@@ -179,12 +206,9 @@ impl Prefetched {
             .and_then(|()| fs::rename(self.dir.path().join(member), &dest));
         let times = fs::FileTimes::new().set_modified(stamp).set_accessed(stamp);
         let stamped = moved.and_then(|()| {
-            files.iter().try_for_each(|(rel, _)| {
-                fs::File::options()
-                    .write(true)
-                    .open(root.join(rel))?
-                    .set_times(times)
-            })
+            files
+                .iter()
+                .try_for_each(|(rel, _)| fs::File::open(root.join(rel))?.set_times(times))
         });
         match stamped {
             Ok(()) => Some(files),
