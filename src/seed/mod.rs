@@ -93,12 +93,12 @@ pub fn restore(
         outcome.fetched_bytes = judged.units(manifest).map(|u| u.blob.size).sum();
         return Ok(outcome);
     }
-    let mut place = prepare(ws, opts, &chosen, reporter)?;
+    let place = prepare(ws, opts, &chosen, reporter)?;
     let clock = Instant::now();
     let judged = judge(ws, manifest, &chosen, true, &mut outcome, reporter);
     times.judge = clock.elapsed().as_secs_f64();
     let clock = Instant::now();
-    let staged = stage(ws, store, opts, &chosen, &mut place, &judged, reporter)?;
+    let staged = stage(ws, store, opts, &chosen, &place, &judged, reporter)?;
     times.stage = clock.elapsed().as_secs_f64();
     staged.times.add_to(&mut times);
     outcome.fetched_bytes = staged.fetched;
@@ -266,7 +266,8 @@ struct Place {
     /// Every restored file's mtime, taken before any input is compared
     /// (see [`freshness::file_system_now`]).
     stamp: SystemTime,
-    /// Cargo's lock on the existing profile dir, taken when staging starts.
+    /// Cargo's lock on the existing profile dir, taken before the staging
+    /// dir is made.
     dest_lock: Option<CargoLock>,
 }
 
@@ -296,6 +297,16 @@ fn prepare(
             return Err(Error::BuildStatePresent { dir: dest.clone() });
         }
     }
+    // Cargo's lock on the existing profile dir, held from before the
+    // staging dir is made until it has been swapped out, so a concurrent
+    // cargo (rust-analyzer's `cargo check`, say) cannot change a file in
+    // between (units are kept from it) nor run on the old state once the
+    // seed has begun. With a donor's lock held, not waiting: a seed from
+    // here into the donor, waiting the other way, would wait for ever.
+    let dest_lock = match cargo_used(dest) {
+        true => Some(lock_cargo(dest, chosen.donor.is_none(), reporter)?),
+        false => None,
+    };
     let staging = Staging::new(area.join(format!(
         ".cargo-seed-staging.{profile_name}.{}",
         std::process::id()
@@ -311,7 +322,7 @@ fn prepare(
         staging,
         host_staging,
         stamp,
-        dest_lock: None,
+        dest_lock,
     })
 }
 
@@ -418,21 +429,12 @@ fn stage(
     store: &dyn Store,
     opts: &RestoreOptions,
     chosen: &Chosen,
-    place: &mut Place,
+    place: &Place,
     judged: &Judged,
     reporter: &Reporter,
 ) -> Result<Staged, Error> {
     let found = &chosen.found;
     let manifest = &found.manifest;
-    // Cargo's lock on the existing profile dir, held from before units are
-    // kept from it until it has been swapped out, so a concurrent cargo
-    // (rust-analyzer's `cargo check`, say) cannot change a file in between.
-    // With a donor's lock held, not waiting: a seed from here into the
-    // donor, waiting the other way, would wait for ever.
-    if cargo_used(&chosen.dest) {
-        let wait = chosen.donor.is_none();
-        place.dest_lock = Some(lock_cargo(&chosen.dest, wait, reporter)?);
-    }
     let old_state = read_state(&chosen.dest);
     let (staging, host_staging, stamp) = (&place.staging.0, &place.host_staging.0, place.stamp);
     let moves = &judged.moves;
