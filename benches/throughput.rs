@@ -20,38 +20,16 @@ mod http;
 
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
 use std::time::Instant;
 
 use common::data::{generate, sh, DATA_CRATES, DATA_MIB, SMALL_CRATES};
-use common::{dir_size, runs, spread};
+use common::{dir_size, event, runs, spread, timed};
 
 const BIN: &str = env!("CARGO_BIN_EXE_cargo-seed");
 
-/// Runs `program` in `dir` and returns its wall time and stdout.
-fn timed(dir: &Path, program: &str, args: &[&str]) -> (f64, String) {
-    let start = Instant::now();
-    let out = Command::new(program)
-        .args(args)
-        .current_dir(dir)
-        .env_remove("CARGO_TARGET_DIR")
-        .env_remove("CARGO_BUILD_BUILD_DIR")
-        .env("CI", "1")
-        .stderr(Stdio::inherit())
-        .output()
-        .unwrap();
-    let secs = start.elapsed().as_secs_f64();
-    assert!(out.status.success(), "{program} {args:?} failed");
-    (secs, String::from_utf8(out.stdout).unwrap())
-}
-
 /// The stages of the `seeded` event, and how many units were rebuilt.
 fn seeded(stdout: &str) -> (Vec<(String, f64)>, usize) {
-    let event: serde_json::Value = stdout
-        .lines()
-        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
-        .find(|e| e["event"] == "seeded")
-        .expect("a seeded event");
+    let event = event(stdout, "seeded");
     let stages = event["stages"]
         .as_object()
         .expect("stages")

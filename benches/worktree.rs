@@ -20,37 +20,15 @@ mod common;
 
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::Instant;
 
 use common::data::{generate, sh};
-use common::{dir_size, runs, spread, BIN};
-
-/// Runs `program` in `dir`; returns its wall time and stdout.
-fn timed(dir: &Path, program: &str, args: &[&str]) -> (f64, String) {
-    let start = Instant::now();
-    let out = Command::new(program)
-        .args(args)
-        .current_dir(dir)
-        .env_remove("CARGO_TARGET_DIR")
-        .env_remove("CARGO_BUILD_BUILD_DIR")
-        .env_remove("RUSTC_WRAPPER")
-        .env("CI", "1")
-        .stderr(Stdio::inherit())
-        .output()
-        .unwrap();
-    let secs = start.elapsed().as_secs_f64();
-    assert!(out.status.success(), "{program} {args:?} failed");
-    (secs, String::from_utf8(out.stdout).unwrap())
-}
+use common::{dir_size, event, runs, spread, timed, BIN};
 
 /// The `seeded` event's units reused and rebuilt.
 fn seeded(stdout: &str) -> (u64, usize) {
-    let event: serde_json::Value = stdout
-        .lines()
-        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
-        .find(|e| e["event"] == "seeded")
-        .expect("a seeded event");
+    let event = event(stdout, "seeded");
     (
         event["reused"].as_u64().unwrap(),
         event["rebuilt"].as_array().unwrap().len(),

@@ -11,10 +11,8 @@
 
 mod common;
 
-use std::collections::BTreeSet;
 use std::fmt::Write as _;
 use std::fs;
-use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::OnceLock;
@@ -257,58 +255,6 @@ impl Dev {
             .output()
             .unwrap()
     }
-}
-
-/// The inodes of the object files in `krate`'s incremental sessions.
-fn objects(ws: &Path, krate: &str) -> BTreeSet<u64> {
-    sessions(ws, krate)
-        .iter()
-        .flat_map(|s| object_files(s))
-        .map(|o| fs::metadata(o).unwrap().ino())
-        .collect()
-}
-
-fn sessions(ws: &Path, krate: &str) -> Vec<PathBuf> {
-    let inc = ws.join("target/debug/incremental");
-    let mut out = Vec::new();
-    for dir in fs::read_dir(&inc).into_iter().flatten().flatten() {
-        let name = dir.file_name().to_string_lossy().into_owned();
-        if !name.starts_with(&format!("{krate}-")) {
-            continue;
-        }
-        for s in fs::read_dir(dir.path()).unwrap().flatten() {
-            if s.path().is_dir() {
-                out.push(s.path());
-            }
-        }
-    }
-    out
-}
-
-fn object_files(session: &Path) -> Vec<PathBuf> {
-    fs::read_dir(session)
-        .unwrap()
-        .flatten()
-        .map(|e| e.path())
-        .filter(|p| p.extension().is_some_and(|e| e == "o"))
-        .collect()
-}
-
-/// Of the object files of the session of `krate` that the build just
-/// wrote (the one not among `before`), how many are restored ones
-/// (`restored`), and how many there are.
-fn reused(ws: &Path, krate: &str, before: &[PathBuf], restored: &BTreeSet<u64>) -> (usize, usize) {
-    let new: Vec<PathBuf> = sessions(ws, krate)
-        .into_iter()
-        .filter(|s| !before.contains(s))
-        .collect();
-    assert_eq!(new.len(), 1, "one new session of {krate}: {new:?}");
-    let objects = object_files(&new[0]);
-    let linked = objects
-        .iter()
-        .filter(|o| restored.contains(&fs::metadata(o).unwrap().ino()))
-        .count();
-    (linked, objects.len())
 }
 
 #[test]

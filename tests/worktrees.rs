@@ -11,10 +11,8 @@
 
 mod common;
 
-use std::collections::BTreeSet;
 use std::fmt::Write as _;
 use std::fs;
-use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::OnceLock;
@@ -138,6 +136,14 @@ impl Repo {
     }
 }
 
+/// The first JSON event named `name` among `out`'s lines.
+fn event(out: &str, name: &str) -> serde_json::Value {
+    out.lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .find(|e| e["event"] == name)
+        .unwrap_or_else(|| panic!("no {name} event in {out}"))
+}
+
 fn seed_from(dir: &Path, donor: &Path) -> String {
     let said = cargo(dir, &["seed", "--from", donor.to_str().unwrap(), "-v"]);
     mapped_once(dir, donor);
@@ -173,63 +179,6 @@ fn mapped_once(dir: &Path, donor: &Path) {
             }
         }
     }
-}
-
-/// The inodes of the object files in `krate`'s incremental sessions.
-fn objects(ws: &Path, krate: &str) -> BTreeSet<u64> {
-    sessions(ws, krate)
-        .iter()
-        .flat_map(|s| object_files(s))
-        .map(|o| fs::metadata(o).unwrap().ino())
-        .collect()
-}
-
-fn sessions(ws: &Path, krate: &str) -> Vec<PathBuf> {
-    let mut out = Vec::new();
-    for dir in fs::read_dir(ws.join("target/debug/incremental"))
-        .into_iter()
-        .flatten()
-        .flatten()
-    {
-        if !dir
-            .file_name()
-            .to_string_lossy()
-            .starts_with(&format!("{krate}-"))
-        {
-            continue;
-        }
-        for s in fs::read_dir(dir.path()).unwrap().flatten() {
-            if s.path().is_dir() {
-                out.push(s.path());
-            }
-        }
-    }
-    out
-}
-
-fn object_files(session: &Path) -> Vec<PathBuf> {
-    fs::read_dir(session)
-        .unwrap()
-        .flatten()
-        .map(|e| e.path())
-        .filter(|p| p.extension().is_some_and(|e| e == "o"))
-        .collect()
-}
-
-/// Of the object files in the session of `krate` the build just wrote (the
-/// one not among `before`), how many are copied ones, and how many there are.
-fn reused(ws: &Path, krate: &str, before: &[PathBuf], copied: &BTreeSet<u64>) -> (usize, usize) {
-    let new: Vec<PathBuf> = sessions(ws, krate)
-        .into_iter()
-        .filter(|s| !before.contains(s))
-        .collect();
-    assert_eq!(new.len(), 1, "one new session of {krate}: {new:?}");
-    let objects = object_files(&new[0]);
-    let linked = objects
-        .iter()
-        .filter(|o| copied.contains(&fs::metadata(o).unwrap().ino()))
-        .count();
-    (linked, objects.len())
 }
 
 #[test]
@@ -385,11 +334,7 @@ fn auto_takes_the_checkout_that_gives_most_not_the_nearest_commit() {
     assert!(reused(home_row) > reused(near_row), "{listed}");
 
     let said = text(&run(&wt, &["seed", "--from", "auto", "--message-format", "json"]).stdout);
-    let resolved: serde_json::Value = said
-        .lines()
-        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
-        .find(|e| e["event"] == "resolved")
-        .unwrap_or_else(|| panic!("{said}"));
+    let resolved = event(&said, "resolved");
     let home_shown = fs::canonicalize(&home).unwrap().display().to_string();
     assert_eq!(
         resolved["store"],
@@ -398,11 +343,7 @@ fn auto_takes_the_checkout_that_gives_most_not_the_nearest_commit() {
     );
     // `home` was itself seeded: it hands on the incremental state too, as
     // the seed gave it the wrapper's records of the units it restored.
-    let seeded = said
-        .lines()
-        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
-        .find(|e| e["event"] == "seeded")
-        .unwrap_or_else(|| panic!("{said}"));
+    let seeded = event(&said, "seeded");
     assert!(seeded["incremental"].as_u64().unwrap() > 0, "{said}");
     let b = cargo_build_env(&wt, &env);
     assert_compiled(&b, &["greet", "app"]);

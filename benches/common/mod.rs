@@ -61,6 +61,35 @@ pub fn run(dir: &Path, cmd: &str, env: &[(&str, &Path)]) -> f64 {
     start.elapsed().as_secs_f64()
 }
 
+/// Runs `program` in `dir` with no target dir, build dir or rustc wrapper
+/// from the caller's environment (and `CI` set: no progress bars); returns
+/// its wall time and stdout, and panics if it fails.
+pub fn timed(dir: &Path, program: &str, args: &[&str]) -> (f64, String) {
+    let start = std::time::Instant::now();
+    let out = std::process::Command::new(program)
+        .args(args)
+        .current_dir(dir)
+        .env_remove("CARGO_TARGET_DIR")
+        .env_remove("CARGO_BUILD_BUILD_DIR")
+        .env_remove("RUSTC_WRAPPER")
+        .env("CI", "1")
+        .stderr(std::process::Stdio::inherit())
+        .output()
+        .unwrap();
+    let secs = start.elapsed().as_secs_f64();
+    assert!(out.status.success(), "{program} {args:?} failed");
+    (secs, String::from_utf8(out.stdout).unwrap())
+}
+
+/// The first JSON event named `name` among `stdout`'s lines.
+pub fn event(stdout: &str, name: &str) -> serde_json::Value {
+    stdout
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .find(|e| e["event"] == name)
+        .unwrap_or_else(|| panic!("no {name} event in {stdout}"))
+}
+
 /// Prints a case's median and range, and its ratio to `base`; returns the
 /// median.
 pub fn show(name: &str, times: Vec<f64>, base: Option<f64>) -> f64 {
