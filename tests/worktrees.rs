@@ -330,6 +330,7 @@ fn auto_takes_the_checkout_that_gives_most_not_the_nearest_commit() {
     let (near_row, home_row) = (row(&near), row(&home));
     assert_eq!(near_row["distance"], 0, "{listed}");
     assert_eq!(home_row["distance"], 1, "{listed}");
+    assert_eq!(event(&listed, "listed_local")["checkouts"], 2, "{listed}");
     let reused = |e: &serde_json::Value| e["reused"].as_u64().unwrap();
     assert!(reused(home_row) > reused(near_row), "{listed}");
 
@@ -345,6 +346,9 @@ fn auto_takes_the_checkout_that_gives_most_not_the_nearest_commit() {
     // the seed gave it the wrapper's records of the units it restored.
     let seeded = event(&said, "seeded");
     assert!(seeded["incremental"].as_u64().unwrap() > 0, "{said}");
+    // Copied, not fetched.
+    assert!(seeded["copied_bytes"].as_u64().unwrap() > 0, "{said}");
+    assert_eq!(seeded["fetched_bytes"], 0, "{said}");
     let b = cargo_build_env(&wt, &env);
     assert_compiled(&b, &["greet", "app"]);
     assert_eq!(run_app(&wt).lines().next().unwrap(), r.greeting(true, 3));
