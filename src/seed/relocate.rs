@@ -123,7 +123,8 @@ impl Moves {
     /// Copies `input` to `output` with every moved directory replaced, in
     /// one pass: at each position the longest matching directory is
     /// replaced, and nothing written is scanned again (so a local path
-    /// holding CI's is not replaced twice). Reads and writes a window at a
+    /// holding CI's is not replaced twice). A directory's name matches only
+    /// whole: `/ci/app` is not the start of `/ci/app-tools`. Reads and writes a window at a
     /// time. Fails with [`Overflow`] before writing more than `limit`
     /// bytes. Returns the bytes written and whether any was replaced.
     pub(crate) fn map_stream(
@@ -161,12 +162,12 @@ impl Moves {
                 eof = n == 0;
                 window.extend_from_slice(&chunk[..n]);
             }
-            // Positions whose match may run past the window wait for more
-            // input, unless there is none.
+            // Positions whose match, and the byte after it, may run past
+            // the window wait for more input, unless there is none.
             let settled = if eof {
                 window.len()
             } else {
-                window.len().saturating_sub(longest.saturating_sub(1))
+                window.len().saturating_sub(longest)
             };
             let mut at = 0;
             while at < settled {
@@ -179,10 +180,13 @@ impl Moves {
                 if at == settled {
                     break;
                 }
-                match pairs
-                    .iter()
-                    .find(|(from, _)| window[at..].starts_with(from))
-                {
+                let whole = |from: &[u8]| {
+                    window[at..].starts_with(from)
+                        && window
+                            .get(at + from.len())
+                            .is_none_or(|b| !continues_name(*b))
+                };
+                match pairs.iter().find(|(from, _)| whole(from)) {
                     Some((from, to)) => {
                         out.write_all(to)?;
                         at += from.len();
@@ -199,6 +203,13 @@ impl Moves {
         out.inner.flush()?;
         Ok((limit - out.left, replaced))
     }
+}
+
+/// Whether `b`, right after a directory's path in a text, makes it the
+/// start of another name (`/ci/app-tools`, `/ci/app.old`, `/ci/app2`)
+/// rather than the directory itself (`/ci/app/…`, `/ci/app:`, `/ci/app `).
+fn continues_name(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b"-_.+~@".contains(&b) || b >= 0x80
 }
 
 /// The bytes of a path as they appear in the text files that hold it.

@@ -129,6 +129,11 @@ fn nested_directories_map_to_their_own_counterparts() {
         moves.map_text("a: /ci/ws/src/a.rs /ci/.cargo/registry/x.rs\n"),
         "a: /home/me/app/src/a.rs /home/me/.cargo/registry/x.rs\n"
     );
+    // A name that only starts like a moved directory is another one.
+    assert_eq!(
+        moves.map_text("/ci/ws-tools/a /ci/ws.old /ci/ws2 /ci/ws:/ci/ws\n/ci/ws"),
+        "/ci/ws-tools/a /ci/ws.old /ci/ws2 /home/me/app:/home/me/app\n/home/me/app"
+    );
 }
 
 #[test]
