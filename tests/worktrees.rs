@@ -108,17 +108,7 @@ impl Repo {
         let n = self.counter.fetch_add(1, Ordering::Relaxed);
         let dir = self.root.join(format!("checkouts/main-{n}"));
         fs::create_dir_all(dir.parent().unwrap()).unwrap();
-        git(
-            &self.main,
-            &[
-                "worktree",
-                "add",
-                "-q",
-                "--detach",
-                dir.to_str().unwrap(),
-                commit,
-            ],
-        );
+        add_worktree(&self.main, &dir, commit);
         dir
     }
 
@@ -134,6 +124,13 @@ impl Repo {
         let word = if hi { "hi there" } else { "hello" };
         format!("{word}, seed (v1) {total}")
     }
+}
+
+/// `git worktree add` of the repository at `repo`: `dir`, detached at
+/// `commit`.
+fn add_worktree(repo: &Path, dir: &Path, commit: &str) {
+    let dir = dir.to_str().unwrap();
+    git(repo, &["worktree", "add", "-q", "--detach", dir, commit]);
 }
 
 /// The first JSON event named `name` among `out`'s lines.
@@ -281,17 +278,7 @@ fn auto_takes_the_checkout_that_gives_most_not_the_nearest_commit() {
     };
     let worktree = |home: &Path, name: &str, commit: &str| {
         let dir = r.root.join("auto").join(name);
-        git(
-            home,
-            &[
-                "worktree",
-                "add",
-                "-q",
-                "--detach",
-                dir.to_str().unwrap(),
-                commit,
-            ],
-        );
+        add_worktree(home, &dir, commit);
         dir
     };
     // A clone at `base`, fully built (seeded from the main checkout).

@@ -50,11 +50,7 @@ pub(super) fn copy_tree(
                 target.display()
             )));
         }
-        #[cfg(unix)]
-        std::os::unix::fs::symlink(&target, &dest)?;
-        #[cfg(not(unix))]
-        return Err(io::Error::other("a link"));
-        #[allow(unreachable_code)]
+        symlink(&target, &dest)?;
         return Ok(true);
     }
     if !meta.is_file() {
@@ -73,6 +69,17 @@ pub(super) fn copy_tree(
     File::open(&dest)?.set_times(times)?;
     files.push((rel.to_owned(), size));
     Ok(false)
+}
+
+#[cfg(unix)]
+fn symlink(target: &Path, at: &Path) -> io::Result<()> {
+    std::os::unix::fs::symlink(target, at)
+}
+#[cfg(not(unix))]
+fn symlink(_: &Path, _: &Path) -> io::Result<()> {
+    Err(io::Error::other(
+        "a link, which cargo-seed copies only on Unix",
+    ))
 }
 
 /// The donor's paths as its text files name them, and this checkout's:
